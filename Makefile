@@ -1,0 +1,32 @@
+# Two commands on a fresh machine:  `make demo`  and  `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch==2.13.0 resolves to the local CPU wheel on these machines; a bare `torch` would pull CUDA.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: venv demo test test-all lint bench clean
+
+$(BIN)/adamlab: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(BIN)/adamlab
+
+venv: $(BIN)/adamlab
+
+demo: venv
+	$(BIN)/adamlab demo
+
+test: venv
+	$(BIN)/python -m pytest
+
+test-all: venv
+	$(BIN)/python -m pytest -m "slow or not slow"
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,74 @@
+"""The ``adamlab`` command line.
+
+Each subcommand lives with the layer it belongs to, in a module that exposes
+``register(subparsers) -> None``. ``register`` adds one or more subparsers and sets
+``func`` (``args -> int`` exit code) as their default. This file only wires them together.
+
+Exit codes: 0 success, 1 the job ran but failed (e.g. a property did not hold where it must,
+a run diverged when that is an error), 2 bad arguments or bad input (one clear line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from adamlab import __version__
+
+# Modules that add subcommands, in the order they appear in --help.
+COMMAND_MODULES: tuple[str, ...] = (
+    "adamlab.runner.commands",  # demo, run, sweep, plot
+    "adamlab.problems.commands",  # list
+    "adamlab.dissect.commands",  # verify
+    "adamlab.data.commands",  # data fetch | verify
+    "adamlab.reproduce.commands",  # reproduce
+)
+
+
+class UsageError(Exception):
+    """Bad user input: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="adamlab",
+        description="Adam and its relatives: optimizers, dissection, and the papers' experiments.",
+        epilog="Run `adamlab COMMAND --help` for a command's options and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"adamlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            # Only tolerate the command module itself being absent, never a broken import inside it.
+            if err.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as err:
+        print(f"adamlab {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, PermissionError) as err:
+        print(f"adamlab {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"adamlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The contract every test problem follows, and the registry of problems by name.
+
+A problem bundles a model, a loss, a seeded data pipeline, an evaluation and a default
+protocol (batch size, budget, eval cadence) taken from the paper it comes from. The runner,
+the vectorised backend and the dissection code only ever use this interface.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+Batch = tuple[Tensor, ...]
+"""One mini-batch: usually ``(inputs, targets)``; for synthetic problems whatever ``loss`` needs."""
+
+LR_SCHEDULES = ("constant", "inv_sqrt", "step")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A problem's default training protocol, from its paper.
+
+    Attributes
+    ----------
+    batch_size:
+        Mini-batch size.
+    steps:
+        Default budget in optimizer steps (``--steps`` overrides it).
+    eval_every:
+        Evaluate (``Problem.evaluate``) every this many steps, and after the last step.
+    lr_schedule:
+        ``"constant"``, ``"inv_sqrt"`` (lr / sqrt(t), Adam paper 6.1) or ``"step"`` (step decay).
+    source:
+        Where the protocol comes from, e.g. ``"Kingma & Ba 2015, sec. 6.1"``.
+    """
+
+    batch_size: int
+    steps: int
+    eval_every: int
+    lr_schedule: str = "constant"
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.eval_every < 1:
+            raise ValueError(f"eval_every must be >= 1, got {self.eval_every}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+
+
+class Problem(ABC):
+    """A named test problem.
+
+    Subclasses set ``name``, ``description`` and ``protocol``, and implement ``make_model``,
+    ``train_batches`` and ``loss``. All randomness flows from the ``seed`` arguments, so two calls
+    with the same seed give identical models and identical batch streams.
+
+    ``options`` are problem parameters (e.g. ``spectrum="ill"`` for the noisy quadratic); ``root``
+    is the data directory (default: ``$ADAMLAB_DATA``, then ``~/.cache/adamlab``).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    protocol: Protocol
+    #: True when the loss uses randomness beyond the batch (e.g. dropout, VAE sampling).
+    stochastic_forward: ClassVar[bool] = False
+
+    def __init__(self, *, root: str | None = None, **options: Any) -> None:
+        self.root = root
+        self.options = options
+
+    # -- what every problem implements -------------------------------------------------------
+    @abstractmethod
+    def make_model(self, seed: int) -> nn.Module:
+        """A freshly initialised model; same seed, same weights."""
+
+    @abstractmethod
+    def train_batches(self, seed: int, batch_size: int | None = None) -> Iterator[Batch]:
+        """An endless, seeded stream of training batches (reshuffled each epoch)."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        """Mean training loss over ``batch`` (a 0-dim tensor), in the model's current mode."""
+
+    # -- optional, with sensible defaults ------------------------------------------------------
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Evaluation metrics, e.g. ``{"test_loss": ..., "test_accuracy": ...}``. Called under no_grad."""
+        return {}
+
+    @property
+    def steps_per_epoch(self) -> int | None:
+        """Steps per pass over the training set at the default batch size; None for synthetic streams."""
+        return None
+
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable description (name + options), used to hash runs."""
+        return {"problem": self.name, **{k: v for k, v in sorted(self.options.items())}}
+
+
+@dataclass
+class _Entry:
+    factory: Callable[..., Problem]
+    description: str
+    protocol: Protocol | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register(cls: type[Problem]) -> type[Problem]:
+    """Class decorator: register ``cls`` under ``cls.name``."""
+    if cls.name in _REGISTRY:
+        raise ValueError(f"problem {cls.name!r} is already registered")
+    _REGISTRY[cls.name] = _Entry(cls, cls.description, getattr(cls, "protocol", None))
+    return cls
+
+
+def names() -> list[str]:
+    """Registered problem names, sorted."""
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def get(name: str, **options: Any) -> Problem:
+    """Build the problem registered as ``name``. Unknown names raise ``ValueError`` listing the known ones."""
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown problem {name!r}; known problems: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name].factory(**options)
+
+
+def _load_builtin() -> None:
+    # Importing the package registers the built-in problems (each module decorates its classes).
+    import adamlab.problems  # noqa: F401
