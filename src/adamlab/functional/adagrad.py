@@ -1,0 +1,37 @@
+"""AdaGrad (Duchi, Hazan & Singer 2011), in PyTorch's parameterisation."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from adamlab.functional.common import prepare_grad
+
+T = TypeVar("T")
+
+
+def adagrad_lr(lr: float, lr_decay: float, step: int) -> float:
+    r"""PyTorch's decayed step size :math:`\eta_t = \eta / (1 + (t - 1)\,\delta)`."""
+    return lr / (1 + (step - 1) * lr_decay)
+
+
+def adagrad(
+    param: T,
+    grad: T,
+    sum_sq: T,
+    *,
+    lr: Any,
+    eps: float = 1e-10,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+) -> tuple[T, T]:
+    r"""One AdaGrad step; returns ``(param, sum_sq)``. ``lr`` is the (possibly decayed) :math:`\eta_t`.
+
+    .. math::
+        v_t = v_{t-1} + g_t^2, \qquad \theta_t = \theta_{t-1} - \frac{\eta_t\, g_t}{\epsilon + \sqrt{v_t}}
+
+    Seed 003 writes the same rule (its sum runs to :math:`t-1` but it applies the current gradient, so
+    the accumulator includes :math:`g_t` as in Duchi et al. and ``torch.optim.Adagrad``).
+    """
+    grad = prepare_grad(param, grad, weight_decay=weight_decay, maximize=maximize)
+    sum_sq = sum_sq + grad * grad
+    return param - lr * (grad / (sum_sq.sqrt() + eps)), sum_sq

@@ -1,0 +1,173 @@
+r"""The sign / variance-adaptation family of Balles & Hennig, "Dissecting Adam" (ICML 2018).
+
+Every method here updates :math:`\theta \leftarrow \theta - \alpha\, d \odot \gamma` where
+
+- the direction :math:`d` is the gradient or its sign, of the raw stochastic gradient :math:`g`
+  (no momentum) or of the bias-corrected EMA :math:`m` (momentum);
+- :math:`\gamma` is 1, or the variance-adaptation factor estimated from the EMAs :math:`m, v`.
+
+=============  ==========  ====================  ========  ==============================================
+method         direction   variance adaptation   momentum  update
+=============  ==========  ====================  ========  ==============================================
+SGD            grad        no                    no        :math:`g`
+SSD            sign        no                    no        :math:`\operatorname{sign}(g)`
+SVAG           grad        yes                   no        :math:`\frac{m^2}{m^2 + s} \odot g`
+SSD-VA         sign        yes                   no        :math:`\sqrt{\frac{m^2}{m^2+s}} \odot \operatorname{sign}(g)`
+M-SGD          grad        no                    yes       :math:`m`
+M-SSD          sign        no                    yes       :math:`\operatorname{sign}(m)`
+M-SVAG         grad        yes                   yes       :math:`\frac{m^2}{m^2 + \rho s} \odot m`
+M-SSD-VA       sign        yes                   yes       :math:`\sqrt{\frac{m^2}{m^2 + \rho s}} \odot \operatorname{sign}(m)`
+=============  ==========  ====================  ========  ==============================================
+
+with (seed 002, "Practical implementation of M-SVAG", written here with a 1-based step :math:`t`)
+
+.. math::
+    \tilde m_t = \beta \tilde m_{t-1} + (1-\beta) g_t, \quad \tilde v_t = \beta \tilde v_{t-1} + (1-\beta) g_t^2,
+    \quad m = \frac{\tilde m_t}{1-\beta^t}, \quad v = \frac{\tilde v_t}{1-\beta^t},
+
+    \rho_t = \frac{(1-\beta)(1+\beta^t)}{(1+\beta)(1-\beta^t)}, \qquad s = \frac{v - m^2}{1 - \rho_t}.
+
+:math:`s` estimates the gradient variance :math:`\sigma^2` and :math:`\rho_t s` the variance of
+:math:`m`, so :math:`\gamma` estimates the optimal factors of the paper's lemma:
+:math:`1/(1+\eta^2)` for a gradient direction and :math:`2\rho - 1 \approx (1+\eta^2)^{-1/2}` for a sign
+direction (seed 002 prints :math:`(1+\eta_i)^{-1/2}` and :math:`1/(1+\eta_t)` for SVAG; the paper's
+:math:`\eta^2` is meant, as its definition :math:`\eta_i^2 = \sigma_i^2/\nabla\mathcal L_i^2` shows).
+
+Edge cases (DESIGN.md): :math:`\rho_1 = 1` makes :math:`s = 0/0`; :math:`\rho` is capped at 0.9999 as
+in the reference code, so the first step is an (M-)SGD step up to rounding. Round-off can make
+:math:`v - m^2 < 0`: :math:`s` is clamped at 0, and :math:`\gamma` is clipped to [0, 1]. A zero gradient
+(:math:`m = v = 0`) gives :math:`\gamma = 0`: a zero step, never NaN.
+
+``variance_estimate="naive"`` replaces the variance of the direction by :math:`v - m^2` (no
+:math:`\rho`, no :math:`1/(1-\rho)`): then M-SSD-VA is exactly Adam with :math:`\beta_1 = \beta_2 = \beta`
+and :math:`\epsilon = 0`, since :math:`\operatorname{sign}(m)\sqrt{m^2/v} = m/\sqrt{v}`.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Literal, TypeVar
+
+from adamlab.functional.common import bias_correction, ema, msvag_rho, prepare_grad, safe_ratio
+
+T = TypeVar("T")
+Direction = Literal["grad", "sign"]
+VarianceEstimate = Literal["unbiased", "naive"]
+DIRECTIONS = ("grad", "sign")
+VARIANCE_ESTIMATES = ("unbiased", "naive")
+
+
+def dissected_coefficients(step: int, beta: float) -> dict[str, float]:
+    r"""Host-side scalars of step :math:`t`: :math:`1 - \beta^t` and the capped :math:`\rho_t`."""
+    return {"bias_correction": bias_correction(beta, step), "rho": msvag_rho(beta, step)}
+
+
+def direction_variance(m: T, v: T, *, rho: Any, momentum: bool, variance_estimate: str = "unbiased") -> T:
+    r"""Estimated variance of the update direction: :math:`\rho s` (momentum) or :math:`s` (none).
+
+    With ``variance_estimate="naive"`` it is :math:`v - m^2` in both cases. Negative round-off is
+    clamped to 0.
+    """
+    excess = (v - m * m).clamp_min(0.0)
+    if variance_estimate == "naive":
+        return excess
+    s = excess / (1 - rho)
+    return rho * s if momentum else s
+
+
+def variance_adaptation_factor(
+    m: T,
+    v: T,
+    *,
+    rho: Any,
+    momentum: bool,
+    direction: str = "grad",
+    variance_estimate: str = "unbiased",
+) -> T:
+    r""":math:`\gamma = m^2 / (m^2 + \operatorname{Var}[d])`, clipped to [0, 1] (0 where both are 0).
+
+    For a sign direction the factor is :math:`\sqrt{\gamma}`, the Gaussian approximation of
+    :math:`2\rho - 1` (seed 002).
+    """
+    m2 = m * m
+    gamma = safe_ratio(m2, m2 + direction_variance(m, v, rho=rho, momentum=momentum,
+                                                   variance_estimate=variance_estimate)).clamp(0.0, 1.0)
+    return gamma.sqrt() if direction == "sign" else gamma
+
+
+def dissected_pieces(
+    grad: T,
+    m: T | None,
+    v: T | None,
+    *,
+    direction: str,
+    variance_adaptation: bool,
+    momentum: bool,
+    rho: Any = 0.0,
+    variance_estimate: str = "unbiased",
+) -> tuple[T, T | float]:
+    """``(d, gamma)`` of the table above, from the gradient and the bias-corrected ``m``, ``v``."""
+    source = m if momentum else grad
+    d = source.sign() if direction == "sign" else source
+    if not variance_adaptation:
+        return d, 1.0
+    gamma = variance_adaptation_factor(
+        m, v, rho=rho, momentum=momentum, direction=direction, variance_estimate=variance_estimate
+    )
+    return d, gamma
+
+
+def dissected(
+    param: T,
+    grad: T,
+    exp_avg: T | None = None,
+    exp_avg_sq: T | None = None,
+    *,
+    lr: Any,
+    beta: Any = 0.9,
+    direction: str = "grad",
+    variance_adaptation: bool = False,
+    momentum: bool = True,
+    variance_estimate: str = "unbiased",
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+    bias_correction: Any = 1.0,
+    rho: Any = 0.0,
+) -> tuple[T, T | None, T | None]:
+    r"""One step of any method in the table above; returns ``(param, exp_avg, exp_avg_sq)``.
+
+    ``exp_avg`` (:math:`\tilde m`) is needed with momentum or variance adaptation, ``exp_avg_sq``
+    (:math:`\tilde v`) with variance adaptation; pass None otherwise. ``bias_correction``
+    (:math:`1-\beta^t`) and ``rho`` (:math:`\rho_t`) come from :func:`dissected_coefficients`.
+    """
+    grad = prepare_grad(param, grad, weight_decay=weight_decay, maximize=maximize)
+    m = v = None
+    if momentum or variance_adaptation:
+        exp_avg = ema(exp_avg, grad, beta)
+        m = exp_avg / bias_correction
+    if variance_adaptation:
+        exp_avg_sq = ema(exp_avg_sq, grad * grad, beta)
+        v = exp_avg_sq / bias_correction
+    d, gamma = dissected_pieces(
+        grad, m, v, direction=direction, variance_adaptation=variance_adaptation, momentum=momentum,
+        rho=rho, variance_estimate=variance_estimate,
+    )
+    update = d * gamma if variance_adaptation else d
+    return param - lr * update, exp_avg, exp_avg_sq
+
+
+#: The named corners of the family: the same function with its switches set.
+PRESETS: dict[str, dict[str, Any]] = {
+    "ssd": {"direction": "sign", "variance_adaptation": False, "momentum": False},
+    "mssd": {"direction": "sign", "variance_adaptation": False, "momentum": True},
+    "svag": {"direction": "grad", "variance_adaptation": True, "momentum": False},
+    "msvag": {"direction": "grad", "variance_adaptation": True, "momentum": True},
+    "mssdva": {"direction": "sign", "variance_adaptation": True, "momentum": True},
+    "msgd": {"direction": "grad", "variance_adaptation": False, "momentum": True},
+}
+
+ssd = partial(dissected, **PRESETS["ssd"])
+mssd = partial(dissected, **PRESETS["mssd"])
+svag = partial(dissected, **PRESETS["svag"])
+msvag = partial(dissected, **PRESETS["msvag"])
+mssdva = partial(dissected, **PRESETS["mssdva"])

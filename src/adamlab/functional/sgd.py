@@ -1,0 +1,47 @@
+"""Stochastic gradient descent with momentum and Nesterov momentum (PyTorch semantics)."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from adamlab.functional.common import prepare_grad
+
+T = TypeVar("T")
+
+
+def sgd(
+    param: T,
+    grad: T,
+    momentum_buffer: T | None = None,
+    *,
+    lr: Any,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+    first_step: bool = False,
+) -> tuple[T, T | None]:
+    r"""One SGD step; returns ``(param, momentum_buffer)``.
+
+    With :math:`g` from :func:`~adamlab.functional.common.prepare_grad`:
+
+    .. math::
+        b_t = \begin{cases} g_t & t = 1 \\ \mu b_{t-1} + (1 - \tau) g_t & t > 1 \end{cases}, \qquad
+        d_t = \begin{cases} g_t + \mu b_t & \text{nesterov} \\ b_t & \text{otherwise} \end{cases}, \qquad
+        \theta_t = \theta_{t-1} - \eta d_t
+
+    (:math:`\mu` momentum, :math:`\tau` dampening; without momentum :math:`d_t = g_t`). This is
+    ``torch.optim.SGD``. Seed 003's heavy-ball form :math:`v_t = \rho v_{t-1} - \eta g_t,\
+    \theta_t = \theta_{t-1} + v_t` is the same iteration at constant :math:`\eta`, with
+    :math:`v_t = -\eta b_t` and :math:`\rho = \mu`, :math:`\tau = 0`.
+    """
+    grad = prepare_grad(param, grad, weight_decay=weight_decay, maximize=maximize)
+    if momentum == 0:
+        return param - lr * grad, momentum_buffer
+    if first_step or momentum_buffer is None:
+        momentum_buffer = grad
+    else:
+        momentum_buffer = momentum * momentum_buffer + (1 - dampening) * grad
+    direction = grad + momentum * momentum_buffer if nesterov else momentum_buffer
+    return param - lr * direction, momentum_buffer

@@ -1,0 +1,56 @@
+"""``Adagrad`` (``torch.optim.Adagrad`` semantics)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from adamlab import functional as F
+from adamlab.optim.base import AdamlabOptimizer, ParamsT
+from adamlab.optim.validation import check_lr, check_nonnegative
+
+
+class Adagrad(AdamlabOptimizer):
+    r"""AdaGrad, :math:`v \leftarrow v + g^2,\ \theta \leftarrow \theta - \eta_t g/(\epsilon + \sqrt v)`.
+
+    See :func:`adamlab.functional.adagrad`. ``lr_decay`` gives :math:`\eta_t = \eta/(1 + (t-1)\delta)`
+    and ``initial_accumulator_value`` the starting :math:`v`, as in ``torch.optim.Adagrad``.
+    Defaults: ``lr=1e-2``, ``eps=1e-10`` (PyTorch's).
+    """
+
+    rule = F.adagrad
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        nonfinite: str = "propagate",
+    ) -> None:
+        check_lr(lr)
+        check_nonnegative("lr_decay", lr_decay)
+        check_nonnegative("weight_decay", weight_decay)
+        check_nonnegative("initial_accumulator_value", initial_accumulator_value)
+        check_nonnegative("eps", eps)
+        defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
+                        initial_accumulator_value=initial_accumulator_value, maximize=maximize,
+                        foreach=foreach)
+        super().__init__(params, defaults, nonfinite=nonfinite)
+
+    def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
+        return ("sum",)
+
+    def initial_state(self, name: str, param: Tensor, group: dict[str, Any]) -> Tensor:
+        return torch.full_like(param, group["initial_accumulator_value"], memory_format=torch.preserve_format)
+
+    def rule_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        return dict(lr=F.adagrad_lr(group["lr"], group["lr_decay"], step), eps=group["eps"],
+                    weight_decay=group["weight_decay"], maximize=group["maximize"])

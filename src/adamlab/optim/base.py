@@ -1,0 +1,146 @@
+"""The machinery every adamlab optimizer shares: state, param groups, dispatch to a functional rule.
+
+A subclass names its functional rule, the state tensors that rule takes, and the keyword arguments
+of one step. This base class does the rest: closures, None and sparse grads, lazy state, step counters,
+the non-finite gradient policy, and running the rule per tensor (``foreach=False``) or over the whole
+group at once (``foreach=True``). The math is never here: it is in :mod:`adamlab.functional`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from adamlab.functional.tensorlist import TensorList, copy_into
+from adamlab.optim.validation import NONFINITE_POLICIES, check_choice
+
+ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
+
+
+class AdamlabOptimizer(Optimizer):
+    """Base class: a ``torch.optim.Optimizer`` whose update is one function of ``adamlab.functional``.
+
+    Non-finite gradients (``nonfinite=``): ``"propagate"`` (default, like ``torch.optim``: NaN or inf
+    in a gradient reaches the parameters and state; no extra pass over the gradients), ``"skip"``
+    (if any gradient of the step has a NaN or inf, the whole step is skipped -- parameters, state and
+    step counters are left as they were -- and ``skipped_steps`` is incremented), or ``"raise"``
+    (``FloatingPointError`` naming the parameter). ``skip`` and ``raise`` cost one read of the
+    gradients and one host synchronisation per step.
+    """
+
+    #: The functional rule ``rule(param, grad, *state, **kwargs) -> (param, *state)``.
+    rule: Callable[..., tuple[Any, ...]]
+
+    def __init__(self, params: ParamsT, defaults: dict[str, Any], *, nonfinite: str = "propagate") -> None:
+        check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
+        defaults.setdefault("foreach", None)
+        super().__init__(params, defaults)
+        self.nonfinite = nonfinite
+        self.skipped_steps = 0
+
+    # -- what a subclass provides ---------------------------------------------------------------
+    def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
+        """State names for the rule's positional state arguments; None where the rule gets None."""
+        return ()
+
+    def initial_state(self, name: str, param: Tensor, group: dict[str, Any]) -> Tensor:
+        """A fresh state tensor (zeros by default)."""
+        return torch.zeros_like(param, memory_format=torch.preserve_format)
+
+    def rule_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        """Keyword arguments of the rule for a group at (1-based) step ``step``."""
+        raise NotImplementedError
+
+    # -- the step ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimization step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        work = [(group, *self._params_with_grad(group)) for group in self.param_groups]
+        if self.nonfinite != "propagate" and not self._grads_finite(work):
+            self.skipped_steps += 1
+            return loss
+        for group, params, grads in work:
+            if params:
+                self._step_group(group, params, grads)
+        return loss
+
+    def _params_with_grad(self, group: dict[str, Any]) -> tuple[list[Tensor], list[Tensor]]:
+        params, grads = [], []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError(
+                    f"{type(self).__name__} does not support sparse gradients; use dense gradients "
+                    "(e.g. nn.Embedding(sparse=False)) or torch.optim.SparseAdam"
+                )
+            if p.is_complex():
+                raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
+            params.append(p)
+            grads.append(p.grad)
+        return params, grads
+
+    def _grads_finite(self, work: list[tuple[dict[str, Any], list[Tensor], list[Tensor]]]) -> bool:
+        grads = [g for _, _, gs in work for g in gs]
+        if not grads:
+            return True
+        flags = torch.stack([g.isfinite().all() for g in grads])
+        if bool(flags.all()):
+            return True
+        if self.nonfinite == "raise":
+            bad = int((~flags).nonzero()[0])
+            shape = tuple(grads[bad].shape)
+            raise FloatingPointError(
+                f"{type(self).__name__}: non-finite gradient in parameter #{bad} (shape {shape}); "
+                "nonfinite='raise'"
+            )
+        return False
+
+    def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+        slots = self.state_slots(group)
+        buckets: dict[tuple[int, torch.device, torch.dtype], list[int]] = {}
+        for i, p in enumerate(params):
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+            for name in slots:
+                if name is not None and name not in state:
+                    state[name] = self.initial_state(name, p, group)
+            state["step"] += 1
+            buckets.setdefault((state["step"], p.device, p.dtype), []).append(i)
+        foreach = self._use_foreach(group, params)
+        for (step, _, _), index in buckets.items():
+            kwargs = self.rule_kwargs(group, step)
+            if foreach:
+                self._apply(
+                    TensorList(params[i] for i in index),
+                    TensorList(grads[i] for i in index),
+                    [None if n is None else TensorList(self.state[params[i]][n] for i in index) for n in slots],
+                    kwargs,
+                )
+            else:
+                for i in index:
+                    state = self.state[params[i]]
+                    self._apply(params[i], grads[i], [None if n is None else state[n] for n in slots], kwargs)
+
+    def _apply(self, param: Any, grad: Any, states: list[Any], kwargs: dict[str, Any]) -> None:
+        new_param, *new_states = type(self).rule(param, grad, *states, **kwargs)
+        for old, new in zip(states, new_states):
+            if old is not None:
+                copy_into(old, new)
+        copy_into(param, new_param)
+
+    @staticmethod
+    def _use_foreach(group: dict[str, Any], params: list[Tensor]) -> bool:
+        foreach = group.get("foreach")
+        if foreach is None:  # PyTorch's default: multi-tensor kernels on accelerators, per tensor on CPU
+            return all(p.device.type != "cpu" for p in params)
+        return bool(foreach)

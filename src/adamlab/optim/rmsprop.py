@@ -1,0 +1,53 @@
+"""``RMSprop`` (``torch.optim.RMSprop`` semantics)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adamlab import functional as F
+from adamlab.optim.base import AdamlabOptimizer, ParamsT
+from adamlab.optim.validation import check_lr, check_nonnegative, check_unit_interval
+
+
+class RMSprop(AdamlabOptimizer):
+    r"""RMSProp, :math:`v \leftarrow \alpha v + (1-\alpha) g^2,\ \theta \leftarrow \theta - \eta g/(\epsilon + \sqrt v)`.
+
+    See :func:`adamlab.functional.rmsprop`. Seed 003 names the decay :math:`\beta`; we keep PyTorch's
+    name ``alpha`` so this is a drop-in for ``torch.optim.RMSprop`` (also ``momentum``, ``centered``).
+    Defaults (PyTorch's): ``lr=1e-2``, ``alpha=0.99``, ``eps=1e-8``.
+    """
+
+    rule = F.rmsprop
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        nonfinite: str = "propagate",
+    ) -> None:
+        check_lr(lr)
+        check_unit_interval("alpha", alpha, closed=True)
+        check_nonnegative("eps", eps)
+        check_nonnegative("weight_decay", weight_decay)
+        check_nonnegative("momentum", momentum)
+        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                        centered=centered, maximize=maximize, foreach=foreach)
+        super().__init__(params, defaults, nonfinite=nonfinite)
+
+    def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
+        return ("square_avg",
+                "momentum_buffer" if group["momentum"] > 0 else None,
+                "grad_avg" if group["centered"] else None)
+
+    def rule_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        return dict(lr=group["lr"], alpha=group["alpha"], eps=group["eps"], momentum=group["momentum"],
+                    centered=group["centered"], weight_decay=group["weight_decay"],
+                    maximize=group["maximize"])

@@ -1,0 +1,51 @@
+"""``SGD``: plain, momentum and Nesterov (``torch.optim.SGD`` semantics)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adamlab import functional as F
+from adamlab.optim.base import AdamlabOptimizer, ParamsT
+from adamlab.optim.validation import check_lr, check_nonnegative
+
+
+class SGD(AdamlabOptimizer):
+    r"""Stochastic gradient descent, optionally with (Nesterov) momentum; see :func:`adamlab.functional.sgd`.
+
+    Drop-in for ``torch.optim.SGD``: same arguments, same state (``momentum_buffer``), same iterates.
+    ``lr`` is required (no paper default). Seed 003's heavy-ball form :math:`v \leftarrow \rho v - \eta g,\
+    \theta \leftarrow \theta + v` is ``SGD(momentum=rho)`` at constant ``lr``.
+    """
+
+    rule = F.sgd
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        nonfinite: str = "propagate",
+    ) -> None:
+        check_lr(lr)
+        check_nonnegative("momentum", momentum)
+        check_nonnegative("dampening", dampening)
+        check_nonnegative("weight_decay", weight_decay)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Invalid nesterov=True: requires momentum > 0 and dampening = 0")
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize, foreach=foreach)
+        super().__init__(params, defaults, nonfinite=nonfinite)
+
+    def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
+        return ("momentum_buffer" if group["momentum"] != 0 else None,)
+
+    def rule_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        return dict(lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
+                    nesterov=group["nesterov"], weight_decay=group["weight_decay"],
+                    maximize=group["maximize"], first_step=step == 1)
