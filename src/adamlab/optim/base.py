@@ -133,7 +133,7 @@ class AdamlabOptimizer(Optimizer):
 
     def _apply(self, param: Any, grad: Any, states: list[Any], kwargs: dict[str, Any]) -> None:
         new_param, *new_states = type(self).rule(param, grad, *states, **kwargs)
-        for old, new in zip(states, new_states):
+        for old, new in zip(states, new_states, strict=True):
             if old is not None:
                 copy_into(old, new)
         copy_into(param, new_param)
