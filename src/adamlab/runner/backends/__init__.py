@@ -1,0 +1,114 @@
+"""Execution backends: who trains the runs of a sweep.
+
+The contract
+------------
+A backend module ``adamlab.runner.backends.<name>`` defines ``make_backend(**options) -> Backend``.
+A :class:`Backend` has a ``name`` and one method::
+
+    backend.run(configs: Sequence[RunConfig], context: RunContext) -> Iterator[RunResult]
+
+- It yields exactly one :class:`~adamlab.runner.result.RunResult` per config, in any order, as soon
+  as each run ends, so the caller can commit it to the store at once (a crash loses only the runs in
+  flight). Backends never write to the store themselves.
+- A run's own exception becomes a result with status ``"failed"`` and ``error`` set (use
+  :func:`failed_result`); it must not stop the other runs.
+- It calls ``context.on_start(config)`` (when set) just before a run begins.
+- It honours ``context.hooks``, ``context.checkpoint_path(config)``/``context.checkpoint_every``
+  and ``context.progress`` where it can, and builds problems with ``context.problem_for(config)``.
+  ``RunConfig`` is plain data (``to_dict``/``from_dict``), so it can cross process boundaries.
+
+``serial`` (this process, one run after another) is built in; ``vmap`` and ``ray`` are separate
+modules. :func:`get_backend` finds every module in this package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from adamlab.problems import Problem
+from adamlab.runner.config import RunConfig, canonical_json
+from adamlab.runner.hooks import RunHook
+from adamlab.runner.result import RunResult, utcnow
+
+
+def problem_key(name: str, options: Mapping[str, Any]) -> str:
+    """Key of a problem instance: its name and options (a config's problem is ``problem_key(
+    config.problem, config.problem_options)``)."""
+    return canonical_json({"problem": name, "options": dict(options)})
+
+
+@dataclass
+class RunContext:
+    """What a backend needs besides the configs.
+
+    Attributes
+    ----------
+    hooks:
+        Hooks for every run (their names are already part of each config).
+    checkpoint_dir, checkpoint_every:
+        Checkpoint every ``checkpoint_every`` steps into ``checkpoint_dir/<run_id>.pt`` (None: never).
+    progress:
+        Show per-run progress bars.
+    on_start:
+        Called with a config just before its run starts (the sweep marks it ``running``).
+    problems:
+        Problem instances already built, by :func:`problem_key` (a local cache).
+    """
+
+    hooks: Sequence[RunHook] = ()
+    checkpoint_dir: Path | None = None
+    checkpoint_every: int | None = None
+    progress: bool = False
+    on_start: Callable[[RunConfig], None] | None = None
+    problems: dict[str, Problem] = field(default_factory=dict)
+
+    def checkpoint_path(self, config: RunConfig) -> Path | None:
+        if self.checkpoint_dir is None or self.checkpoint_every is None:
+            return None
+        return Path(self.checkpoint_dir) / f"{config.run_id}.pt"
+
+    def problem_for(self, config: RunConfig) -> Problem:
+        """The problem instance for ``config`` (built once per name + options)."""
+        from adamlab.runner.train import build_problem
+
+        key = problem_key(config.problem, config.problem_options)
+        if key not in self.problems:
+            self.problems[key] = build_problem(config.problem, dict(config.problem_options))
+        return self.problems[key]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Runs a list of configs and streams their results back (see the module docstring)."""
+
+    name: str
+
+    def run(self, configs: Sequence[RunConfig], context: RunContext) -> Iterator[RunResult]: ...
+
+
+def failed_result(config: RunConfig, err: BaseException, started_at: str | None = None) -> RunResult:
+    """A ``failed`` result whose ``error`` is the exception's type, message and last frame."""
+    frames = traceback.extract_tb(err.__traceback__)
+    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return RunResult(config, "failed", error=f"{type(err).__name__}: {err}{where}",
+                     started_at=started_at, finished_at=utcnow())
+
+
+def names() -> list[str]:
+    """Names of the available backends (modules in this package)."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+def get_backend(name: str, **options: Any) -> Backend:
+    """Build backend ``name`` with ``options``. Unknown names raise ``ValueError`` listing the known ones."""
+    known = names()
+    if name not in known:
+        raise ValueError(f"unknown backend {name!r}; known backends: {', '.join(known)}")
+    module = importlib.import_module(f"{__name__}.{name}")
+    return module.make_backend(**options)

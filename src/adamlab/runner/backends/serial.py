@@ -1,0 +1,45 @@
+"""The ``serial`` backend: every run in this process, one after another."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from adamlab.runner.backends import RunContext, failed_result
+from adamlab.runner.config import RunConfig
+from adamlab.runner.result import RunResult, utcnow
+
+
+class SerialBackend:
+    """Runs the configs in order in the calling process (deterministic, the reference backend)."""
+
+    name = "serial"
+
+    def run(self, configs: Sequence[RunConfig], context: RunContext) -> Iterator[RunResult]:
+        from adamlab.runner.train import execute
+
+        for config in configs:
+            if context.on_start is not None:
+                context.on_start(config)
+            started = utcnow()
+            try:
+                result = execute(
+                    config,
+                    context.problem_for(config),
+                    hooks=context.hooks,
+                    checkpoint_path=context.checkpoint_path(config),
+                    checkpoint_every=context.checkpoint_every,
+                    progress=context.progress,
+                )
+            except KeyboardInterrupt:
+                raise
+            except Exception as err:  # noqa: BLE001 - a run's error must not stop the sweep
+                result = failed_result(config, err, started)
+            yield result
+
+
+def make_backend(**options: Any) -> SerialBackend:
+    """Build the serial backend (it takes no options)."""
+    if options:
+        raise ValueError(f"the serial backend takes no options; got {sorted(options)}")
+    return SerialBackend()

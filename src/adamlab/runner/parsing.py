@@ -1,0 +1,71 @@
+"""Parsing command-line values: learning-rate grids and ``key=value`` options."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+
+def parse_lr_grid(text: str) -> list[float]:
+    """Parse ``"start:stop:count"`` (log-spaced, both ends included) or ``"a,b,c"`` (a list).
+
+    ``"1e-3:1e0:4"`` -> ``[0.001, 0.01, 0.1, 1.0]``. A single value ``"0.1"`` is a one-point grid.
+    Values are rounded to 12 significant digits. Raises ``ValueError`` naming the problem.
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError("lr grid is empty; use START:STOP:COUNT (e.g. 1e-4:1e0:9) or a comma list")
+    if ":" in text:
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise ValueError(f"lr grid {text!r} must be START:STOP:COUNT (e.g. 1e-4:1e0:9) or a comma list")
+        try:
+            start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
+        except ValueError:
+            raise ValueError(
+                f"lr grid {text!r}: START and STOP must be numbers and COUNT an integer (e.g. 1e-4:1e0:9)"
+            ) from None
+        if not (start > 0 and stop > 0 and math.isfinite(start) and math.isfinite(stop)):
+            raise ValueError(f"lr grid {text!r}: START and STOP must be finite and > 0 (log-spaced grid)")
+        if count < 1:
+            raise ValueError(f"lr grid {text!r}: COUNT must be >= 1")
+        if count == 1 and start != stop:
+            raise ValueError(f"lr grid {text!r}: COUNT 1 needs START == STOP")
+        values = np.logspace(math.log10(start), math.log10(stop), count).tolist()
+    else:
+        try:
+            values = [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise ValueError(f"lr grid {text!r} is not a comma list of numbers or START:STOP:COUNT") from None
+        if not values:
+            raise ValueError(f"lr grid {text!r} holds no values")
+        if not all(v > 0 and math.isfinite(v) for v in values):
+            raise ValueError(f"lr grid {text!r}: learning rates must be finite and > 0")
+    return [float(f"{v:.12g}") for v in values]
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: JSON when it parses (numbers, true/false, null, lists), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        low = text.lower()
+        if low in ("true", "false"):
+            return low == "true"
+        if low in ("none", "null"):
+            return None
+        return text
+
+
+def parse_assignments(items: list[str] | None, what: str = "option") -> dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``; raises ``ValueError`` for an item without ``=``."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--{what} {item!r} must look like KEY=VALUE")
+        out[key.strip()] = parse_value(value.strip())
+    return out

@@ -1,0 +1,78 @@
+"""The outcome of one run: status, metrics per step, timings."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from adamlab.runner.config import RunConfig
+
+#: Run states in the results store. ``finished`` and ``diverged`` are final (a sweep skips them).
+STATUSES: tuple[str, ...] = ("pending", "running", "finished", "diverged", "failed")
+DONE_STATUSES: tuple[str, ...] = ("finished", "diverged")
+
+
+@dataclass
+class RunResult:
+    """One run's outcome.
+
+    Attributes
+    ----------
+    config:
+        The run's configuration (``config.run_id`` is its key).
+    status:
+        ``"finished"``, ``"diverged"`` (a non-finite loss; the run stopped, metrics up to then are kept)
+        or ``"failed"`` (an exception; ``error`` says which).
+    records:
+        One dict per recorded step, each with ``"step"`` and metric names -> float (``epoch``,
+        ``train_loss`` = mean training loss since the previous eval point, the problem's ``evaluate``
+        metrics, ``lr``, ``wall_time``, and hook metrics). Sorted by step.
+    diverged_step:
+        The optimizer step whose loss was not finite (``None`` unless diverged).
+    """
+
+    config: RunConfig
+    status: str
+    records: list[dict[str, float]] = field(default_factory=list)
+    diverged_step: int | None = None
+    error: str | None = None
+    wall_time: float = 0.0
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.config.run_id
+
+    def series(self, name: str) -> tuple[list[int], list[float]]:
+        """Steps and values of metric ``name``."""
+        steps, values = [], []
+        for rec in self.records:
+            if name in rec:
+                steps.append(int(rec["step"]))
+                values.append(float(rec[name]))
+        return steps, values
+
+    def final(self, name: str) -> float | None:
+        """Last finite value of metric ``name`` (``None`` if never recorded)."""
+        for rec in reversed(self.records):
+            value = rec.get(name)
+            if value is not None and math.isfinite(value):
+                return float(value)
+        return None
+
+    def long_rows(self) -> list[tuple[int, str, float]]:
+        """Metrics in long format ``(step, name, value)``, finite values only."""
+        rows = []
+        for rec in self.records:
+            step = int(rec["step"])
+            for name, value in rec.items():
+                if name != "step" and value is not None and math.isfinite(float(value)):
+                    rows.append((step, name, float(value)))
+        return rows
+
+
+def utcnow() -> str:
+    """ISO-8601 UTC timestamp with milliseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

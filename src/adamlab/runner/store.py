@@ -1,0 +1,283 @@
+"""The results store: one SQLite file (stdlib ``sqlite3``, WAL mode), readable with ``pandas.read_sql``.
+
+Tables
+------
+``runs``: one row per run config, keyed by ``run_id`` (the config hash). Columns: ``problem``,
+``problem_options`` (JSON), ``optimizer``, ``hparams`` (JSON), ``lr``, ``seed``, ``steps``,
+``batch_size``, ``eval_every``, ``schedule`` (JSON), ``hooks`` (JSON), ``config`` (the full JSON),
+``status`` (pending | running | finished | diverged | failed), ``diverged_step``, ``error``,
+``attempts``, ``wall_time`` (s), ``created_at``, ``started_at``, ``finished_at`` (UTC ISO-8601),
+``adamlab_version``, ``torch_version``, ``python_version``.
+
+``metrics``: long format ``(run_id, step, name, value)`` with primary key ``(run_id, step, name)``.
+
+Crash safety: a finished run's metrics and its final status are written in ONE transaction, so a
+``kill -9`` leaves either the whole run or none of it; the primary keys make duplicates impossible.
+
+Example
+-------
+>>> import pandas as pd, sqlite3                                   # doctest: +SKIP
+>>> con = sqlite3.connect("results/adamlab.sqlite")                # doctest: +SKIP
+>>> runs = pd.read_sql("SELECT * FROM runs", con)                  # doctest: +SKIP
+>>> metrics = pd.read_sql("SELECT * FROM metrics", con)            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from adamlab import __version__
+from adamlab.runner.config import RunConfig, canonical_json
+from adamlab.runner.result import DONE_STATUSES, RunResult, utcnow
+
+DEFAULT_STORE = Path("results") / "adamlab.sqlite"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    problem TEXT NOT NULL,
+    problem_options TEXT NOT NULL,
+    optimizer TEXT NOT NULL,
+    hparams TEXT NOT NULL,
+    lr REAL,
+    seed INTEGER NOT NULL,
+    steps INTEGER NOT NULL,
+    batch_size INTEGER NOT NULL,
+    eval_every INTEGER NOT NULL,
+    schedule TEXT NOT NULL,
+    hooks TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'running', 'finished', 'diverged', 'failed')),
+    diverged_step INTEGER,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    wall_time REAL,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    adamlab_version TEXT,
+    torch_version TEXT,
+    python_version TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (run_id, step, name)
+);
+CREATE INDEX IF NOT EXISTS runs_problem ON runs(problem, optimizer);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "adamlab_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+    }
+
+
+class Store:
+    """A results store in the SQLite file ``path`` (created with its parent directory if missing).
+
+    Raises ``ValueError`` with one clear line when the file cannot be created or opened.
+    Safe for several processes: WAL mode, a 60 s busy timeout, and short ``BEGIN IMMEDIATE`` transactions.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] = DEFAULT_STORE) -> None:
+        self.path = Path(path)
+        try:
+            if self.path.is_dir():
+                raise ValueError("it is a directory")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self._con.row_factory = sqlite3.Row
+            self._con.execute("PRAGMA journal_mode=WAL")
+            self._con.execute("PRAGMA synchronous=FULL")
+            self._con.execute("PRAGMA foreign_keys=ON")
+            self._con.executescript(_SCHEMA)
+            self._con.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        except (OSError, sqlite3.Error, ValueError) as err:
+            raise ValueError(f"cannot open results store {str(path)!r}: {err}") from None
+
+    # -- context manager ---------------------------------------------------------------------
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._con)
+
+    # -- writing -------------------------------------------------------------------------------
+    def plan(self, configs: Iterable[RunConfig]) -> None:
+        """Insert ``configs`` as ``pending`` runs; rows that already exist are left as they are."""
+        now = _now()
+        rows = [_config_row(c, now) for c in configs]
+        with self._tx() as cur:
+            cur.executemany(
+                "INSERT OR IGNORE INTO runs (run_id, problem, problem_options, optimizer, hparams, lr, seed,"
+                " steps, batch_size, eval_every, schedule, hooks, config, status, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                rows,
+            )
+
+    def mark_running(self, config: RunConfig) -> None:
+        """Status ``running``, one more attempt, start time now."""
+        self.plan([config])
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE runs SET status='running', attempts=attempts+1, started_at=? WHERE run_id=?",
+                (_now(), config.run_id),
+            )
+
+    def record(self, result: RunResult) -> None:
+        """Write a run's metrics and final status in ONE transaction (replacing earlier partial rows)."""
+        if result.status not in ("finished", "diverged", "failed"):
+            raise ValueError(
+                f"record needs a final status (finished, diverged, failed); got {result.status!r}"
+            )
+        self.plan([result.config])
+        run_id = result.run_id
+        with self._tx() as cur:
+            cur.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
+            cur.executemany(
+                "INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
+                [(run_id, s, n, v) for s, n, v in result.long_rows()],
+            )
+            cur.execute(
+                "UPDATE runs SET status=?, diverged_step=?, error=?, wall_time=?,"
+                " started_at=COALESCE(?, started_at), finished_at=?, adamlab_version=?,"
+                " torch_version=?, python_version=? WHERE run_id=?",
+                (
+                    result.status,
+                    result.diverged_step,
+                    result.error,
+                    result.wall_time,
+                    result.started_at,
+                    result.finished_at or _now(),
+                    *_versions().values(),
+                    run_id,
+                ),
+            )
+
+    # -- reading -------------------------------------------------------------------------------
+    def statuses(self, run_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """``run_id -> status`` for ``run_ids`` (all runs when None); unknown ids are left out."""
+        if run_ids is None:
+            rows = self._con.execute("SELECT run_id, status FROM runs").fetchall()
+        else:
+            rows = []
+            ids = list(run_ids)
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                q = f"SELECT run_id, status FROM runs WHERE run_id IN ({','.join('?' * len(chunk))})"
+                rows.extend(self._con.execute(q, chunk).fetchall())
+        return {r["run_id"]: r["status"] for r in rows}
+
+    def done(self, run_ids: Sequence[str]) -> set[str]:
+        """The ids among ``run_ids`` whose status is final (finished or diverged)."""
+        return {k for k, v in self.statuses(run_ids).items() if v in DONE_STATUSES}
+
+    def runs(
+        self, *, problem: str | None = None, status: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows of ``runs`` as dicts (JSON columns decoded), optionally filtered."""
+        q, args = "SELECT * FROM runs WHERE 1=1", []
+        if problem is not None:
+            q += " AND problem=?"
+            args.append(problem)
+        if status is not None:
+            q += f" AND status IN ({','.join('?' * len(status))})"
+            args.extend(status)
+        out = []
+        for row in self._con.execute(q + " ORDER BY problem, optimizer, lr, seed", args):
+            d = dict(row)
+            for key in ("problem_options", "hparams", "schedule", "hooks", "config"):
+                d[key] = json.loads(d[key])
+            out.append(d)
+        return out
+
+    def metrics(self, run_id: str) -> dict[str, tuple[list[int], list[float]]]:
+        """``name -> (steps, values)`` of one run, sorted by step."""
+        out: dict[str, tuple[list[int], list[float]]] = {}
+        rows = self._con.execute(
+            "SELECT step, name, value FROM metrics WHERE run_id=? ORDER BY name, step", (run_id,)
+        )
+        for r in rows:
+            steps, values = out.setdefault(r["name"], ([], []))
+            steps.append(int(r["step"]))
+            values.append(float(r["value"]))
+        return out
+
+    def final_metric(self, run_id: str, name: str) -> float | None:
+        """Value of ``name`` at the largest step where it was recorded, or None."""
+        row = self._con.execute(
+            "SELECT value FROM metrics WHERE run_id=? AND name=? ORDER BY step DESC LIMIT 1", (run_id, name)
+        ).fetchone()
+        return None if row is None else float(row["value"])
+
+    def problems(self) -> list[str]:
+        return [r[0] for r in self._con.execute("SELECT DISTINCT problem FROM runs ORDER BY problem")]
+
+    def config(self, run_id: str) -> RunConfig:
+        row = self._con.execute("SELECT config FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        if row is None:
+            raise KeyError(run_id)
+        return RunConfig.from_dict(json.loads(row["config"]))
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error)."""
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+
+    def __enter__(self) -> sqlite3.Cursor:
+        self.con.execute("BEGIN IMMEDIATE")
+        return self.con.cursor()
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self.con.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+def _now() -> str:
+    return utcnow()
+
+
+def _config_row(c: RunConfig, now: str) -> tuple[Any, ...]:
+    d = c.to_dict()
+    return (
+        c.run_id,
+        c.problem,
+        canonical_json(d["problem_options"]),
+        c.optimizer,
+        canonical_json(d["hparams"]),
+        c.lr,
+        c.seed,
+        c.steps,
+        c.batch_size,
+        c.eval_every,
+        canonical_json(d["schedule"]),
+        canonical_json(d["hooks"]),
+        canonical_json(d),
+        now,
+    )

@@ -1,0 +1,372 @@
+"""Sweeps: expand problems x optimizers x learning rates x seeds, run what is not done yet, tune.
+
+Resume rule: a run whose status in the store is ``finished`` or ``diverged`` is skipped; ``pending``,
+``running`` (interrupted) and ``failed`` runs are (re)started, from their checkpoint when there is one.
+
+Tuning protocol (Kingma & Ba 2015; Balles & Hennig 2018; DeepOBS): sweep a log grid of learning rates
+with ``tune_seeds``, pick per problem and optimizer the lr with the best *criterion* (the final value of
+a metric, mean over seeds; an lr where any seed diverged, failed or lacks the metric ranks last; ties go
+to the smaller lr), then rerun that lr with ``rerun_seeds``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adamlab.problems import Problem
+from adamlab.runner.backends import RunContext, get_backend, problem_key
+from adamlab.runner.config import Budget, ProblemSpec, RunConfig, make_config, problem_name_and_options
+from adamlab.runner.hooks import RunHook
+from adamlab.runner.progress import sweep_bar
+from adamlab.runner.store import DEFAULT_STORE, Store
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did.
+
+    ``total`` configs; ``skipped`` were already done in the store; the others ran and ended
+    ``finished``, ``diverged`` or ``failed``. ``run_ids`` lists all configs in grid order.
+    """
+
+    total: int = 0
+    skipped: int = 0
+    finished: int = 0
+    diverged: int = 0
+    failed: int = 0
+    run_ids: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    wall_time: float = 0.0
+
+    @property
+    def ran(self) -> int:
+        return self.finished + self.diverged + self.failed
+
+
+def _seeds(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, bool):
+        raise ValueError(f"seeds must be a count >= 1 or a list of seeds; got {seeds!r}")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ValueError(f"seeds must be a count >= 1 or a list of seeds; got {seeds}")
+        return list(range(seeds))
+    out = [int(s) for s in seeds]
+    if not out:
+        raise ValueError("seeds must not be empty")
+    return out
+
+
+def _problem_instances(problems: ProblemSpec | Sequence[ProblemSpec]) -> list[Problem]:
+    from adamlab.runner.train import build_problem
+
+    if isinstance(problems, str | Problem) or (
+        isinstance(problems, tuple) and len(problems) == 2 and isinstance(problems[1], Mapping)
+    ):
+        problems = [problems]  # type: ignore[list-item]
+    out = []
+    for spec in problems:  # type: ignore[union-attr]
+        if isinstance(spec, Problem):
+            out.append(spec)
+        else:
+            name, options = problem_name_and_options(spec)
+            out.append(build_problem(name, options))
+    if not out:
+        raise ValueError("problems must not be empty")
+    return out
+
+
+def expand_grid(
+    problems: ProblemSpec | Sequence[ProblemSpec],
+    optimizers: Sequence[str],
+    lr_grid: Sequence[float] | None,
+    seeds: int | Sequence[int],
+    budget: Budget | int | Mapping[str, Any] | None = None,
+    *,
+    hparams: Mapping[str, Any] | None = None,
+    optimizer_hparams: Mapping[str, Mapping[str, Any]] | None = None,
+    batch_size: int | None = None,
+    eval_every: int | None = None,
+    schedule: Any = None,
+    hooks: Sequence[RunHook] = (),
+    instances: list[Problem] | None = None,
+) -> list[RunConfig]:
+    """All run configs of the grid, in order problem, optimizer, lr, seed.
+
+    ``hparams`` go to every optimizer, ``optimizer_hparams[name]`` to one; ``lr_grid=None`` keeps
+    the lr in the hparams (or the optimizer's default).
+    """
+    if isinstance(optimizers, str):
+        optimizers = [optimizers]
+    if not optimizers:
+        raise ValueError("optimizers must not be empty")
+    if lr_grid is not None:
+        lrs = [float(x) for x in lr_grid]
+        if not lrs or not all(math.isfinite(x) and x > 0 for x in lrs):
+            raise ValueError(f"lr_grid must hold finite learning rates > 0; got {list(lr_grid)}")
+    seed_list = _seeds(seeds)
+    configs = []
+    for problem in instances if instances is not None else _problem_instances(problems):
+        for opt in optimizers:
+            base = {**(hparams or {}), **((optimizer_hparams or {}).get(opt, {}))}
+            for lr in lrs if lr_grid is not None else [None]:
+                hp = dict(base) if lr is None else {**base, "lr": lr}
+                for seed in seed_list:
+                    configs.append(make_config(problem, opt, hp, seed, budget, batch_size=batch_size,
+                                               eval_every=eval_every, schedule=schedule, hooks=hooks))
+    return configs
+
+
+def _open_store(store: Store | str | os.PathLike[str]) -> tuple[Store, bool]:
+    if isinstance(store, Store):
+        return store, False
+    return Store(store), True
+
+
+def run_configs(
+    configs: Sequence[RunConfig],
+    store: Store | str | os.PathLike[str] = DEFAULT_STORE,
+    backend: str = "serial",
+    *,
+    problems: Sequence[Problem] = (),
+    hooks: Sequence[RunHook] = (),
+    checkpoint_every: int | None = None,
+    quiet: bool = False,
+    retry_failed: bool = True,
+    backend_options: Mapping[str, Any] | None = None,
+    desc: str = "sweep",
+) -> SweepReport:
+    """Run the configs not yet done in ``store`` with ``backend``; commit each result as it arrives."""
+    t0 = time.perf_counter()
+    backend_impl = get_backend(backend, **dict(backend_options or {}))
+    db, owned = _open_store(store)
+    try:
+        unique = list(dict.fromkeys(configs, None))  # configs are hashable; drop duplicates, keep order
+        report = SweepReport(total=len(unique), run_ids=[c.run_id for c in unique])
+        db.plan(unique)
+        status = db.statuses(report.run_ids)
+        skip = {"finished", "diverged"} | (set() if retry_failed else {"failed"})
+        todo = [c for c in unique if status.get(c.run_id) not in skip]
+        report.skipped = len(unique) - len(todo)
+        context = RunContext(
+            hooks=hooks,
+            checkpoint_dir=Path(str(db.path) + ".checkpoints") if checkpoint_every else None,
+            checkpoint_every=checkpoint_every,
+            progress=not quiet,
+            on_start=db.mark_running,
+            problems={problem_key(*problem_name_and_options(p)): p for p in problems},
+        )
+        bar = sweep_bar(len(unique), quiet=quiet, desc=desc)
+        try:
+            bar.update(report.skipped)
+            if todo:
+                for result in backend_impl.run(todo, context):
+                    db.record(result)
+                    setattr(report, result.status, getattr(report, result.status) + 1)
+                    if result.error:
+                        report.errors[result.run_id] = f"{result.config.label()}: {result.error}"
+                    bar.update(1)
+                    bar.set_postfix_str(
+                        f"finished={report.finished} diverged={report.diverged} failed={report.failed}"
+                    )
+        finally:
+            bar.close()
+    finally:
+        if owned:
+            db.close()
+    report.wall_time = time.perf_counter() - t0
+    return report
+
+
+def sweep(
+    problems: ProblemSpec | Sequence[ProblemSpec],
+    optimizers: Sequence[str],
+    lr_grid: Sequence[float] | None,
+    seeds: int | Sequence[int],
+    budget: Budget | int | Mapping[str, Any] | None = None,
+    store: Store | str | os.PathLike[str] = DEFAULT_STORE,
+    backend: str = "serial",
+    *,
+    hparams: Mapping[str, Any] | None = None,
+    optimizer_hparams: Mapping[str, Mapping[str, Any]] | None = None,
+    batch_size: int | None = None,
+    eval_every: int | None = None,
+    schedule: Any = None,
+    hooks: Sequence[RunHook] = (),
+    checkpoint_every: int | None = None,
+    quiet: bool = False,
+    retry_failed: bool = True,
+    backend_options: Mapping[str, Any] | None = None,
+) -> SweepReport:
+    """Run the grid problems x optimizers x ``lr_grid`` x seeds into ``store``, skipping finished runs.
+
+    Parameters
+    ----------
+    problems:
+        One problem spec or a list (names, ``(name, options)`` pairs or Problem instances).
+    optimizers:
+        Registry short names.
+    lr_grid:
+        Learning rates (e.g. :func:`adamlab.runner.parsing.parse_lr_grid`), or None for ``hparams["lr"]``.
+    seeds:
+        A count ``N`` (seeds ``0..N-1``) or explicit seeds.
+    budget:
+        Steps, ``Budget(epochs=...)`` or None (the problem's protocol).
+    store:
+        A :class:`Store` or a path (default ``results/adamlab.sqlite``).
+    backend:
+        ``"serial"`` or another module in :mod:`adamlab.runner.backends`.
+    checkpoint_every:
+        Checkpoint runs every this many steps into ``<store>.checkpoints/``, so an interrupted run resumes.
+    quiet:
+        No progress bars.
+    retry_failed:
+        Rerun runs whose status is ``failed`` (default True).
+
+    Returns
+    -------
+    SweepReport
+        Counts of skipped, finished, diverged and failed runs.
+    """
+    instances = _problem_instances(problems)
+    configs = expand_grid(instances, optimizers, lr_grid, seeds, budget, hparams=hparams,
+                          optimizer_hparams=optimizer_hparams, batch_size=batch_size, eval_every=eval_every,
+                          schedule=schedule, hooks=hooks, instances=instances)
+    return run_configs(configs, store, backend, problems=instances, hooks=hooks,
+                       checkpoint_every=checkpoint_every, quiet=quiet, retry_failed=retry_failed,
+                       backend_options=backend_options)
+
+
+# -- selection ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """Rank learning rates by the final value of ``metric``, mean over seeds, ``mode`` min or max."""
+
+    metric: str = "train_loss"
+    mode: str = "min"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"criterion mode must be 'min' or 'max'; got {self.mode!r}")
+
+    @classmethod
+    def parse(cls, spec: str | Criterion) -> Criterion:
+        """``"min:train_loss"``, ``"max:test_accuracy"``, or a bare metric name (``*accuracy`` -> max)."""
+        if isinstance(spec, Criterion):
+            return spec
+        if ":" in spec:
+            mode, metric = spec.split(":", 1)
+            return cls(metric, mode)
+        metric = spec.removeprefix("final_")
+        return cls(metric, "max" if "accuracy" in metric else "min")
+
+    def __str__(self) -> str:
+        return f"{'lowest' if self.mode == 'min' else 'highest'} final {self.metric}, mean over seeds"
+
+
+@dataclass
+class Selection:
+    """The best lr of one (problem, optimizer) and the scores of every lr (``nan`` = ranked last)."""
+
+    problem: str
+    optimizer: str
+    best_lr: float
+    score: float
+    scores: dict[float, float]
+
+
+def select_best(
+    store: Store | str | os.PathLike[str],
+    criterion: str | Criterion = "min:train_loss",
+    *,
+    run_ids: Sequence[str] | None = None,
+    problem: str | None = None,
+) -> dict[tuple[str, str], Selection]:
+    """Best lr per (problem, optimizer) among ``run_ids`` (default: all runs in the store)."""
+    crit = Criterion.parse(criterion)
+    db, owned = _open_store(store)
+    try:
+        rows = db.runs(problem=problem)
+        if run_ids is not None:
+            wanted = set(run_ids)
+            rows = [r for r in rows if r["run_id"] in wanted]
+        groups: dict[tuple[str, str], dict[float, list[float | None]]] = {}
+        for r in rows:
+            if r["lr"] is None:
+                continue
+            value = db.final_metric(r["run_id"], crit.metric) if r["status"] == "finished" else None
+            groups.setdefault((r["problem"], r["optimizer"]), {}).setdefault(float(r["lr"]), []).append(value)
+    finally:
+        if owned:
+            db.close()
+    out = {}
+    for key, by_lr in groups.items():
+        scores = {}
+        for lr, values in sorted(by_lr.items()):
+            ok = [v for v in values if v is not None and math.isfinite(v)]
+            scores[lr] = sum(ok) / len(ok) if len(ok) == len(values) else math.nan
+        sign = 1.0 if crit.mode == "min" else -1.0
+        best = min(scores, key=lambda lr: (math.isnan(scores[lr]), sign * scores[lr] if not
+                                           math.isnan(scores[lr]) else 0.0, lr))
+        out[key] = Selection(key[0], key[1], best, scores[best], scores)
+    return out
+
+
+@dataclass
+class TuneReport:
+    """Result of :func:`tune_and_rerun`: the selections and both sweeps' reports."""
+
+    criterion: Criterion
+    selections: dict[tuple[str, str], Selection]
+    tune: SweepReport
+    rerun: SweepReport
+
+
+def tune_and_rerun(
+    problems: ProblemSpec | Sequence[ProblemSpec],
+    optimizers: Sequence[str],
+    lr_grid: Sequence[float],
+    tune_seeds: int | Sequence[int] = 1,
+    rerun_seeds: int | Sequence[int] = 10,
+    budget: Budget | int | Mapping[str, Any] | None = None,
+    store: Store | str | os.PathLike[str] = DEFAULT_STORE,
+    criterion: str | Criterion = "min:train_loss",
+    **sweep_options: Any,
+) -> TuneReport:
+    """The papers' protocol: sweep ``lr_grid`` with ``tune_seeds``, pick the best lr per problem and
+    optimizer by ``criterion``, rerun it with ``rerun_seeds``. Runs already in the store are reused
+    (e.g. seed 0 of the best lr is not trained twice)."""
+    crit = Criterion.parse(criterion)
+    instances = _problem_instances(problems)
+    db, owned = _open_store(store)
+    try:
+        tune = sweep(instances, optimizers, lr_grid, tune_seeds, budget, db, **sweep_options)
+        selections = select_best(db, crit, run_ids=tune.run_ids)
+        hp = dict(sweep_options.pop("hparams", None) or {})
+        per_opt = dict(sweep_options.pop("optimizer_hparams", None) or {})
+        rerun_ids: list[str] = []
+        total = SweepReport()
+        for problem in instances:
+            name, _ = problem_name_and_options(problem)
+            for opt in optimizers:
+                sel = selections.get((name, opt))
+                if sel is None:
+                    continue
+                rep = sweep(problem, [opt], [sel.best_lr], rerun_seeds, budget, db, hparams=hp,
+                            optimizer_hparams=per_opt, **sweep_options)
+                rerun_ids += rep.run_ids
+                for f in ("total", "skipped", "finished", "diverged", "failed", "wall_time"):
+                    setattr(total, f, getattr(total, f) + getattr(rep, f))
+                total.errors.update(rep.errors)
+        total.run_ids = rerun_ids
+    finally:
+        if owned:
+            db.close()
+    return TuneReport(crit, selections, tune, total)

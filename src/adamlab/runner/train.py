@@ -1,0 +1,254 @@
+"""Train one run: the loop, evaluation cadence, divergence policy, hooks, schedules, checkpoints.
+
+Determinism: the model comes from ``problem.make_model(seed)``, the data from
+``problem.train_batches(seed, batch_size)``, and the global torch RNG (dropout, sampling) is seeded with
+``torch.manual_seed(seed)`` before the model is built. Same config, same machine -> identical metrics.
+
+Divergence policy: if a training loss (or an ``evaluate`` metric) is not finite, the run stops and
+is marked ``"diverged"``; ``diverged_step`` is the step at which it happened, and every metric recorded
+before it (all finite) is kept, plus the mean train loss since the last eval point when there is one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from adamlab.problems import Problem
+from adamlab.runner.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
+from adamlab.runner.config import Budget, RunConfig, make_config, train_set_size
+from adamlab.runner.hooks import RunHook
+from adamlab.runner.progress import run_bar
+from adamlab.runner.result import RunResult, utcnow
+from adamlab.runner.schedules import Schedule
+
+
+def build_problem(name: str, options: dict[str, Any] | None = None) -> Problem:
+    """``adamlab.problems.get(name, **options)``."""
+    from adamlab import problems
+
+    return problems.get(name, **(options or {}))
+
+
+def _optimizer_kwargs(hparams: dict[str, Any]) -> dict[str, Any]:
+    # JSON turns tuples (betas) into lists; torch and adamlab expect tuples.
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}
+
+
+def execute(
+    config: RunConfig,
+    problem: Problem | None = None,
+    *,
+    hooks: Sequence[RunHook] = (),
+    checkpoint_path: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | None = None,
+    progress: bool = False,
+    stop_after: int | None = None,
+) -> RunResult:
+    """Train the run described by ``config`` and return its :class:`RunResult`.
+
+    Parameters
+    ----------
+    config:
+        The run (see :func:`adamlab.runner.config.make_config`).
+    problem:
+        An already built problem matching ``config`` (else it is built from the registry).
+    hooks:
+        :class:`RunHook` objects; their metrics are recorded at their steps.
+    checkpoint_path, checkpoint_every:
+        Save a checkpoint every ``checkpoint_every`` steps to ``checkpoint_path``; if a checkpoint of
+        this run exists there, resume from it. The file is removed when the run ends.
+    progress:
+        Show a tqdm bar over the steps with the current loss.
+    stop_after:
+        Testing aid: return (status ``"running"``) after this many steps, as if interrupted.
+
+    Exceptions from the problem or optimizer propagate (backends turn them into ``"failed"`` runs).
+    """
+    from adamlab.optim.registry import make_optimizer
+
+    if checkpoint_every is not None and (int(checkpoint_every) < 1 or checkpoint_path is None):
+        raise ValueError(f"checkpoint_every must be >= 1 and needs a checkpoint_path; got {checkpoint_every}")
+    if problem is None:
+        problem = build_problem(config.problem, dict(config.problem_options))
+    started_at = utcnow()
+    schedule = Schedule(**config.schedule)
+    n_train = train_set_size(problem)
+
+    torch.manual_seed(config.seed)
+    model = problem.make_model(config.seed)
+    hparams = _optimizer_kwargs(dict(config.hparams))
+    optimizer = make_optimizer(config.optimizer, model.parameters(), **hparams)
+    base_lrs = [float(g["lr"]) for g in optimizer.param_groups]
+    batches = problem.train_batches(config.seed, config.batch_size)
+
+    records: dict[int, dict[str, float]] = {}
+    step = 0
+    loss_sum, loss_n = 0.0, 0
+    elapsed0 = 0.0
+    ckpt = load_checkpoint(checkpoint_path, config.run_id) if checkpoint_path is not None else None
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        for _ in range(int(ckpt["batches_consumed"])):  # data position: replay the seeded stream
+            next(batches)
+        set_rng_states(ckpt["rng"])
+        step = int(ckpt["step"])
+        loss_sum, loss_n = float(ckpt["loss_sum"]), int(ckpt["loss_n"])
+        elapsed0 = float(ckpt["elapsed"])
+        records = {int(r["step"]): dict(r) for r in ckpt["records"]}
+        started_at = str(ckpt["started_at"])
+    t0 = time.perf_counter() - elapsed0
+
+    def record(at: int, values: dict[str, float]) -> None:
+        rec = records.setdefault(at, {"step": float(at)})
+        rec.update({k: float(v) for k, v in values.items()})
+
+    def epoch_of(at: int) -> dict[str, float]:
+        return {} if n_train is None else {"epoch": at * config.batch_size / n_train}
+
+    def evaluate(at: int) -> bool:
+        """Record an eval point; False if a metric was not finite."""
+        model.eval()
+        with torch.no_grad():
+            metrics = {k: float(v) for k, v in problem.evaluate(model).items()}
+        model.train()
+        finite = {k: v for k, v in metrics.items() if math.isfinite(v)}
+        point: dict[str, float] = {**epoch_of(at), **finite, "lr": optimizer.param_groups[0]["lr"]}
+        if loss_n:
+            point["train_loss"] = loss_sum / loss_n
+        point["wall_time"] = time.perf_counter() - t0
+        record(at, point)
+        return len(finite) == len(metrics)
+
+    status, diverged_step = "finished", None
+    if ckpt is None and not evaluate(0):
+        status, diverged_step = "diverged", 0
+    model.train()
+    bar = run_bar(config.steps, quiet=not progress, desc=config.label())
+    bar.update(step)
+    consumed = int(ckpt["batches_consumed"]) if ckpt is not None else 0
+    try:
+        while status == "finished" and step < config.steps:
+            if stop_after is not None and step >= stop_after:
+                partial = [records[k] for k in sorted(records)]
+                return RunResult(config, "running", partial, started_at=started_at)
+            batch = next(batches)
+            consumed += 1
+            t = step + 1
+            factor = schedule.factor(t)
+            for group, lr0 in zip(optimizer.param_groups, base_lrs, strict=True):
+                group["lr"] = lr0 * factor
+            optimizer.zero_grad(set_to_none=True)
+            loss = problem.loss(model, batch)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                status, diverged_step = "diverged", t
+                if loss_n:
+                    record(step, {**epoch_of(step), "train_loss": loss_sum / loss_n})
+                break
+            loss.backward()
+            optimizer.step()
+            step = t
+            loss_sum += value
+            loss_n += 1
+            for hook in hooks:
+                if step % int(hook.every) == 0:
+                    record(step, hook(step, model, optimizer, problem, batch))
+            if step % config.eval_every == 0 or step == config.steps:
+                ok = evaluate(step)
+                loss_sum, loss_n = 0.0, 0
+                if not ok:
+                    status, diverged_step = "diverged", step
+                    break
+                bar.set_postfix_str(f"loss={records[step].get('train_loss', value):.4g}", refresh=False)
+            bar.update(1)
+            if checkpoint_every is not None and step % int(checkpoint_every) == 0 and step < config.steps:
+                save_checkpoint(
+                    checkpoint_path,  # type: ignore[arg-type]
+                    {
+                        "run_id": config.run_id,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "rng": rng_states(),
+                        "batches_consumed": consumed,
+                        "step": step,
+                        "loss_sum": loss_sum,
+                        "loss_n": loss_n,
+                        "elapsed": time.perf_counter() - t0,
+                        "records": [records[k] for k in sorted(records)],
+                        "started_at": started_at,
+                    },
+                )
+    finally:
+        bar.close()
+    if checkpoint_path is not None:
+        Path(checkpoint_path).unlink(missing_ok=True)
+    return RunResult(
+        config=config,
+        status=status,
+        records=[records[k] for k in sorted(records)],
+        diverged_step=diverged_step,
+        wall_time=time.perf_counter() - t0,
+        started_at=started_at,
+        finished_at=utcnow(),
+    )
+
+
+def run(
+    problem: str | tuple[str, dict[str, Any]] | Problem,
+    optimizer: str,
+    hparams: dict[str, Any] | None = None,
+    seed: int = 0,
+    budget: Budget | int | dict[str, Any] | None = None,
+    *,
+    batch_size: int | None = None,
+    eval_every: int | None = None,
+    schedule: Any = None,
+    hooks: Sequence[RunHook] = (),
+    checkpoint_path: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | None = None,
+    progress: bool = False,
+) -> RunResult:
+    """Train ``optimizer`` on ``problem`` for one seed and return the metrics.
+
+    Parameters
+    ----------
+    problem:
+        A registered name (``"quadratic.noisy"``), ``(name, options)``, or a Problem instance.
+    optimizer:
+        A short name from :func:`adamlab.optim.registry.names` (``"adam"``, ``"msvag"``, ...).
+    hparams:
+        Optimizer keyword arguments, e.g. ``{"lr": 0.01}``; they override the registry presets.
+    seed:
+        Seeds the model initialisation, the data stream and the global torch RNG.
+    budget:
+        Steps (an int), ``Budget(epochs=...)``, or None for the problem's default protocol.
+    batch_size, eval_every, schedule:
+        Override the problem's protocol. ``schedule`` is ``"constant"``, ``"inv_sqrt"``, ``"step"`` or
+        ``{"name": "step", "gamma": 0.1, "every": 1000}`` (see :mod:`adamlab.runner.schedules`).
+    hooks, checkpoint_path, checkpoint_every, progress:
+        See :func:`execute`.
+
+    Returns
+    -------
+    RunResult
+        Status ``"finished"`` or ``"diverged"`` (see the module's divergence policy).
+    """
+    from adamlab.runner.config import problem_name_and_options
+
+    if isinstance(problem, Problem):
+        instance = problem
+    else:
+        name, options = problem_name_and_options(problem)
+        instance = build_problem(name, options)
+    config = make_config(instance, optimizer, hparams, seed, budget, batch_size=batch_size,
+                         eval_every=eval_every, schedule=schedule, hooks=hooks)
+    return execute(config, instance, hooks=hooks, checkpoint_path=checkpoint_path,
+                   checkpoint_every=checkpoint_every, progress=progress)
