@@ -1,0 +1,275 @@
+"""Checksum verification of dataset files, with a cache so each file is hashed once.
+
+A file's digest is cached in ``<cache dir>/verified.json`` under its absolute path together with
+its size and ``st_mtime_ns``; a later check with the same size and mtime reuses the digest
+instead of re-reading the file. The expected checksum is compared on every call, so changing
+the expected value (or the file) is always noticed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from adamlab.data.errors import DataIntegrityError, DataNotFoundError
+from adamlab.data.paths import atomic_writer, cache_dir, data_root
+from adamlab.data.registry import Checksum, DatasetSpec, FileSpec, Variant, expected_checksum, get_spec
+
+_CACHE_NAME = "verified.json"
+_CHUNK = 1 << 20
+
+
+def hash_file(path: Path, algorithm: str) -> str:
+    """Hex digest of the file at ``path`` with ``hashlib.new(algorithm)``, read in 1 MiB chunks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _cache_path() -> Path:
+    return cache_dir() / _CACHE_NAME
+
+
+def _load_cache() -> dict[str, dict]:
+    try:
+        with open(_cache_path(), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (FileNotFoundError, ValueError, OSError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _store_cache(key: str, entry: dict) -> None:
+    data = _load_cache()
+    data[key] = entry
+    try:
+        with atomic_writer(_cache_path(), "w") as fh:
+            json.dump(data, fh, indent=0, sort_keys=True)
+    except OSError:  # a read-only cache dir only costs speed
+        pass
+
+
+def cached_digest(path: Path, algorithm: str) -> str:
+    """``hash_file(path, algorithm)``, remembered across calls and processes by (path, size, mtime_ns)."""
+    st = path.stat()
+    key = str(path.resolve())
+    entry = _load_cache().get(key, {})
+    if entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns and algorithm in entry:
+        return str(entry[algorithm])
+    digest = hash_file(path, algorithm)
+    if not (entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns):
+        entry = {}
+    entry.update({"size": st.st_size, "mtime_ns": st.st_mtime_ns, algorithm: digest})
+    _store_cache(key, entry)
+    return digest
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    """The outcome of checking one file: ``status`` is ``ok``, ``ok-size``, ``missing`` or ``BAD``.
+
+    ``ok-size`` means the file has no published checksum and its exact size matched.
+    """
+
+    dataset: str
+    relpath: str
+    path: Path
+    status: str
+    expected: str
+    found: str
+
+    @property
+    def present(self) -> bool:
+        return self.status != "missing"
+
+
+def describe_expected(spec: FileSpec) -> str:
+    """The expected checksum (or size / manifest) of a file, as shown in messages."""
+    checksum = expected_checksum(spec)
+    if checksum is not None:
+        return str(checksum)
+    if spec.manifest is not None:
+        return f"md5 of every review file as listed in {spec.manifest}"
+    if spec.size is not None:
+        return f"size {spec.size} bytes (no published checksum)"
+    return "no checksum"
+
+
+def check_file(dataset: str, spec: FileSpec, root: Path) -> FileStatus:
+    """Check one file of ``dataset`` under ``root`` against its expected checksum; never raises
+    for a missing or bad file (see ``FileStatus``)."""
+    path = root / spec.relpath
+    expected = describe_expected(spec)
+    if spec.manifest is not None:
+        return _check_folder(dataset, spec, root)
+    if not path.is_file():
+        return FileStatus(dataset, spec.relpath, path, "missing", expected, "missing")
+    checksum = expected_checksum(spec)
+    if checksum is not None:
+        found = cached_digest(path, checksum.algorithm)
+        status = "ok" if found == checksum.hexdigest.lower() else "BAD"
+        return FileStatus(dataset, spec.relpath, path, status, expected, f"{checksum.algorithm}:{found}")
+    size = path.stat().st_size
+    if spec.size is not None and size != spec.size:
+        return FileStatus(dataset, spec.relpath, path, "BAD", expected, f"size {size} bytes")
+    return FileStatus(dataset, spec.relpath, path, "ok-size", expected, f"size {size} bytes")
+
+
+_MANIFEST_LINE = re.compile(r"^([0-9a-fA-F]{32})\s+\*?(?:\./)?(.+)$")
+_FOLDER_FILE = re.compile(r"^(?:(train|test)/(pos|neg)/\d+_\d+\.txt|imdb\.vocab)$")
+
+
+def read_manifest(path: Path) -> dict[str, str]:
+    """Parse an ``md5sum``-format manifest: relative path (without ``./``) -> md5 hex digest."""
+    out: dict[str, str] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.rstrip("\r\n")
+            if not line:
+                continue
+            m = _MANIFEST_LINE.match(line)
+            if m is None:
+                raise ValueError(f"{path}: not an md5sum manifest line: {line[:80]!r}")
+            out[m.group(2)] = m.group(1).lower()
+    return out
+
+
+def _check_folder(dataset: str, spec: FileSpec, root: Path) -> FileStatus:
+    """Check imdb.vocab and the reviews (train|test)/(pos|neg)/*.txt of an aclImdb folder against the manifest.
+
+    The verdict is cached under a fingerprint of (relpath, size, mtime_ns) of every file.
+    """
+    folder = root / spec.relpath
+    expected = describe_expected(spec)
+    manifest_path = root / str(spec.manifest)
+    if not folder.is_dir():
+        return FileStatus(dataset, spec.relpath, folder, "missing", expected, "missing")
+    if not manifest_path.is_file():
+        return FileStatus(dataset, spec.relpath, folder, "missing", expected, f"{spec.manifest} missing")
+    wanted = {k: v for k, v in read_manifest(manifest_path).items() if _FOLDER_FILE.match(k)}
+    present: dict[str, os.stat_result] = {}
+    for split in ("train", "test"):
+        for label in ("pos", "neg"):
+            sub = folder / split / label
+            if sub.is_dir():
+                with os.scandir(sub) as it:
+                    for e in it:
+                        if e.name.endswith(".txt"):
+                            present[f"{split}/{label}/{e.name}"] = e.stat()
+    if (folder / "imdb.vocab").is_file():
+        present["imdb.vocab"] = (folder / "imdb.vocab").stat()
+    missing = sorted(set(wanted) - set(present))
+    extra = sorted(set(present) - set(wanted))
+    if missing or extra:
+        what = f"{len(missing)} review files missing (e.g. {missing[:1]})" if missing else ""
+        if extra:
+            what += ("; " if what else "") + f"{len(extra)} files not in the manifest (e.g. {extra[:1]})"
+        return FileStatus(dataset, spec.relpath, folder, "BAD", expected, what)
+    fp = hashlib.sha256()
+    fp.update(cached_digest(manifest_path, "sha256").encode())
+    for rel in sorted(present):
+        st = present[rel]
+        fp.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    fingerprint = fp.hexdigest()
+    key = "folder:" + str(folder.resolve())
+    if _load_cache().get(key, {}).get("fingerprint") == fingerprint:
+        return FileStatus(dataset, spec.relpath, folder, "ok", expected, f"{len(present)} files match")
+    bad = [rel for rel in sorted(wanted) if hash_file(folder / rel, "md5") != wanted[rel]]
+    if bad:
+        rel = bad[0]
+        found = f"{len(bad)} files differ, e.g. {rel}: expected md5:{wanted[rel]}"
+        found += f", found md5:{hash_file(folder / rel, 'md5')}"
+        return FileStatus(dataset, spec.relpath, folder, "BAD", expected, found)
+    _store_cache(key, {"fingerprint": fingerprint})
+    return FileStatus(dataset, spec.relpath, folder, "ok", expected, f"{len(present)} files match")
+
+
+def _raise_for(status: FileStatus) -> None:
+    if status.status == "missing":
+        raise DataNotFoundError(status.dataset, status.relpath, status.path, status.expected)
+    if status.status == "BAD":
+        raise DataIntegrityError(status.dataset, status.relpath, status.path, status.expected, status.found)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A dataset form found under the root with all its files verified."""
+
+    spec: DatasetSpec
+    variant: Variant
+    root: Path
+    statuses: tuple[FileStatus, ...]
+
+    def path(self, relpath: str) -> Path:
+        return self.root / relpath
+
+    def found(self, relpath: str) -> str:
+        """The digest found for ``relpath`` (``"algorithm:hex"``) or its size description."""
+        for s in self.statuses:
+            if s.relpath == relpath:
+                return s.found
+        raise KeyError(relpath)
+
+
+def resolve(name: str, root: str | os.PathLike[str] | None = None) -> Resolved:
+    """Find the first complete form of dataset ``name`` under the root and verify its files.
+
+    Raises
+    ------
+    DataNotFoundError
+        No form is complete (the message names the preferred form's missing file and lists all).
+    DataIntegrityError
+        A file of the chosen form does not match its checksum.
+    """
+    spec = get_spec(name)
+    base = data_root(root)
+    for variant in spec.variants:
+        present = [(root_file, (base / root_file.relpath).exists()) for root_file in variant.files]
+        if all(p for _, p in present):
+            statuses = tuple(check_file(name, f, base) for f in variant.files)
+            for s in statuses:
+                _raise_for(s)
+            return Resolved(spec, variant, base, statuses)
+    # Nothing complete: report the first missing file of the form closest to complete.
+    best = max(spec.variants, key=lambda v: sum((base / f.relpath).exists() for f in v.files))
+    missing = next(f for f in best.files if not (base / f.relpath).exists())
+    forms = "; ".join(" + ".join(f.relpath for f in v.files) for v in spec.variants)
+    raise DataNotFoundError(
+        name, missing.relpath, base / missing.relpath, describe_expected(missing),
+        detail=f"Accepted forms under {base}: {forms}.",
+    )
+
+
+def check_dataset(name: str, root: str | os.PathLike[str] | None = None) -> list[FileStatus]:
+    """Statuses of every known file of ``name`` that is present, or of the preferred form's files
+    (as ``missing``) when no form is present at all. Never raises for bad files."""
+    spec = get_spec(name)
+    base = data_root(root)
+    out: list[FileStatus] = []
+    for variant in spec.variants:
+        if any((base / f.relpath).exists() for f in variant.files):
+            out.extend(check_file(name, f, base) for f in variant.files)
+    if not out:
+        fetchable = spec.variant(spec.fetch_variant)
+        out.extend(check_file(name, f, base) for f in fetchable.files)
+    out.extend(check_file(name, f, base) for f in spec.extras if (base / f.relpath).exists())
+    return out
+
+
+__all__ = [
+    "Checksum",
+    "FileStatus",
+    "Resolved",
+    "cached_digest",
+    "check_dataset",
+    "check_file",
+    "hash_file",
+    "read_manifest",
+    "resolve",
+]
