@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor, nn
 
 Batch = tuple[Tensor, ...]
@@ -72,9 +71,26 @@ class Problem(ABC):
     protocol: Protocol
     #: True when the loss uses randomness beyond the batch (e.g. dropout, VAE sampling).
     stochastic_forward: ClassVar[bool] = False
+    #: The problem's options and their defaults. ``None`` (the base default) accepts any options
+    #: unchecked; a dict makes unknown options a ``ValueError`` and fills in the missing defaults,
+    #: so ``self.options`` (and ``config()``) always holds every option.
+    default_options: ClassVar[dict[str, Any] | None] = None
+    #: For problems whose loss is ``criterion(model(inputs), targets) + regularization(model)``
+    #: with a batch ``(inputs, targets)``: the data term, a mean over the batch (used for
+    #: per-sample gradients with ``torch.func``). ``None`` where that form does not apply.
+    criterion: Callable[[Tensor, Tensor], Tensor] | None = None
 
     def __init__(self, *, root: str | None = None, **options: Any) -> None:
         self.root = root
+        if self.default_options is not None:
+            unknown = sorted(set(options) - set(self.default_options))
+            if unknown:
+                allowed = ", ".join(sorted(self.default_options)) or "none"
+                raise ValueError(
+                    f"unknown option(s) {', '.join(map(repr, unknown))} for problem "
+                    f"{getattr(self, 'name', type(self).__name__)!r}; allowed options: {allowed}"
+                )
+            options = {**self.default_options, **options}
         self.options = options
 
     # -- what every problem implements -------------------------------------------------------
@@ -91,6 +107,10 @@ class Problem(ABC):
         """Mean training loss over ``batch`` (a 0-dim tensor), in the model's current mode."""
 
     # -- optional, with sensible defaults ------------------------------------------------------
+    def regularization(self, model: nn.Module) -> Tensor | None:
+        """The regularisation term that ``loss`` adds to ``criterion`` (e.g. L2), or None."""
+        return None
+
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Evaluation metrics, e.g. ``{"test_loss": ..., "test_accuracy": ...}``. Called under no_grad."""
         return {}
