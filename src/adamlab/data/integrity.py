@@ -247,14 +247,23 @@ def resolve(name: str, root: str | os.PathLike[str] | None = None) -> Resolved:
 
 
 def check_dataset(name: str, root: str | os.PathLike[str] | None = None) -> list[FileStatus]:
-    """Statuses of every known file of ``name`` that is present, or of the preferred form's files
-    (as ``missing``) when no form is present at all. Never raises for bad files."""
+    """Statuses of every known file of ``name`` that is present, plus the missing files of
+    partially present forms when no form is complete, or the downloadable form's files (as
+    ``missing``) when nothing is present. Never raises for bad files."""
     spec = get_spec(name)
     base = data_root(root)
     out: list[FileStatus] = []
+    exists = {f.relpath: (base / f.relpath).exists() for v in spec.variants for f in v.files}
+    complete = any(all(exists[f.relpath] for f in v.files) for v in spec.variants)
+    seen: set[str] = set()
     for variant in spec.variants:
-        if any((base / f.relpath).exists() for f in variant.files):
-            out.extend(check_file(name, f, base) for f in variant.files)
+        if not any(exists[f.relpath] for f in variant.files):
+            continue
+        for f in variant.files:
+            # A partial form is reported in full only when no other form is complete.
+            if f.relpath not in seen and (exists[f.relpath] or not complete):
+                seen.add(f.relpath)
+                out.append(check_file(name, f, base))
     if not out:
         fetchable = spec.variant(spec.fetch_variant)
         out.extend(check_file(name, f, base) for f in fetchable.files)

@@ -1,0 +1,124 @@
+"""``adamlab data fetch|verify``: download datasets, or check the files that are present."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from adamlab.data.errors import DataFetchError
+from adamlab.data.fetch import fetch
+from adamlab.data.integrity import FileStatus, check_dataset
+from adamlab.data.paths import data_root
+from adamlab.data.registry import NAMES
+
+_FETCH_EPILOG = """examples:
+  adamlab data fetch mnist
+  adamlab data fetch mnist fashion_mnist --root ~/datasets
+  adamlab data fetch all --quiet
+
+Files are downloaded from the official URLs, checked against their known checksums, and only
+then moved into place (ROOT/NAME/...). A dataset already present and valid is not downloaded.
+"""
+
+_VERIFY_EPILOG = """examples:
+  adamlab data verify
+  adamlab data verify mnist imdb --root ../shared/data
+
+Status: ok (checksum matches), ok-size (no published checksum; exact size matches),
+missing, BAD (checksum or size differs; expected and found are printed).
+Exit code 1 if any present file is BAD, else 0.
+"""
+
+
+def _names(raw: Sequence[str]) -> list[str]:
+    if not raw or "all" in raw:
+        return list(NAMES)
+    for n in raw:
+        if n not in NAMES:
+            raise ValueError(f"NAME must be one of {', '.join(NAMES)} or all; got {n!r}")
+    return list(dict.fromkeys(raw))
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    root = data_root(args.root)
+    failed = 0
+    for name in _names(args.names):
+        try:
+            statuses = fetch(name, root, progress=not args.quiet)
+        except DataFetchError as err:
+            print(f"adamlab data fetch: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{name}: ok ({', '.join(s.relpath for s in statuses)} under {root})")
+    return 1 if failed else 0
+
+
+def _short(found: str, status: str) -> str:
+    if status == "ok" and ":" in found:
+        algo, digest = found.split(":", 1)
+        return f"{algo}:{digest[:16]}..."
+    return found
+
+
+def format_table(rows: list[FileStatus]) -> str:
+    """The verify table: one row per file; BAD rows add full expected and found lines."""
+    header = ("DATASET", "FILE", "STATUS", "FOUND")
+    body = [(r.dataset, r.relpath, r.status, _short(r.found, r.status)) for r in rows]
+    widths = [max(len(x[i]) for x in [header, *body]) for i in range(3)]
+    lines = []
+    for cells, r in zip([header, *body], [None, *rows], strict=True):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells[:3], widths, strict=True)) + "  " + cells[3])
+        if r is not None and r.status == "BAD":
+            lines.append(f"    expected: {r.expected}")
+            lines.append(f"    found:    {r.found}")
+            lines.append(f"    path:     {r.path}")
+    return "\n".join(lines)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    root = data_root(args.root)
+    rows: list[FileStatus] = []
+    for name in _names(args.names):
+        rows.extend(check_dataset(name, root))
+    print(f"data root: {root}")
+    print(format_table(rows))
+    bad = [r for r in rows if r.status == "BAD"]
+    if bad:
+        fixes = sorted({r.dataset for r in bad})
+        print(f"{len(bad)} bad file(s); delete them and run: adamlab data fetch {' '.join(fixes)}")
+        return 1
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``data fetch`` and ``data verify`` to the adamlab command line."""
+    data = subparsers.add_parser(
+        "data",
+        help="fetch or verify datasets",
+        description="Download datasets in their original formats, or check the files present.",
+        epilog="examples:\n  adamlab data verify\n  adamlab data fetch mnist",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    f = actions.add_parser(
+        "fetch",
+        help="download and verify datasets",
+        description="Download datasets from their official URLs and verify their checksums.",
+        epilog=_FETCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    f.add_argument("names", nargs="+", metavar="NAME", help=f"dataset: {', '.join(NAMES)}, or all")
+    f.add_argument("--root", default=None, help="data root (default: $ADAMLAB_DATA, else ~/.cache/adamlab)")
+    f.add_argument("--quiet", action="store_true", help="no progress bars")
+    f.set_defaults(func=_cmd_fetch)
+    v = actions.add_parser(
+        "verify",
+        help="check the dataset files that are present",
+        description="Check every dataset file present under the root against its known checksum.",
+        epilog=_VERIFY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    v.add_argument("names", nargs="*", metavar="NAME", help="datasets to check (default: all)")
+    v.add_argument("--root", default=None, help="data root (default: $ADAMLAB_DATA, else ~/.cache/adamlab)")
+    v.set_defaults(func=_cmd_verify)
