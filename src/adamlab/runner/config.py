@@ -153,6 +153,9 @@ class RunConfig:
             hooks=tuple(d.get("hooks", ())),
         )
 
+    def __hash__(self) -> int:
+        return hash(self.run_id)
+
     @property
     def run_id(self) -> str:
         """Stable 16-hex-digit hash of :meth:`to_dict` (independent of package versions)."""

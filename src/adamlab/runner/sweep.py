@@ -146,7 +146,7 @@ def run_configs(
     backend_impl = get_backend(backend, **dict(backend_options or {}))
     db, owned = _open_store(store)
     try:
-        unique = list(dict.fromkeys(configs, None))  # configs are hashable; drop duplicates, keep order
+        unique = list({c.run_id: c for c in configs}.values())  # drop duplicates, keep order
         report = SweepReport(total=len(unique), run_ids=[c.run_id for c in unique])
         db.plan(unique)
         status = db.statuses(report.run_ids)

@@ -1,0 +1,17 @@
+"""Runner test fixtures: the tiny registered problem and a store path."""
+
+from __future__ import annotations
+
+import pytest
+import runner_tiny_problem
+
+
+@pytest.fixture(autouse=True)
+def _tiny_registered():
+    runner_tiny_problem.ensure_registered()
+    yield
+
+
+@pytest.fixture
+def store_path(tmp_path):
+    return tmp_path / "results" / "test.sqlite"
