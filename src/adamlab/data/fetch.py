@@ -58,7 +58,11 @@ def download_file(
             with os.fdopen(fd, "wb") as out, contextlib.closing(open_url(url)) as resp:
                 total = getattr(resp, "length", None) or None
                 with tqdm(
-                    total=total, unit="B", unit_scale=True, desc=f"{dataset}: {spec.name}", disable=not progress
+                    total=total,
+                    unit="B",
+                    unit_scale=True,
+                    desc=f"{dataset}: {spec.name}",
+                    disable=not progress,
                 ) as bar:
                     while chunk := resp.read(_CHUNK):
                         out.write(chunk)
@@ -81,9 +85,7 @@ def download_file(
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-    raise DataFetchError(
-        f"{dataset}: could not download {spec.relpath} to {dest}: " + "; ".join(errors)
-    )
+    raise DataFetchError(f"{dataset}: could not download {spec.relpath} to {dest}: " + "; ".join(errors))
 
 
 def fetch(

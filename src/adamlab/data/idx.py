@@ -54,9 +54,7 @@ def read_idx_gz(path: Path, ndim: int, dataset: str = "idx", relpath: str | None
     magic = int.from_bytes(raw[:4], "big")
     want_magic = (_UBYTE << 8) | ndim
     if zero != 0 or dtype != _UBYTE or nd != ndim:
-        raise DataFormatError(
-            dataset, rel, path, f"magic number 0x{magic:08x}, expected 0x{want_magic:08x}"
-        )
+        raise DataFormatError(dataset, rel, path, f"magic number 0x{magic:08x}, expected 0x{want_magic:08x}")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DataFormatError(dataset, rel, path, "truncated IDX header")
@@ -80,7 +78,9 @@ def read_idx_pair(
     x = read_idx_gz(images, 3, dataset, f"{dataset}/{images.name}")
     y = read_idx_gz(labels, 1, dataset, f"{dataset}/{labels.name}")
     if x.shape[1:] != shape:
-        raise DataFormatError(dataset, f"{dataset}/{images.name}", images, f"image size {x.shape[1:]}, expected {shape}")
+        raise DataFormatError(
+            dataset, f"{dataset}/{images.name}", images, f"image size {x.shape[1:]}, expected {shape}"
+        )
     if x.shape[0] != y.shape[0]:
         raise DataFormatError(
             dataset, f"{dataset}/{labels.name}", labels, f"{y.shape[0]} labels for {x.shape[0]} images"

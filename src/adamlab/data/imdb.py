@@ -95,7 +95,9 @@ def iter_folder(folder: Path) -> Iterator[tuple[str, str, str, str]]:
                     yield ("review", split, f"{label}/{m.group(1)}", _decode(f.read_bytes()))
 
 
-def collect(items: Iterator[tuple[str, str, str, str]], source: Path, relpath: str) -> tuple[list[str], dict[str, list[Review]]]:
+def collect(
+    items: Iterator[tuple[str, str, str, str]], source: Path, relpath: str
+) -> tuple[list[str], dict[str, list[Review]]]:
     """Gather the vocabulary lines and each split's reviews, sorted by (label, id)."""
     vocab: list[str] | None = None
     reviews: dict[str, list[Review]] = {"train": [], "test": []}

@@ -241,7 +241,10 @@ def resolve(name: str, root: str | os.PathLike[str] | None = None) -> Resolved:
     missing = next(f for f in best.files if not (base / f.relpath).exists())
     forms = "; ".join(" + ".join(f.relpath for f in v.files) for v in spec.variants)
     raise DataNotFoundError(
-        name, missing.relpath, base / missing.relpath, describe_expected(missing),
+        name,
+        missing.relpath,
+        base / missing.relpath,
+        describe_expected(missing),
         detail=f"Accepted forms under {base}: {forms}.",
     )
 

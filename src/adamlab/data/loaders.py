@@ -33,7 +33,9 @@ def _check_args(name: str, split: str, options: dict[str, Any]) -> None:
             )
 
 
-def load(name: str, split: str, root: PathLike | None = None, **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def load(
+    name: str, split: str, root: PathLike | None = None, **options: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Load one split of a dataset from its original files, verified against known checksums.
 
     Parameters

@@ -105,9 +105,7 @@ def _md5(h: str) -> Checksum:
 
 
 def _idx_dataset(name: str, sums: Mapping[str, str], urls: tuple[str, ...]) -> tuple[FileSpec, ...]:
-    return tuple(
-        FileSpec(f"{name}/{f}", _sha(sums[f]), urls=tuple(u + f for u in urls)) for f in _IDX_FILES
-    )
+    return tuple(FileSpec(f"{name}/{f}", _sha(sums[f]), urls=tuple(u + f for u in urls)) for f in _IDX_FILES)
 
 
 _MNIST_SHA256 = {
@@ -280,6 +278,18 @@ def override_checksums(checksums: Mapping[str, Checksum]) -> Iterator[None]:
     """
     saved = dict(_OVERRIDES)
     _OVERRIDES.update(checksums)
+    try:
+        yield
+    finally:
+        _OVERRIDES.clear()
+        _OVERRIDES.update(saved)
+
+
+@contextlib.contextmanager
+def without_overrides() -> Iterator[None]:
+    """Temporarily check against the built-in checksums only (e.g. inside ``tiny_datasets``)."""
+    saved = dict(_OVERRIDES)
+    _OVERRIDES.clear()
     try:
         yield
     finally:
