@@ -29,7 +29,7 @@ def test_metrics_per_eval_point():
     steps = [int(r["step"]) for r in res.records]
     assert steps == [0, 10, 20, 25]
     last = res.records[-1]
-    for key in ("epoch", "train_loss", "test_loss", "test_accuracy", "wall_time", "lr"):
+    for key in ("epoch", "train_loss", "batch_loss", "test_loss", "test_accuracy", "wall_time", "lr"):
         assert key in last
     assert last["epoch"] == pytest.approx(25 * 8 / 64)
     assert "train_loss" not in res.records[0]  # no training loss before the first step
@@ -50,8 +50,20 @@ def test_train_loss_is_running_mean_since_last_eval():
         losses.append(loss.item())
         loss.backward()
         opt.step()
-    assert res.records[1]["train_loss"] == pytest.approx(sum(losses[:5]) / 5, rel=1e-6)
-    assert res.records[2]["train_loss"] == pytest.approx(sum(losses[5:]) / 5, rel=1e-6)
+    assert res.records[1]["batch_loss"] == pytest.approx(sum(losses[:5]) / 5, rel=1e-6)
+    assert res.records[2]["batch_loss"] == pytest.approx(sum(losses[5:]) / 5, rel=1e-6)
+    # the tiny problem's evaluate() has no train_loss, so train_loss is the running mean
+    assert res.records[2]["train_loss"] == res.records[2]["batch_loss"]
+
+
+def test_problem_train_loss_wins_over_running_mean():
+    class Exact(tiny.TinyRegression):
+        def evaluate(self, model):
+            return {**super().evaluate(model), "train_loss": 42.0}
+
+    res = run(Exact(), "sgd", {"lr": 0.05}, seed=0, budget=10, eval_every=5)
+    assert [r["train_loss"] for r in res.records] == [42.0, 42.0, 42.0]
+    assert res.records[1]["batch_loss"] != 42.0
 
 
 def test_divergence_policy():

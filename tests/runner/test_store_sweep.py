@@ -109,6 +109,14 @@ def test_select_best_ranks_diverged_last(store_path):
     assert sel.best_lr in (0.001, 0.05)
 
 
+def test_select_best_separates_problem_options(store_path):
+    sweep([(tiny.NAME, {"dropout": 0.0}), (tiny.NAME, {"dropout": 0.5})], ["sgd"], [0.001, 0.05], 1, 20,
+          store_path, quiet=True)
+    sel = select_best(store_path)
+    assert set(sel) == {(f"{tiny.NAME}[dropout=0.0]", "sgd"), (f"{tiny.NAME}[dropout=0.5]", "sgd")}
+    assert sel[(f"{tiny.NAME}[dropout=0.5]", "sgd")].problem_options == {"dropout": 0.5}
+
+
 def test_criterion_parse():
     assert Criterion.parse("final_test_accuracy") == Criterion("test_accuracy", "max")
     assert Criterion.parse("min:test_loss") == Criterion("test_loss", "min")
@@ -119,7 +127,8 @@ def test_criterion_parse():
 def test_tune_and_rerun(store_path):
     rep = tune_and_rerun(tiny.NAME, ["sgd", "adam"], [0.001, 0.05], tune_seeds=1, rerun_seeds=3, budget=30,
                          store=store_path, quiet=True)
-    assert set(rep.selections) == {(tiny.NAME, "sgd"), (tiny.NAME, "adam")}
+    pid = f"{tiny.NAME}[dropout=0.0]"
+    assert set(rep.selections) == {(pid, "sgd"), (pid, "adam")}
     assert rep.tune.finished == 4
     # seed 0 of each best lr was already trained during tuning
     assert (rep.rerun.total, rep.rerun.skipped, rep.rerun.finished) == (6, 2, 4)

@@ -26,8 +26,9 @@ class RunResult:
         or ``"failed"`` (an exception; ``error`` says which).
     records:
         One dict per recorded step, each with ``"step"`` and metric names -> float (``epoch``,
-        ``train_loss`` = mean training loss since the previous eval point, the problem's ``evaluate``
-        metrics, ``lr``, ``wall_time``, and hook metrics). Sorted by step.
+        ``batch_loss`` = mean mini-batch loss since the previous eval point, the problem's ``evaluate``
+        metrics, ``train_loss`` (the problem's, else ``batch_loss``), ``lr``, ``wall_time``, and hook
+        metrics; see :mod:`adamlab.runner.train`). Sorted by step.
     diverged_step:
         The optimizer step whose loss was not finite (``None`` unless diverged).
     """

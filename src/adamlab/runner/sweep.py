@@ -271,11 +271,19 @@ class Criterion:
         return f"{'lowest' if self.mode == 'min' else 'highest'} final {self.metric}, mean over seeds"
 
 
+def problem_id(name: str, options: Mapping[str, Any]) -> str:
+    """``name`` or ``name[k=v,...]``: a problem with its options, as a key of :func:`select_best`."""
+    if not options:
+        return name
+    return f"{name}[{','.join(f'{k}={v}' for k, v in sorted(options.items()))}]"
+
+
 @dataclass
 class Selection:
     """The best lr of one (problem, optimizer) and the scores of every lr (``nan`` = ranked last)."""
 
     problem: str
+    problem_options: dict[str, Any]
     optimizer: str
     best_lr: float
     score: float
@@ -289,7 +297,11 @@ def select_best(
     run_ids: Sequence[str] | None = None,
     problem: str | None = None,
 ) -> dict[tuple[str, str], Selection]:
-    """Best lr per (problem, optimizer) among ``run_ids`` (default: all runs in the store)."""
+    """Best lr per (problem, optimizer) among ``run_ids`` (default: all runs in the store).
+
+    Keys are ``(problem_id(problem, options), optimizer)``: runs of one problem with different
+    options are ranked separately.
+    """
     crit = Criterion.parse(criterion)
     db, owned = _open_store(store)
     try:
@@ -298,11 +310,14 @@ def select_best(
             wanted = set(run_ids)
             rows = [r for r in rows if r["run_id"] in wanted]
         groups: dict[tuple[str, str], dict[float, list[float | None]]] = {}
+        options: dict[str, dict[str, Any]] = {}
         for r in rows:
             if r["lr"] is None:
                 continue
             value = db.final_metric(r["run_id"], crit.metric) if r["status"] == "finished" else None
-            groups.setdefault((r["problem"], r["optimizer"]), {}).setdefault(float(r["lr"]), []).append(value)
+            pid = problem_id(r["problem"], r["problem_options"])
+            options[pid] = dict(r["problem_options"])
+            groups.setdefault((pid, r["optimizer"]), {}).setdefault(float(r["lr"]), []).append(value)
     finally:
         if owned:
             db.close()
@@ -315,7 +330,8 @@ def select_best(
         sign = 1.0 if crit.mode == "min" else -1.0
         best = min(scores, key=lambda lr: (math.isnan(scores[lr]), sign * scores[lr] if not
                                            math.isnan(scores[lr]) else 0.0, lr))
-        out[key] = Selection(key[0], key[1], best, scores[best], scores)
+        pid = key[0]
+        out[key] = Selection(pid.split("[", 1)[0], options[pid], key[1], best, scores[best], scores)
     return out
 
 
@@ -354,9 +370,9 @@ def tune_and_rerun(
         rerun_ids: list[str] = []
         total = SweepReport()
         for problem in instances:
-            name, _ = problem_name_and_options(problem)
+            pid = problem_id(*problem_name_and_options(problem))
             for opt in optimizers:
-                sel = selections.get((name, opt))
+                sel = selections.get((pid, opt))
                 if sel is None:
                     continue
                 rep = sweep(problem, [opt], [sel.best_lr], rerun_seeds, budget, db, hparams=hp,

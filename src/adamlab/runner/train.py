@@ -4,9 +4,15 @@ Determinism: the model comes from ``problem.make_model(seed)``, the data from
 ``problem.train_batches(seed, batch_size)``, and the global torch RNG (dropout, sampling) is seeded with
 ``torch.manual_seed(seed)`` before the model is built. Same config, same machine -> identical metrics.
 
+Metrics at each eval point (every ``eval_every`` steps, at step 0 and after the last step): ``step``,
+``epoch`` (when the problem has epochs), ``batch_loss`` (mean training loss over the mini-batches since
+the previous eval point), the problem's ``evaluate`` metrics, ``train_loss`` (the problem's own
+``train_loss`` when ``evaluate`` gives one, e.g. the exact loss of the noisy quadratic, else
+``batch_loss``), ``lr`` (after the schedule) and ``wall_time`` (seconds since the run started).
+
 Divergence policy: if a training loss (or an ``evaluate`` metric) is not finite, the run stops and
 is marked ``"diverged"``; ``diverged_step`` is the step at which it happened, and every metric recorded
-before it (all finite) is kept, plus the mean train loss since the last eval point when there is one.
+before it (all finite) is kept, plus ``batch_loss`` since the last eval point when there is one.
 """
 
 from __future__ import annotations
@@ -122,7 +128,8 @@ def execute(
         finite = {k: v for k, v in metrics.items() if math.isfinite(v)}
         point: dict[str, float] = {**epoch_of(at), **finite, "lr": optimizer.param_groups[0]["lr"]}
         if loss_n:
-            point["train_loss"] = loss_sum / loss_n
+            point["batch_loss"] = loss_sum / loss_n
+            point.setdefault("train_loss", loss_sum / loss_n)
         point["wall_time"] = time.perf_counter() - t0
         record(at, point)
         return len(finite) == len(metrics)
@@ -151,7 +158,7 @@ def execute(
             if not math.isfinite(value):
                 status, diverged_step = "diverged", t
                 if loss_n:
-                    record(step, {**epoch_of(step), "train_loss": loss_sum / loss_n})
+                    record(step, {**epoch_of(step), "batch_loss": loss_sum / loss_n})
                 break
             loss.backward()
             optimizer.step()

@@ -1,0 +1,353 @@
+"""Figures from a results store: learning curves and learning-rate sensitivity (PNG and PDF).
+
+- :func:`plot_curves`: loss and accuracy against steps (or epochs), one line per optimizer at its best
+  learning rate (by a :class:`~adamlab.runner.sweep.Criterion`), the mean over seeds with a min-max band.
+- :func:`plot_lr_sensitivity`: the final metric against the learning rate (log x), mean over seeds with a
+  min-max band; learning rates where a seed diverged are crosses at the top of the panel.
+
+Titles name the problem (and options) and the protocol (batch size, steps, schedule, seeds).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adamlab.runner.store import Store
+from adamlab.runner.sweep import Criterion, select_best
+
+#: Metrics drawn by :func:`plot_curves`, in panel order, when present.
+CURVE_METRICS: tuple[str, ...] = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+
+#: In lr-sensitivity plots, final losses above this multiple of the initial loss are drawn as
+#: triangles on the top frame (they blew up without becoming non-finite).
+OFF_SCALE = 10.0
+
+_LABELS = {
+    "train_loss": "train loss",
+    "test_loss": "test loss",
+    "train_accuracy": "train accuracy",
+    "test_accuracy": "test accuracy",
+}
+
+
+@dataclass
+class _Run:
+    run_id: str
+    optimizer: str
+    lr: float | None
+    seed: int
+    status: str
+    row: dict[str, Any]
+    metrics: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+
+
+@dataclass
+class ProblemRuns:
+    """All runs of one problem (name + options) in a store."""
+
+    problem: str
+    options: dict[str, Any]
+    runs: list[_Run]
+
+    @property
+    def label(self) -> str:
+        opts = ", ".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+        return f"{self.problem} ({opts})" if opts else self.problem
+
+    @property
+    def slug(self) -> str:
+        """File-name stem: the problem name plus a short tag of the options."""
+        base = self.problem.replace("/", "_")
+        if not self.options:
+            return base
+        opts = "_".join(f"{k}-{v}" for k, v in sorted(self.options.items()))
+        opts = "".join(c if c.isalnum() or c in "-_." else "-" for c in opts)
+        return f"{base}_{opts}"[:120]
+
+    def protocol(self) -> str:
+        """``batch 8, 1000 steps, constant lr, 3 seeds`` (ranges when runs differ)."""
+        rows = [r.row for r in self.runs]
+
+        def values(key: str) -> str:
+            vals = sorted({row[key] for row in rows})
+            return str(vals[0]) if len(vals) == 1 else f"{vals[0]}-{vals[-1]}"
+
+        schedules = sorted({json.loads(json.dumps(row["schedule"]))["name"] for row in rows})
+        n_seeds = len({r.seed for r in self.runs})
+        return (f"batch {values('batch_size')}, {values('steps')} steps, {'/'.join(schedules)} lr, "
+                f"{n_seeds} seed{'s' if n_seeds != 1 else ''}")
+
+
+def load_problem_runs(store: Store | str | os.PathLike[str], problem: str | None = None) -> list[ProblemRuns]:
+    """Read the runs (and their metrics) of ``problem`` (all problems if None), grouped by problem + options.
+
+    Raises ``FileNotFoundError`` if ``store`` is a path that does not exist.
+    """
+    owned = not isinstance(store, Store)
+    if owned and not Path(store).is_file():  # type: ignore[arg-type]
+        raise FileNotFoundError(f"results store {str(store)!r} does not exist")
+    db = Store(store) if owned else store  # type: ignore[arg-type]
+    try:
+        groups: dict[str, ProblemRuns] = {}
+        for row in db.runs(problem=problem):
+            if row["status"] not in ("finished", "diverged"):
+                continue
+            key = json.dumps([row["problem"], row["problem_options"]], sort_keys=True)
+            grp = groups.setdefault(key, ProblemRuns(row["problem"], dict(row["problem_options"]), []))
+            grp.runs.append(_Run(row["run_id"], row["optimizer"], row["lr"], int(row["seed"]), row["status"],
+                                 row, db.metrics(row["run_id"])))
+    finally:
+        if owned:
+            db.close()
+    return [groups[k] for k in sorted(groups)]
+
+
+_STYLES = ("-", "--", "-.", ":")
+
+
+def _colors(optimizers: Sequence[str]) -> dict[str, Any]:
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("tab10")
+    return {opt: cmap(i % 10) for i, opt in enumerate(optimizers)}
+
+
+def _linestyles(optimizers: Sequence[str]) -> dict[str, str]:
+    """Line styles too, so that curves lying on top of each other stay visible."""
+    return {opt: _STYLES[i % len(_STYLES)] for i, opt in enumerate(optimizers)}
+
+
+def _stack(runs: Sequence[_Run], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Steps (union) and a [seeds, steps] array with NaN where a run has no value."""
+    steps = sorted({s for r in runs for s in r.metrics.get(metric, ([], []))[0]})
+    index = {s: i for i, s in enumerate(steps)}
+    out = np.full((len(runs), len(steps)), np.nan)
+    for i, r in enumerate(runs):
+        for s, v in zip(*r.metrics.get(metric, ([], [])), strict=True):
+            out[i, index[s]] = v
+    return np.asarray(steps, dtype=float), out
+
+
+def _epochs_per_step(runs: Sequence[_Run]) -> float | None:
+    for r in runs:
+        steps, epochs = r.metrics.get("epoch", ([], []))
+        for s, e in zip(steps, epochs, strict=True):
+            if s > 0:
+                return e / s
+    return None
+
+
+def _save(fig: Any, out_dir: Path, stem: str) -> list[Path]:
+    """Write ``stem.png`` and ``stem.pdf`` atomically (temp file + os.replace)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "pdf"):
+        path = out_dir / f"{stem}.{ext}"
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".{ext}", dir=out_dir)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        paths.append(path)
+    return paths
+
+
+def _nanmean_minmax(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ok = ~np.isnan(values)
+    count = ok.sum(axis=0)
+    filled = np.where(ok, values, 0.0)
+    mean = np.where(count > 0, filled.sum(axis=0) / np.maximum(count, 1), np.nan)
+    lo = np.where(count > 0, np.where(ok, values, np.inf).min(axis=0), np.nan)
+    hi = np.where(count > 0, np.where(ok, values, -np.inf).max(axis=0), np.nan)
+    return mean, lo, hi
+
+
+def _off_scale_cap(runs: Sequence[_Run], metric: str) -> float | None:
+    """For losses: ``OFF_SCALE`` times the largest initial (step 0) value, else None."""
+    if "loss" not in metric:
+        return None
+    initial = [r.metrics[metric][1][0] for r in runs if metric in r.metrics and r.metrics[metric][0][:1] == [0]]
+    if not initial or max(initial) <= 0:
+        return None
+    return OFF_SCALE * max(initial)
+
+
+def _use_log(values: np.ndarray, metric: str) -> bool:
+    finite = values[np.isfinite(values)]
+    return "loss" in metric and finite.size > 0 and bool((finite > 0).all()) and \
+        finite.max() / finite.min() > 20
+
+
+def plot_curves(
+    store: Store | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    problem: str | None = None,
+    criterion: str | Criterion = "min:train_loss",
+    x: str = "auto",
+    metrics: Sequence[str] = CURVE_METRICS,
+    stem: str | None = None,
+) -> list[Path]:
+    """Learning curves per problem: mean over seeds and min-max band, one line per optimizer.
+
+    Each optimizer is drawn at its best learning rate by ``criterion`` (see :func:`select_best`).
+    ``x`` is ``"step"``, ``"epoch"`` or ``"auto"`` (epochs when the problem has them).
+    Returns the written files (PNG and PDF per problem).
+    """
+    import matplotlib.pyplot as plt
+
+    if x not in ("auto", "step", "epoch"):
+        raise ValueError(f"x must be 'auto', 'step' or 'epoch'; got {x!r}")
+    crit = Criterion.parse(criterion)
+    written: list[Path] = []
+    for grp in load_problem_runs(store, problem):
+        ids = [r.run_id for r in grp.runs]
+        best = {opt: sel.best_lr for (_, opt), sel in select_best(store, crit, run_ids=ids).items()}
+        optimizers = sorted({r.optimizer for r in grp.runs})
+        colors, styles = _colors(optimizers), _linestyles(optimizers)
+        present = [m for m in metrics if any(m in r.metrics for r in grp.runs)]
+        if not present:
+            continue
+        eps = _epochs_per_step(grp.runs)
+        use_epoch = x == "epoch" or (x == "auto" and eps is not None)
+        if use_epoch and eps is None:
+            raise ValueError(f"problem {grp.label} has no epochs; use x='step'")
+        fig, axes = plt.subplots(1, len(present), figsize=(4.2 * len(present), 3.4), squeeze=False)
+        for ax, metric in zip(axes[0], present, strict=True):
+            all_vals = []
+            for opt in optimizers:
+                runs = [r for r in grp.runs if r.optimizer == opt and (opt not in best or r.lr == best[opt])]
+                steps, vals = _stack(runs, metric)
+                if steps.size == 0:
+                    continue
+                mean, lo, hi = _nanmean_minmax(vals)
+                xs = steps * eps if use_epoch and eps is not None else steps
+                lr = runs[0].lr
+                label = f"{opt} (lr={lr:.3g})" if lr is not None else opt
+                if any(r.status == "diverged" for r in runs):
+                    label += " [diverged]"
+                ax.plot(xs, mean, color=colors[opt], ls=styles[opt], lw=1.6, label=label)
+                if len(runs) > 1:
+                    ax.fill_between(xs, lo, hi, color=colors[opt], alpha=0.2, lw=0)
+                all_vals.append(vals)
+            if all_vals and _use_log(np.concatenate([v.ravel() for v in all_vals]), metric):
+                ax.set_yscale("log")
+            ax.set_xlabel("epoch" if use_epoch else "step")
+            ax.set_ylabel(_LABELS.get(metric, metric))
+            ax.grid(True, alpha=0.3)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.suptitle(f"{grp.label}\n{grp.protocol()}; mean and min-max over seeds, best lr by {crit}",
+                     fontsize=9)
+        fig.tight_layout()
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=8,
+                   ncol=min(len(labels), 5), frameon=False)
+        written += _save(fig, Path(out_dir), stem or f"{grp.slug}_curves")
+        plt.close(fig)
+    return written
+
+
+def plot_lr_sensitivity(
+    store: Store | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    problem: str | None = None,
+    metrics: Sequence[str] = ("train_loss", "test_accuracy"),
+    stem: str | None = None,
+) -> list[Path]:
+    """Final metric against learning rate (log x), per optimizer; diverged lrs are crosses at the top.
+
+    Problems with a single learning rate per optimizer get no sensitivity plot.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.transforms import blended_transform_factory
+
+    written: list[Path] = []
+    for grp in load_problem_runs(store, problem):
+        lrs_per_opt: dict[str, set[float]] = {}
+        for r in grp.runs:
+            if r.lr is not None:
+                lrs_per_opt.setdefault(r.optimizer, set()).add(r.lr)
+        if not lrs_per_opt or max(len(v) for v in lrs_per_opt.values()) < 2:
+            continue
+        present = [m for m in metrics if any(m in r.metrics for r in grp.runs)]
+        if not present:
+            continue
+        optimizers = sorted(lrs_per_opt)
+        colors = _colors(optimizers)
+        fig, axes = plt.subplots(1, len(present), figsize=(4.6 * len(present), 3.5), squeeze=False)
+        any_diverged = any_off = False
+        for ax, metric in zip(axes[0], present, strict=True):
+            top = blended_transform_factory(ax.transData, ax.transAxes)
+            finals = []
+            cap = _off_scale_cap(grp.runs, metric)
+            for opt in optimizers:
+                lrs = sorted(lrs_per_opt[opt])
+                mean, lo, hi, crosses, off = [], [], [], [], []
+                for lr in lrs:
+                    runs = [r for r in grp.runs if r.optimizer == opt and r.lr == lr]
+                    vals = [r.metrics[metric][1][-1] for r in runs
+                            if r.status == "finished" and metric in r.metrics]
+                    if any(r.status == "diverged" for r in runs):
+                        crosses.append(lr)
+                    ok = len(vals) == len(runs) and vals
+                    m = float(np.mean(vals)) if ok else math.nan
+                    if cap is not None and m > cap:  # blew up without overflowing: off the scale
+                        off.append(lr)
+                        m = math.nan
+                    mean.append(m)
+                    lo.append(min(vals) if ok and not math.isnan(m) else math.nan)
+                    hi.append(min(max(vals), cap or math.inf) if ok and not math.isnan(m) else math.nan)
+                    finals += [v for v in vals if cap is None or v <= cap]
+                ax.plot(lrs, mean, "o-", color=colors[opt], ms=4, lw=1.4, label=opt)
+                ax.fill_between(lrs, lo, hi, color=colors[opt], alpha=0.2, lw=0)
+                if off:
+                    any_off = True
+                    ax.plot(off, [1.0] * len(off), "^", color=colors[opt], ms=7, transform=top, clip_on=False)
+                if crosses:
+                    any_diverged = True
+                    # just above the frame, so crosses never hide data points
+                    ax.plot(crosses, [1.035] * len(crosses), "x", color=colors[opt], ms=7, mew=2,
+                            transform=top, clip_on=False)
+            ax.set_xscale("log")
+            if _use_log(np.asarray(finals, dtype=float), metric):
+                ax.set_yscale("log")
+            ax.set_xlabel("learning rate")
+            ax.set_ylabel(f"final {_LABELS.get(metric, metric)}")
+            ax.grid(True, alpha=0.3)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        if any_diverged:
+            from matplotlib.lines import Line2D
+
+            handles.append(Line2D([], [], ls="", marker="x", color="0.3", mew=2))
+            labels.append("diverged (non-finite)")
+        if any_off:
+            from matplotlib.lines import Line2D
+
+            handles.append(Line2D([], [], ls="", marker="^", color="0.3"))
+            labels.append(f"> {OFF_SCALE:g}x initial value")
+        fig.suptitle(f"{grp.label}: learning-rate sensitivity\n{grp.protocol()}; mean and min-max over "
+                     "seeds; x above the frame: a seed diverged", fontsize=9, y=1.01)
+        fig.tight_layout()
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+        written += _save(fig, Path(out_dir), stem or f"{grp.slug}_lr_sensitivity")
+        plt.close(fig)
+    return written
+
+
+def plot_store(store: Store | str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
+               problem: str | None = None, criterion: str | Criterion = "min:train_loss") -> list[Path]:
+    """All figures for a store: curves and (where there is an lr grid) lr sensitivity, per problem."""
+    return (plot_curves(store, out_dir, problem=problem, criterion=criterion)
+            + plot_lr_sensitivity(store, out_dir, problem=problem))
