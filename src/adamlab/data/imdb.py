@@ -63,8 +63,12 @@ def _decode(raw: bytes) -> str:
 
 
 def iter_tarball(path: Path, relpath: str) -> Iterator[tuple[str, str, str, str]]:
-    """Yield ``("vocab", "", "", text)`` and ``("review", split, label, id, text)``-like tuples
-    ``(kind, split, label_and_id, text)`` from an aclImdb tarball, streaming."""
+    """Stream an aclImdb tarball, yielding ``(kind, split, key, text)``.
+
+    ``("vocab", "", "", <imdb.vocab text>)`` once, and ``("review", split, "pos/<id>", text)``
+    (or ``"neg/<id>"``) for every ``aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt``; all other
+    members (``unsup``, ``.feat``, URLs) are skipped without being read.
+    """
     try:
         with tarfile.open(path, mode="r|gz") as tar:
             for member in tar:
