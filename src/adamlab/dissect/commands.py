@@ -1,0 +1,92 @@
+"""``adamlab verify``: measure the seeds' properties on real optimizer runs and print a table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from adamlab.dissect.properties import PROPERTIES, Record, verify
+
+EPILOG = """\
+examples:
+  adamlab verify                                   # every optimizer, every property (~30 s)
+  adamlab verify --optimizer adam --optimizer sgd  # two optimizers
+  adamlab verify --property rescaling_invariance --json out/rescaling.json
+  adamlab verify --optimizer msvag --property step_bound --property cautiousness
+
+columns: measured number, what theory predicts for that optimizer, whether the optimizer
+has the property, and OK when the measurement matches theory (an absent property that
+theory says is absent is OK). Exit code 1 only when a property theory says the optimizer
+must have is missing; 2 for an unknown optimizer or property.
+"""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``verify`` subcommand."""
+    parser = subparsers.add_parser(
+        "verify",
+        help="measure the seeds' properties (rescaling invariance, step bound, ...) on each optimizer",
+        description="Measure each property on each optimizer and compare with theory.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--optimizer", action="append", metavar="NAME",
+                        help="optimizer short name (repeatable; default: all registered)")
+    parser.add_argument("--property", action="append", metavar="NAME", choices=PROPERTIES,
+                        help=f"property (repeatable; default: all): {', '.join(PROPERTIES)}")
+    parser.add_argument("--json", metavar="PATH", help="also write the records as a JSON list to PATH")
+    parser.add_argument("--seed", type=int, default=0, help="seed of all random draws (default 0)")
+    parser.set_defaults(func=run_verify)
+
+
+def format_table(records: Sequence[Record]) -> str:
+    """A fixed-width table: optimizer, property, measured, has, theory, verdict, expected."""
+    header = ("optimizer", "property", "measured", "has", "theory", "verdict", "expected")
+    rows = []
+    for r in records:
+        verdict = "-" if r.holds is None else ("OK" if r.holds else ("FAIL" if r.must_hold_failed else "DIFFERS"))
+        theory = "?" if r.theory is None else ("yes" if r.theory else "no")
+        rows.append((r.optimizer, r.property, f"{r.measured:.4g}", "yes" if r.has_property else "no",
+                     theory, verdict, r.expected))
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)]
+    lines = []
+    for row in [header, *rows]:
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1])
+    lines.insert(1, "-" * min(150, len(lines[0])))
+    return "\n".join(lines)
+
+
+def write_json(records: Sequence[Record], path: str | os.PathLike[str]) -> None:
+    """Write the records atomically (temporary file in the same directory, then rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump([r.to_dict() for r in records], fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Run the checks, print the table, optionally write JSON; exit 1 if a required property failed."""
+    records = verify(optimizers=args.optimizer, properties=args.property, seed=args.seed)
+    print(format_table(records))
+    if args.json:
+        write_json(records, args.json)
+    failed = [r for r in records if r.must_hold_failed]
+    differs = [r for r in records if r.holds is False and not r.must_hold_failed]
+    print(f"\n{len(records)} checks: {sum(1 for r in records if r.holds)} match theory, "
+          f"{len(failed)} required properties missing, {len(differs)} present where theory says absent")
+    for r in failed:
+        print(f"FAIL {r.optimizer} {r.property}: {r.details}", file=sys.stderr)
+    return 1 if failed else 0

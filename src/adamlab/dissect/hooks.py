@@ -1,0 +1,117 @@
+"""Training-time hook: gradient noise statistics and the optimizer's gamma every k steps.
+
+Matches :class:`adamlab.runner.hooks.RunHook`: the runner calls ``hook(step, model, optimizer, problem,
+batch)`` after optimizer step ``step`` whenever ``step % hook.every == 0`` and records the returned
+``{name: float}`` at that step.
+
+Cost (measured, see docs/dissect.md): one call costs about as much as 5 to 15 training steps of a small
+MLP, dominated by the per-example gradients (vmap over the batch); with ``every=k`` the overhead is
+about that many steps divided by k.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from adamlab.dissect.decompose import decompose
+from adamlab.dissect.stats import gradient_stats
+
+
+@contextmanager
+def batchnorm_in_eval(model: nn.Module) -> Iterator[None]:
+    """Temporarily put BatchNorm layers in eval mode (running statistics), so per-example gradients exist."""
+    switched = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    for m in switched:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in switched:
+            m.train()
+
+
+class GradientStatsHook:
+    """Record summary gradient statistics every ``every`` steps.
+
+    Parameters
+    ----------
+    every:
+        Call period in steps (>= 1).
+    loss_fn:
+        ``loss_fn(outputs, targets)``, mean-reduced; default: the problem's ``criterion`` (its data term;
+        a deterministic regularisation term is not included).
+    max_examples:
+        Use at most this many examples of the batch (bounds the cost; None: the whole batch).
+    name:
+        Name recorded in the run's config (``name@every``).
+
+    Recorded metrics (prefix ``gs_``): ``eta2_median``, ``eta2_mean`` (finite values), ``frac_eta2_gt_1``,
+    ``sign_agreement_mean`` (empirical rho), ``sign_agreement_gaussian_mean``, ``gamma_grad_ideal_median``
+    (1/(1+eta^2)), ``gamma_sign_ideal_median`` (2 rho - 1), and, when the optimizer has a per-coordinate
+    gamma: ``gamma_measured_median``, ``gamma_ideal_median`` (the ideal gamma of the optimizer's kind of
+    direction: 2 rho - 1 for sign, 1/(1+eta^2) for gradient), ``gamma_abs_error_median`` and
+    ``gamma_corr`` (Pearson correlation of measured and ideal gamma over coordinates).
+
+    The statistics are taken at the parameters after the step, on the step's batch, with BatchNorm in
+    eval mode and dropout as in training (each example its own mask).
+    """
+
+    def __init__(self, every: int = 100, *, loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+                 max_examples: int | None = None, name: str = "gradstats") -> None:
+        if int(every) < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        if max_examples is not None and int(max_examples) < 2:
+            raise ValueError(f"max_examples must be >= 2 (a variance needs 2 examples), got {max_examples}")
+        self.every = int(every)
+        self.loss_fn = loss_fn
+        self.max_examples = max_examples
+        self.name = name
+
+    def __call__(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, problem: Any,
+                 batch: tuple[Tensor, ...]) -> dict[str, float]:
+        loss_fn = self.loss_fn or getattr(problem, "criterion", None)
+        if loss_fn is None:
+            raise ValueError(f"loss_fn: problem {getattr(problem, 'name', problem)!r} has no per-example "
+                             "criterion; pass GradientStatsHook(loss_fn=...)")
+        if len(batch) != 2:
+            raise ValueError(f"batch: expected (inputs, targets), got {len(batch)} tensors")
+        inputs, targets = batch
+        if self.max_examples is not None:
+            inputs, targets = inputs[: self.max_examples], targets[: self.max_examples]
+        with batchnorm_in_eval(model):
+            stats = gradient_stats(model, loss_fn, inputs, targets)
+        out = {f"gs_{k}": v for k, v in stats.summary().items()}
+        out.update(self._gamma_metrics(model, optimizer, stats))
+        return out
+
+    @staticmethod
+    def _gamma_metrics(model: nn.Module, optimizer: torch.optim.Optimizer, stats: Any) -> dict[str, float]:
+        try:
+            pieces = decompose(optimizer)
+        except ValueError:  # not an adamlab optimizer, or a piece needs the previous parameters
+            return {}
+        names = {id(p): n for n, p in model.named_parameters()}
+        params = [p for g in getattr(optimizer, "optimizer", optimizer).param_groups for p in g["params"]]
+        measured, ideal = [], []
+        for piece in pieces:
+            name = names.get(id(params[piece.index]))
+            if name is None or name not in stats.eta2 or not isinstance(piece.gamma, Tensor):
+                continue
+            want = stats.gamma_sign[name] if piece.kind == "sign" else stats.gamma_grad[name]
+            measured.append(piece.gamma.detach().to(torch.float64).reshape(-1))
+            ideal.append(want.reshape(-1))
+        if not measured:
+            return {}
+        m, i = torch.cat(measured), torch.cat(ideal)
+        ok = torch.isfinite(m) & torch.isfinite(i)
+        m, i = m[ok], i[ok]
+        if m.numel() < 2:
+            return {}
+        corr = torch.corrcoef(torch.stack([m, i]))[0, 1]
+        return {"gs_gamma_measured_median": float(m.median()), "gs_gamma_ideal_median": float(i.median()),
+                "gs_gamma_abs_error_median": float((m - i).abs().median()), "gs_gamma_corr": float(corr)}

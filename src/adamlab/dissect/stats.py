@@ -1,0 +1,225 @@
+r"""Gradient noise statistics from per-example gradients (``torch.func``: vmap over grad).
+
+For a mini-batch of :math:`n` examples with per-example gradients :math:`g^{(1)}, \dots, g^{(n)}`, the
+statistics describe the stochastic gradient :math:`g` an optimizer sees when it averages ``batch_size``
+(:math:`b`, default :math:`n`) examples, per coordinate :math:`i` (Balles & Hennig 2018, seed 002):
+
+.. math::
+    \nabla\mathcal L_i \approx \bar g_i = \frac1n \sum_k g^{(k)}_i, \qquad
+    \sigma_i^2 = \frac{1}{b}\,\frac{1}{n-1}\sum_k (g^{(k)}_i - \bar g_i)^2, \qquad
+    \eta_i^2 = \sigma_i^2 / \bar g_i^2,
+
+    \rho_i = \mathbf P[\operatorname{sign}(g_i) = \operatorname{sign}(\nabla\mathcal L_i)], \qquad
+    \rho_i^{\text{Gauss}} = \tfrac12\Big(1 + \operatorname{erf}\big(|\bar g_i| / (\sqrt2\,\sigma_i)\big)\Big),
+
+and the lemma's optimal factors :math:`\gamma_i = 1/(1+\eta_i^2)` (for :math:`\gamma \odot g`) and
+:math:`\gamma_i = 2\rho_i - 1` (for :math:`\gamma \odot \operatorname{sign}(g)`). The empirical
+:math:`\rho` counts sign agreement of mini-batch means of :math:`b` examples drawn with replacement
+from the :math:`n` per-example gradients (``resamples`` of them; for :math:`b = 1` it is the exact
+fraction over the :math:`n` examples).
+
+Model requirements. Any ``nn.Module`` built from standard layers works: parameters and buffers are
+passed through :func:`torch.func.functional_call`. A module whose output for one example depends on
+other examples (BatchNorm in training mode) has no per-example gradient; it is rejected with a
+``ValueError`` (call ``model.eval()`` first: BatchNorm then uses its running statistics). Dropout in
+training mode is allowed: each example draws its own mask (``vmap(randomness="different")``), so the
+variance includes the dropout noise, as in training; put the model in eval mode to exclude it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def ideal_gamma_grad(eta2: Tensor) -> Tensor:
+    r"""The lemma's optimal factor for a gradient direction, :math:`1/(1+\eta^2)` (seed 002)."""
+    return 1.0 / (1.0 + eta2)
+
+
+def ideal_gamma_sign(rho: Tensor) -> Tensor:
+    r"""The lemma's optimal factor for a sign direction, :math:`2\rho - 1` (seed 002)."""
+    return 2.0 * rho - 1.0
+
+
+def gaussian_sign_agreement(mean: Tensor, std: Tensor) -> Tensor:
+    r""":math:`\rho = \tfrac12(1 + \operatorname{erf}(|\mu|/(\sqrt2\sigma)))` for :math:`g \sim \mathcal N(\mu, \sigma^2)`.
+
+    :math:`\sigma = 0` gives 1 for :math:`\mu \ne 0`; :math:`\mu = 0` gives 1/2.
+    """
+    z = mean.abs() / (math.sqrt(2.0) * std)
+    z = torch.where(mean == 0, torch.zeros_like(z), z)  # 0/0 -> 0
+    return 0.5 * (1.0 + torch.erf(z))
+
+
+@dataclass
+class GradientStats:
+    """Per-coordinate gradient statistics of one mini-batch, one entry per parameter name.
+
+    Attributes
+    ----------
+    mean, variance:
+        :math:`\\bar g` and the per-example variance (unbiased, divisor n - 1).
+    sigma2:
+        Variance of the mini-batch gradient of ``batch_size`` examples, ``variance / batch_size``.
+    eta2:
+        :math:`\\sigma^2/\\bar g^2` (inf where :math:`\\bar g = 0 < \\sigma`, 0 where :math:`\\sigma = 0`).
+    rho_empirical, rho_gaussian:
+        Sign agreement, counted and under the Gaussian model.
+    gamma_grad, gamma_sign, gamma_sign_gaussian:
+        :math:`1/(1+\\eta^2)`, :math:`2\\rho - 1` (empirical) and :math:`2\\rho^{Gauss} - 1`.
+    n_examples, batch_size:
+        :math:`n` and :math:`b`.
+    """
+
+    mean: dict[str, Tensor]
+    variance: dict[str, Tensor]
+    sigma2: dict[str, Tensor]
+    eta2: dict[str, Tensor]
+    rho_empirical: dict[str, Tensor]
+    rho_gaussian: dict[str, Tensor]
+    gamma_grad: dict[str, Tensor]
+    gamma_sign: dict[str, Tensor]
+    gamma_sign_gaussian: dict[str, Tensor]
+    n_examples: int
+    batch_size: int
+    names: list[str] = field(default_factory=list)
+
+    def flat(self, stat: str) -> Tensor:
+        """One statistic for all coordinates, concatenated in parameter order (float64)."""
+        values: dict[str, Tensor] = getattr(self, stat)
+        return torch.cat([values[n].reshape(-1) for n in self.names]) if self.names else torch.zeros(0)
+
+    def summary(self) -> dict[str, float]:
+        """Scalars: median/mean eta^2, mean sign agreement, median ideal gammas, low-SNR fraction."""
+        eta2 = self.flat("eta2")
+        finite = eta2[torch.isfinite(eta2)]
+        rho = self.flat("rho_empirical")
+        return {
+            "eta2_median": float(eta2.median()) if eta2.numel() else float("nan"),
+            "eta2_mean": float(finite.mean()) if finite.numel() else float("nan"),
+            "frac_eta2_gt_1": float((eta2 > 1).double().mean()) if eta2.numel() else float("nan"),
+            "sign_agreement_mean": float(rho.mean()) if rho.numel() else float("nan"),
+            "sign_agreement_gaussian_mean": float(self.flat("rho_gaussian").mean()) if rho.numel() else float("nan"),
+            "gamma_grad_ideal_median": float(self.flat("gamma_grad").median()) if rho.numel() else float("nan"),
+            "gamma_sign_ideal_median": float(self.flat("gamma_sign").median()) if rho.numel() else float("nan"),
+        }
+
+
+def _check_batchnorm(model: nn.Module) -> None:
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training:
+            raise ValueError(
+                f"model: BatchNorm module {name or type(module).__name__!r} is in training mode, so one "
+                "example's output depends on the others and per-example gradients are undefined; "
+                "call model.eval() first"
+            )
+
+
+def per_example_grads(
+    model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor
+) -> dict[str, Tensor]:
+    """``{name: tensor of shape (n, *param.shape)}``: the gradient of ``loss_fn`` on each example alone.
+
+    ``loss_fn(outputs, targets)`` is called on a batch of one (``inputs[k:k+1]``), so a mean-reduced
+    criterion such as ``nn.functional.cross_entropy`` gives that example's loss. Only parameters with
+    ``requires_grad`` are differentiated; buffers are passed unchanged.
+    """
+    params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
+    if not params:
+        raise ValueError("model: has no trainable parameters (nothing to take gradients of)")
+    _check_batchnorm(model)
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+    frozen = {k: v.detach() for k, v in model.named_parameters() if not v.requires_grad}
+
+    def one(p: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+        out = functional_call(model, ({**p, **frozen}, buffers), (x.unsqueeze(0),))
+        return loss_fn(out, y.unsqueeze(0))
+
+    return vmap(grad(one), in_dims=(None, 0, 0), randomness="different")(params, inputs, targets)
+
+
+def gradient_stats(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: Tensor,
+    targets: Tensor,
+    *,
+    batch_size: int | None = None,
+    resamples: int = 256,
+    generator: torch.Generator | None = None,
+) -> GradientStats:
+    """Per-coordinate mean, variance, eta^2, sign agreement and ideal gammas of one mini-batch.
+
+    Parameters
+    ----------
+    model:
+        Any ``nn.Module`` (see the module docstring for BatchNorm and dropout).
+    loss_fn:
+        ``loss_fn(outputs, targets) -> 0-dim tensor``, mean-reduced over the batch.
+    inputs, targets:
+        The mini-batch, first dimension = examples (at least 2).
+    batch_size:
+        Size :math:`b` of the stochastic gradient described (default: the number of examples,
+        i.e. the optimizer's mini-batch gradient).
+    resamples:
+        Mini-batches drawn to count the empirical sign agreement when ``batch_size > 1``.
+    generator:
+        Random source for those draws (default: a fixed seed, so results are reproducible).
+
+    Returns
+    -------
+    GradientStats
+
+    Raises
+    ------
+    ValueError
+        No trainable parameters, fewer than 2 examples (the variance is undefined), ``inputs`` and
+        ``targets`` of different lengths, ``batch_size`` or ``resamples`` < 1, or BatchNorm in training mode.
+    """
+    n = int(inputs.shape[0]) if inputs.dim() > 0 else 0
+    if n < 2:
+        raise ValueError(f"inputs: need at least 2 examples to estimate a variance, got {n}")
+    if int(targets.shape[0]) != n:
+        raise ValueError(f"targets: length {int(targets.shape[0])} does not match inputs' {n}")
+    b = n if batch_size is None else int(batch_size)
+    if b < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    grads = per_example_grads(model, loss_fn, inputs, targets)
+    names = list(grads)
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    counts = None
+    if b > 1:
+        idx = torch.randint(0, n, (resamples, b), generator=generator)
+        counts = torch.zeros(resamples, n, dtype=torch.float64).scatter_add_(
+            1, idx, torch.ones(resamples, b, dtype=torch.float64)) / b
+    fields: dict[str, dict[str, Tensor]] = {k: {} for k in (
+        "mean", "variance", "sigma2", "eta2", "rho_empirical", "rho_gaussian", "gamma_grad", "gamma_sign",
+        "gamma_sign_gaussian")}
+    for name in names:
+        g = grads[name].detach().to(torch.float64).reshape(n, -1)
+        mean = g.mean(0)
+        var = g.var(0, unbiased=True)
+        sigma2 = var / b
+        eta2 = torch.where(sigma2 == 0, torch.zeros_like(sigma2), sigma2 / mean.square())
+        sign = mean.sign()
+        samples = g if counts is None else counts @ g
+        rho_emp = (samples.sign() == sign).double().mean(0)
+        rho_gauss = gaussian_sign_agreement(mean, sigma2.sqrt())
+        shape = grads[name].shape[1:]
+        for key, value in (("mean", mean), ("variance", var), ("sigma2", sigma2), ("eta2", eta2),
+                           ("rho_empirical", rho_emp), ("rho_gaussian", rho_gauss),
+                           ("gamma_grad", ideal_gamma_grad(eta2)), ("gamma_sign", ideal_gamma_sign(rho_emp)),
+                           ("gamma_sign_gaussian", ideal_gamma_sign(rho_gauss))):
+            fields[key][name] = value.reshape(shape)
+    return GradientStats(**fields, n_examples=n, batch_size=b, names=names)
