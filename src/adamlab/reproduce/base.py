@@ -1,0 +1,206 @@
+"""What a recipe is: problem settings x optimizer variants x a tuning protocol, plus the paper's claims.
+
+A :class:`Recipe` is plain data. :func:`adamlab.reproduce.engine.execute` runs it with the runner's
+sweep and selection (:mod:`adamlab.runner`), and :mod:`adamlab.reproduce.summary` turns the store into
+the JSON summary. Each recipe module defines one ``RECIPE`` and registers it.
+
+Tuning protocol (DESIGN.md, "Tuning protocol"): every (setting, variant) sweeps ``lr_grid`` with
+``tune_seeds``; the lr with the best ``criterion`` (final value of a metric, mean over the tune seeds;
+an lr where a seed diverged ranks last; ties go to the smaller lr) is rerun with ``seeds``. A variant
+with a fixed ``lr`` skips tuning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One optimizer configuration of a recipe: a registry name plus fixed hyperparameters.
+
+    ``lr`` set means "do not tune, use this lr". ``label`` names the curve and the JSON entry.
+    """
+
+    label: str
+    optimizer: str
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+    lr: float | None = None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One problem configuration of a recipe (a panel of its figure)."""
+
+    label: str
+    problem: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Budget and tuning protocol of a recipe (full or quick).
+
+    Attributes
+    ----------
+    lr_grid:
+        Learning rates swept for tuning.
+    tune_seeds, seeds:
+        Seeds used to tune, and seeds of the final reruns at the selected lr.
+    steps:
+        Optimizer steps per run.
+    eval_every:
+        Evaluate every this many steps (None: the problem's default).
+    batch_size:
+        None: the problem's default.
+    problem_options:
+        Extra options for every setting (e.g. a smaller ``eval_size`` in quick mode).
+    replicate_option:
+        When set (e.g. ``"data_seed"``), a "seed" is realised as this problem option (a new data draw),
+        and the training seed stays 0: for deterministic problems such as full-batch least squares.
+    hook_every:
+        Dissection hook cadence in steps (recipes with a hook only).
+    note:
+        Extra text for :meth:`describe` (e.g. the noise levels, a data subset).
+    settings:
+        When set, replaces the recipe's settings under this protocol (e.g. fewer noise levels).
+    """
+
+    lr_grid: Sequence[float]
+    tune_seeds: Sequence[int]
+    seeds: Sequence[int]
+    steps: int
+    eval_every: int | None = None
+    batch_size: int | None = None
+    problem_options: Mapping[str, Any] = field(default_factory=dict)
+    replicate_option: str | None = None
+    hook_every: int | None = None
+    note: str = ""
+    settings: Sequence[Setting] | None = None
+
+    def describe(self) -> str:
+        """One line: grid, seeds, budget (used in output, JSON and figures)."""
+        grid = ", ".join(f"{x:g}" for x in self.lr_grid)
+        seed_word = "data draws" if self.replicate_option else "seeds"
+        parts = [
+            f"lr grid {{{grid}}}",
+            f"tune on {len(self.tune_seeds)} {seed_word}, rerun best lr on {len(self.seeds)} {seed_word}",
+            f"{self.steps} steps",
+        ]
+        if self.batch_size is not None:
+            parts.append(f"batch {self.batch_size}")
+        if self.note:
+            parts.append(self.note)
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the paper and the check of it on a summary.
+
+    ``check(summary) -> (agree, what we measured)``; ``summary`` is the JSON dict of
+    :func:`adamlab.reproduce.summary.build_summary` (``summary["settings"][label]["variants"][v]``).
+    """
+
+    text: str
+    check: Callable[[dict[str, Any]], tuple[bool, str]]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A paper figure or table as problem settings x optimizer variants x protocol.
+
+    Attributes
+    ----------
+    name:
+        Command-line name (``adamlab reproduce NAME``).
+    title:
+        What the recipe reproduces (paper, figure).
+    settings, variants:
+        Panels of the figure and the curves in each.
+    full, quick:
+        The protocols of a normal and a ``--quick`` run.
+    criterion:
+        Selection rule (``"min:train_loss"``, ``"max:test_accuracy"``...).
+    metrics:
+        Final metrics reported in the summary table (the first one orders the methods).
+    claims:
+        The paper's claims, checked against the summary.
+    datasets:
+        Datasets the recipe needs (empty for synthetic problems).
+    hook:
+        Optional factory ``(problem, every) -> RunHook`` recording extra statistics.
+    hook_metrics:
+        The hook's metrics summarised in the JSON (mean over the second half of each run).
+    plot_metrics:
+        Metrics drawn as learning curves (default: the first of ``metrics``).
+    figure_cols:
+        Panels per row when one metric is drawn per setting.
+    order:
+        ``"min:metric"`` or ``"max:metric"`` ordering the methods in the summary (default: ``criterion``).
+    extra_figures:
+        Optional ``(execution, summary, out_dir) -> list[Path]`` drawing more figures.
+    """
+
+    name: str
+    title: str
+    settings: Sequence[Setting]
+    variants: Sequence[Variant]
+    full: Protocol
+    quick: Protocol
+    criterion: str
+    metrics: Sequence[str]
+    claims: Sequence[Claim] = ()
+    datasets: Sequence[str] = ()
+    hook: Callable[..., Any] | None = None
+    hook_metrics: Sequence[str] = ()
+    plot_metrics: Sequence[str] = ()
+    figure_cols: int = 4
+    extra_figures: Callable[..., Any] | None = None
+    order: str | None = None
+    doc: str = ""
+
+    def protocol(self, quick: bool) -> Protocol:
+        """The quick or the full protocol."""
+        return self.quick if quick else self.full
+
+    def settings_for(self, quick: bool) -> list[Setting]:
+        """The settings run under the quick or full protocol."""
+        proto = self.protocol(quick)
+        return list(proto.settings if proto.settings is not None else self.settings)
+
+    def order_metric(self) -> tuple[str, str]:
+        """``(metric, mode)`` that orders the methods: ``order`` (default: the criterion)."""
+        mode, _, metric = (self.order or self.criterion).partition(":")
+        return metric, mode
+
+
+_REGISTRY: dict[str, Recipe] = {}
+
+
+def register(recipe: Recipe) -> Recipe:
+    """Add ``recipe`` to the registry (names are unique)."""
+    if recipe.name in _REGISTRY:
+        raise ValueError(f"recipe {recipe.name!r} is already registered")
+    _REGISTRY[recipe.name] = recipe
+    return recipe
+
+
+def names() -> list[str]:
+    """Registered recipe names, in registration order."""
+    _load()
+    return list(_REGISTRY)
+
+
+def get(name: str) -> Recipe:
+    """The recipe ``name``; ``ValueError`` listing the known names otherwise."""
+    _load()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown recipe {name!r}; known recipes: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def _load() -> None:
+    import adamlab.reproduce.recipes  # noqa: F401  (registers the built-in recipes)

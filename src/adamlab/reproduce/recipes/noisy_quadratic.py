@@ -1,0 +1,252 @@
+"""Balles & Hennig 2018 (Dissecting Adam), sec. 3 / fig. 2: the 2x2 grid on noisy quadratics.
+
+Problem: ``quadratic.noisy`` (d = 100, theta_0 = 1, batch 1) in the settings {axis-aligned, rotated}
+x {well-conditioned, ill-conditioned} x noise nu (full: {0, 0.1, 4}; quick: {0, 4}).
+Methods: the four corners of the 2x2 grid, each with momentum beta = 0.9: M-SGD (``msgd``), M-SSD
+(``mssd``, sign), M-SVAG (``msvag``, variance-adapted gradient), M-SSD-VA (``mssdva``, variance-adapted
+sign), plus Adam (beta1 = 0.9, beta2 = 0.999) for the claim Adam ~ M-SSD-VA.
+
+Protocol (full): lr grid 1e-4 ... 1e0 (13 log-spaced values), tune on seed 0, rerun the best lr on
+seeds 0 ... 4, 1,000 steps. Quick: lr grid 1e-4 ... 1e0 (9 values), tune on seed 0, rerun on seeds
+0, 1, 2, 500 steps. Selection: lowest final exact loss L(theta) = 1/2 theta^T Q theta (mean over the
+tune seeds). A seed fixes the gradient-noise stream (Q is fixed by ``instance_seed`` 0).
+
+Dissection statistics (every 10 steps of every run, via :mod:`adamlab.dissect`): the measured
+variance-adaptation factor gamma of the step (``adamlab.dissect.decompose``), the ideal one from the
+lemma of seed 002 -- 1/(1 + eta^2) for gradient directions, 2 rho - 1 for sign directions -- computed
+from the exact gradient statistics of this problem (g ~ N(Q theta, nu^2 diag(QQ)/B) per coordinate),
+and the sign agreement rho = P[sign g_i = sign grad_i] (Gaussian, and counted on the step's batch).
+
+Claims (Balles & Hennig 2018, sec. 3 and 6): (1) on noisy, ill-conditioned, axis-aligned problems
+the sign methods beat their gradient counterparts, (2) the advantage disappears when the problem is
+rotated, (3) variance adaptation helps (in the noisy settings), (4) Adam behaves like M-SSD-VA.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from adamlab.reproduce.base import Claim, Protocol, Recipe, Setting, Variant, register
+from adamlab.reproduce.summary import mean_of
+
+NOISES_FULL = (0.0, 0.1, 4.0)
+NOISES_QUICK = (0.0, 4.0)
+NOISY = 4.0
+
+
+def label(spectrum: str, rotation: str, nu: float) -> str:
+    """Setting label, e.g. ``ill/axis nu=4``."""
+    return f"{spectrum}/{rotation} nu={nu:g}"
+
+
+def _settings(noises: tuple[float, ...]) -> list[Setting]:
+    return [Setting(label(spec, rot, nu), "quadratic.noisy", {"spectrum": spec, "rotation": rot, "nu": nu})
+            for nu in noises for spec in ("well", "ill") for rot in ("axis", "rotated")]
+
+
+class QuadraticDissectionHook:
+    """Records measured vs ideal variance adaptation and sign agreement on ``quadratic.noisy``.
+
+    Metrics (means over the d coordinates): ``gamma_measured`` (the step's gamma from
+    :func:`adamlab.dissect.decompose.decompose`; 1 for methods without variance adaptation),
+    ``gamma_ideal`` (the lemma's optimum for the method's direction kind: 1/(1 + eta^2) for a
+    gradient, 2 rho - 1 for a sign, :mod:`adamlab.dissect.stats`), ``rho`` (Gaussian sign agreement
+    from the exact mean Q theta and standard deviation nu sqrt(diag(QQ)/B)), ``rho_batch`` (the
+    fraction of coordinates where the step's stochastic gradient has the sign of Q theta) and
+    ``eta2_median`` (median noise-to-signal ratio).
+    """
+
+    name = "quadratic_dissection"
+
+    def __init__(self, problem: Any, every: int = 10) -> None:
+        self.every = int(every)
+        hess = problem.hessian64
+        self._std_unit = torch.from_numpy((hess * hess).sum(0) ** 0.5)  # sqrt(diag(QQ)), Q symmetric
+        self._nu = float(problem.nu)
+        self._problem = problem
+
+    def __call__(self, step: int, model: Any, optimizer: Any, problem: Any, batch: Any) -> dict[str, float]:
+        from adamlab.dissect.decompose import decompose
+        from adamlab.dissect.stats import gaussian_sign_agreement, ideal_gamma_grad, ideal_gamma_sign
+
+        with torch.no_grad():
+            theta = model().detach().to(torch.float64)
+            grad = self._problem.exact_gradient(theta.float()).to(torch.float64)
+            b = int(batch[0].shape[0])
+            std = self._nu * self._std_unit / math.sqrt(b)
+            eta2 = torch.where(std == 0, torch.zeros_like(std), std.square() / grad.square())
+            rho = gaussian_sign_agreement(grad, std)
+            pieces = decompose(optimizer)
+            piece = pieces[0]
+            gamma = piece.gamma
+            measured = float(gamma.to(torch.float64).mean()) if isinstance(gamma, torch.Tensor) else float(gamma)
+            ideal = ideal_gamma_sign(rho) if piece.kind == "sign" else ideal_gamma_grad(eta2)
+            g = model.theta.grad
+            rho_batch = float((g.sign().to(torch.float64) == grad.sign()).double().mean()) if g is not None \
+                else float("nan")
+        return {
+            "gamma_measured": measured,
+            "gamma_ideal": float(ideal.mean()),
+            "rho": float(rho.mean()),
+            "rho_batch": rho_batch,
+            "eta2_median": float(eta2.median()),
+        }
+
+
+def _hook(problem: Any, every: int) -> QuadraticDissectionHook:
+    return QuadraticDissectionHook(problem, every)
+
+
+def _settings_of(summary: dict[str, Any], spectrum: str, rotation: str, noisy: bool) -> list[str]:
+    out = []
+    for lab, s in summary["settings"].items():
+        o = s["options"]
+        if o["spectrum"] == spectrum and o["rotation"] == rotation and (o["nu"] > 0) == noisy:
+            out.append(lab)
+    return out
+
+
+def _ratio(summary: dict[str, Any], setting: str, a: str, b: str) -> float:
+    """log10 of final loss a / final loss b (> 0: b is better). NaN when either diverged."""
+    la, lb = mean_of(summary, setting, a, "train_loss"), mean_of(summary, setting, b, "train_loss")
+    tiny = 1e-30
+    return math.log10(max(la, tiny) / max(lb, tiny))
+
+
+def _sign_wins_axis(summary: dict[str, Any]) -> tuple[bool, str]:
+    labs = _settings_of(summary, "ill", "axis", noisy=True)
+    parts, ok = [], bool(labs)
+    for lab in labs:
+        r1, r2 = _ratio(summary, lab, "msgd", "mssd"), _ratio(summary, lab, "msvag", "mssdva")
+        ok = ok and r1 > 0 and r2 > 0
+        parts.append(f"{lab}: log10(loss msgd/mssd) = {r1:+.2f}, log10(msvag/mssdva) = {r2:+.2f}")
+    return ok, "; ".join(parts)
+
+
+def _advantage_gone_rotated(summary: dict[str, Any]) -> tuple[bool, str]:
+    parts, ok = [], True
+    axis = _settings_of(summary, "ill", "axis", noisy=True)
+    rot = _settings_of(summary, "ill", "rotated", noisy=True)
+    if not axis or not rot:
+        return False, "no noisy ill-conditioned settings"
+    for a_lab, r_lab in zip(axis, rot, strict=True):
+        adv_axis = (_ratio(summary, a_lab, "msgd", "mssd") + _ratio(summary, a_lab, "msvag", "mssdva")) / 2
+        adv_rot = (_ratio(summary, r_lab, "msgd", "mssd") + _ratio(summary, r_lab, "msvag", "mssdva")) / 2
+        ok = ok and adv_rot < adv_axis and adv_rot < 0.3
+        parts.append(f"mean log10 advantage of sign over gradient: axis {adv_axis:+.2f}, rotated {adv_rot:+.2f}")
+    return ok, "; ".join(parts)
+
+
+def _va_helps(summary: dict[str, Any]) -> tuple[bool, str]:
+    wins, total, parts = 0, 0, []
+    for lab, s in summary["settings"].items():
+        if s["options"]["nu"] < NOISY:
+            continue
+        for base, va in (("msgd", "msvag"), ("mssd", "mssdva")):
+            r = _ratio(summary, lab, base, va)
+            total += 1
+            wins += int(r > 0)
+            parts.append(f"{va} vs {base} @ {lab}: {r:+.2f}")
+    ok = total > 0 and wins >= math.ceil(0.75 * total)
+    return ok, f"variance adaptation lowers the final loss in {wins}/{total} high-noise comparisons " \
+               f"(log10 base/VA): " + "; ".join(parts)
+
+
+def _adam_like_mssdva(summary: dict[str, Any]) -> tuple[bool, str]:
+    close, total, parts = 0, 0, []
+    for lab in summary["settings"]:
+        d_va = abs(_ratio(summary, lab, "adam", "mssdva"))
+        d_sgd = abs(_ratio(summary, lab, "adam", "msvag"))
+        total += 1
+        close += int(d_va <= d_sgd or d_va < 0.5)
+        parts.append(f"{lab}: |log10 adam/mssdva| = {d_va:.2f}, |log10 adam/msvag| = {d_sgd:.2f}")
+    ok = total > 0 and close >= math.ceil(0.75 * total)
+    return ok, f"Adam is closer to M-SSD-VA than to M-SVAG (or within half a decade) in {close}/{total} " \
+               "settings: " + "; ".join(parts)
+
+
+def _dissection_figure(execution: Any, summary: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Bars: measured vs ideal gamma per setting for M-SVAG, M-SSD-VA and Adam; sign agreement rho."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from adamlab.reproduce.figures import header, save_figure
+
+    labels = list(summary["settings"])
+    methods = ["msvag", "mssdva", "adam"]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8.0, 0.9 * len(labels)), 6.0), sharex=True)
+    x = np.arange(len(labels))
+    width = 0.13
+    cmap = plt.get_cmap("tab10")
+    k = 0
+    for i, m in enumerate(methods):
+        for kind, hatch in (("measured", ""), ("ideal", "//")):
+            vals = []
+            for lab in labels:
+                d = summary["settings"][lab]["variants"].get(m, {}).get("dissection", {})
+                vals.append(d.get(f"gamma_{kind}", {}).get("mean") or np.nan)
+            ax1.bar(x + (k - 2.5) * width, vals, width, color=cmap(i), hatch=hatch, alpha=0.85 if kind ==
+                    "measured" else 0.45, label=f"{m} {kind} gamma")
+            k += 1
+    ax1.set_ylabel("mean gamma (2nd half of run)", fontsize=8)
+    ax1.legend(fontsize=6, ncol=3)
+    ax1.grid(True, axis="y", alpha=0.3)
+    for i, m in enumerate(["msgd", "mssd", "msvag", "mssdva"]):
+        vals = [summary["settings"][lab]["variants"].get(m, {}).get("dissection", {}).get("rho", {}).get("mean")
+                or np.nan for lab in labels]
+        ax2.bar(x + (i - 1.5) * 0.2, vals, 0.2, color=cmap(i + 3), label=f"{m}: rho (Gaussian)")
+    ax2.axhline(0.5, color="k", lw=0.8, ls="--")
+    ax2.set_ylabel("sign agreement rho", fontsize=8)
+    ax2.set_ylim(0.4, 1.02)
+    ax2.set_xticks(x, labels, rotation=30, ha="right", fontsize=7)
+    ax2.legend(fontsize=6, ncol=4)
+    ax2.grid(True, axis="y", alpha=0.3)
+    fig.suptitle("Dissection statistics (mean over coordinates, 2nd half of each run, mean over seeds)\n"
+                 "ideal gamma: 1/(1+eta^2) for gradient directions, 2 rho - 1 for sign directions\n"
+                 + header(execution, summary).split("\n", 1)[1], fontsize=7)
+    if execution.quick:
+        fig.text(0.99, 0.01, "QUICK", color="red", fontsize=14, ha="right", va="bottom", alpha=0.6,
+                 fontweight="bold")
+    fig.tight_layout()
+    paths = save_figure(fig, out_dir, f"{execution.recipe.name}_dissection")
+    plt.close(fig)
+    return paths
+
+
+_GRID_FULL = [round(10 ** (-4 + k / 3), 12) for k in range(13)]
+_GRID_QUICK = [round(10 ** (-4 + k / 2), 12) for k in range(9)]
+
+RECIPE = register(Recipe(
+    name="noisy-quadratic",
+    title="Balles & Hennig 2018 fig. 2: the 2x2 grid (M-SGD, M-SSD, M-SVAG, M-SSD-VA) + Adam on noisy quadratics",
+    settings=_settings(NOISES_FULL),
+    variants=[Variant("msgd", "msgd"), Variant("mssd", "mssd"), Variant("msvag", "msvag"),
+              Variant("mssdva", "mssdva"), Variant("adam", "adam")],
+    full=Protocol(lr_grid=_GRID_FULL, tune_seeds=[0], seeds=[0, 1, 2, 3, 4], steps=1000, eval_every=10,
+                  hook_every=10, note="noise nu in {0, 0.1, 4}"),
+    quick=Protocol(lr_grid=_GRID_QUICK, tune_seeds=[0], seeds=[0, 1, 2], steps=500, eval_every=10,
+                   hook_every=10, note="noise nu in {0, 4}", settings=_settings(NOISES_QUICK)),
+    criterion="min:train_loss",
+    metrics=["train_loss"],
+    claims=[
+        Claim("Sign descent beats SGD on noisy, ill-conditioned, axis-aligned quadratics "
+              "(M-SSD < M-SGD and M-SSD-VA < M-SVAG in final loss)", _sign_wins_axis),
+        Claim("The advantage of sign descent disappears when the problem is rotated", _advantage_gone_rotated),
+        Claim("Variance adaptation helps both methods in the noisy settings (M-SVAG < M-SGD, "
+              "M-SSD-VA < M-SSD)", _va_helps),
+        Claim("Adam behaves like M-SSD-VA (its final loss is closer to M-SSD-VA's than to M-SVAG's)",
+              _adam_like_mssdva),
+    ],
+    hook=_hook,
+    hook_metrics=["gamma_measured", "gamma_ideal", "rho", "rho_batch", "eta2_median"],
+    figure_cols=4,
+    extra_figures=_dissection_figure,
+    doc=__doc__ or "",
+))

@@ -1,0 +1,184 @@
+"""The JSON summary of a recipe run: final metrics over seeds, selected lrs, ordering, claims, time.
+
+Layout::
+
+    {"recipe", "title", "quick", "protocol": {...}, "selection", "compute_time_s", "store",
+     "settings": {label: {"problem", "options", "order_metric", "ordering": [variant, ...],
+                          "variants": {label: {"optimizer", "hparams", "selected_lr", "lr_scores",
+                                               "n_runs", "n_diverged", "final": {metric: stats}}}}},
+     "claims": [{"claim", "agree", "measured"}], "all_claims_agree", "figures"}
+
+``stats`` is ``{"mean", "std", "min", "max", "n"}`` over the final reruns (finished runs only; a
+diverged run counts in ``n_diverged`` and makes the variant rank last in ``ordering``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adamlab.reproduce.engine import Execution
+
+
+def stats(values: list[float]) -> dict[str, float | int | None]:
+    """Mean, sample standard deviation (0 for one value), min, max and count of ``values``."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
+    arr = np.asarray(vals, dtype=float)
+    return {
+        "mean": float(arr.mean()),
+        "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0,
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+        "n": int(arr.size),
+    }
+
+
+def _hook_average(metrics: dict[str, tuple[list[int], list[float]]], name: str) -> float | None:
+    """Mean of a hook metric over the second half of its recorded steps (the run's late phase)."""
+    steps, values = metrics.get(name, ([], []))
+    if not values:
+        return None
+    half = values[len(values) // 2:]
+    return float(np.mean(half))
+
+
+def build_summary(execution: Execution) -> dict[str, Any]:
+    """Summarise an :class:`Execution` (reads the final metrics from its store)."""
+    from adamlab.runner import Store
+
+    recipe, protocol = execution.recipe, execution.protocol
+    metric, mode = recipe.order_metric()
+    settings: dict[str, Any] = {}
+    with Store(execution.store) as db:
+        status = db.statuses([i for r in execution.runs for i in r.final_ids])
+        for entry in execution.runs:
+            s = settings.setdefault(entry.setting.label, {
+                "problem": entry.setting.problem,
+                "options": {**dict(entry.setting.options), **dict(protocol.problem_options)},
+                "order_metric": f"{mode}:{metric}",
+                "variants": {},
+            })
+            finished = [i for i in entry.final_ids if status.get(i) == "finished"]
+            final = {m: stats([db.final_metric(i, m) for i in finished]) for m in recipe.metrics}
+            hook = {}
+            for m in recipe.hook_metrics:
+                hook[m] = stats([_hook_average(db.metrics(i), m) for i in finished])
+            s["variants"][entry.variant.label] = {
+                "optimizer": entry.variant.optimizer,
+                "hparams": dict(entry.variant.hparams),
+                "selected_lr": entry.selected_lr,
+                "tuned": entry.variant.lr is None,
+                "lr_scores": {f"{lr:g}": (None if not math.isfinite(v) else v) for lr, v in entry.lr_scores.items()},
+                "n_runs": len(entry.final_ids),
+                "n_diverged": sum(status.get(i) == "diverged" for i in entry.final_ids),
+                "final": final,
+                **({"dissection": hook} if hook else {}),
+            }
+    for s in settings.values():
+        s["ordering"] = ordering(s, metric, mode)
+    summary: dict[str, Any] = {
+        "recipe": recipe.name,
+        "title": recipe.title,
+        "quick": execution.quick,
+        "protocol": {
+            "description": protocol.describe(),
+            "lr_grid": list(protocol.lr_grid),
+            "tune_seeds": list(protocol.tune_seeds),
+            "seeds": list(protocol.seeds),
+            "replicate_option": protocol.replicate_option,
+            "steps": protocol.steps,
+            "batch_size": protocol.batch_size,
+            "eval_every": protocol.eval_every,
+            "problem_options": dict(protocol.problem_options),
+        },
+        "selection": selection_rule(recipe.criterion),
+        "compute_time_s": round(execution.wall_time, 2),
+        "store": str(execution.store),
+        "settings": settings,
+    }
+    claims = []
+    for claim in recipe.claims:
+        try:
+            agree, measured = claim.check(summary)
+        except (KeyError, TypeError, ValueError) as err:  # a missing number: cannot check
+            agree, measured = False, f"could not be checked: {err!r}"
+        claims.append({"claim": claim.text, "agree": bool(agree), "measured": measured})
+    summary["claims"] = claims
+    summary["all_claims_agree"] = all(c["agree"] for c in claims)
+    return summary
+
+
+def selection_rule(criterion: str) -> str:
+    """Human-readable selection rule of a criterion such as ``"min:train_loss"``."""
+    mode, _, metric = criterion.partition(":")
+    best = "lowest" if mode == "min" else "highest"
+    return (f"lr with the {best} final {metric}, mean over the tune seeds (an lr where a seed diverged ranks "
+            "last; ties go to the smaller lr)")
+
+
+def ordering(setting: dict[str, Any], metric: str, mode: str) -> list[str]:
+    """Variant labels from best to worst by the mean final ``metric``; diverged or missing ones last."""
+    def key(label: str) -> tuple[int, float]:
+        v = setting["variants"][label]
+        mean = v["final"].get(metric, {}).get("mean")
+        if mean is None or v["n_diverged"]:
+            return (1, 0.0)
+        return (0, mean if mode == "min" else -mean)
+
+    return sorted(setting["variants"], key=key)
+
+
+def mean_of(summary: dict[str, Any], setting: str, variant: str, metric: str) -> float:
+    """The mean final ``metric`` of ``variant`` in ``setting`` (``inf``-like worst when diverged)."""
+    v = summary["settings"][setting]["variants"][variant]
+    mean = v["final"][metric]["mean"]
+    if mean is None or v["n_diverged"]:
+        return math.nan
+    return float(mean)
+
+
+def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
+    """Write ``data`` as indented JSON atomically (temp file in the same folder + ``os.replace``)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False)
+            fh.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def format_table(summary: dict[str, Any], metrics: list[str]) -> str:
+    """A plain-text table: setting, variant, selected lr, mean ± std of each metric over seeds."""
+    lines = []
+    header = f"{'setting':<26} {'method':<20} {'lr':>9} " + " ".join(f"{m:>22}" for m in metrics)
+    lines.append(header)
+    for label, s in summary["settings"].items():
+        for vlabel in s["ordering"]:
+            v = s["variants"][vlabel]
+            cells = []
+            for m in metrics:
+                st = v["final"].get(m, {})
+                cells.append(f"{_pm(st):>22}")
+            div = f"  [{v['n_diverged']} diverged]" if v["n_diverged"] else ""
+            lines.append(f"{label:<26} {vlabel:<20} {v['selected_lr']:>9.3g} " + " ".join(cells) + div)
+    return "\n".join(lines)
+
+
+def _pm(st: dict[str, Any]) -> str:
+    if not st or st.get("mean") is None:
+        return "-"
+    return f"{st['mean']:.4g} ± {st['std']:.2g}"
