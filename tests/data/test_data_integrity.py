@@ -153,3 +153,19 @@ def test_bad_arguments(tiny_root):
         load("mnist", "valid", root=tiny_root)
     with pytest.raises(ValueError, match="'vocab_size' is not an option of 'mnist'"):
         load("mnist", "train", root=tiny_root, vocab_size=3)
+
+
+def test_bad_form_falls_back_to_a_valid_one(tmp_path):
+    """A corrupted preferred IMDB tarball next to a valid official one: warn, use the valid one."""
+    from adamlab.data.integrity import DataWarning
+    from adamlab.data.testing import write_imdb_tarball
+
+    write_imdb_tarball(tmp_path / "imdb/aclImdb_v1.tar.gz")
+    (tmp_path / "imdb/aclImdb_v1_text_no_unsup.tar.gz").write_bytes(b"broken")
+    md5 = hashlib.md5((tmp_path / "imdb/aclImdb_v1.tar.gz").read_bytes()).hexdigest()
+    with override_checksums({"imdb/aclImdb_v1.tar.gz": Checksum("md5", md5)}):
+        with pytest.warns(DataWarning, match="aclImdb_v1_text_no_unsup.tar.gz"):
+            x, y = load("imdb", "train", root=tmp_path)
+        assert x.shape == (24, 10000)
+    with pytest.raises(DataIntegrityError, match="aclImdb_v1_text_no_unsup.tar.gz"):
+        load("imdb", "train", root=tmp_path)  # without the override no form is valid

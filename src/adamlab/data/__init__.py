@@ -11,7 +11,7 @@ data root is never written to except by ``adamlab data fetch``.
 from __future__ import annotations
 
 from adamlab.data.errors import DataFetchError, DataFormatError, DataIntegrityError, DataNotFoundError
-from adamlab.data.integrity import check_dataset, resolve
+from adamlab.data.integrity import DataWarning, check_dataset, resolve
 from adamlab.data.loaders import imdb_vocabulary, load, tolstoi_vocabulary
 from adamlab.data.paths import cache_dir, data_root
 from adamlab.data.registry import NAMES
@@ -27,6 +27,7 @@ __all__ = [
     "DataFormatError",
     "DataIntegrityError",
     "DataNotFoundError",
+    "DataWarning",
     "cache_dir",
     "check_dataset",
     "data_root",

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,12 @@ from adamlab.data.paths import atomic_writer, cache_dir, data_root
 from adamlab.data.registry import Checksum, DatasetSpec, FileSpec, Variant, expected_checksum, get_spec
 
 _CACHE_NAME = "verified.json"
+
+
+class DataWarning(UserWarning):
+    """A dataset form was skipped because one of its files is bad, and another form was used."""
+
+
 _CHUNK = 1 << 20
 
 
@@ -218,24 +225,36 @@ class Resolved:
 
 
 def resolve(name: str, root: str | os.PathLike[str] | None = None) -> Resolved:
-    """Find the first complete form of dataset ``name`` under the root and verify its files.
+    """Find the first complete, valid form of dataset ``name`` under the root.
+
+    Forms are tried in order of preference. A complete form with a bad file is skipped, with a
+    ``DataWarning``, when a later form is complete and valid (e.g. a corrupted text tarball next
+    to a freshly fetched official one); otherwise its error is raised.
 
     Raises
     ------
     DataNotFoundError
         No form is complete (the message names the preferred form's missing file and lists all).
     DataIntegrityError
-        A file of the chosen form does not match its checksum.
+        Every complete form has a file that does not match its checksum (the first is reported).
     """
     spec = get_spec(name)
     base = data_root(root)
+    first_error: DataIntegrityError | None = None
     for variant in spec.variants:
-        present = [(root_file, (base / root_file.relpath).exists()) for root_file in variant.files]
-        if all(p for _, p in present):
+        if all((base / f.relpath).exists() for f in variant.files):
             statuses = tuple(check_file(name, f, base) for f in variant.files)
-            for s in statuses:
-                _raise_for(s)
+            try:
+                for s in statuses:
+                    _raise_for(s)
+            except DataIntegrityError as err:
+                first_error = first_error or err
+                continue
+            if first_error is not None:
+                warnings.warn(f"{first_error} Using {variant.name} form instead.", DataWarning, stacklevel=2)
             return Resolved(spec, variant, base, statuses)
+    if first_error is not None:
+        raise first_error
     # Nothing complete: report the first missing file of the form closest to complete.
     best = max(spec.variants, key=lambda v: sum((base / f.relpath).exists() for f in v.files))
     missing = next(f for f in best.files if not (base / f.relpath).exists())
@@ -276,6 +295,7 @@ def check_dataset(name: str, root: str | os.PathLike[str] | None = None) -> list
 
 __all__ = [
     "Checksum",
+    "DataWarning",
     "FileStatus",
     "Resolved",
     "cached_digest",
