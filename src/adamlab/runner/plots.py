@@ -146,7 +146,7 @@ def _epochs_per_step(runs: Sequence[_Run]) -> float | None:
     return None
 
 
-def _save(fig: Any, out_dir: Path, stem: str) -> list[Path]:
+def save_figure(fig: Any, out_dir: Path, stem: str) -> list[Path]:
     """Write ``stem.png`` and ``stem.pdf`` atomically (temp file + os.replace)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -190,6 +190,115 @@ def _use_log(values: np.ndarray, metric: str) -> bool:
         finite.max() / finite.min() > 20
 
 
+def best_lrs(store: Store | str | os.PathLike[str], grp: ProblemRuns,
+             criterion: str | Criterion = "min:train_loss") -> dict[str, float]:
+    """Best lr per optimizer among the runs of ``grp`` (see :func:`select_best`)."""
+    ids = [r.run_id for r in grp.runs]
+    return {opt: sel.best_lr for (_, opt), sel in select_best(store, criterion, run_ids=ids).items()}
+
+
+def draw_curves(ax: Any, grp: ProblemRuns, metric: str, best: dict[str, float], *,
+                epochs_per_step: float | None = None) -> None:
+    """Draw ``metric`` against steps (or epochs) on ``ax``: per optimizer at ``best[opt]``, the mean over
+    seeds and a min-max band."""
+    optimizers = sorted({r.optimizer for r in grp.runs})
+    colors, styles = _colors(optimizers), _linestyles(optimizers)
+    all_vals = []
+    for opt in optimizers:
+        runs = [r for r in grp.runs if r.optimizer == opt and (opt not in best or r.lr == best[opt])]
+        steps, vals = _stack(runs, metric)
+        if steps.size == 0:
+            continue
+        mean, lo, hi = _nanmean_minmax(vals)
+        xs = steps * epochs_per_step if epochs_per_step is not None else steps
+        lr = runs[0].lr
+        label = f"{opt} (lr={lr:.3g})" if lr is not None else opt
+        if any(r.status == "diverged" for r in runs):
+            label += " [diverged]"
+        ax.plot(xs, mean, color=colors[opt], ls=styles[opt], lw=1.6, label=label)
+        if len(runs) > 1:
+            ax.fill_between(xs, lo, hi, color=colors[opt], alpha=0.2, lw=0)
+        all_vals.append(vals)
+    if all_vals and _use_log(np.concatenate([v.ravel() for v in all_vals]), metric):
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch" if epochs_per_step is not None else "step")
+    ax.set_ylabel(_LABELS.get(metric, metric))
+    ax.grid(True, alpha=0.3)
+
+
+def draw_lr_sensitivity(ax: Any, grp: ProblemRuns, metric: str) -> tuple[bool, bool]:
+    """Draw the final ``metric`` against lr on ``ax``; returns (any diverged, any off scale)."""
+    from matplotlib.transforms import blended_transform_factory
+
+    lrs_per_opt: dict[str, set[float]] = {}
+    for r in grp.runs:
+        if r.lr is not None:
+            lrs_per_opt.setdefault(r.optimizer, set()).add(r.lr)
+    optimizers = sorted({r.optimizer for r in grp.runs})
+    colors = _colors(optimizers)
+    top = blended_transform_factory(ax.transData, ax.transAxes)
+    finals: list[float] = []
+    cap = _off_scale_cap(grp.runs, metric)
+    any_diverged = any_off = False
+    for opt in sorted(lrs_per_opt):
+        lrs = sorted(lrs_per_opt[opt])
+        mean, lo, hi, crosses, off = [], [], [], [], []
+        for lr in lrs:
+            runs = [r for r in grp.runs if r.optimizer == opt and r.lr == lr]
+            vals = [r.metrics[metric][1][-1] for r in runs if r.status == "finished" and metric in r.metrics]
+            if any(r.status == "diverged" for r in runs):
+                crosses.append(lr)
+            ok = len(vals) == len(runs) and vals
+            m = float(np.mean(vals)) if ok else math.nan
+            if cap is not None and m > cap:  # blew up without overflowing: off the scale
+                off.append(lr)
+                m = math.nan
+            mean.append(m)
+            lo.append(min(vals) if ok and not math.isnan(m) else math.nan)
+            hi.append(min(max(vals), cap or math.inf) if ok and not math.isnan(m) else math.nan)
+            finals += [v for v in vals if cap is None or v <= cap]
+        ax.plot(lrs, mean, "o-", color=colors[opt], ms=4, lw=1.4, label=opt)
+        ax.fill_between(lrs, lo, hi, color=colors[opt], alpha=0.2, lw=0)
+        if off:
+            any_off = True
+            ax.plot(off, [1.0] * len(off), "^", color=colors[opt], ms=7, transform=top, clip_on=False)
+        if crosses:
+            any_diverged = True
+            # just above the frame, so crosses never hide data points
+            ax.plot(crosses, [1.035] * len(crosses), "x", color=colors[opt], ms=7, mew=2,
+                    transform=top, clip_on=False)
+    ax.set_xscale("log")
+    if _use_log(np.asarray(finals, dtype=float), metric):
+        ax.set_yscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(f"final {_LABELS.get(metric, metric)}")
+    ax.grid(True, alpha=0.3)
+    return any_diverged, any_off
+
+
+def marker_legend_entries(any_diverged: bool, any_off: bool) -> tuple[list[Any], list[str]]:
+    """Legend handles for the diverged / off-scale markers of :func:`draw_lr_sensitivity`."""
+    from matplotlib.lines import Line2D
+
+    handles, labels = [], []
+    if any_diverged:
+        handles.append(Line2D([], [], ls="", marker="x", color="0.3", mew=2))
+        labels.append("diverged (non-finite)")
+    if any_off:
+        handles.append(Line2D([], [], ls="", marker="^", color="0.3"))
+        labels.append(f"> {OFF_SCALE:g}x initial value")
+    return handles, labels
+
+
+def has_lr_grid(grp: ProblemRuns) -> bool:
+    """True when some optimizer of ``grp`` was run at two or more learning rates."""
+    lrs: dict[str, set[float]] = {}
+    for r in grp.runs:
+        if r.lr is not None:
+            lrs.setdefault(r.optimizer, set()).add(r.lr)
+    return bool(lrs) and max(len(v) for v in lrs.values()) >= 2
+
+
 def plot_curves(
     store: Store | str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -213,47 +322,23 @@ def plot_curves(
     crit = Criterion.parse(criterion)
     written: list[Path] = []
     for grp in load_problem_runs(store, problem):
-        ids = [r.run_id for r in grp.runs]
-        best = {opt: sel.best_lr for (_, opt), sel in select_best(store, crit, run_ids=ids).items()}
-        optimizers = sorted({r.optimizer for r in grp.runs})
-        colors, styles = _colors(optimizers), _linestyles(optimizers)
         present = [m for m in metrics if any(m in r.metrics for r in grp.runs)]
         if not present:
             continue
+        best = best_lrs(store, grp, crit)
         eps = _epochs_per_step(grp.runs)
-        use_epoch = x == "epoch" or (x == "auto" and eps is not None)
-        if use_epoch and eps is None:
+        if x == "epoch" and eps is None:
             raise ValueError(f"problem {grp.label} has no epochs; use x='step'")
         fig, axes = plt.subplots(1, len(present), figsize=(4.2 * len(present), 3.4), squeeze=False)
         for ax, metric in zip(axes[0], present, strict=True):
-            all_vals = []
-            for opt in optimizers:
-                runs = [r for r in grp.runs if r.optimizer == opt and (opt not in best or r.lr == best[opt])]
-                steps, vals = _stack(runs, metric)
-                if steps.size == 0:
-                    continue
-                mean, lo, hi = _nanmean_minmax(vals)
-                xs = steps * eps if use_epoch and eps is not None else steps
-                lr = runs[0].lr
-                label = f"{opt} (lr={lr:.3g})" if lr is not None else opt
-                if any(r.status == "diverged" for r in runs):
-                    label += " [diverged]"
-                ax.plot(xs, mean, color=colors[opt], ls=styles[opt], lw=1.6, label=label)
-                if len(runs) > 1:
-                    ax.fill_between(xs, lo, hi, color=colors[opt], alpha=0.2, lw=0)
-                all_vals.append(vals)
-            if all_vals and _use_log(np.concatenate([v.ravel() for v in all_vals]), metric):
-                ax.set_yscale("log")
-            ax.set_xlabel("epoch" if use_epoch else "step")
-            ax.set_ylabel(_LABELS.get(metric, metric))
-            ax.grid(True, alpha=0.3)
+            draw_curves(ax, grp, metric, best, epochs_per_step=eps if x != "step" else None)
         handles, labels = axes[0][0].get_legend_handles_labels()
         fig.suptitle(f"{grp.label}\n{grp.protocol()}; mean and min-max over seeds, best lr by {crit}",
                      fontsize=9)
         fig.tight_layout()
         fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=8,
                    ncol=min(len(labels), 5), frameon=False)
-        written += _save(fig, Path(out_dir), stem or f"{grp.slug}_curves")
+        written += save_figure(fig, Path(out_dir), stem or f"{grp.slug}_curves")
         plt.close(fig)
     return written
 
@@ -271,77 +356,25 @@ def plot_lr_sensitivity(
     Problems with a single learning rate per optimizer get no sensitivity plot.
     """
     import matplotlib.pyplot as plt
-    from matplotlib.transforms import blended_transform_factory
 
     written: list[Path] = []
     for grp in load_problem_runs(store, problem):
-        lrs_per_opt: dict[str, set[float]] = {}
-        for r in grp.runs:
-            if r.lr is not None:
-                lrs_per_opt.setdefault(r.optimizer, set()).add(r.lr)
-        if not lrs_per_opt or max(len(v) for v in lrs_per_opt.values()) < 2:
-            continue
         present = [m for m in metrics if any(m in r.metrics for r in grp.runs)]
-        if not present:
+        if not present or not has_lr_grid(grp):
             continue
-        optimizers = sorted(lrs_per_opt)
-        colors = _colors(optimizers)
         fig, axes = plt.subplots(1, len(present), figsize=(4.6 * len(present), 3.5), squeeze=False)
         any_diverged = any_off = False
         for ax, metric in zip(axes[0], present, strict=True):
-            top = blended_transform_factory(ax.transData, ax.transAxes)
-            finals = []
-            cap = _off_scale_cap(grp.runs, metric)
-            for opt in optimizers:
-                lrs = sorted(lrs_per_opt[opt])
-                mean, lo, hi, crosses, off = [], [], [], [], []
-                for lr in lrs:
-                    runs = [r for r in grp.runs if r.optimizer == opt and r.lr == lr]
-                    vals = [r.metrics[metric][1][-1] for r in runs
-                            if r.status == "finished" and metric in r.metrics]
-                    if any(r.status == "diverged" for r in runs):
-                        crosses.append(lr)
-                    ok = len(vals) == len(runs) and vals
-                    m = float(np.mean(vals)) if ok else math.nan
-                    if cap is not None and m > cap:  # blew up without overflowing: off the scale
-                        off.append(lr)
-                        m = math.nan
-                    mean.append(m)
-                    lo.append(min(vals) if ok and not math.isnan(m) else math.nan)
-                    hi.append(min(max(vals), cap or math.inf) if ok and not math.isnan(m) else math.nan)
-                    finals += [v for v in vals if cap is None or v <= cap]
-                ax.plot(lrs, mean, "o-", color=colors[opt], ms=4, lw=1.4, label=opt)
-                ax.fill_between(lrs, lo, hi, color=colors[opt], alpha=0.2, lw=0)
-                if off:
-                    any_off = True
-                    ax.plot(off, [1.0] * len(off), "^", color=colors[opt], ms=7, transform=top, clip_on=False)
-                if crosses:
-                    any_diverged = True
-                    # just above the frame, so crosses never hide data points
-                    ax.plot(crosses, [1.035] * len(crosses), "x", color=colors[opt], ms=7, mew=2,
-                            transform=top, clip_on=False)
-            ax.set_xscale("log")
-            if _use_log(np.asarray(finals, dtype=float), metric):
-                ax.set_yscale("log")
-            ax.set_xlabel("learning rate")
-            ax.set_ylabel(f"final {_LABELS.get(metric, metric)}")
-            ax.grid(True, alpha=0.3)
+            d, o = draw_lr_sensitivity(ax, grp, metric)
+            any_diverged, any_off = any_diverged or d, any_off or o
         handles, labels = axes[0][0].get_legend_handles_labels()
-        if any_diverged:
-            from matplotlib.lines import Line2D
-
-            handles.append(Line2D([], [], ls="", marker="x", color="0.3", mew=2))
-            labels.append("diverged (non-finite)")
-        if any_off:
-            from matplotlib.lines import Line2D
-
-            handles.append(Line2D([], [], ls="", marker="^", color="0.3"))
-            labels.append(f"> {OFF_SCALE:g}x initial value")
+        extra_h, extra_l = marker_legend_entries(any_diverged, any_off)
         fig.suptitle(f"{grp.label}: learning-rate sensitivity\n{grp.protocol()}; mean and min-max over "
                      "seeds; x above the frame: a seed diverged", fontsize=9, y=1.01)
         fig.tight_layout()
-        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
-        written += _save(fig, Path(out_dir), stem or f"{grp.slug}_lr_sensitivity")
+        fig.legend(handles + extra_h, labels + extra_l, loc="center left", bbox_to_anchor=(1.0, 0.5),
+                   fontsize=8, frameon=False)
+        written += save_figure(fig, Path(out_dir), stem or f"{grp.slug}_lr_sensitivity")
         plt.close(fig)
     return written
 

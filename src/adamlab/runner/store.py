@@ -105,7 +105,9 @@ class Store:
             self._con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             self._con.row_factory = sqlite3.Row
             self._con.execute("PRAGMA journal_mode=WAL")
-            self._con.execute("PRAGMA synchronous=FULL")
+            # WAL + NORMAL: a commit survives a crash or kill -9 of the process (only a power loss
+            # can lose the last commits), without an fsync per transaction.
+            self._con.execute("PRAGMA synchronous=NORMAL")
             self._con.execute("PRAGMA foreign_keys=ON")
             self._con.executescript(_SCHEMA)
             self._con.execute(
@@ -130,20 +132,23 @@ class Store:
     # -- writing -------------------------------------------------------------------------------
     def plan(self, configs: Iterable[RunConfig]) -> None:
         """Insert ``configs`` as ``pending`` runs; rows that already exist are left as they are."""
+        with self._tx() as cur:
+            self._insert_pending(cur, configs)
+
+    def _insert_pending(self, cur: sqlite3.Cursor, configs: Iterable[RunConfig]) -> None:
         now = _now()
         rows = [_config_row(c, now) for c in configs]
-        with self._tx() as cur:
-            cur.executemany(
-                "INSERT OR IGNORE INTO runs (run_id, problem, problem_options, optimizer, hparams, lr, seed,"
-                " steps, batch_size, eval_every, schedule, hooks, config, status, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                rows,
-            )
+        cur.executemany(
+            "INSERT OR IGNORE INTO runs (run_id, problem, problem_options, optimizer, hparams, lr, seed,"
+            " steps, batch_size, eval_every, schedule, hooks, config, status, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+            rows,
+        )
 
     def mark_running(self, config: RunConfig) -> None:
         """Status ``running``, one more attempt, start time now."""
-        self.plan([config])
         with self._tx() as cur:
+            self._insert_pending(cur, [config])
             cur.execute(
                 "UPDATE runs SET status='running', attempts=attempts+1, started_at=? WHERE run_id=?",
                 (_now(), config.run_id),
@@ -155,9 +160,9 @@ class Store:
             raise ValueError(
                 f"record needs a final status (finished, diverged, failed); got {result.status!r}"
             )
-        self.plan([result.config])
         run_id = result.run_id
         with self._tx() as cur:
+            self._insert_pending(cur, [result.config])
             cur.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
             cur.executemany(
                 "INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
