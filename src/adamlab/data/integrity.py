@@ -264,7 +264,7 @@ def resolve(name: str, root: str | os.PathLike[str] | None = None) -> Resolved:
         missing.relpath,
         base / missing.relpath,
         describe_expected(missing),
-        detail=f"Accepted forms under {base}: {forms}.",
+        detail=f"Accepted forms under {base}: {forms}." if len(spec.variants) > 1 else "",
     )
 
 
