@@ -55,6 +55,7 @@ class TolstoiCharRNN(DatasetProblem):
 
     def validate_options(self) -> None:
         check_int("seq_len", self.options["seq_len"], low=1)
+        self._vocab_size: int | None = None
 
     def prepare(self, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         length = int(self.options["seq_len"])
@@ -64,10 +65,12 @@ class TolstoiCharRNN(DatasetProblem):
         return inputs[: n * length].reshape(n, length), targets[: n * length].reshape(n, length)
 
     def vocab_size(self) -> int:
-        """Size of the fixed tolstoi vocabulary of :mod:`adamlab.data`."""
-        from adamlab.data import tolstoi_vocabulary
+        """Size of the fixed tolstoi vocabulary of :mod:`adamlab.data` (read once per problem)."""
+        if self._vocab_size is None:
+            from adamlab.data import tolstoi_vocabulary
 
-        return len(tolstoi_vocabulary())
+            self._vocab_size = len(tolstoi_vocabulary(self.root))
+        return self._vocab_size
 
     def build_model(self) -> nn.Module:
         return CharRNN(self.vocab_size())
