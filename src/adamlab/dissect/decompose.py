@@ -251,6 +251,9 @@ def decompose(optimizer: Optimizer, previous: Mapping[int, Tensor] | None = None
                     continue
                 prev = None if previous is None else previous.get(index)
                 pieces = rule(p, prev, state, group)
+                # Pieces may alias optimizer state (e.g. SGD's momentum buffer), which the next step
+                # changes in place: keep a snapshot.
+                pieces = {k: v.detach().clone() if isinstance(v, Tensor) else v for k, v in pieces.items()}
                 update = None if prev is None else p.detach() - prev
                 out.append(StepPieces(index=index, group=g_index, update=update, step=int(state["step"]),
                                       **pieces))
