@@ -1,0 +1,234 @@
+"""Train a block of K runs together: the serial training loop of :mod:`adamlab.runner.train`, batched.
+
+A block holds runs that share the problem, optimizer name and switches, seed (so the same initial
+weights and the same batch stream), steps, batch size, eval cadence and schedule; they differ in
+numeric hyperparameters (lr, betas, eps, ...). Per step: one batch from the seed's stream, the K
+per-run losses (the problem's loss of each run's parameters), one backward pass of their sum, one
+stacked optimizer step. The records are those of the serial loop: eval points at step 0, every
+``eval_every`` steps and after the last step, ``batch_loss`` averaged since the previous eval point,
+``lr`` after the schedule, ``epoch`` and ``wall_time``, and the same divergence policy per run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.func import vmap
+
+from adamlab.problems import Problem
+from adamlab.problems.supervised import DatasetProblem
+from adamlab.runner.backends.vmap_models import Stack, stack_models
+from adamlab.runner.backends.vmap_optim import NotVectorizable, StackedOptimizer
+from adamlab.runner.config import RunConfig, train_set_size
+from adamlab.runner.result import RunResult, utcnow
+from adamlab.runner.schedules import Schedule
+
+
+def _standard_supervised(problem: Problem) -> bool:
+    """Whether the loss is ``criterion(model(x), y) + regularization(model)`` (DatasetProblem's own)."""
+    return (isinstance(problem, DatasetProblem) and problem.criterion is not None
+            and type(problem).loss is DatasetProblem.loss)
+
+
+def _standard_evaluate(problem: Problem) -> bool:
+    return (isinstance(problem, DatasetProblem) and problem.criterion is not None
+            and type(problem).evaluate is DatasetProblem.evaluate
+            and type(problem)._evaluate_split is DatasetProblem._evaluate_split)
+
+
+def check_problem(problem: Problem, configs: Sequence[RunConfig]) -> None:
+    """Raise :class:`NotVectorizable` for what this backend cannot batch."""
+    if problem.stochastic_forward:
+        raise NotVectorizable(f"problem {problem.name!r} draws random numbers in its forward pass (dropout or "
+                              "sampling), which a batched run cannot reproduce")
+    if any(c.hooks for c in configs):
+        raise NotVectorizable("runs with hooks need the model and optimizer objects of a single run")
+
+
+class _BatchedEval:
+    """``DatasetProblem.evaluate`` for K runs at once: same subsets, chunks, criterion and predict."""
+
+    def __init__(self, problem: DatasetProblem) -> None:
+        from adamlab.problems.datasets import fixed_subset
+
+        self.problem = problem
+        self.splits = []
+        for prefix, split in (("train", problem.train_split), ("test", problem.test_split)):
+            inputs, targets = problem.data(split)
+            idx = fixed_subset(int(inputs.shape[0]), int(problem.options["eval_size"]))
+            chunks = [(problem.transform(inputs.index_select(0, c)), targets.index_select(0, c))
+                      for c in idx.split(problem.eval_batch_size)]
+            self.splits.append((prefix, chunks))
+
+    @torch.no_grad()
+    def __call__(self, stack: Stack) -> list[dict[str, float]]:
+        assert self.problem.criterion is not None
+        crit = vmap(self.problem.criterion, in_dims=(0, None))
+        predict = vmap(self.problem.predict)
+        out: list[dict[str, float]] = [{} for _ in range(stack.k)]
+        for prefix, chunks in self.splits:
+            loss = torch.zeros(stack.k, dtype=torch.float64)
+            correct = torch.zeros(stack.k, dtype=torch.int64)
+            count = 0
+            for x, y in chunks:
+                dev = stack.leaves()[0][0].device
+                x, y = x.to(dev), y.to(dev)
+                outputs = stack.forward(x)
+                units = y.numel()
+                loss += crit(outputs, y).double().cpu() * units
+                correct += (predict(outputs) == y).reshape(stack.k, -1).sum(1).cpu()
+                count += units
+            for k in range(stack.k):
+                out[k][f"{prefix}_loss"] = float(loss[k]) / count
+                out[k][f"{prefix}_accuracy"] = int(correct[k]) / count
+        return out
+
+
+def _batch_losses(problem: Problem, stack: Stack, batch: Any, reg_needed: bool) -> Tensor:
+    """The K per-run training losses on the shared ``batch``: ``[K]``."""
+    if _standard_supervised(problem):
+        assert problem.criterion is not None
+        dev = stack.leaves()[0][0].device
+        inputs, targets = batch[0].to(dev), batch[1].to(dev)
+        losses = vmap(problem.criterion, in_dims=(0, None))(stack.forward(inputs), targets)
+        if reg_needed:
+            losses = losses + stack.call(lambda m: problem.regularization(m))
+        return losses
+    return stack.call(lambda m, b: problem.loss(m, b), batch)
+
+
+def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = True) -> Iterator[RunResult]:
+    """Train ``configs`` (one block, see the module docstring) together; yield each run's result when it ends.
+
+    Raises :class:`NotVectorizable` before any result is yielded when the block cannot be batched.
+    """
+    first = configs[0]
+    for c in configs:
+        same = (c.problem, dict(c.problem_options), c.optimizer, c.seed, c.steps, c.batch_size, c.eval_every,
+                dict(c.schedule))
+        if same != (first.problem, dict(first.problem_options), first.optimizer, first.seed, first.steps,
+                    first.batch_size, first.eval_every, dict(first.schedule)):
+            raise ValueError("a vmap block must share problem, optimizer, seed, steps, batch size, eval and schedule")
+    check_problem(problem, configs)
+    k = len(configs)
+    started_at = utcnow()
+    t0 = time.perf_counter()
+    schedule = Schedule(**first.schedule)
+    n_train = train_set_size(problem)
+    torch.manual_seed(first.seed)
+    template = problem.make_model(first.seed)
+    if not list(template.parameters()):
+        raise NotVectorizable("the model has no parameters")
+    stack = stack_models([template] * k, wide=wide and _standard_supervised(problem))
+    eval_model = problem.make_model(first.seed)
+    p0 = next(template.parameters())
+    from adamlab.runner.train import _optimizer_kwargs
+
+    optimizer = StackedOptimizer(first.optimizer, [_optimizer_kwargs(dict(c.hparams)) for c in configs],
+                                 p0.dtype, p0.device)
+    optimizer.trial()
+    for leaf, axis in stack.leaves():
+        optimizer.add_param(leaf, axis)
+    reg_needed = _standard_supervised(problem) and problem.regularization(template) is not None
+    batched_eval = _BatchedEval(problem) if _standard_evaluate(problem) else None  # type: ignore[arg-type]
+    batches = problem.train_batches(first.seed, first.batch_size)
+
+    records: list[dict[int, dict[str, float]]] = [{} for _ in range(k)]
+    status = ["finished"] * k
+    diverged_step: list[int | None] = [None] * k
+    active = [True] * k
+    loss_sum = torch.zeros(k, dtype=torch.float64)
+    loss_n = 0
+
+    def epoch_of(at: int) -> dict[str, float]:
+        return {} if n_train is None else {"epoch": at * first.batch_size / n_train}
+
+    def record(run: int, at: int, values: dict[str, float]) -> None:
+        rec = records[run].setdefault(at, {"step": float(at)})
+        rec.update({key: float(v) for key, v in values.items()})
+
+    def evaluate(at: int) -> list[bool]:
+        if batched_eval is not None:
+            metrics = batched_eval(stack)
+        else:
+            metrics = []
+            for run in range(k):
+                if not active[run]:
+                    metrics.append({})
+                    continue
+                model = stack.load_run(run, eval_model)
+                model.eval()
+                with torch.no_grad():
+                    metrics.append({key: float(v) for key, v in problem.evaluate(model).items()})
+                model.train()
+        lrs = optimizer.lrs()
+        ok = []
+        wall = time.perf_counter() - t0
+        for run in range(k):
+            if not active[run]:
+                ok.append(True)
+                continue
+            finite = {key: v for key, v in metrics[run].items() if math.isfinite(v)}
+            point: dict[str, float] = {**epoch_of(at), **finite, "lr": lrs[run]}
+            if loss_n:
+                mean = float(loss_sum[run]) / loss_n
+                point["batch_loss"] = mean
+                point.setdefault("train_loss", mean)
+            point["wall_time"] = wall
+            record(run, at, point)
+            ok.append(len(finite) == len(metrics[run]))
+        return ok
+
+    def finish(run: int) -> RunResult:
+        active[run] = False
+        return RunResult(configs[run], status[run], [records[run][s] for s in sorted(records[run])],
+                         diverged_step=diverged_step[run], wall_time=time.perf_counter() - t0,
+                         started_at=started_at, finished_at=utcnow())
+
+    for run, good in enumerate(evaluate(0)):
+        if not good:
+            status[run], diverged_step[run] = "diverged", 0
+            yield finish(run)
+    step = 0
+    leaves = [leaf for leaf, _ in stack.leaves()]
+    while any(active) and step < first.steps:
+        batch = next(batches)
+        t = step + 1
+        optimizer.set_lr_factor(schedule.factor(t))
+        for leaf in leaves:
+            leaf.grad = None
+        losses = _batch_losses(problem, stack, batch, reg_needed)
+        values = losses.detach().double().cpu()
+        finite = torch.isfinite(values)
+        if not bool(finite.all()):
+            for run in range(k):
+                if active[run] and not bool(finite[run]):
+                    status[run], diverged_step[run] = "diverged", t
+                    if loss_n:
+                        record(run, step, {**epoch_of(step), "batch_loss": float(loss_sum[run]) / loss_n})
+                    yield finish(run)
+            if not any(active):
+                break
+            losses = torch.where(torch.isfinite(losses), losses, torch.zeros_like(losses))
+        losses.sum().backward()
+        optimizer.step([leaf.grad for leaf in leaves])
+        step = t
+        loss_sum += torch.where(finite, values, torch.zeros_like(values))
+        loss_n += 1
+        if step % first.eval_every == 0 or step == first.steps:
+            ok = evaluate(step)
+            loss_sum.zero_()
+            loss_n = 0
+            for run in range(k):
+                if active[run] and not ok[run]:
+                    status[run], diverged_step[run] = "diverged", step
+                    yield finish(run)
+    for run in range(k):
+        if active[run]:
+            yield finish(run)
+
