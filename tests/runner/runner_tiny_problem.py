@@ -25,9 +25,11 @@ class TinyRegression(Problem):
     description: ClassVar[str] = "tiny linear regression (runner tests)"
     protocol = Protocol(batch_size=8, steps=40, eval_every=10, lr_schedule="constant", source="tests")
 
-    def __init__(self, *, root: str | None = None, dropout: float = 0.0, **options: Any) -> None:
-        super().__init__(root=root, dropout=dropout, **options)
-        self.dropout = float(dropout)
+    default_options: ClassVar[dict[str, Any] | None] = {"dropout": 0.0}
+
+    def __init__(self, *, root: str | None = None, **options: Any) -> None:
+        super().__init__(root=root, **options)  # the base class rejects unknown options
+        self.dropout = float(self.options["dropout"])
         g = torch.Generator().manual_seed(1234)
         w = torch.randn(5, 1, generator=g)
         self.x = torch.randn(64, 5, generator=g)

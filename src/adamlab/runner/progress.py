@@ -21,11 +21,12 @@ class _Null:
     def __exit__(self, *exc: Any) -> None: ...
 
 
-def sweep_bar(total: int, *, quiet: bool, desc: str = "sweep") -> Any:
-    """Bar over the runs of a sweep (position 0)."""
-    if quiet:
+def sweep_bar(total: int, *, quiet: bool, desc: str = "sweep", initial: int = 0) -> Any:
+    """Bar over the runs of a sweep (position 0); ``initial`` runs were already done (no bar if all were)."""
+    if quiet or initial >= total:
         return _Null()
-    return tqdm(total=total, desc=desc, unit="run", position=0, dynamic_ncols=True, file=sys.stderr)
+    return tqdm(total=total, initial=initial, desc=desc, unit="run", position=0, dynamic_ncols=True,
+                file=sys.stderr)
 
 
 def run_bar(total: int, *, quiet: bool, desc: str) -> Any:

@@ -161,9 +161,8 @@ def run_configs(
             on_start=db.mark_running,
             problems={problem_key(*problem_name_and_options(p)): p for p in problems},
         )
-        bar = sweep_bar(len(unique), quiet=quiet, desc=desc)
+        bar = sweep_bar(len(unique), quiet=quiet, desc=desc, initial=report.skipped)
         try:
-            bar.update(report.skipped)
             if todo:
                 for result in backend_impl.run(todo, context):
                     db.record(result)

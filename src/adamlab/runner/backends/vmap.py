@@ -38,12 +38,19 @@ DEFAULT_MAX_BLOCK = 64
 
 
 def _is_number(value: Any) -> bool:
+    if isinstance(value, list | tuple):  # betas
+        return all(_is_number(v) for v in value)
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def block_key(config: RunConfig) -> str:
-    """What the runs of one block share: all but the numeric hyperparameters' values."""
-    switches = {k: (None if _is_number(v) else v) for k, v in sorted(config.hparams.items())}
+def block_key(config: RunConfig, *, strict: bool = False) -> str:
+    """What the runs of one block share: all but the numeric hyperparameters' values.
+
+    ``strict=True``: all but the learning rate (for rules that branch on another setting, e.g.
+    ``weight_decay != 0``).
+    """
+    switches = {k: (None if (_is_number(v) and (not strict or k == "lr")) else v)
+                for k, v in sorted(config.hparams.items())}
     return canonical_json({
         "problem": problem_key(config.problem, config.problem_options), "optimizer": config.optimizer,
         "switches": switches, "seed": config.seed, "steps": config.steps, "batch_size": config.batch_size,
@@ -51,11 +58,12 @@ def block_key(config: RunConfig) -> str:
     })
 
 
-def plan_blocks(configs: Sequence[RunConfig], max_block: int = DEFAULT_MAX_BLOCK) -> list[list[RunConfig]]:
+def plan_blocks(configs: Sequence[RunConfig], max_block: int = DEFAULT_MAX_BLOCK, *,
+                strict: bool = False) -> list[list[RunConfig]]:
     """Group ``configs`` into blocks (see the module docstring), keeping first-seen order."""
     groups: dict[str, list[RunConfig]] = {}
     for config in configs:
-        groups.setdefault(block_key(config), []).append(config)
+        groups.setdefault(block_key(config, strict=strict), []).append(config)
     blocks = []
     for members in groups.values():
         for start in range(0, len(members), max_block):
@@ -81,7 +89,9 @@ class VmapBackend:
 
         self.fallbacks = {}
         serial: list[RunConfig] = []
-        for block in plan_blocks(configs, self.max_block):
+        queue = [(block, False) for block in plan_blocks(configs, self.max_block)]
+        while queue:
+            block, strict = queue.pop(0)
             done: set[str] = set()
             try:
                 problem = context.problem_for(block[0])
@@ -94,7 +104,12 @@ class VmapBackend:
             except KeyboardInterrupt:
                 raise
             except NotVectorizable as err:
-                self._fallback(str(err), [c for c in block if c.run_id not in done], serial)
+                left = [c for c in block if c.run_id not in done]
+                finer = plan_blocks(left, self.max_block, strict=True)
+                if not strict and len(finer) > 1:  # retry with only the lr varying inside a block
+                    queue[:0] = [(b, True) for b in finer]
+                else:
+                    self._fallback(str(err), left, serial)
             except Exception as err:  # noqa: BLE001 - one block's error must not stop the sweep
                 for config in block:
                     if config.run_id not in done:

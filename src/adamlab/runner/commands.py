@@ -1,0 +1,400 @@
+"""``adamlab demo | run | sweep | plot``: the runner's command line.
+
+Exit codes: 0 success; 1 some runs failed (an exception inside a run); 2 bad arguments (unknown
+problem or optimizer, an lr grid that does not parse, a store that cannot be written), printed as
+one line by :func:`adamlab.cli.main`. Diverged runs are results, not failures (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from adamlab.runner.parsing import parse_assignments, parse_lr_grid
+from adamlab.runner.schedules import SCHEDULES
+from adamlab.runner.store import DEFAULT_STORE
+
+DEMO_EPILOG = """examples:
+  adamlab demo                      run the demo, figure in results/demo/demo.png (and .pdf)
+  adamlab demo --out /tmp/demo -q   elsewhere, without progress bars
+  adamlab demo --fresh              start over instead of reusing results/demo/demo.sqlite
+
+What it does: M-SGD, M-SSD, M-SVAG, M-SSD-VA (the 2x2 grid of Balles & Hennig 2018) and Adam on
+the noisy quadratic (ill-conditioned, axis-aligned, nu=4) and on Wilson et al.'s least squares.
+Each method's lr is tuned on 1e-5..1 (11 values, 1 seed), the best lr rerun with 3 seeds.
+No downloads; under two minutes on two CPU cores.
+"""
+
+RUN_EPILOG = """examples:
+  adamlab run quadratic.noisy --optimizer msvag --lr 0.01
+  adamlab run quadratic.noisy --optimizer adam --lr 1e-3 --seeds 3 --steps 2000 \\
+      --option spectrum=ill --option rotation=axis --hparam betas=[0.9,0.999]
+  adamlab run mnist.logreg --optimizer adam --lr 1e-3 --epochs 1 --schedule inv_sqrt
+
+exit codes: 0 ok (diverged runs included), 1 a run failed, 2 bad arguments
+"""
+
+SWEEP_EPILOG = """examples:
+  adamlab sweep quadratic.noisy --optimizers sgd,adam,msvag --lr-grid 1e-3:1e0:4 --seeds 2
+  adamlab sweep quadratic.noisy --optimizers adam --lr-grid 0.001,0.003,0.01 --steps 500
+  adamlab sweep leastsquares.wilson --optimizers msgd,mssd --lr-grid 1e-4:1e0:9 \\
+      --rerun-seeds 5 --criterion min:train_loss     (tune on seed 0, rerun the best lr)
+
+--lr-grid START:STOP:COUNT is log-spaced with both ends included; or give a comma list.
+Finished runs already in the store are skipped, so rerunning a sweep (e.g. after Ctrl-C or
+kill -9) only does what is missing.
+exit codes: 0 ok (diverged runs included), 1 a run failed, 2 bad arguments
+"""
+
+PLOT_EPILOG = """examples:
+  adamlab plot results/adamlab.sqlite
+  adamlab plot results/adamlab.sqlite --problem quadratic.noisy --out figures/
+  adamlab plot results/adamlab.sqlite --criterion max:test_accuracy
+
+Writes, per problem (and option set), <problem>_curves.png/.pdf (mean and min-max band over seeds
+at each optimizer's best lr) and, when there is an lr grid, <problem>_lr_sensitivity.png/.pdf.
+"""
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _add_common(p: argparse.ArgumentParser, *, store: bool = True) -> None:
+    if store:
+        p.add_argument("--store", default=str(DEFAULT_STORE), metavar="PATH",
+                       help=f"results store, an SQLite file (default: {DEFAULT_STORE})")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _add_training(p: argparse.ArgumentParser) -> None:
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=_positive_int, metavar="N", help="optimizer steps (default: protocol)")
+    budget.add_argument("--epochs", type=_positive_float, metavar="N", help="epochs instead of steps")
+    p.add_argument("--seeds", type=_positive_int, default=1, metavar="N", help="seeds 0..N-1 (default: 1)")
+    p.add_argument("--option", action="append", metavar="K=V", help="problem option, repeatable (see adamlab list)")
+    p.add_argument("--hparam", action="append", metavar="K=V",
+                   help="optimizer hyperparameter, repeatable (e.g. momentum=0.9, betas=[0.9,0.99])")
+    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="override the protocol's batch size")
+    p.add_argument("--eval-every", type=_positive_int, metavar="N", help="override the protocol's eval cadence")
+    p.add_argument("--schedule", choices=SCHEDULES, help="lr schedule (default: the protocol's)")
+    p.add_argument("--decay-gamma", type=_positive_float, metavar="G", help="step schedule: factor (default 0.1)")
+    p.add_argument("--decay-every", type=_positive_int, metavar="N",
+                   help="step schedule: period in steps (default: a third of the budget)")
+    p.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
+                   help="checkpoint every N steps so an interrupted run resumes where it was")
+    p.add_argument("--backend", default="serial", help="execution backend (default: serial)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``demo``, ``run``, ``sweep`` and ``plot``."""
+    p = subparsers.add_parser("demo", help="the 2x2 grid plus Adam on two built-in problems (no downloads)",
+                              description="Run the built-in demo, print a table, write a figure.",
+                              epilog=DEMO_EPILOG, formatter_class=_formatter)
+    p.add_argument("--out", default="results/demo", metavar="DIR", help="output folder (default: results/demo)")
+    p.add_argument("--fresh", action="store_true", help="discard earlier demo results in DIR")
+    _add_common(p, store=False)
+    p.set_defaults(func=cmd_demo)
+
+    p = subparsers.add_parser("run", help="train one optimizer on one problem (one or more seeds)",
+                              description="Train OPTIMIZER at one learning rate on PROBLEM, store the runs "
+                              "and print their final metrics.", epilog=RUN_EPILOG, formatter_class=_formatter)
+    p.add_argument("problem", metavar="PROBLEM", help="a problem name (see adamlab list)")
+    p.add_argument("--optimizer", required=True, metavar="NAME", help="optimizer short name, e.g. adam, msvag")
+    p.add_argument("--lr", type=_positive_float, metavar="X", help="learning rate (default: the optimizer's)")
+    _add_training(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_run)
+
+    p = subparsers.add_parser("sweep", help="sweep optimizers x learning rates x seeds, resumable",
+                              description="Run the grid PROBLEM x optimizers x lr grid x seeds into the "
+                              "store, skipping finished runs; optionally rerun each optimizer's best lr.",
+                              epilog=SWEEP_EPILOG, formatter_class=_formatter)
+    p.add_argument("problem", metavar="PROBLEM", help="a problem name, or several separated by commas")
+    p.add_argument("--optimizers", required=True, metavar="A,B", help="comma list of optimizer names")
+    p.add_argument("--lr-grid", required=True, metavar="GRID", help="START:STOP:COUNT (log-spaced) or a,b,c")
+    p.add_argument("--criterion", default="min:train_loss", metavar="MODE:METRIC",
+                   help="best-lr criterion on the final metric, mean over seeds (default: min:train_loss)")
+    p.add_argument("--rerun-seeds", type=_positive_int, metavar="N",
+                   help="after the sweep, rerun each optimizer's best lr with seeds 0..N-1")
+    _add_training(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_sweep)
+
+    p = subparsers.add_parser("plot", help="figures from a results store (PNG and PDF)",
+                              description="Plot learning curves and lr-sensitivity curves from STORE.",
+                              epilog=PLOT_EPILOG, formatter_class=_formatter)
+    p.add_argument("store", metavar="STORE", help="an SQLite results store")
+    p.add_argument("--problem", metavar="P", help="only this problem (default: all in the store)")
+    p.add_argument("--out", default="results/figures", metavar="DIR", help="output folder (default: results/figures)")
+    p.add_argument("--criterion", default="min:train_loss", metavar="MODE:METRIC",
+                   help="which lr per optimizer the curves show (default: min:train_loss)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=cmd_plot)
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _usage(message: str) -> Exception:
+    from adamlab.cli import UsageError
+
+    return UsageError(message)
+
+
+def _problems(spec: str, options: dict[str, Any]) -> list[Any]:
+    from adamlab import problems
+
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    if not names:
+        raise _usage("PROBLEM is empty")
+    known = problems.names()
+    for name in names:
+        if name not in known:
+            raise _usage(f"unknown problem {name!r}; known problems: {', '.join(known)} (see adamlab list)")
+    try:
+        return [problems.get(name, **options) for name in names]
+    except TypeError as err:  # an unknown keyword option
+        raise _usage(f"bad --option for {spec}: {err}") from None
+
+
+def _optimizers(spec: str, hparams: dict[str, Any]) -> list[str]:
+    import torch
+
+    from adamlab.optim import registry
+
+    names = [s.strip().lower() for s in spec.split(",") if s.strip()]
+    if not names:
+        raise _usage("--optimizers is empty")
+    for name in names:
+        if name not in registry.names():
+            raise _usage(f"unknown optimizer {name!r}; known optimizers: {', '.join(registry.names())}")
+        try:  # validate hyperparameters once, up front, on a dummy parameter
+            probe = {k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}
+            registry.make_optimizer(name, [torch.zeros(1, requires_grad=True)], **probe)
+        except (TypeError, ValueError) as err:
+            raise _usage(f"bad --hparam/--lr for {name}: {err}") from None
+    return names
+
+
+def _schedule(args: argparse.Namespace) -> Any:
+    if args.schedule != "step" and (args.decay_gamma is not None or args.decay_every is not None):
+        raise _usage("--decay-gamma and --decay-every need --schedule step")
+    if args.schedule is None:
+        return None
+    if args.schedule == "step":
+        spec: dict[str, Any] = {"name": "step"}
+        if args.decay_gamma is not None:
+            if args.decay_gamma > 1:
+                raise _usage(f"--decay-gamma must be in (0, 1]; got {args.decay_gamma}")
+            spec["gamma"] = args.decay_gamma
+        if args.decay_every is not None:
+            spec["every"] = args.decay_every
+        return spec
+    return args.schedule
+
+
+def _budget(args: argparse.Namespace) -> Any:
+    from adamlab.runner.config import Budget
+
+    if args.epochs is not None:
+        return Budget(epochs=args.epochs)
+    return Budget(steps=args.steps) if args.steps is not None else None
+
+
+def _open_store(path: str) -> Any:
+    from adamlab.runner.store import Store
+
+    try:
+        return Store(path)
+    except ValueError as err:
+        raise _usage(str(err)) from None
+
+
+def _backend(name: str) -> str:
+    from adamlab.runner.backends import names
+
+    if name not in names():
+        raise _usage(f"unknown backend {name!r}; known backends: {', '.join(names())}")
+    return name
+
+
+def _criterion(spec: str) -> Any:
+    from adamlab.runner.sweep import Criterion
+
+    try:
+        return Criterion.parse(spec)
+    except ValueError as err:
+        raise _usage(f"--criterion {spec!r}: {err}") from None
+
+
+def _final_table(store: Any, run_ids: list[str]) -> str:
+    from adamlab.runner.plots import CURVE_METRICS
+
+    rows = {r["run_id"]: r for r in store.runs()}
+    wanted = [rows[i] for i in run_ids if i in rows]
+    metrics = [m for m in CURVE_METRICS if any(store.final_metric(r["run_id"], m) is not None for r in wanted)]
+    head = f"{'problem':<22} {'optimizer':<10} {'lr':>9} {'seed':>4} {'status':<9}" + "".join(
+        f" {m:>14}" for m in metrics)
+    lines = [head, "-" * len(head)]
+    for r in wanted:
+        lr = f"{r['lr']:.3g}" if r["lr"] is not None else "default"
+        cells = []
+        for m in metrics:
+            v = store.final_metric(r["run_id"], m)
+            cells.append(f" {v:>14.6g}" if v is not None else f" {'-':>14}")
+        status = r["status"] + (f"@{r['diverged_step']}" if r["status"] == "diverged" else "")
+        lines.append(f"{r['problem']:<22} {r['optimizer']:<10} {lr:>9} {r['seed']:>4} {status:<9}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def _report_line(rep: Any, store_path: str) -> str:
+    if rep.ran == 0:
+        return f"all {rep.total} runs were already done in {store_path}; nothing to do."
+    return (f"{rep.ran} runs done in {rep.wall_time:.1f} s ({rep.finished} finished, {rep.diverged} diverged, "
+            f"{rep.failed} failed); {rep.skipped} of {rep.total} were already in {store_path}.")
+
+
+def _failures(rep: Any) -> int:
+    for line in list(rep.errors.values())[:5]:
+        print(f"failed: {line}", file=sys.stderr)
+    if len(rep.errors) > 5:
+        print(f"... and {len(rep.errors) - 5} more failed runs (see the store's runs.error column)", file=sys.stderr)
+    return 1 if rep.failed else 0
+
+
+# -- commands -------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from adamlab.runner.demo import run_demo
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise _usage(f"--out {args.out!r} exists and is not a folder")
+    try:
+        result = run_demo(out, quiet=args.quiet, fresh=args.fresh)
+    except ValueError as err:
+        raise _usage(str(err)) from None
+    print(result.table)
+    figs = ", ".join(str(p) for p in result.figures)
+    print(f"figure: {figs}")
+    print(f"results: {result.store} ({result.runs_done} runs trained, {result.wall_time:.1f} s)")
+    return 1 if result.failed else 0
+
+
+def _prepare(args: argparse.Namespace, optimizers: str, lr_grid: list[float] | None) -> dict[str, Any]:
+    options = parse_assignments(args.option, "option")
+    hparams = parse_assignments(args.hparam, "hparam")
+    if "lr" in hparams and lr_grid is not None:
+        raise _usage("give the learning rate with --lr / --lr-grid, not --hparam lr=...")
+    probe = {**hparams, **({"lr": lr_grid[0]} if lr_grid else {})}
+    return {
+        "problems": _problems(args.problem, options),
+        "optimizers": _optimizers(optimizers, probe),
+        "hparams": hparams,
+        "schedule": _schedule(args),
+        "budget": _budget(args),
+        "backend": _backend(args.backend),
+    }
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from adamlab.runner.sweep import sweep
+
+    grid = [args.lr] if args.lr is not None else None
+    prep = _prepare(args, args.optimizer, grid)
+    if "," in args.problem or len(prep["optimizers"]) != 1:
+        raise _usage("run takes one PROBLEM and one --optimizer; use adamlab sweep for grids")
+    with _open_store(args.store) as store:
+        try:
+            rep = sweep(prep["problems"], prep["optimizers"], grid, args.seeds, prep["budget"], store,
+                        prep["backend"], hparams=prep["hparams"], batch_size=args.batch_size,
+                        eval_every=args.eval_every, schedule=prep["schedule"],
+                        checkpoint_every=args.checkpoint_every, quiet=args.quiet)
+        except ValueError as err:
+            raise _usage(str(err)) from None
+        print(_final_table(store, rep.run_ids))
+    print(_report_line(rep, args.store))
+    return _failures(rep)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from adamlab.runner.sweep import select_best, sweep, tune_and_rerun
+
+    grid = parse_lr_grid(args.lr_grid)
+    crit = _criterion(args.criterion)
+    prep = _prepare(args, args.optimizers, grid)
+    common = dict(hparams=prep["hparams"], batch_size=args.batch_size, eval_every=args.eval_every,
+                  schedule=prep["schedule"], checkpoint_every=args.checkpoint_every, quiet=args.quiet,
+                  backend=prep["backend"])
+    with _open_store(args.store) as store:
+        try:
+            if args.rerun_seeds:
+                tr = tune_and_rerun(prep["problems"], prep["optimizers"], grid, tune_seeds=args.seeds,
+                                    rerun_seeds=args.rerun_seeds, budget=prep["budget"], store=store,
+                                    criterion=crit, **common)
+                reports, selections = [tr.tune, tr.rerun], tr.selections
+            else:
+                rep = sweep(prep["problems"], prep["optimizers"], grid, args.seeds, prep["budget"], store,
+                            **common)
+                reports, selections = [rep], select_best(store, crit, run_ids=rep.run_ids)
+        except ValueError as err:
+            raise _usage(str(err)) from None
+        print(f"best learning rate per optimizer ({crit}):")
+        for (pid, opt), sel in sorted(selections.items()):
+            score = "all diverged/failed" if math.isnan(sel.score) else f"{sel.score:.6g}"
+            print(f"  {pid.split('[', 1)[0]:<22} {opt:<10} lr={sel.best_lr:<10.3g} {crit.metric}={score}")
+    code = 0
+    for i, rep in enumerate(reports):
+        prefix = ("tuning: " if i == 0 else "rerun: ") if len(reports) > 1 else ""
+        print(prefix + _report_line(rep, args.store))
+        code = max(code, _failures(rep))
+    return code
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from adamlab.runner.plots import plot_store
+
+    path = Path(args.store)
+    if not path.is_file():
+        raise FileNotFoundError(f"results store {args.store!r} does not exist")
+    _criterion(args.criterion)
+    store = _open_store(args.store)
+    try:
+        problems = store.problems()
+        if args.problem is not None and args.problem not in problems:
+            known = ", ".join(problems) or "none"
+            raise _usage(f"no runs of problem {args.problem!r} in {args.store}; problems there: {known}")
+        written = plot_store(store, args.out, problem=args.problem, criterion=args.criterion)
+    finally:
+        store.close()
+    if not written:
+        raise _usage(f"nothing to plot in {args.store}: no finished runs")
+    if not args.quiet:
+        for p in written:
+            print(p)
+    return 0

@@ -1,0 +1,168 @@
+import sqlite3
+
+import pytest
+import runner_tiny_problem as tiny
+
+from adamlab.cli import build_parser, main
+from adamlab.runner import demo
+
+
+def _err_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_sweep_done_criterion_and_rerun_does_nothing(tmp_path, capsys):
+    store = tmp_path / "r.sqlite"
+    argv = ["sweep", "quadratic.noisy", "--optimizers", "sgd,adam,msvag", "--lr-grid", "1e-3:1e0:4",
+            "--seeds", "2", "--steps", "30", "--store", str(store), "--quiet"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "24 runs done" in out and "best learning rate" in out
+    assert main(argv) == 0
+    assert "all 24 runs were already done" in capsys.readouterr().out
+    con = sqlite3.connect(store)
+    assert con.execute("SELECT COUNT(*), SUM(attempts) FROM runs").fetchone() == (24, 24)
+
+
+def test_run_prints_table(tmp_path, capsys):
+    store = tmp_path / "r.sqlite"
+    code = main(["run", tiny.NAME, "--optimizer", "adam", "--lr", "0.05", "--seeds", "2", "--steps", "20",
+                 "--store", str(store), "-q", "--option", "dropout=0.1", "--hparam", "betas=[0.9,0.99]"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.count(tiny.NAME) == 2 and "test_accuracy" in out and "finished" in out
+    con = sqlite3.connect(store)
+    (hp,) = con.execute("SELECT DISTINCT hparams FROM runs").fetchone()
+    assert hp == '{"betas":[0.9,0.99],"lr":0.05}'
+
+
+def test_run_epochs_and_step_schedule(tmp_path, capsys):
+    store = tmp_path / "r.sqlite"
+    assert main(["run", tiny.NAME, "--optimizer", "sgd", "--lr", "0.1", "--epochs", "2", "--schedule", "step",
+                 "--decay-gamma", "0.5", "--decay-every", "4", "--store", str(store), "-q"]) == 0
+    con = sqlite3.connect(store)
+    assert con.execute("SELECT steps, schedule FROM runs").fetchone() == (16, '{"every":4,"gamma":0.5,"name":"step"}')
+
+
+def test_sweep_with_rerun_seeds(tmp_path, capsys):
+    store = tmp_path / "r.sqlite"
+    assert main(["sweep", tiny.NAME, "--optimizers", "sgd", "--lr-grid", "0.001,0.05", "--steps", "20",
+                 "--rerun-seeds", "3", "--store", str(store), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "tuning: 2 runs done" in out and "rerun: 2 runs done" in out and "lr=0.05" in out
+
+
+def test_failed_runs_exit_1(tmp_path, capsys, monkeypatch):
+    def boom(self, model, batch):
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr(tiny.TinyRegression, "loss", boom)
+    code = main(["run", tiny.NAME, "--optimizer", "sgd", "--lr", "0.1", "--steps", "5",
+                 "--store", str(tmp_path / "r.sqlite"), "-q"])
+    assert code == 1
+    assert "kaput" in capsys.readouterr().err
+
+
+def test_diverged_is_not_failure(tmp_path, capsys):
+    code = main(["run", tiny.NAME, "--optimizer", "sgd", "--lr", "10", "--steps", "200",
+                 "--store", str(tmp_path / "r.sqlite"), "-q"])
+    assert code == 0
+    assert "diverged@" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["sweep", "no.such", "--optimizers", "sgd", "--lr-grid", "0.1"], "unknown problem 'no.such'"),
+        (["sweep", tiny.NAME, "--optimizers", "sgd,nope", "--lr-grid", "0.1"], "unknown optimizer 'nope'"),
+        (["sweep", tiny.NAME, "--optimizers", "sgd", "--lr-grid", "1e-3:1"], "START:STOP:COUNT"),
+        (["sweep", tiny.NAME, "--optimizers", "sgd", "--lr-grid", "x,y"], "comma list"),
+        (["sweep", tiny.NAME, "--optimizers", "sgd", "--lr-grid", "0.1", "--backend", "nope"], "unknown backend"),
+        (["sweep", tiny.NAME, "--optimizers", "sgd", "--lr-grid", "0.1", "--criterion", "best:x"], "criterion"),
+        (["run", tiny.NAME, "--optimizer", "sgd", "--lr", "0.1", "--hparam", "momentum=-1"], "momentum"),
+        (["run", tiny.NAME, "--optimizer", "sgd", "--lr", "0.1", "--hparam", "novalue"], "KEY=VALUE"),
+        (["run", tiny.NAME, "--optimizer", "sgd", "--lr", "0.1", "--decay-gamma", "0.5"], "--schedule step"),
+        (["run", tiny.NAME, "--optimizer", "sgd", "--lr", "0.1", "--epochs", "1", "--option", "bogus=1"], "bogus"),
+        (["run", "quadratic.noisy", "--optimizer", "sgd", "--lr", "0.1", "--epochs", "1"], "epochs"),
+        (["plot", "missing.sqlite"], "does not exist"),
+    ],
+)
+def test_bad_arguments_exit_2_one_line(argv, match, tmp_path, capsys):
+    if argv[0] != "plot":
+        argv = argv + ["--store", str(tmp_path / "r.sqlite"), "-q"]
+    assert main(argv) == 2
+    line = _err_line(capsys)
+    assert line.startswith(f"adamlab {argv[0]}: error:")
+    assert match in line
+
+
+def test_unwritable_store_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["run", tiny.NAME, "--optimizer", "sgd", "--lr", "0.1", "--store", str(blocker / "a.sqlite"), "-q"])
+    assert code == 2
+    assert "cannot open results store" in _err_line(capsys)
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", tiny.NAME, "--optimizer", "sgd", "--lr", "-1"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", tiny.NAME, "--optimizers", "sgd", "--lr-grid", "0.1", "--steps", "1", "--epochs", "1"])
+    assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("command", ["demo", "run", "sweep", "plot"])
+def test_help_has_examples(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and f"adamlab {command}" in out
+
+
+def test_plot_command(tmp_path, capsys):
+    store = tmp_path / "r.sqlite"
+    assert main(["sweep", tiny.NAME, "--optimizers", "sgd,adam", "--lr-grid", "0.01,0.1,10", "--seeds", "2",
+                 "--steps", "30", "--store", str(store), "-q"]) == 0
+    out_dir = tmp_path / "figs"
+    assert main(["plot", str(store), "--out", str(out_dir)]) == 0
+    files = sorted(p.name for p in out_dir.iterdir())
+    assert len(files) == 4 and {p.suffix for p in out_dir.iterdir()} == {".png", ".pdf"}
+    assert all((out_dir / f).stat().st_size > 1000 for f in files)
+    capsys.readouterr()
+    assert main(["plot", str(store), "--problem", "other.problem", "--out", str(out_dir)]) == 2
+    assert "no runs of problem" in _err_line(capsys)
+
+
+def test_demo_command_small(tmp_path, capsys, monkeypatch):
+    """The demo's wiring, on a shrunken protocol (the full demo is the slow test below)."""
+    small = tuple(
+        demo.DemoTask(t.title, t.problem, t.options, 20, 10, t.criterion, t.columns, t.show) for t in demo.TASKS
+    )
+    monkeypatch.setattr(demo, "TASKS", small)
+    monkeypatch.setattr(demo, "LR_GRID", "1e-3:1e-1:2")
+    monkeypatch.setattr(demo, "RERUN_SEEDS", 2)
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "-q"]) == 0
+    text = capsys.readouterr().out
+    for method in demo.METHODS:
+        assert f"\n{method} " in text
+    assert "figure:" in text and (out / "demo.png").stat().st_size > 1000 and (out / "demo.pdf").exists()
+    assert main(["demo", "--out", str(out), "-q"]) == 0
+    assert "(0 runs trained" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_full_demo_under_two_minutes(tmp_path, capsys):
+    import time
+
+    t0 = time.perf_counter()
+    assert main(["demo", "--out", str(tmp_path / "demo"), "-q"]) == 0
+    assert time.perf_counter() - t0 < 120
+    out = capsys.readouterr().out
+    assert "msvag" in out and (tmp_path / "demo" / "demo.png").exists()
