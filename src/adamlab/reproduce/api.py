@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from adamlab.reproduce.base import get
-from adamlab.reproduce.engine import execute
+from adamlab.reproduce.engine import check_data, execute
 from adamlab.reproduce.figures import plot_recipe
 from adamlab.reproduce.summary import build_summary, format_table, write_json
 
@@ -54,10 +54,11 @@ def reproduce(
     out_dir = Path(out) if out is not None else default_out(name)
     store_path = Path(store) if store is not None else out_dir / "store.sqlite"
     protocol = recipe.protocol(quick)
+    check_data(recipe)  # a missing dataset stops here with adamlab.data's one-line error
     log(f"recipe {recipe.name}: {recipe.title}{' [QUICK]' if quick else ''}")
     log(f"protocol: {protocol.describe()}")
     log(f"selection: {recipe.criterion}; settings: {', '.join(s.label for s in recipe.settings_for(quick))}")
-    log(f"methods: {', '.join(v.label for v in recipe.variants)}")
+    log(f"methods: {', '.join(v.label for v in recipe.variants_for(quick))}")
     t0 = time.perf_counter()
     execution = execute(recipe, quick=quick, store=store_path, quiet=quiet, log=log)
     summary = build_summary(execution)

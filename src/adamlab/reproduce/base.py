@@ -64,8 +64,8 @@ class Protocol:
         Dissection hook cadence in steps (recipes with a hook only).
     note:
         Extra text for :meth:`describe` (e.g. the noise levels, a data subset).
-    settings:
-        When set, replaces the recipe's settings under this protocol (e.g. fewer noise levels).
+    settings, variants:
+        When set, replace the recipe's settings / variants under this protocol (e.g. fewer noise levels).
     """
 
     lr_grid: Sequence[float]
@@ -79,14 +79,15 @@ class Protocol:
     hook_every: int | None = None
     note: str = ""
     settings: Sequence[Setting] | None = None
+    variants: Sequence[Variant] | None = None
 
     def describe(self) -> str:
         """One line: grid, seeds, budget (used in output, JSON and figures)."""
-        grid = ", ".join(f"{x:g}" for x in self.lr_grid)
-        seed_word = "data draws" if self.replicate_option else "seeds"
+        grid = ", ".join(f"{x:.3g}" for x in self.lr_grid)
         parts = [
             f"lr grid {{{grid}}}",
-            f"tune on {len(self.tune_seeds)} {seed_word}, rerun best lr on {len(self.seeds)} {seed_word}",
+            f"tune on {_count(len(self.tune_seeds), self.replicate_option)}, rerun best lr on "
+            f"{_count(len(self.seeds), self.replicate_option)}",
             f"{self.steps} steps",
         ]
         if self.batch_size is not None:
@@ -94,6 +95,11 @@ class Protocol:
         if self.note:
             parts.append(self.note)
         return "; ".join(parts)
+
+
+def _count(n: int, replicate: str | None) -> str:
+    word = ("data draw" if replicate else "seed") + ("s" if n != 1 else "")
+    return f"{n} {word}"
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,11 @@ class Recipe:
         """The settings run under the quick or full protocol."""
         proto = self.protocol(quick)
         return list(proto.settings if proto.settings is not None else self.settings)
+
+    def variants_for(self, quick: bool) -> list[Variant]:
+        """The optimizer variants run under the quick or full protocol."""
+        proto = self.protocol(quick)
+        return list(proto.variants if proto.variants is not None else self.variants)
 
     def order_metric(self) -> tuple[str, str]:
         """``(metric, mode)`` that orders the methods: ``order`` (default: the criterion)."""

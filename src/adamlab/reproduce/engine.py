@@ -135,7 +135,7 @@ def execute(
             final_seeds = [0] if replicated else list(protocol.seeds)
             common: dict[str, Any] = dict(batch_size=protocol.batch_size, eval_every=protocol.eval_every,
                                           hooks=hooks, quiet=quiet)
-            for variant in recipe.variants:
+            for variant in recipe.variants_for(quick):
                 entry = VariantRuns(setting, variant, selected_lr=float(variant.lr or 0.0))
                 if variant.lr is None:
                     rep = sweep(tune_inst, [variant.optimizer], list(protocol.lr_grid), tune_seeds,

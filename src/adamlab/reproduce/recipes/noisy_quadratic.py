@@ -36,6 +36,7 @@ from adamlab.reproduce.summary import mean_of
 NOISES_FULL = (0.0, 0.1, 4.0)
 NOISES_QUICK = (0.0, 4.0)
 NOISY = 4.0
+ADAM_TOLERANCE = 0.2  # decades (a factor 1.6) of final loss
 
 
 def label(spectrum: str, rotation: str, nu: float) -> str:
@@ -157,16 +158,17 @@ def _va_helps(summary: dict[str, Any]) -> tuple[bool, str]:
 
 
 def _adam_like_mssdva(summary: dict[str, Any]) -> tuple[bool, str]:
-    close, total, parts = 0, 0, []
-    for lab in summary["settings"]:
-        d_va = abs(_ratio(summary, lab, "adam", "mssdva"))
-        d_sgd = abs(_ratio(summary, lab, "adam", "msvag"))
+    parts, ok, total = [], True, 0
+    for lab, s in summary["settings"].items():
+        if s["options"]["nu"] <= 0:
+            continue  # noise-free: Adam's effective step shrinks with the gradient, no noise to adapt to
         total += 1
-        close += int(d_va <= d_sgd or d_va < 0.5)
-        parts.append(f"{lab}: |log10 adam/mssdva| = {d_va:.2f}, |log10 adam/msvag| = {d_sgd:.2f}")
-    ok = total > 0 and close >= math.ceil(0.75 * total)
-    return ok, f"Adam is closer to M-SSD-VA than to M-SVAG (or within half a decade) in {close}/{total} " \
-               "settings: " + "; ".join(parts)
+        d_va = abs(_ratio(summary, lab, "adam", "mssdva"))
+        d_vag = abs(_ratio(summary, lab, "adam", "msvag"))
+        ok = ok and d_va <= ADAM_TOLERANCE
+        parts.append(f"{lab}: |log10 adam/mssdva| = {d_va:.2f} (|log10 adam/msvag| = {d_vag:.2f})")
+    return ok and total > 0, f"in every noisy setting Adam's final loss is within {ADAM_TOLERANCE} decades " \
+        "of M-SSD-VA's: " + "; ".join(parts)
 
 
 def _dissection_figure(execution: Any, summary: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -241,7 +243,8 @@ RECIPE = register(Recipe(
         Claim("The advantage of sign descent disappears when the problem is rotated", _advantage_gone_rotated),
         Claim("Variance adaptation helps both methods in the noisy settings (M-SVAG < M-SGD, "
               "M-SSD-VA < M-SSD)", _va_helps),
-        Claim("Adam behaves like M-SSD-VA (its final loss is closer to M-SSD-VA's than to M-SVAG's)",
+        Claim("Adam behaves like M-SSD-VA (in the noisy settings its final loss is within 0.2 decades of "
+              "M-SSD-VA's)",
               _adam_like_mssdva),
     ],
     hook=_hook,

@@ -1,0 +1,26 @@
+"""Balles & Hennig 2018, fig. 5, P3: the 2x2 grid on CIFAR-100 (DeepOBS ``cifar100_allcnnc``).
+
+Problem ``cifar100.allcnnc``. Methods: M-SGD, M-SSD, M-SVAG, M-SSD-VA (beta = 0.9). Protocol (full):
+lr grid 1e-5 ... 1e0 (11 half-decade values), tune on seed 0, rerun on seeds 0 ... 4, 20 epochs,
+evaluated every 500 steps. Quick: lr grid {1e-4, 1e-3, 1e-2}, tune on seed 0, rerun on seeds 0, 1,
+100 steps, eval on 1,000 images. Selection: lowest final training loss. Needs the CIFAR-100 binary
+files (``adamlab data fetch cifar100``); without them the command stops with the data error (exit 2).
+Claim (sec. 6): on P3 the non-sign methods (M-SGD, M-SVAG) outperform the sign-based ones.
+"""
+
+from adamlab.reproduce.base import Protocol, Setting, register
+from adamlab.reproduce.recipes.dissect_paper import dissect_recipe
+
+_GRID = [round(10 ** (-5 + k / 2), 12) for k in range(11)]
+
+RECIPE = register(dissect_recipe(
+    name="dissect-p3-cifar100",
+    title="Balles & Hennig 2018 fig. 5 P3: CIFAR-100 All-CNN-C, M-SGD / M-SSD / M-SVAG / M-SSD-VA",
+    setting=Setting("P3 CIFAR-100 All-CNN-C", "cifar100.allcnnc"),
+    dataset="cifar100",
+    sign_wins=False,
+    full=Protocol(lr_grid=_GRID, tune_seeds=[0], seeds=[0, 1, 2, 3, 4], steps=20 * 390, eval_every=500),
+    quick=Protocol(lr_grid=[1e-4, 1e-3, 1e-2], tune_seeds=[0], seeds=[0, 1], steps=100, eval_every=50,
+                   problem_options={"eval_size": 1000}, note="eval on 1,000 images"),
+    doc=__doc__ or "",
+))
