@@ -131,7 +131,8 @@ class WilsonLeastSquares(Problem):
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """1/(2B) ||X_B w - y_B||^2."""
-        x, y = batch[0], batch[1]
+        device = model.weight.device
+        x, y = batch[0].to(device), batch[1].to(device)
         residual = model(x).squeeze(-1) - y
         return 0.5 * residual.square().mean()
 
@@ -139,7 +140,7 @@ class WilsonLeastSquares(Problem):
         with torch.no_grad():
             out: dict[str, float] = {}
             for prefix, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
-                pred = model(x).squeeze(-1)
+                pred = model(x.to(model.weight.device)).squeeze(-1).cpu()
                 out[f"{prefix}_loss"] = float(0.5 * (pred - y).square().mean())
                 labels = torch.where(pred >= 0, 1.0, -1.0)
                 out[f"{prefix}_error"] = float((labels != y).to(torch.float32).mean())
