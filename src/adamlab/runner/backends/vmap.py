@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from adamlab.runner.backends import RunContext, failed_result, problem_key
+from adamlab.runner.backends import RunContext, problem_key
 from adamlab.runner.backends.serial import SerialBackend
 from adamlab.runner.backends.vmap_optim import NotVectorizable
 from adamlab.runner.config import RunConfig, canonical_json
@@ -110,10 +110,9 @@ class VmapBackend:
                     queue[:0] = [(b, True) for b in finer]
                 else:
                     self._fallback(str(err), left, serial)
-            except Exception as err:  # noqa: BLE001 - one block's error must not stop the sweep
-                for config in block:
-                    if config.run_id not in done:
-                        yield failed_result(config, err)
+            except Exception as err:  # noqa: BLE001 - the serial backend reports a run's own error
+                reason = f"the batched path failed ({type(err).__name__}: {err})"
+                self._fallback(reason, [c for c in block if c.run_id not in done], serial)
         if serial:
             self._warn(len(configs))
             yield from SerialBackend().run(serial, context)

@@ -118,7 +118,7 @@ def _layers(model: nn.Module) -> list[nn.Module] | None:
     start = 1 if layers and isinstance(layers[0], nn.Flatten) else 0
     if start == len(layers) or not isinstance(layers[start], nn.Linear):
         return None
-    if not all(isinstance(m, nn.Linear | ELEMENTWISE) for m in layers[start:]):
+    if not all(isinstance(m, (nn.Linear, *ELEMENTWISE)) for m in layers[start:]):
         return None
     if any(list(m.buffers()) for m in layers):
         return None

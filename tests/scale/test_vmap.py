@@ -1,0 +1,195 @@
+"""The vmap backend gives the serial backend's metrics (float64: to 1e-9), and falls back where it must."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import ClassVar
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from adamlab.problems.mnist import MnistLogReg
+from adamlab.runner import Store, sweep
+from adamlab.runner.backends import get_backend, names
+from adamlab.runner.backends.vmap import block_key, plan_blocks
+from adamlab.runner.backends.vmap_optim import NotVectorizable, StackedOptimizer
+
+
+class LogReg64(MnistLogReg):
+    """MNIST logistic regression in float64 (the tiny data set), for tight cross-backend tolerances."""
+
+    name: ClassVar[str] = "test.logreg64"
+
+    def transform(self, inputs: Tensor) -> Tensor:
+        return super().transform(inputs).double()
+
+    def build_model(self) -> nn.Module:
+        return nn.Linear(784, 10).double()
+
+
+class MLP64(LogReg64):
+    """A Linear-ReLU-Linear stack (no dropout): exercises the batched later layers."""
+
+    name: ClassVar[str] = "test.mlp64"
+
+    def build_model(self) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.Tanh(), nn.Linear(16, 10)).double()
+
+
+def _run_both(tmp_path, problem, optimizers, lrs, seeds, steps=12, **kwargs):
+    results = {}
+    for backend in ("serial", "vmap"):
+        store = Store(tmp_path / f"{backend}.sqlite")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            report = sweep(problem, optimizers, lrs, seeds, steps, store, backend, quiet=True, eval_every=5,
+                           **kwargs)
+        results[backend] = (report, store, [w for w in caught if "vmap backend" in str(w.message)])
+    return results
+
+
+def _series(store: Store, run_id: str) -> dict[tuple[int, str], float]:
+    return {(step, name): value for name, (steps, values) in store.metrics(run_id).items()
+            for step, value in zip(steps, values, strict=True)}
+
+
+def _assert_same(results, rtol: float, atol: float = 0.0) -> None:
+    (rep_s, st_s, _), (rep_v, st_v, _) = results["serial"], results["vmap"]
+    assert rep_s.run_ids == rep_v.run_ids
+    assert (rep_s.finished, rep_s.diverged, rep_s.failed) == (rep_v.finished, rep_v.diverged, rep_v.failed)
+    rows_s = {r["run_id"]: r for r in st_s.runs()}
+    rows_v = {r["run_id"]: r for r in st_v.runs()}
+    compared = 0
+    for run_id in rep_s.run_ids:
+        assert rows_s[run_id]["status"] == rows_v[run_id]["status"], run_id
+        a, b = _series(st_s, run_id), _series(st_v, run_id)
+        keys = {k for k in a if k[1] != "wall_time"}
+        assert keys == {k for k in b if k[1] != "wall_time"}, run_id
+        for key in keys:
+            assert math.isclose(a[key], b[key], rel_tol=rtol, abs_tol=atol), (run_id, key, a[key], b[key])
+            compared += 1
+    assert compared > 0
+
+
+def test_vmap_backend_is_registered():
+    assert "vmap" in names()
+    assert get_backend("vmap", max_block=8).max_block == 8
+    with pytest.raises(ValueError, match="max_block"):
+        get_backend("vmap", max_block=0)
+    with pytest.raises(ValueError, match="options"):
+        get_backend("vmap", nonsense=1)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "msvag", "momentum", "rmsprop", "adagrad", "mssd", "adamax"])
+def test_vmap_equals_serial_float64(tiny_data_root, tmp_path, optimizer):
+    lrs = [1e-3, 1e-2, 1e-1]
+    results = _run_both(tmp_path, LogReg64(), [optimizer], lrs, seeds=[0, 1])
+    assert not results["vmap"][2], "no fallback expected"
+    _assert_same(results, rtol=1e-9, atol=1e-12)
+
+
+def test_vmap_batches_betas_and_splits_branching_settings(tiny_data_root, tmp_path):
+    # betas differ (batched as tensors); weight_decay 0 vs > 0 makes the rule branch: split by lr-only blocks.
+    problem = LogReg64()
+    results = {}
+    for backend in ("serial", "vmap"):
+        store = Store(tmp_path / f"{backend}.sqlite")
+        reports = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no fallback warning
+            for hp in ({"betas": [0.9, 0.999]}, {"betas": [0.5, 0.9]}, {"weight_decay": 0.1}):
+                reports.append(sweep(problem, ["adam"], [1e-2, 1e-1], [0], 8, store, backend, quiet=True,
+                                     eval_every=4, hparams=hp))
+        results[backend] = reports, store
+    for rep_s, rep_v in zip(results["serial"][0], results["vmap"][0], strict=True):
+        assert rep_s.run_ids == rep_v.run_ids and rep_v.finished == len(rep_v.run_ids)
+        for run_id in rep_s.run_ids:
+            a, b = _series(results["serial"][1], run_id), _series(results["vmap"][1], run_id)
+            for key in a:
+                if key[1] != "wall_time":
+                    assert math.isclose(a[key], b[key], rel_tol=1e-9, abs_tol=1e-12), key
+
+
+def test_block_plan_groups_by_seed_and_switches(tiny_data_root):
+    from adamlab.runner import expand_grid
+
+    problem = LogReg64()
+    configs = expand_grid(problem, ["adam", "amsgrad"], [1e-3, 1e-2, 1e-1], [0, 1], 4, instances=[problem])
+    blocks = plan_blocks(configs, max_block=64)
+    assert len(blocks) == 4  # 2 optimizers x 2 seeds; the 3 lrs go together
+    assert all(len({c.seed for c in b}) == 1 and len(b) == 3 for b in blocks)
+    assert len(plan_blocks(configs, max_block=2)) == 8
+    same = [c for c in configs if c.optimizer == "adam" and c.seed == 0]
+    assert len({block_key(c) for c in same}) == 1
+
+
+def test_wide_and_vmap_layouts_agree_mlp(tiny_data_root, tmp_path):
+    # Sequential(Flatten, Linear, Tanh, Linear): wide first layer + bmm, versus torch.func.vmap.
+    results = _run_both(tmp_path, MLP64(), ["msvag"], [1e-2, 1e-1], [3])
+    _assert_same(results, rtol=1e-9, atol=1e-12)
+    store = Store(tmp_path / "narrow.sqlite")
+    rep = sweep(MLP64(), ["msvag"], [1e-2, 1e-1], [3], 12, store, "vmap", quiet=True, eval_every=5,
+                backend_options={"wide": False})
+    ref = results["serial"][1]
+    for run_id in rep.run_ids:
+        a, b = _series(ref, run_id), _series(store, run_id)
+        for key in a:
+            if key[1] != "wall_time":
+                assert math.isclose(a[key], b[key], rel_tol=1e-9, abs_tol=1e-12), key
+
+
+def test_vmap_generic_loss_path_quadratic(tmp_path):
+    # A problem with its own loss (no criterion): vmap over functional_call of problem.loss, float32.
+    results = _run_both(tmp_path, ("quadratic.noisy", {"d": 10}), ["msvag", "adam"], [1e-2, 1e-1], [0, 1],
+                        steps=20)
+    assert not results["vmap"][2]
+    _assert_same(results, rtol=1e-4, atol=1e-6)
+
+
+def test_vmap_real_float32_mnist_logreg_matches(tiny_data_root, tmp_path):
+    results = _run_both(tmp_path, "mnist.logreg", ["adam"], [1e-3, 1e-2], [0], steps=10)
+    _assert_same(results, rtol=1e-4, atol=1e-6)
+
+
+def test_divergence_matches_serial(tiny_data_root, tmp_path):
+    # sgd at lr 1e12 blows up within a few steps; the other lrs must be unaffected.
+    results = _run_both(tmp_path, LogReg64(), ["sgd"], [1e-2, 1e6, 1e12], [0], steps=30)
+    assert results["serial"][0].diverged >= 1
+    rows_s = {r["run_id"]: r for r in results["serial"][1].runs()}
+    rows_v = {r["run_id"]: r for r in results["vmap"][1].runs()}
+    for run_id, row in rows_s.items():
+        assert row["status"] == rows_v[run_id]["status"]
+        assert row.get("diverged_step") == rows_v[run_id].get("diverged_step")
+    _assert_same(results, rtol=1e-9, atol=1e-12)
+
+
+def test_stochastic_problem_falls_back_with_one_warning(tiny_data_root, tmp_path):
+    results = _run_both(tmp_path, "mnist.mlp", ["adam"], [1e-3, 1e-2], [0], steps=4)
+    caught = results["vmap"][2]
+    assert len(caught) == 1
+    assert "dropout" in str(caught[0].message) and "2 of 2 runs" in str(caught[0].message)
+    _assert_same(results, rtol=0.0)  # the serial backend ran them: identical
+
+
+def test_resume_skips_done_runs(tiny_data_root, tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    first = sweep(LogReg64(), ["adam"], [1e-3, 1e-2], [0], 6, store, "vmap", quiet=True)
+    again = sweep(LogReg64(), ["adam"], [1e-3, 1e-2, 1e-1], [0], 6, store, "vmap", quiet=True)
+    assert first.finished == 2 and again.skipped == 2 and again.finished == 1
+
+
+def test_stacked_optimizer_rejects_mixed_state_and_branching():
+    with pytest.raises(NotVectorizable, match="state"):
+        StackedOptimizer("adam", [{"amsgrad": True}, {"amsgrad": False}], torch.float64, torch.device("cpu"))
+    opt = StackedOptimizer("adam", [{"weight_decay": 0.0}, {"weight_decay": 0.1}], torch.float64,
+                           torch.device("cpu"))
+    with pytest.raises(NotVectorizable, match="branches"):
+        opt.trial()
+    ok = StackedOptimizer("adam", [{"lr": 0.1}, {"lr": 0.2, "betas": (0.8, 0.99)}], torch.float64,
+                          torch.device("cpu"))
+    ok.trial()
+    kw = ok.stacked_kwargs(3)
+    assert isinstance(kw["lr"], Tensor) and kw["lr"].tolist() == [0.1, 0.2]
+    assert kw["eps"] == 1e-8  # shared values stay Python numbers
