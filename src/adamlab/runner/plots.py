@@ -369,8 +369,9 @@ def plot_lr_sensitivity(
             any_diverged, any_off = any_diverged or d, any_off or o
         handles, labels = axes[0][0].get_legend_handles_labels()
         extra_h, extra_l = marker_legend_entries(any_diverged, any_off)
+        note = "; x above the frame: a seed diverged" if any_diverged else ""
         fig.suptitle(f"{grp.label}: learning-rate sensitivity\n{grp.protocol()}; mean and min-max over "
-                     "seeds; x above the frame: a seed diverged", fontsize=9, y=1.01)
+                     f"seeds{note}", fontsize=9, y=1.01)
         fig.tight_layout()
         fig.legend(handles + extra_h, labels + extra_l, loc="center left", bbox_to_anchor=(1.0, 0.5),
                    fontsize=8, frameon=False)
