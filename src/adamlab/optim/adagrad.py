@@ -33,6 +33,7 @@ class Adagrad(AdamlabOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
         nonfinite: str = "propagate",
     ) -> None:
         check_lr(lr)
@@ -42,7 +43,7 @@ class Adagrad(AdamlabOptimizer):
         check_nonnegative("eps", eps)
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
                         initial_accumulator_value=initial_accumulator_value, maximize=maximize,
-                        foreach=foreach)
+                        foreach=foreach, fused=fused)
         super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:

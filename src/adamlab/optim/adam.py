@@ -38,6 +38,7 @@ class Adam(AdamlabOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
         nonfinite: str = "propagate",
     ) -> None:
         check_lr(lr)
@@ -46,7 +47,7 @@ class Adam(AdamlabOptimizer):
         check_nonnegative("weight_decay", weight_decay)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         decoupled_weight_decay=decoupled_weight_decay, eps_inside_sqrt=eps_inside_sqrt,
-                        bias_correction=bias_correction, maximize=maximize, foreach=foreach)
+                        bias_correction=bias_correction, maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
@@ -81,6 +82,7 @@ class Adamax(AdamlabOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
         nonfinite: str = "propagate",
     ) -> None:
         check_lr(lr)
@@ -88,7 +90,7 @@ class Adamax(AdamlabOptimizer):
         check_nonnegative("eps", eps)
         check_nonnegative("weight_decay", weight_decay)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize,
-                        foreach=foreach)
+                        foreach=foreach, fused=fused)
         super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:

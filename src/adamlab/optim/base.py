@@ -2,8 +2,17 @@
 
 A subclass names its functional rule, the state tensors that rule takes, and the keyword arguments
 of one step. This base class does the rest: closures, None and sparse grads, lazy state, step counters,
-the non-finite gradient policy, and running the rule per tensor (``foreach=False``) or over the whole
-group at once (``foreach=True``). The math is never here: it is in :mod:`adamlab.functional`.
+the non-finite gradient policy, and running the rule per tensor (``foreach=False``), over the whole
+group at once (``foreach=True``), or as a compiled in-place kernel made from the same rule
+(``fused=True``, see :mod:`adamlab.optim.fast`). The math is never here: it is in :mod:`adamlab.functional`.
+
+Path choice per parameter group:
+
+- ``fused=True``: the compiled kernel (falls back to foreach, with one warning, where it cannot compile);
+- ``fused=False``: the reference path chosen by ``foreach`` (PyTorch's default: per tensor on CPU);
+- ``fused=None`` (default) and ``foreach=None``: the compiled kernel when the group has at least
+  :func:`adamlab.optim.fast.min_numel` elements (1M by default) and a compiler is available, otherwise
+  the reference path. An explicit ``foreach=True/False`` with ``fused=None`` means the reference path.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from adamlab.functional.tensorlist import TensorList, copy_into
+from adamlab.optim import fast
 from adamlab.optim.validation import NONFINITE_POLICIES, check_choice
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
@@ -38,6 +48,7 @@ class AdamlabOptimizer(Optimizer):
     def __init__(self, params: ParamsT, defaults: dict[str, Any], *, nonfinite: str = "propagate") -> None:
         check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
         defaults.setdefault("foreach", None)
+        defaults.setdefault("fused", None)
         super().__init__(params, defaults)
         self.nonfinite = nonfinite
         self.skipped_steps = 0
@@ -116,9 +127,21 @@ class AdamlabOptimizer(Optimizer):
                     state[name] = self.initial_state(name, p, group)
             state["step"] += 1
             buckets.setdefault((state["step"], p.device, p.dtype), []).append(i)
-        foreach = self._use_foreach(group, params)
+        compiled = self._use_compiled(group, params)
+        foreach = self._use_foreach(group, params) or (group.get("fused") is True and not compiled)
         for (step, _, _), index in buckets.items():
             kwargs = self.rule_kwargs(group, step)
+            if compiled:
+                left = fast.fast_step(
+                    type(self).rule,
+                    [params[i] for i in index],
+                    [grads[i] for i in index],
+                    [None if n is None else [self.state[params[i]][n] for i in index] for n in slots],
+                    kwargs,
+                )
+                index = [index[j] for j in left]
+            if not index:
+                continue
             if foreach:
                 self._apply(
                     TensorList(params[i] for i in index),
@@ -137,6 +160,19 @@ class AdamlabOptimizer(Optimizer):
             if old is not None:
                 copy_into(old, new)
         copy_into(param, new_param)
+
+    @staticmethod
+    def _use_compiled(group: dict[str, Any], params: list[Tensor]) -> bool:
+        """Whether this group steps with the compiled kernel (see the module docstring)."""
+        fused = group.get("fused")
+        if fused is False or (fused is None and group.get("foreach") is not None):
+            return False
+        if fused is None and sum(p.numel() for p in params) < fast.min_numel():
+            return False
+        ok, reason = fast.compile_available(params[0].device)
+        if not ok:
+            fast.warn_fallback(reason)
+        return ok
 
     @staticmethod
     def _use_foreach(group: dict[str, Any], params: list[Tensor]) -> bool:

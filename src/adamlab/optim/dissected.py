@@ -54,6 +54,7 @@ class Dissected(AdamlabOptimizer):
         weight_decay: float = 0.0,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
         nonfinite: str = "propagate",
     ) -> None:
         check_lr(lr)
@@ -63,7 +64,7 @@ class Dissected(AdamlabOptimizer):
         check_nonnegative("weight_decay", weight_decay)
         defaults = dict(lr=lr, beta=beta, direction=direction, variance_adaptation=bool(variance_adaptation),
                         momentum=bool(momentum), variance_estimate=variance_estimate,
-                        weight_decay=weight_decay, maximize=maximize, foreach=foreach)
+                        weight_decay=weight_decay, maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
@@ -91,11 +92,12 @@ class _Preset(Dissected):
         weight_decay: float = 0.0,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
         nonfinite: str = "propagate",
         **extra: Any,
     ) -> None:
         super().__init__(params, lr, beta, **self.preset, weight_decay=weight_decay, maximize=maximize,
-                         foreach=foreach, nonfinite=nonfinite, **extra)
+                         foreach=foreach, fused=fused, nonfinite=nonfinite, **extra)
 
 
 class SSD(_Preset):

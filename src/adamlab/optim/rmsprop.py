@@ -31,6 +31,7 @@ class RMSprop(AdamlabOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
         nonfinite: str = "propagate",
     ) -> None:
         check_lr(lr)
@@ -39,7 +40,7 @@ class RMSprop(AdamlabOptimizer):
         check_nonnegative("weight_decay", weight_decay)
         check_nonnegative("momentum", momentum)
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                        centered=centered, maximize=maximize, foreach=foreach)
+                        centered=centered, maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:

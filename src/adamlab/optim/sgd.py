@@ -30,6 +30,7 @@ class SGD(AdamlabOptimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
         nonfinite: str = "propagate",
     ) -> None:
         check_lr(lr)
@@ -39,7 +40,7 @@ class SGD(AdamlabOptimizer):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Invalid nesterov=True: requires momentum > 0 and dampening = 0")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize, foreach=foreach)
+                        nesterov=nesterov, maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:

@@ -1,0 +1,189 @@
+"""Time one optimizer step: torch.optim.Adam (for-loop, foreach, fused) and every adamlab optimizer, each path.
+
+Usage (see benchmarks/README.md)::
+
+    python benchmarks/step_time.py --quick --out step_time.json
+    python benchmarks/step_time.py --sizes 10M 50M --reps 20 --out step_time.json
+
+Method. Parameters are 10 float32 tensors with the shapes of an MLP (5 linear layers, weight + bias),
+scaled to 1M, 10M or 50M elements; gradients are fixed random tensors. For each adamlab optimizer a
+block of implementations -- torch's fused Adam (the reference) and the optimizer's paths (``loop``:
+``fused=False, foreach=False``; ``foreach``: ``fused=False, foreach=True``; ``compiled``: ``fused=True``)
+-- is stepped round-robin, one step of each per repetition, in the same process, so host noise hits all
+of them alike. The first block holds the three torch.optim.Adam variants. Per implementation it reports
+the median step time, the ratio to torch fused Adam in the same block, the effective bandwidth, the
+optimizer-state bytes per parameter, and the first-step time over the median (compile time for the
+compiled path; it is near zero on a warm Inductor cache).
+
+Effective GB/s = bytes / median, with bytes = N x itemsize x (3 + 2 k) for k state buffers: each step
+reads the parameter, the gradient and the k states and writes the parameter and the k states (Adam and
+M-SVAG: k = 2, 28 bytes per float32 parameter; M-SSD: k = 1, 20 bytes; SSD: k = 0, 12 bytes).
+Only public tools are used: torch, time, statistics, json, and adamlab's public optimizer registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from adamlab.optim.registry import make_optimizer, names
+
+SIZES = {"1M": 1_000_000, "10M": 10_000_000, "50M": 50_000_000}
+PATHS = {"loop": {"fused": False, "foreach": False}, "foreach": {"fused": False, "foreach": True},
+         "compiled": {"fused": True}}
+TORCH_ADAM = {"torch-adam-loop": {"foreach": False}, "torch-adam-foreach": {"foreach": True},
+              "torch-adam-fused": {"fused": True}}
+REFERENCE = "torch-adam-fused"
+
+
+def mlp_shapes(total: int, d_in: int = 784, d_out: int = 10) -> list[tuple[int, ...]]:
+    """Shapes of a 4-hidden-layer MLP (10 tensors) with about ``total`` parameters."""
+    # 3 h^2 + h (d_in + d_out + 4) + d_out = total
+    b = d_in + d_out + 4
+    h = int((-b + math.sqrt(b * b + 12 * (total - d_out))) / 6)
+    return [(h, d_in), (h,), (h, h), (h,), (h, h), (h,), (h, h), (h,), (d_out, h), (d_out,)]
+
+
+def make_params(total: int, seed: int = 0) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    params = []
+    for shape in mlp_shapes(total):
+        p = torch.randn(shape, generator=gen).requires_grad_(True)
+        p.grad = torch.randn(shape, generator=gen) * 1e-2
+        params.append(p)
+    return params
+
+
+def state_bytes(opt: torch.optim.Optimizer) -> int:
+    """Bytes held in the optimizer's state tensors."""
+    return sum(v.numel() * v.element_size() for s in opt.state.values() for v in s.values()
+               if isinstance(v, torch.Tensor))
+
+
+def time_block(factories: Factories, n: int, itemsize: int,
+               reps: int, warmup: int) -> dict[str, dict[str, Any]]:
+    """Step every implementation round-robin; return per-implementation measurements."""
+    opts = {name: make() for name, make in factories.items()}
+    first: dict[str, float] = {}
+    times: dict[str, list[float]] = {name: [] for name in opts}
+    for rep in range(warmup + reps):
+        for name, opt in opts.items():
+            start = time.perf_counter()
+            opt.step()
+            elapsed = time.perf_counter() - start
+            if rep == 0:
+                first[name] = elapsed
+            elif rep >= warmup:
+                times[name].append(elapsed)
+    out = {}
+    for name, opt in opts.items():
+        median = statistics.median(times[name])
+        k = state_bytes(opt) / (n * itemsize)
+        out[name] = {
+            "median_ms": median * 1e3,
+            "p10_ms": sorted(times[name])[len(times[name]) // 10] * 1e3,
+            "state_bytes_per_param": state_bytes(opt) / n,
+            "state_buffers": round(k, 3),
+            "bytes_per_param_moved": itemsize * (3 + 2 * round(k)),
+            "gb_per_s": n * itemsize * (3 + 2 * round(k)) / median / 1e9,
+            "first_step_minus_median_s": first[name] - median,
+        }
+    del opts
+    return out
+
+
+Factories = dict[str, Callable[[], torch.optim.Optimizer]]
+
+
+def make_blocks(params: list[torch.Tensor], optimizers: list[str], paths: list[str]) -> list[tuple[str, Factories]]:
+    """The torch.optim.Adam block, then one block per adamlab optimizer (its paths + torch fused Adam)."""
+    blocks: list[tuple[str, Factories]] = [
+        ("torch", {k: (lambda kw=kw: torch.optim.Adam(params, lr=1e-4, **kw)) for k, kw in TORCH_ADAM.items()})
+    ]
+    for opt_name in optimizers:
+        block: Factories = {REFERENCE: lambda: torch.optim.Adam(params, lr=1e-4, fused=True)}
+        for path in paths:
+            block[f"{opt_name}:{path}"] = (
+                lambda o=opt_name, kw=PATHS[path]: make_optimizer(o, params, lr=1e-4, **kw))
+        blocks.append((opt_name, block))
+    return blocks
+
+
+def run(sizes: list[str], optimizers: list[str], paths: list[str], reps: int, warmup: int,
+        threads: int) -> dict[str, Any]:
+    torch.set_num_threads(threads)
+    results: dict[str, Any] = {"torch": torch.__version__, "threads": threads, "reps": reps,
+                               "warmup": warmup, "sizes": {}}
+    for label in sizes:
+        params = make_params(SIZES[label])
+        n = sum(p.numel() for p in params)
+        rows: dict[str, Any] = {}
+        blocks = make_blocks(params, optimizers, paths)
+        for block_name, block in blocks:
+            measured = time_block(block, n, params[0].element_size(), reps, warmup)
+            ref = measured[REFERENCE]["median_ms"]
+            for impl, row in measured.items():
+                if impl == REFERENCE and block_name != "torch":
+                    continue
+                row["ratio_to_torch_fused"] = row["median_ms"] / ref
+                row["reference_median_ms"] = ref
+                rows[impl] = row
+                print(f"{label:>4} {impl:<22} {row['median_ms']:9.2f} ms  x{row['ratio_to_torch_fused']:5.2f}"
+                      f"  {row['gb_per_s']:6.1f} GB/s  state {row['state_buffers']:.0f} buf"
+                      f"  first-step +{row['first_step_minus_median_s']:.2f} s", flush=True)
+        results["sizes"][label] = {"numel": n, "shapes": [list(p.shape) for p in params], "rows": rows}
+        del params, blocks
+    return results
+
+
+def write_json(path: str, data: dict[str, Any]) -> None:
+    """Write ``data`` atomically (temporary file in the same directory, then rename)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".step_time.", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=None,
+                        help="parameter counts (default 1M 10M 50M; --quick: 1M 10M)")
+    parser.add_argument("--optimizers", nargs="+", default=None, help="adamlab names (default: all)")
+    parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS))
+    parser.add_argument("--reps", type=int, default=None, help="timed repetitions (default 20; --quick: 5)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (the first compiles)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="short run: 1M and 10M, 5 repetitions")
+    parser.add_argument("--out", default="step_time.json", help="JSON file to write")
+    args = parser.parse_args(argv)
+    sizes = args.sizes or (["1M", "10M"] if args.quick else list(SIZES))
+    reps = args.reps or (5 if args.quick else 20)
+    optimizers = args.optimizers or names()
+    for name in optimizers:
+        if name not in names():
+            parser.error(f"unknown optimizer {name!r}; known: {', '.join(names())}")
+    if reps < 1 or args.warmup < 1 or args.threads < 1:
+        parser.error("--reps, --warmup and --threads must be >= 1")
+    results = run(sizes, optimizers, args.paths, reps, args.warmup, args.threads)
+    write_json(args.out, results)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
