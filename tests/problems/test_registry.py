@@ -78,6 +78,7 @@ def test_criterion_is_none_where_the_loss_is_not_criterion_form() -> None:
     assert problems.get("quadratic.noisy").criterion is None
     assert problems.get("mnist.vae").criterion is None
     assert callable(problems.get("fmnist.cnn").criterion)
+    assert callable(problems.get("leastsquares.wilson").criterion)
 
 
 def test_cli_list_prints_every_problem_with_its_protocol(capsys: pytest.CaptureFixture[str]) -> None:

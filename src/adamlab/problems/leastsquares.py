@@ -61,6 +61,11 @@ def wilson_data(n: int, n_test: int, p: float, seed: int) -> tuple[np.ndarray, n
     return x[:n], y[:n], x[n:], y[n:]
 
 
+def half_squared_error(outputs: Tensor, targets: Tensor) -> Tensor:
+    """1/(2B) sum_b (outputs_b - targets_b)^2 for outputs ``[B, 1]`` (or ``[B]``) and targets ``[B]``."""
+    return 0.5 * (outputs.reshape(-1) - targets.reshape(-1)).square().mean()
+
+
 @register
 class WilsonLeastSquares(Problem):
     """Wilson et al. 2017, sec. 3.3: separable least squares where adaptive methods generalise at chance.
@@ -81,7 +86,7 @@ class WilsonLeastSquares(Problem):
         source="Wilson et al. 2017, sec. 3.3 (full batch; budget ours)",
     )
     default_options: ClassVar[dict[str, Any] | None] = {"n": 100, "n_test": 100, "p": 0.6, "data_seed": 0}
-    criterion = None
+    criterion = staticmethod(half_squared_error)
 
     def __init__(self, *, root: str | None = None, **options: Any) -> None:
         super().__init__(root=root, **options)
@@ -132,9 +137,7 @@ class WilsonLeastSquares(Problem):
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """1/(2B) ||X_B w - y_B||^2."""
         device = model.weight.device
-        x, y = batch[0].to(device), batch[1].to(device)
-        residual = model(x).squeeze(-1) - y
-        return 0.5 * residual.square().mean()
+        return half_squared_error(model(batch[0].to(device)), batch[1].to(device))
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         with torch.no_grad():
