@@ -159,3 +159,15 @@ def test_invalid_sweep_arguments(store_path):
         sweep(tiny.NAME, ["sgd"], [-0.1], 1, 5, store_path, quiet=True)
     with pytest.raises(ValueError, match="unknown optimizer"):
         sweep(tiny.NAME, ["sgdd"], [0.1], 1, 5, store_path, quiet=True)
+
+
+def test_backend_names_are_modules_with_make_backend():
+    from adamlab.runner.backends import names
+
+    known = names()
+    assert "serial" in known
+    assert all(not n.startswith("_") for n in known)
+    import importlib.util
+
+    for name in known:
+        assert "def make_backend(" in open(importlib.util.find_spec(f"adamlab.runner.backends.{name}").origin).read()

@@ -18,12 +18,14 @@ A :class:`Backend` has a ``name`` and one method::
   ``RunConfig`` is plain data (``to_dict``/``from_dict``), so it can cross process boundaries.
 
 ``serial`` (this process, one run after another) is built in; ``vmap`` and ``ray`` are separate
-modules. :func:`get_backend` finds every module in this package.
+modules. :func:`get_backend` finds every module in this package that defines ``make_backend``
+(helper modules without it are not listed).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -101,8 +103,24 @@ def failed_result(config: RunConfig, err: BaseException, started_at: str | None 
 
 
 def names() -> list[str]:
-    """Names of the available backends (modules in this package)."""
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    """Names of the available backends: modules in this package that define ``make_backend``.
+
+    Helper modules (without ``make_backend``) are not backends. The check reads the source, so it
+    imports nothing (a backend's optional dependency, e.g. Ray, is only needed when it is used).
+    """
+    out = []
+    for m in pkgutil.iter_modules(__path__):
+        if m.name.startswith("_"):
+            continue
+        spec = importlib.util.find_spec(f"{__name__}.{m.name}")
+        origin = getattr(spec, "origin", None)
+        try:
+            source = Path(origin).read_text(encoding="utf-8") if origin else ""
+        except OSError:
+            continue
+        if "def make_backend(" in source:
+            out.append(m.name)
+    return sorted(out)
 
 
 def get_backend(name: str, **options: Any) -> Backend:
