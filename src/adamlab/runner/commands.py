@@ -42,6 +42,8 @@ SWEEP_EPILOG = """examples:
   adamlab sweep quadratic.noisy --optimizers adam --lr-grid 0.001,0.003,0.01 --steps 500
   adamlab sweep leastsquares.wilson --optimizers msgd,mssd --lr-grid 1e-4:1e0:9 \\
       --rerun-seeds 5 --criterion min:train_loss     (tune on seed 0, rerun the best lr)
+  adamlab sweep mnist.logreg --optimizers adam --lr-grid 1e-4:1e-1:16 --epochs 1 --backend vmap
+  adamlab sweep mnist.logreg --optimizers adam,msvag --lr-grid 1e-4:1e-1:8 --backend ray --address auto
 
 --lr-grid START:STOP:COUNT is log-spaced with both ends included; or give a comma list.
 Finished runs already in the store are skipped, so rerunning a sweep (e.g. after Ctrl-C or
@@ -106,7 +108,8 @@ def _add_training(p: argparse.ArgumentParser) -> None:
                    help="step schedule: period in steps (default: a third of the budget)")
     p.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
                    help="checkpoint every N steps so an interrupted run resumes where it was")
-    p.add_argument("--backend", default="serial", help="execution backend (default: serial)")
+    p.add_argument("--backend", default="serial", help="execution backend: serial, vmap or ray (default: serial)")
+    p.add_argument("--address", metavar="ADDR", help="--backend ray: the Ray cluster to join (default: a local Ray)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -319,6 +322,7 @@ def _prepare(args: argparse.Namespace, optimizers: str, lr_grid: list[float] | N
         "schedule": _schedule(args),
         "budget": _budget(args),
         "backend": _backend(args.backend),
+        "backend_options": {"address": args.address} if getattr(args, "address", None) else None,
     }
 
 
@@ -332,7 +336,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     with _open_store(args.store) as store:
         try:
             rep = sweep(prep["problems"], prep["optimizers"], grid, args.seeds, prep["budget"], store,
-                        prep["backend"], hparams=prep["hparams"], batch_size=args.batch_size,
+                        prep["backend"], backend_options=prep["backend_options"], hparams=prep["hparams"],
+                        batch_size=args.batch_size,
                         eval_every=args.eval_every, schedule=prep["schedule"],
                         checkpoint_every=args.checkpoint_every, quiet=args.quiet)
         except ValueError as err:
@@ -350,7 +355,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     prep = _prepare(args, args.optimizers, grid)
     common = dict(hparams=prep["hparams"], batch_size=args.batch_size, eval_every=args.eval_every,
                   schedule=prep["schedule"], checkpoint_every=args.checkpoint_every, quiet=args.quiet,
-                  backend=prep["backend"])
+                  backend=prep["backend"], backend_options=prep["backend_options"])
     with _open_store(args.store) as store:
         try:
             if args.rerun_seeds:

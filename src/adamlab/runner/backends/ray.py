@@ -1,0 +1,161 @@
+"""The ``ray`` backend: every run (or every vectorised block of runs) is a Ray task.
+
+Select it with ``sweep(..., backend="ray", backend_options={"address": ADDR})`` or
+``adamlab sweep --backend ray [--address ADDR]``. Without an address it starts a local Ray with
+``num_cpus=2`` (and shuts it down afterwards); with one it connects to that cluster (``"auto"``: the
+cluster this machine belongs to). Ray is an optional dependency: ``pip install 'adamlab[ray]'``.
+
+What crosses the wire is plain data: each task gets ``RunConfig.to_dict()`` and rebuilds the problem
+from its registered name and options on the worker (so the problem must be registered, and the data
+reachable there under ``$ADAMLAB_DATA``); it returns the result's fields as a dict. Results stream back
+as tasks finish (``ray.wait``), and the sweep commits each one to the store at once, as with any
+backend, so resume works the same: finished and diverged runs are skipped, the rest rerun -- from
+their checkpoint when ``checkpoint_every`` is set and the checkpoint directory is shared with the
+workers (always the case on a local Ray).
+
+``vmap=True`` sends each block of :func:`adamlab.runner.backends.vmap.plan_blocks` as one task,
+trained by the vmap backend on the worker (with its serial fallback).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from adamlab.runner.backends import RunContext, failed_result
+from adamlab.runner.config import RunConfig
+from adamlab.runner.result import RunResult
+
+INSTALL_HINT = "the ray backend needs Ray, which is not installed; install it with: pip install 'adamlab[ray]'"
+DEFAULT_LOCAL_CPUS = 2
+
+
+class RayUnavailable(ValueError):
+    """Ray is not installed (the CLI turns this into a one-line error with the install hint, exit 2)."""
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as err:
+        raise RayUnavailable(INSTALL_HINT) from err
+    return ray
+
+
+def _result_fields(result: RunResult) -> dict[str, Any]:
+    return {"run_id": result.run_id, "status": result.status, "records": result.records,
+            "diverged_step": result.diverged_step, "error": result.error, "wall_time": result.wall_time,
+            "started_at": result.started_at, "finished_at": result.finished_at}
+
+
+def run_on_worker(config_dicts: list[dict[str, Any]], checkpoint_paths: list[str | None],
+                  checkpoint_every: int | None, vmap: bool, threads: int) -> list[dict[str, Any]]:
+    """The task body: train the configs here and return their results as plain dicts."""
+    import torch
+
+    from adamlab.runner.backends.serial import SerialBackend
+    from adamlab.runner.backends.vmap import VmapBackend
+
+    torch.set_num_threads(max(1, threads))
+    configs = [RunConfig.from_dict(d) for d in config_dicts]
+    paths = dict(zip([c.run_id for c in configs], checkpoint_paths, strict=True))
+
+    class _Context(RunContext):
+        def checkpoint_path(self, config: RunConfig) -> Any:
+            path = paths.get(config.run_id)
+            return None if path is None or checkpoint_every is None else path
+
+    context = _Context(checkpoint_every=checkpoint_every)
+    backend = VmapBackend() if vmap else SerialBackend()
+    return [_result_fields(r) for r in backend.run(configs, context)]
+
+
+class RayBackend:
+    """Submits runs to Ray and yields their results as they finish."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, vmap: bool = False,
+                 threads_per_task: int = 1) -> None:
+        self.ray = _import_ray()
+        if num_cpus is not None and (isinstance(num_cpus, bool) or int(num_cpus) != num_cpus or num_cpus < 1):
+            raise ValueError(f"num_cpus must be an integer >= 1; got {num_cpus!r}")
+        if int(threads_per_task) < 1:
+            raise ValueError(f"threads_per_task must be an integer >= 1; got {threads_per_task!r}")
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.num_cpus = num_cpus
+        self.vmap = bool(vmap)
+        self.threads = int(threads_per_task)
+
+    def _connect(self) -> bool:
+        """Start or join Ray; True when this call started it (and so must shut it down)."""
+        ray = self.ray
+        if ray.is_initialized():
+            return False
+        if self.address is None:
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network from tests or laptops
+            ray.init(num_cpus=self.num_cpus or DEFAULT_LOCAL_CPUS, include_dashboard=False,
+                     log_to_driver=False, configure_logging=False)
+        else:
+            ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+        return True
+
+    def _units(self, configs: Sequence[RunConfig]) -> list[list[RunConfig]]:
+        if not self.vmap:
+            return [[c] for c in configs]
+        from adamlab.runner.backends.vmap import plan_blocks
+
+        return plan_blocks(configs)
+
+    def run(self, configs: Sequence[RunConfig], context: RunContext) -> Iterator[RunResult]:
+        ray = self.ray
+        started = self._connect()
+        try:
+            task = ray.remote(num_cpus=self.threads)(run_on_worker)
+            pending: dict[Any, list[RunConfig]] = {}
+            for unit in self._units(configs):
+                paths = [context.checkpoint_path(c) for c in unit]
+                for config in unit:
+                    if context.on_start is not None:
+                        context.on_start(config)
+                ref = task.remote([c.to_dict() for c in unit], [None if p is None else str(p) for p in paths],
+                                  context.checkpoint_every, self.vmap, self.threads)
+                pending[ref] = unit
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    unit = pending.pop(ref)
+                    yield from self._collect(ref, unit)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _collect(self, ref: Any, unit: list[RunConfig]) -> Iterator[RunResult]:
+        by_id = {c.run_id: c for c in unit}
+        try:
+            fields_list = self.ray.get(ref)
+        except Exception as err:  # noqa: BLE001 - a lost worker fails its runs, not the sweep
+            for config in unit:
+                yield failed_result(config, err)
+            return
+        seen = set()
+        for fields in fields_list:
+            config = by_id[fields.pop("run_id")]
+            seen.add(config.run_id)
+            yield RunResult(config, **fields)
+        for config in unit:
+            if config.run_id not in seen:
+                yield failed_result(config, RuntimeError("the Ray task returned no result for this run"))
+
+
+def make_backend(**options: Any) -> RayBackend:
+    """Build the Ray backend. Options: ``address`` (None: start a local Ray), ``num_cpus`` (local Ray,
+    default 2), ``vmap`` (one task per vectorised block), ``threads_per_task`` (torch threads, default 1).
+
+    Raises :class:`RayUnavailable` (a ``ValueError``) with the install hint when Ray is not installed.
+    """
+    unknown = sorted(set(options) - {"address", "num_cpus", "vmap", "threads_per_task"})
+    if unknown:
+        raise ValueError(f"the ray backend takes options address, num_cpus, vmap, threads_per_task; got {unknown}")
+    return RayBackend(**options)
