@@ -174,3 +174,26 @@ def test_problem_trains_on_tiny_real_format_files(name: str, tiny_root) -> None:
     metrics = problem.evaluate(model)
     assert metrics and all(math.isfinite(v) for v in metrics.values())
     assert problem.steps_per_epoch >= 1
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(DATA_PROBLEMS) if n != "mnist.vae"] + ["leastsquares.wilson"])
+def test_criterion_gives_per_sample_gradients_with_torch_func(name: str, fake_data) -> None:
+    """The dissection code's route: vmap(grad(criterion(functional_call(model, params, x_i), y_i)))."""
+    from torch.func import functional_call, grad, vmap
+
+    opts = {} if name == "leastsquares.wilson" else small_options(name)
+    problem = problems.get(name, **opts)
+    model = problem.make_model(0).eval()
+    x, y = next(problem.train_batches(0, batch_size=2))
+    x, y = x[:2], y[:2]
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def sample_loss(p, xi, yi):
+        return problem.criterion(functional_call(model, p, (xi.unsqueeze(0),)), yi.unsqueeze(0))
+
+    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))(params, x, y)
+    for i in range(2):
+        model.zero_grad()
+        problem.criterion(model(x[i : i + 1]), y[i : i + 1]).backward()
+        for k, p in model.named_parameters():
+            torch.testing.assert_close(per_sample[k][i], p.grad, atol=1e-5, rtol=1e-4)
