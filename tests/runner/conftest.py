@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import runner_tiny_problem
+
+from tests.runner import runner_tiny_problem
 
 
 @pytest.fixture(autouse=True)

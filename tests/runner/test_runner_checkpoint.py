@@ -1,9 +1,9 @@
-import runner_tiny_problem as tiny
 import torch
 
 from adamlab.runner import make_config, sweep
 from adamlab.runner.checkpoint import load_checkpoint
 from adamlab.runner.train import build_problem, execute
+from tests.runner import runner_tiny_problem as tiny
 
 
 def _final_params(config, problem, **kw):

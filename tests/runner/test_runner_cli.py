@@ -1,10 +1,10 @@
 import sqlite3
 
 import pytest
-import runner_tiny_problem as tiny
 
 from adamlab.cli import build_parser, main
 from adamlab.runner import demo
+from tests.runner import runner_tiny_problem as tiny
 
 
 def _err_line(capsys):

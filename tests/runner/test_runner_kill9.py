@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-import runner_tiny_problem as tiny
 
 from adamlab.runner import Store, expand_grid, sweep
 from adamlab.runner.train import execute
+from tests.runner import runner_tiny_problem as tiny
 
 HERE = Path(__file__).parent
 GRID = dict(optimizers=["sgd", "adam", "msvag"], lr_grid=[0.003, 0.01, 0.03, 0.1], seeds=2, budget=300)

@@ -1,10 +1,10 @@
 import math
 
 import pytest
-import runner_tiny_problem as tiny
 
 from adamlab.runner import sweep
 from adamlab.runner.plots import load_problem_runs, plot_curves, plot_lr_sensitivity, plot_store
+from tests.runner import runner_tiny_problem as tiny
 
 
 @pytest.fixture

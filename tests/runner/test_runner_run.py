@@ -1,11 +1,11 @@
 import math
 
 import pytest
-import runner_tiny_problem as tiny
 import torch
 
 from adamlab.runner import Budget, make_config, run
 from adamlab.runner.train import build_problem
+from tests.runner import runner_tiny_problem as tiny
 
 
 def test_same_seed_identical_metrics_different_seed_differs():

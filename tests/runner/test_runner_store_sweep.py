@@ -2,10 +2,10 @@ import sqlite3
 
 import pandas as pd
 import pytest
-import runner_tiny_problem as tiny
 
 from adamlab.runner import Criterion, Store, expand_grid, get_backend, select_best, sweep, tune_and_rerun
 from adamlab.runner.result import RunResult
+from tests.runner import runner_tiny_problem as tiny
 
 
 def _sweep(store, **kw):
