@@ -106,3 +106,12 @@ def test_sgd_decreases_the_exact_loss() -> None:
         opt.step()
     end = p.evaluate(model)["loss"]
     assert np.isfinite(end) and end < 0.1 * start
+
+
+def test_float64_theta_uses_the_float64_hessian() -> None:
+    p = problems.get("quadratic.noisy", spectrum="ill", nu=0.0)
+    theta = torch.linspace(-1, 1, 100, dtype=torch.float64)
+    np.testing.assert_allclose(p.exact_gradient(theta).numpy(), p.hessian64 @ theta.numpy(), rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(
+        float(p.exact_loss(theta)), 0.5 * theta.numpy() @ p.hessian64 @ theta.numpy(), rtol=1e-13
+    )

@@ -53,6 +53,19 @@ def shuffled_batches(
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """An endless stream of ``(transform(inputs_batch), targets_batch)``.
 
+    Parameters
+    ----------
+    inputs, targets:
+        The whole training split (first dimension = examples).
+    batch_size:
+        Examples per batch (>= 1).
+    seed:
+        Seeds the ``torch.Generator`` that draws every epoch's permutation.
+    transform:
+        Applied to each input batch (e.g. uint8 pixels -> floats in [0, 1]).
+
+    Notes
+    -----
     Once per epoch a ``torch.Generator`` seeded with ``seed`` draws a permutation, the data are
     gathered into one contiguous shuffled copy, and consecutive slices of ``batch_size`` rows
     are yielded (the last incomplete batch of an epoch is dropped, as ``drop_last=True`` does).

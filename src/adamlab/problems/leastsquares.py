@@ -37,10 +37,23 @@ from adamlab.problems.options import check_float, check_int
 
 
 def wilson_data(n: int, n_test: int, p: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Generate ``(X_train, y_train, X_test, y_test)`` of Wilson et al.'s construction (float64).
+    """Generate the data of Wilson et al.'s construction (sec. 3.3; features in the module docstring).
 
-    See the module docstring for the features. Labels are redrawn until the training set has
-    more positives than negatives (at most 1,000 tries).
+    Parameters
+    ----------
+    n, n_test:
+        Numbers of training and test points.
+    p:
+        P[y = +1], in (1/2, 1).
+    seed:
+        Seed of the generator (labels are redrawn until the training set has more positives
+        than negatives; at most 1,000 tries).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(X_train [n, D], y_train [n], X_test [n_test, D], y_test [n_test])`` in float64 with
+        labels in {-1, +1} and D = 3 + 5 (n + n_test).
     """
     rng = np.random.default_rng(seed)
     total = n + n_test

@@ -32,7 +32,23 @@ INITS = ("ones", "normal")
 
 
 def eigenvalues(d: int, spectrum: str, rng: np.random.Generator) -> np.ndarray:
-    """The eigenvalues of Q for ``spectrum`` ("well": U[0.1, 1.1]; "ill": 90% U[0,1], 10% U[30,60])."""
+    """Draw the eigenvalues of Q (Balles & Hennig 2018, sec. 3).
+
+    Parameters
+    ----------
+    d:
+        Dimension.
+    spectrum:
+        ``"well"``: lambda_i ~ U[0.1, 1.1]; ``"ill"``: round(0.9 d) values ~ U[0, 1] and
+        round(0.1 d) values ~ U[30, 60], in random order.
+    rng:
+        The source of randomness.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``d`` eigenvalues (float64).
+    """
     if spectrum == "well":
         return rng.uniform(0.1, 1.1, size=d)
     n_large = int(round(0.1 * d))
@@ -112,14 +128,19 @@ class NoisyQuadratic(Problem):
         self.hessian: Tensor = torch.from_numpy(q).to(torch.float32)
 
     # -- exact quantities -----------------------------------------------------------------------
+    def hessian_like(self, theta: Tensor) -> Tensor:
+        """Q on ``theta``'s device and dtype (built from the float64 Q for float64 ``theta``)."""
+        if theta.dtype == torch.float64:
+            return torch.from_numpy(self.hessian64).to(theta.device)
+        return self.hessian.to(theta.device, theta.dtype)
+
     def exact_loss(self, theta: Tensor) -> Tensor:
         """L(theta) = 1/2 theta^T Q theta."""
-        q = self.hessian.to(theta.device, theta.dtype)
-        return 0.5 * theta @ (q @ theta)
+        return 0.5 * theta @ (self.hessian_like(theta) @ theta)
 
     def exact_gradient(self, theta: Tensor) -> Tensor:
         """grad L(theta) = Q theta."""
-        return self.hessian.to(theta.device, theta.dtype) @ theta
+        return self.hessian_like(theta) @ theta
 
     def noise_covariance(self, batch_size: int = 1) -> np.ndarray:
         """The covariance nu^2 Q Q / batch_size of the stochastic gradient (float64)."""
@@ -144,7 +165,7 @@ class NoisyQuadratic(Problem):
         """1/2 theta^T Q theta + nu (Q zbar)^T theta, whose gradient is Q theta + nu Q zbar."""
         theta = model()
         z = batch[0].to(theta.device, theta.dtype)
-        q = self.hessian.to(theta.device, theta.dtype)
+        q = self.hessian_like(theta)
         noise = self.nu * (q @ z.mean(0))
         return 0.5 * theta @ (q @ theta) + noise @ theta
 
