@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from adamlab.reproduce.base import get
+from adamlab.reproduce.base import Recipe, get
 from adamlab.reproduce.engine import check_data, execute
 from adamlab.reproduce.figures import plot_recipe
 from adamlab.reproduce.summary import build_summary, format_table, write_json
@@ -20,7 +20,7 @@ def default_out(name: str) -> Path:
 
 
 def reproduce(
-    name: str,
+    name: str | Recipe,
     *,
     quick: bool = False,
     out: str | os.PathLike[str] | None = None,
@@ -33,7 +33,8 @@ def reproduce(
     Parameters
     ----------
     name:
-        A recipe from :func:`adamlab.reproduce.names`.
+        A recipe from :func:`adamlab.reproduce.names`, or a :class:`Recipe` (e.g. a registered one with
+        a smaller protocol, made with ``dataclasses.replace``).
     quick:
         The reduced budget of the recipe (marked "QUICK" on the figure and in the JSON).
     out:
@@ -50,8 +51,8 @@ def reproduce(
     dict
         The JSON summary (see :mod:`adamlab.reproduce.summary`).
     """
-    recipe = get(name)
-    out_dir = Path(out) if out is not None else default_out(name)
+    recipe = name if isinstance(name, Recipe) else get(name)
+    out_dir = Path(out) if out is not None else default_out(recipe.name)
     store_path = Path(store) if store is not None else out_dir / "store.sqlite"
     protocol = recipe.protocol(quick)
     check_data(recipe)  # a missing dataset stops here with adamlab.data's one-line error

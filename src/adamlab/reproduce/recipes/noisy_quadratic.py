@@ -58,7 +58,7 @@ class QuadraticDissectionHook:
     gradient, 2 rho - 1 for a sign, :mod:`adamlab.dissect.stats`), ``rho`` (Gaussian sign agreement
     from the exact mean Q theta and standard deviation nu sqrt(diag(QQ)/B)), ``rho_batch`` (the
     fraction of coordinates where the step's stochastic gradient has the sign of Q theta) and
-    ``eta2_median`` (median noise-to-signal ratio).
+    ``eta2_median`` (the lower median of the noise-to-signal ratio eta^2 over coordinates).
     """
 
     name = "quadratic_dissection"
@@ -125,7 +125,7 @@ def _sign_wins_axis(summary: dict[str, Any]) -> tuple[bool, str]:
         r1, r2 = _ratio(summary, lab, "msgd", "mssd"), _ratio(summary, lab, "msvag", "mssdva")
         ok = ok and r1 > 0 and r2 > 0
         parts.append(f"{lab}: log10(loss msgd/mssd) = {r1:+.2f}, log10(msvag/mssdva) = {r2:+.2f}")
-    return ok, "; ".join(parts)
+    return ok, "; ".join(parts) or "no noisy ill-conditioned axis-aligned setting in this run"
 
 
 def _advantage_gone_rotated(summary: dict[str, Any]) -> tuple[bool, str]:
