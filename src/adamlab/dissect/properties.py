@@ -299,9 +299,12 @@ def check_constant_gradient_ratio(name: str, *, seed: int = 0, factory: Factory 
     extra = ""
     if name in ("adam", "amsgrad", "adam-nobc"):
         extra = f"; zero-mean noise, beta1=0: std(m_hat/sqrt(v_hat)) = {_noise_ratio_std(fac, seed, lr):.3f} (seed 001: ~1)"
+    why = {"adam-nobc": "without bias correction m/sqrt(v) = (1-beta1^t)/sqrt(1-beta2^t)",
+           "rmsprop": "|g|/sqrt(v) = 1/sqrt(1-alpha^t) without bias correction",
+           "adagrad": "|g|/sqrt(sum g^2) = 1/sqrt(t)"}.get(name, WHY_NOT["constant_gradient_ratio"])
     return _record(name, "constant_gradient_ratio", measured, has,
                    "|Delta| = alpha exactly: deviation ~ 0 (< 1e-3)",
-                   f"deviation > 1e-3 ({WHY_NOT['constant_gradient_ratio']})",
+                   f"deviation > 1e-3 ({why})",
                    f"{steps} steps, |c| in [0.01, 100]; max |Delta/(-alpha sign c) - 1| = {measured:.3g}{extra}; "
                    f"has the property: {'yes' if has else 'no'}")
 
@@ -388,9 +391,11 @@ def check_param_scale_lr_equivalence(name: str, *, seed: int = 0, factory: Facto
         gaps.append(float((runs[p] - runs[q]).abs().max()) / max(travelled, 1e-300))
     measured = max(gaps)
     has = measured < 1e-3
+    why = ("decoupled decay lr*lambda*w' scales with lr, not with the weight scale" if name == "adamw"
+           else WHY_NOT["param_scale_lr_equivalence"])
     return _record(name, "param_scale_lr_equivalence", measured, has,
                    "(1)==(2) and (3)==(4): gap ~ 0 (< 1e-3)",
-                   f"gap > 1e-3 ({WHY_NOT['param_scale_lr_equivalence']})",
+                   f"gap > 1e-3 ({why})",
                    f"linear regression y=(w'/k)x, {steps} steps, base lr {a}; relative gap (1)vs(2) = {gaps[0]:.3g}, "
                    f"(3)vs(4) = {gaps[1]:.3g}; has the property: {'yes' if has else 'no'}")
 

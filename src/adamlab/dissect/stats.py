@@ -123,6 +123,22 @@ def _check_batchnorm(model: nn.Module) -> None:
             )
 
 
+def _sign_agreement(g: Tensor, sign: Tensor, weights: Tensor | None, chunk: int = 1 << 15) -> Tensor:
+    """Fraction of rows of ``weights @ g`` (or of ``g``) whose sign equals ``sign``, column by column.
+
+    Columns are processed in chunks so the resampled means never take more than
+    ``resamples * chunk`` numbers of memory.
+    """
+    if weights is None:
+        return (g.sign() == sign).double().mean(0)
+    out = torch.empty(g.shape[1], dtype=torch.float64)
+    for start in range(0, g.shape[1], chunk):
+        cols = slice(start, start + chunk)
+        agree = (weights @ g[:, cols]).sign_() == sign[cols]
+        out[cols] = agree.sum(0, dtype=torch.float64) / weights.shape[0]
+    return out
+
+
 def per_example_grads(
     model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor
 ) -> dict[str, Tensor]:
@@ -212,9 +228,7 @@ def gradient_stats(
         var = g.var(0, unbiased=True)
         sigma2 = var / b
         eta2 = torch.where(sigma2 == 0, torch.zeros_like(sigma2), sigma2 / mean.square())
-        sign = mean.sign()
-        samples = g if counts is None else counts @ g
-        rho_emp = (samples.sign() == sign).double().mean(0)
+        rho_emp = _sign_agreement(g, mean.sign(), counts)
         rho_gauss = gaussian_sign_agreement(mean, sigma2.sqrt())
         shape = grads[name].shape[1:]
         for key, value in (("mean", mean), ("variance", var), ("sigma2", sigma2), ("eta2", eta2),
