@@ -74,6 +74,7 @@ def reproduce(
     log("")
     for claim in summary["claims"]:
         log(f"[{'agree' if claim['agree'] else 'DISAGREE'}] {claim['claim']}\n    measured: {claim['measured']}")
-    log(f"compute time: {summary['compute_time_s']:.1f} s; summary: {json_path}; "
+    log(f"compute time: {summary['compute_time_s']:.1f} s (all {summary['n_runs']} runs of the recipe: "
+        f"{summary['training_time_s']:.1f} s of training); summary: {json_path}; "
         f"figures: {', '.join(str(p) for p in figures)}; store: {store_path}")
     return summary

@@ -142,7 +142,7 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
     if execution.quick:
         fig.text(0.99, 0.01, "QUICK", color="red", fontsize=14, ha="right", va="bottom", alpha=0.6,
                  fontweight="bold")
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / (2.8 * rows + 1.0)))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / (2.8 * rows + 1.0)))
     paths = save_figure(fig, out_dir, recipe.name)
     plt.close(fig)
     return paths

@@ -2,11 +2,16 @@
 
 Layout::
 
-    {"recipe", "title", "quick", "protocol": {...}, "selection", "compute_time_s", "store",
+    {"recipe", "title", "quick", "protocol": {...}, "selection", "compute_time_s", "training_time_s",
+     "n_runs", "store",
      "settings": {label: {"problem", "options", "order_metric", "ordering": [variant, ...],
                           "variants": {label: {"optimizer", "hparams", "selected_lr", "lr_scores",
                                                "n_runs", "n_diverged", "final": {metric: stats}}}}},
      "claims": [{"claim", "agree", "measured"}], "all_claims_agree", "figures"}
+
+``compute_time_s`` is the wall time of this invocation (runs already in the store are reused, not
+rerun); ``training_time_s`` is the summed wall time of all the recipe's runs as recorded in the store
+(the total compute of the recipe, whichever invocation ran them).
 
 ``stats`` is ``{"mean", "std", "min", "max", "n"}`` over the final reruns (finished runs only; a
 diverged run counts in ``n_diverged`` and makes the variant rank last in ``ordering``).
@@ -59,6 +64,8 @@ def build_summary(execution: Execution) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     with Store(execution.store) as db:
         status = db.statuses([i for r in execution.runs for i in r.final_ids])
+        wanted = {i for r in execution.runs for i in (*r.tune_ids, *r.final_ids)}
+        run_time = sum(float(row["wall_time"] or 0.0) for row in db.runs() if row["run_id"] in wanted)
         for entry in execution.runs:
             s = settings.setdefault(entry.setting.label, {
                 "problem": entry.setting.problem,
@@ -101,6 +108,8 @@ def build_summary(execution: Execution) -> dict[str, Any]:
         },
         "selection": selection_rule(recipe.criterion),
         "compute_time_s": round(execution.wall_time, 2),
+        "training_time_s": round(run_time, 2),
+        "n_runs": len(wanted),
         "store": str(execution.store),
         "settings": settings,
     }
