@@ -78,6 +78,12 @@ def test_summary_statistics_match_numpy(tmp_path, tiny_recipe):
         assert st["min"] == pytest.approx(values.min()) and st["max"] == pytest.approx(values.max())
         assert label in summary["settings"]["n=100, p=0.6, full batch"]["ordering"]
     con.close()
+    from adamlab.reproduce.report import markdown_section
+
+    text = markdown_section(summary, "figures/results_wilson.png")
+    assert "![wilson](figures/results_wilson.png)" in text and "| sgd |" in text
+    assert "paper's claim" in text and f"{summary['n_runs']} runs" in text
+    assert summary["n_runs"] == 2 * 3 and summary["training_time_s"] > 0  # 2 methods x 1 lr x 3 draws
 
 
 def test_tiny_wilson_via_cli_and_resume(tmp_path, tiny_recipe, monkeypatch, capsys):
