@@ -10,7 +10,7 @@ from typing import Any
 
 from adamlab.reproduce.base import Recipe, get
 from adamlab.reproduce.engine import check_data, execute
-from adamlab.reproduce.figures import plot_recipe
+from adamlab.reproduce.figures import plot_lr_sensitivity, plot_recipe
 from adamlab.reproduce.summary import build_summary, format_table, write_json
 
 
@@ -28,7 +28,11 @@ def reproduce(
     quiet: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run recipe ``name`` and write ``<out>/<name>.png|.pdf``, ``<out>/summary.json`` and the store.
+    """Run recipe ``name``; write its figures, ``<out>/summary.json`` and the store.
+
+    Figures: ``<name>.png|.pdf`` (learning curves at the selected lrs), ``<name>_lr.png|.pdf`` (the
+    tuning scores against the lr) and any recipe-specific ones (``<name>_dissection`` for the noisy
+    quadratic).
 
     Parameters
     ----------
@@ -63,7 +67,7 @@ def reproduce(
     t0 = time.perf_counter()
     execution = execute(recipe, quick=quick, store=store_path, quiet=quiet, log=log)
     summary = build_summary(execution)
-    figures = plot_recipe(execution, summary, out_dir)
+    figures = plot_recipe(execution, summary, out_dir) + plot_lr_sensitivity(execution, summary, out_dir)
     if recipe.extra_figures is not None:
         figures += recipe.extra_figures(execution, summary, out_dir)
     summary["figures"] = [str(p) for p in figures]

@@ -105,7 +105,7 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
         rows, cols = len(metrics), len(settings)
         panels = [(s, m) for m in metrics for s in settings]
     width = max(3.6 * cols, 7.5)
-    fig, axes = plt.subplots(rows, cols, figsize=(width, 2.8 * rows + 1.0), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(width, 2.8 * rows + 1.0), squeeze=False, layout="constrained")
     with Store(execution.store) as db:
         for k, (setting, metric) in enumerate(panels):
             ax = axes[k // cols][k % cols]
@@ -142,7 +142,72 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
     if execution.quick:
         fig.text(0.99, 0.01, "QUICK", color="red", fontsize=14, ha="right", va="bottom", alpha=0.6,
                  fontweight="bold")
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / (2.8 * rows + 1.0)))
     paths = save_figure(fig, out_dir, recipe.name)
+    plt.close(fig)
+    return paths
+
+
+def plot_lr_sensitivity(execution: Execution, summary: dict[str, Any],
+                        out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Tuning curves (``<recipe>_lr.png`` / ``.pdf``): the selection score against the lr, per variant.
+
+    One panel per setting; the score is the criterion's final metric, mean over the tune seeds; lrs
+    where a tune run diverged are drawn as crosses at the top of the panel. Variants with a fixed lr
+    are left out. Returns no files when no variant was tuned on at least two lrs.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.transforms import blended_transform_factory
+
+    recipe = execution.recipe
+    settings = list(summary["settings"])
+    tuned = [(lab, v) for lab in settings for v, info in summary["settings"][lab]["variants"].items()
+             if len(info["lr_scores"]) >= 2]
+    if not tuned:
+        return []
+    cols = min(recipe.figure_cols, len(settings))
+    rows = math.ceil(len(settings) / cols)
+    width = max(3.6 * cols, 7.5)
+    fig, axes = plt.subplots(rows, cols, figsize=(width, 2.6 * rows + 1.0), squeeze=False, layout="constrained")
+    variants = list(dict.fromkeys(v for _, v in tuned))
+    cmap = plt.get_cmap("tab10")
+    colors = {v: cmap(i % 10) for i, v in enumerate(variants)}
+    metric, mode = recipe.criterion.split(":", 1)[1], recipe.criterion.split(":", 1)[0]
+    for k, lab in enumerate(settings):
+        ax = axes[k // cols][k % cols]
+        top = blended_transform_factory(ax.transData, ax.transAxes)
+        finite: list[float] = []
+        for v, info in summary["settings"][lab]["variants"].items():
+            if len(info["lr_scores"]) < 2:
+                continue
+            lrs = sorted((float(x), y) for x, y in info["lr_scores"].items())
+            xs = [x for x, _ in lrs]
+            ys = [np.nan if y is None else y for _, y in lrs]
+            finite += [y for y in ys if np.isfinite(y)]
+            ax.plot(xs, ys, "o-", ms=3, lw=1.2, color=colors[v], label=v)
+            bad = [x for x, y in lrs if y is None]
+            if bad:
+                ax.plot(bad, [1.03] * len(bad), "x", color=colors[v], transform=top, clip_on=False)
+            ax.axvline(info["selected_lr"], color=colors[v], lw=0.6, ls=":")
+        ax.set_xscale("log")
+        if "loss" in metric and finite and min(finite) > 0 and max(finite) / min(finite) > LOG_RANGE:
+            ax.set_yscale("log")
+        ax.set_title(lab, fontsize=9)
+        ax.set_xlabel("learning rate", fontsize=8)
+        ax.set_ylabel(f"final {_LABELS.get(metric, metric)} ({mode})", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6, loc="best")
+    for k in range(len(settings), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    text = header(execution, summary, width=int(18 * width)).split("\n", 1)[1]
+    fig.suptitle(f"{recipe.title}: tuning (score of each lr, tune seeds; x above the frame: diverged; "
+                 f"dotted: selected lr)\n{text}", fontsize=8)
+    if execution.quick:
+        fig.text(0.99, 0.01, "QUICK", color="red", fontsize=14, ha="right", va="bottom", alpha=0.6,
+                 fontweight="bold")
+    paths = save_figure(fig, out_dir, f"{recipe.name}_lr")
     plt.close(fig)
     return paths

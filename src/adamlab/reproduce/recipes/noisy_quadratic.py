@@ -183,7 +183,8 @@ def _dissection_figure(execution: Any, summary: dict[str, Any], out_dir: Path) -
 
     labels = list(summary["settings"])
     methods = ["msvag", "mssdva", "adam"]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8.0, 0.9 * len(labels)), 6.0), sharex=True)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8.0, 0.9 * len(labels)), 6.0), sharex=True,
+                                   layout="constrained")
     x = np.arange(len(labels))
     width = 0.13
     cmap = plt.get_cmap("tab10")
@@ -216,7 +217,6 @@ def _dissection_figure(execution: Any, summary: dict[str, Any], out_dir: Path) -
     if execution.quick:
         fig.text(0.99, 0.01, "QUICK", color="red", fontsize=14, ha="right", va="bottom", alpha=0.6,
                  fontweight="bold")
-    fig.tight_layout()
     paths = save_figure(fig, out_dir, f"{execution.recipe.name}_dissection")
     plt.close(fig)
     return paths
