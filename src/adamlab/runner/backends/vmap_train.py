@@ -17,11 +17,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.func import vmap
 
 from adamlab.problems import Problem
-from adamlab.problems.supervised import DatasetProblem
+from adamlab.problems.supervised import DatasetProblem, cross_entropy
 from adamlab.runner.backends.vmap_models import Stack, stack_models
 from adamlab.runner.backends.vmap_optim import NotVectorizable, StackedOptimizer
 from adamlab.runner.config import RunConfig, train_set_size
@@ -68,7 +69,7 @@ class _BatchedEval:
     @torch.no_grad()
     def __call__(self, stack: Stack) -> list[dict[str, float]]:
         assert self.problem.criterion is not None
-        crit = vmap(self.problem.criterion, in_dims=(0, None))
+        criterion = self.problem.criterion
         predict = vmap(self.problem.predict)
         out: list[dict[str, float]] = [{} for _ in range(stack.k)]
         for prefix, chunks in self.splits:
@@ -80,7 +81,7 @@ class _BatchedEval:
                 x, y = x.to(dev), y.to(dev)
                 outputs = stack.forward(x)
                 units = y.numel()
-                loss += crit(outputs, y).double().cpu() * units
+                loss += per_run_criterion(criterion, outputs, y).double().cpu() * units
                 correct += (predict(outputs) == y).reshape(stack.k, -1).sum(1).cpu()
                 count += units
             for k in range(stack.k):
@@ -89,13 +90,28 @@ class _BatchedEval:
         return out
 
 
+def per_run_criterion(criterion: Any, outputs: Tensor, targets: Tensor) -> Tensor:
+    """``criterion(outputs[k], targets)`` for every run k: ``[K]``.
+
+    ``torch.func.vmap`` of the criterion in general. For adamlab's mean cross-entropy
+    (:func:`adamlab.problems.supervised.cross_entropy`) one un-reduced call over all runs, averaged per
+    run, gives the same numbers about 5x faster (vmap decomposes ``nll_loss``).
+    """
+    if criterion is cross_entropy:
+        k, c = outputs.shape[0], outputs.shape[-1]
+        flat_targets = targets.reshape(-1)
+        per_sample = F.cross_entropy(outputs.reshape(-1, c), flat_targets.repeat(k), reduction="none")
+        return per_sample.view(k, -1).mean(1)
+    return vmap(criterion, in_dims=(0, None))(outputs, targets)
+
+
 def _batch_losses(problem: Problem, stack: Stack, batch: Any, reg_needed: bool) -> Tensor:
     """The K per-run training losses on the shared ``batch``: ``[K]``."""
     if _standard_supervised(problem):
         assert problem.criterion is not None
         dev = stack.leaves()[0][0].device
         inputs, targets = batch[0].to(dev), batch[1].to(dev)
-        losses = vmap(problem.criterion, in_dims=(0, None))(stack.forward(inputs), targets)
+        losses = per_run_criterion(problem.criterion, stack.forward(inputs), targets)
         if reg_needed:
             losses = losses + stack.call(lambda m: problem.regularization(m))
         return losses
