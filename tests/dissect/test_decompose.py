@@ -195,3 +195,16 @@ def test_errors():
     sgd.step()
     with pytest.raises(ValueError, match="previous"):
         decompose(sgd)
+
+
+def test_skipped_step_is_reported():
+    p = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    opt = optim.Adam([p], lr=0.1, nonfinite="skip")
+    p.grad = torch.tensor([1.0, float("nan"), 0.0], dtype=torch.float64)
+    with StepRecorder(opt) as rec:
+        opt.step()
+    assert rec.skipped and rec.pieces == []
+    p.grad = torch.ones(3, dtype=torch.float64)
+    with StepRecorder(opt) as rec:
+        opt.step()
+    assert not rec.skipped and rec.pieces[0].max_error() <= 1e-15

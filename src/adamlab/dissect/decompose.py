@@ -274,9 +274,14 @@ class StepRecorder:
         self.optimizer = optimizer
         self.previous: dict[int, Tensor] = {}
         self.pieces: list[StepPieces] = []
+        #: True when the optimizer skipped the step (``nonfinite="skip"``); ``pieces`` is then empty.
+        self.skipped = False
+        self._skipped_before = 0
 
     def __enter__(self) -> StepRecorder:
         self.previous = {}
+        self.skipped = False
+        self._skipped_before = getattr(_inner(self.optimizer), "skipped_steps", 0)
         index = -1
         for group in _inner(self.optimizer).param_groups:
             for p in group["params"]:
@@ -287,4 +292,7 @@ class StepRecorder:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is None:
+            if getattr(_inner(self.optimizer), "skipped_steps", 0) != self._skipped_before:
+                self.skipped, self.pieces = True, []
+                return
             self.pieces = decompose(self.optimizer, self.previous)

@@ -131,7 +131,7 @@ def _sign_agreement(g: Tensor, sign: Tensor, weights: Tensor | None, chunk: int 
     """
     if weights is None:
         return (g.sign() == sign).double().mean(0)
-    out = torch.empty(g.shape[1], dtype=torch.float64)
+    out = torch.empty(g.shape[1], dtype=torch.float64, device=g.device)
     for start in range(0, g.shape[1], chunk):
         cols = slice(start, start + chunk)
         agree = (weights @ g[:, cols]).sign_() == sign[cols]
@@ -214,11 +214,12 @@ def gradient_stats(
     names = list(grads)
     if generator is None:
         generator = torch.Generator().manual_seed(0)
+    device = next(iter(grads.values())).device
     counts = None
-    if b > 1:
+    if b > 1:  # drawn on the CPU (the generator's device), so results do not depend on the device
         idx = torch.randint(0, n, (resamples, b), generator=generator)
-        counts = torch.zeros(resamples, n, dtype=torch.float64).scatter_add_(
-            1, idx, torch.ones(resamples, b, dtype=torch.float64)) / b
+        counts = (torch.zeros(resamples, n, dtype=torch.float64).scatter_add_(
+            1, idx, torch.ones(resamples, b, dtype=torch.float64)) / b).to(device)
     fields: dict[str, dict[str, Tensor]] = {k: {} for k in (
         "mean", "variance", "sigma2", "eta2", "rho_empirical", "rho_gaussian", "gamma_grad", "gamma_sign",
         "gamma_sign_gaussian")}
