@@ -177,28 +177,24 @@ def _sgd(p: Tensor, prev: Tensor | None, state: dict, group: dict) -> dict[str, 
     mu = group["momentum"]
     if mu == 0:
         d = _grad(p, prev, group)
-    elif group["nesterov"]:
-        # functional.sgd's Nesterov direction g + mu * b_t, with b_t the updated buffer.
-        d = _grad(p, prev, group) + mu * state["momentum_buffer"]
     else:
-        d = state["momentum_buffer"]
+        d = F.sgd_direction(_grad(p, prev, group), state["momentum_buffer"], momentum=mu,
+                            nesterov=group["nesterov"])
     return dict(kind="grad", direction=d, magnitude=float(group["lr"]), gamma=1.0)
 
 
 def _adagrad(p: Tensor, prev: Tensor | None, state: dict, group: dict) -> dict[str, Any]:
     lr = F.adagrad_lr(group["lr"], group["lr_decay"], int(state["step"]))
     return dict(kind="grad", direction=_grad(p, prev, group), magnitude=float(lr),
-                gamma=1.0 / (state["sum"].sqrt() + group["eps"]))
+                gamma=1.0 / F.adagrad_denominator(state["sum"], group["eps"]))
 
 
 def _rmsprop(p: Tensor, prev: Tensor | None, state: dict, group: dict) -> dict[str, Any]:
     if group["momentum"] > 0:
         return dict(kind="grad", direction=state["momentum_buffer"], magnitude=float(group["lr"]), gamma=1.0)
-    square = state["square_avg"]
-    if group["centered"]:
-        square = square - state["grad_avg"] * state["grad_avg"]
-    return dict(kind="grad", direction=_grad(p, prev, group), magnitude=float(group["lr"]),
-                gamma=1.0 / (square.sqrt() + group["eps"]))
+    denom = F.rmsprop_denominator(state["square_avg"], state.get("grad_avg"), eps=group["eps"],
+                                  centered=group["centered"])
+    return dict(kind="grad", direction=_grad(p, prev, group), magnitude=float(group["lr"]), gamma=1.0 / denom)
 
 
 def _rules() -> dict[type, Any]:

@@ -8,7 +8,7 @@ recompiled every step. The rules use only operators and ``Tensor`` methods, so t
 :class:`TensorList` groups (foreach path), under ``torch.compile``, and under ``torch.func.vmap``.
 """
 
-from adamlab.functional.adagrad import adagrad, adagrad_lr
+from adamlab.functional.adagrad import adagrad, adagrad_denominator, adagrad_lr
 from adamlab.functional.adam import adam, adam_coefficients, adam_direction
 from adamlab.functional.adamax import adamax
 from adamlab.functional.averaging import debiased_average, temporal_average
@@ -26,14 +26,14 @@ from adamlab.functional.dissected import (
     svag,
     variance_adaptation_factor,
 )
-from adamlab.functional.rmsprop import rmsprop
-from adamlab.functional.sgd import sgd
+from adamlab.functional.rmsprop import rmsprop, rmsprop_denominator
+from adamlab.functional.sgd import sgd, sgd_direction
 from adamlab.functional.tensorlist import TensorList, copy_into
 
 __all__ = [
-    "PRESETS", "RHO_MAX", "TensorList", "adagrad", "adagrad_lr", "adam", "adam_coefficients",
+    "PRESETS", "RHO_MAX", "TensorList", "adagrad", "adagrad_denominator", "adagrad_lr", "adam", "adam_coefficients",
     "adam_direction", "adamax", "bias_correction", "copy_into", "debiased_average", "direction_variance",
     "dissected", "dissected_coefficients", "dissected_pieces", "ema", "msvag", "msvag_rho", "mssd",
-    "mssdva", "prepare_grad", "rmsprop", "safe_ratio", "sgd", "ssd", "svag", "temporal_average",
+    "mssdva", "prepare_grad", "rmsprop", "rmsprop_denominator", "safe_ratio", "sgd", "sgd_direction", "ssd", "svag", "temporal_average",
     "variance_adaptation_factor",
 ]

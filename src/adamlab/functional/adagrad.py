@@ -34,4 +34,9 @@ def adagrad(
     """
     grad = prepare_grad(param, grad, weight_decay=weight_decay, maximize=maximize)
     sum_sq = sum_sq + grad * grad
-    return param - lr * (grad / (sum_sq.sqrt() + eps)), sum_sq
+    return param - lr * (grad / adagrad_denominator(sum_sq, eps)), sum_sq
+
+
+def adagrad_denominator(sum_sq: T, eps: Any) -> T:
+    r"""AdaGrad's per-coordinate denominator :math:`\epsilon + \sqrt{v_t}`."""
+    return sum_sq.sqrt() + eps

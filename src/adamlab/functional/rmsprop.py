@@ -39,10 +39,15 @@ def rmsprop(
     square_avg = ema(square_avg, grad * grad, alpha)
     if centered:
         grad_avg = ema(grad_avg, grad, alpha)
-        denom = (square_avg - grad_avg * grad_avg).sqrt() + eps
-    else:
-        denom = square_avg.sqrt() + eps
+    denom = rmsprop_denominator(square_avg, grad_avg, eps=eps, centered=centered)
     if momentum > 0:
         momentum_buffer = momentum * momentum_buffer + grad / denom
         return param - lr * momentum_buffer, square_avg, momentum_buffer, grad_avg
     return param - lr * (grad / denom), square_avg, momentum_buffer, grad_avg
+
+
+def rmsprop_denominator(square_avg: T, grad_avg: T | None, *, eps: Any, centered: bool = False) -> T:
+    r"""RMSProp's denominator :math:`\epsilon + \sqrt{v_t}` (centred: :math:`\epsilon + \sqrt{v_t - \bar g_t^2}`)."""
+    if centered:
+        return (square_avg - grad_avg * grad_avg).sqrt() + eps
+    return square_avg.sqrt() + eps

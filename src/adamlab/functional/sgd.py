@@ -43,5 +43,12 @@ def sgd(
         momentum_buffer = grad
     else:
         momentum_buffer = momentum * momentum_buffer + (1 - dampening) * grad
-    direction = grad + momentum * momentum_buffer if nesterov else momentum_buffer
-    return param - lr * direction, momentum_buffer
+    return param - lr * sgd_direction(grad, momentum_buffer, momentum=momentum, nesterov=nesterov), momentum_buffer
+
+
+def sgd_direction(grad: T, momentum_buffer: T, *, momentum: Any, nesterov: bool = False) -> T:
+    r"""The direction :math:`d_t` of a momentum step from the updated buffer :math:`b_t`.
+
+    .. math:: d_t = g_t + \mu b_t \ (\text{nesterov}), \qquad d_t = b_t \ (\text{heavy ball})
+    """
+    return grad + momentum * momentum_buffer if nesterov else momentum_buffer
