@@ -1,8 +1,10 @@
-"""One rank of the DDP test: ``python ddp_worker.py RANK WORLD PORT OUT_DIR``.
+"""One rank of the distributed test: ``python ddp_worker.py RANK WORLD PORT OUT_DIR``.
 
-Trains the test model with DistributedDataParallel (gloo, CPU) on this rank's shard of each global
-batch, with ``adamlab.optim.Adam`` and ``adamlab.optim.MSVAG``, and rank 0 saves the parameters
-after every optimizer to ``OUT_DIR/<name>.pt`` (a plain tensor dict, loaded with ``weights_only``).
+Trains the test model on this rank's shard of each global batch (gloo, CPU) with
+``adamlab.optim.Adam`` and ``adamlab.optim.MSVAG``, three ways: DistributedDataParallel,
+DDP + ``ZeroRedundancyOptimizer`` (optimizer state sharded by tensor), and FSDP2 ``fully_shard``
+(parameters and state sharded by rows). Rank 0 saves the full parameters of each to
+``OUT_DIR/<mode>-<optimizer>.pt`` (a plain tensor dict, loaded with ``weights_only``).
 The model, data and steps come from :func:`setup` so the test can rebuild the single-process run.
 """
 
@@ -10,13 +12,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 STEPS = 6
 GLOBAL_BATCH = 8
+MODES = ("ddp", "zero", "fsdp2")
 
 
 def make_model() -> nn.Module:
@@ -30,10 +33,11 @@ def batches() -> list[tuple[Tensor, Tensor]]:
              torch.randint(0, 3, (GLOBAL_BATCH,), generator=gen)) for _ in range(STEPS)]
 
 
-def optimizers() -> dict[str, Callable[[list[nn.Parameter]], torch.optim.Optimizer]]:
+def optimizers() -> dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]]:
+    """Optimizer name -> (adamlab class, keyword arguments)."""
     from adamlab.optim import MSVAG, Adam
 
-    return {"adam": lambda ps: Adam(ps, lr=0.05), "msvag": lambda ps: MSVAG(ps, lr=0.3, beta=0.8)}
+    return {"adam": (Adam, {"lr": 0.05}), "msvag": (MSVAG, {"lr": 0.3, "beta": 0.8})}
 
 
 def train(model: nn.Module, opt: torch.optim.Optimizer, shard: slice | None = None) -> None:
@@ -54,15 +58,33 @@ def main(rank: int, world: int, port: int, out: str) -> None:
     try:
         per = GLOBAL_BATCH // world
         shard = slice(rank * per, (rank + 1) * per)
-        for name, make in optimizers().items():
-            model = make_model()
-            ddp = DistributedDataParallel(model)
-            train(ddp, make(list(ddp.parameters())), shard)
-            if rank == 0:
-                state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                tmp = os.path.join(out, f".{name}.pt.tmp")
-                torch.save(state, tmp)
-                os.replace(tmp, os.path.join(out, f"{name}.pt"))
+        for name, (cls, kwargs) in optimizers().items():
+            for mode in MODES:
+                model = make_model()
+                if mode == "fsdp2":
+                    from torch.distributed.fsdp import fully_shard
+
+                    for layer in model:
+                        if list(layer.parameters()):
+                            fully_shard(layer)
+                    fully_shard(model)
+                    train(model, cls(model.parameters(), **kwargs), shard)
+                    state = {k: getattr(v, "full_tensor", lambda v=v: v)().detach().clone()
+                             for k, v in model.state_dict().items()}  # all ranks take part in the gather
+                else:
+                    ddp = DistributedDataParallel(model)
+                    if mode == "zero":
+                        from torch.distributed.optim import ZeroRedundancyOptimizer
+
+                        opt = ZeroRedundancyOptimizer(list(ddp.parameters()), optimizer_class=cls, **kwargs)
+                    else:
+                        opt = cls(ddp.parameters(), **kwargs)
+                    train(ddp, opt, shard)
+                    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if rank == 0:
+                    tmp = os.path.join(out, f".{mode}-{name}.pt.tmp")
+                    torch.save(state, tmp)
+                    os.replace(tmp, os.path.join(out, f"{mode}-{name}.pt"))
     finally:
         dist.destroy_process_group()
 

@@ -1,8 +1,10 @@
-"""adamlab optimizers under DistributedDataParallel: 2 CPU processes (gloo) equal one process.
+"""adamlab optimizers under torch.distributed: 2 CPU processes (gloo) equal one process.
 
 Each rank takes half of every global batch; DDP all-reduces (averages) the gradients, so every rank
 steps with the gradient of the mean loss over the global batch. The element-wise rules then see the
-same gradient as a single process on the whole batch, and the parameters must agree to rounding.
+same gradient as a single process on the whole batch, and the parameters must agree to rounding --
+also when the optimizer state is sharded (ZeroRedundancyOptimizer: whole tensors per rank; FSDP2
+``fully_shard``: row shards of every tensor), because every rule acts on each element alone.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="torch.distributed/gloo unavailable")
-def test_ddp_two_processes_match_single_process(tmp_path):
+def test_ddp_zero_fsdp2_two_processes_match_single_process(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
         [str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])}
     port = _free_port()
@@ -46,12 +48,13 @@ def test_ddp_two_processes_match_single_process(tmp_path):
         outputs.append(out.decode(errors="replace"))
     assert all(p.returncode == 0 for p in procs), "\n".join(outputs)
 
-    for name, make in ddp_worker.optimizers().items():
+    for name, (cls, kwargs) in ddp_worker.optimizers().items():
         model = ddp_worker.make_model()
         start = {k: v.clone() for k, v in model.state_dict().items()}
-        ddp_worker.train(model, make(list(model.parameters())))
-        got = torch.load(tmp_path / f"{name}.pt", weights_only=True)
-        assert got.keys() == model.state_dict().keys()
-        for key, value in model.state_dict().items():
-            assert not torch.equal(value, start[key]), f"{name}: {key} did not move"
-            torch.testing.assert_close(got[key], value, rtol=1e-10, atol=1e-12, msg=f"{name}: {key}")
+        ddp_worker.train(model, cls(model.parameters(), **kwargs))
+        for mode in ddp_worker.MODES:
+            got = torch.load(tmp_path / f"{mode}-{name}.pt", weights_only=True)
+            assert got.keys() == model.state_dict().keys()
+            for key, value in model.state_dict().items():
+                assert not torch.equal(value, start[key]), f"{name}: {key} did not move"
+                torch.testing.assert_close(got[key], value, rtol=1e-10, atol=1e-12, msg=f"{mode} {name}: {key}")
