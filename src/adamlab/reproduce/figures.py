@@ -194,6 +194,9 @@ def plot_lr_sensitivity(execution: Execution, summary: dict[str, Any],
         ax.set_xscale("log")
         if "loss" in metric and finite and min(finite) > 0 and max(finite) / min(finite) > LOG_RANGE:
             ax.set_yscale("log")
+            cap = float(np.median(finite)) * 1e4  # blown-up finite losses would squash the rest
+            if max(finite) > cap:
+                ax.set_ylim(top=cap)
         ax.set_title(lab, fontsize=9)
         ax.set_xlabel("learning rate", fontsize=8)
         ax.set_ylabel(f"final {_LABELS.get(metric, metric)} ({mode})", fontsize=8)
