@@ -199,6 +199,7 @@ def _dissection_figure(execution: Any, summary: dict[str, Any], out_dir: Path) -
                     "measured" else 0.45, label=f"{m} {kind} gamma")
             k += 1
     ax1.set_ylabel("mean gamma (2nd half of run)", fontsize=8)
+    ax1.set_ylim(0, 1.3)  # room for the legend above the bars
     ax1.legend(fontsize=6, ncol=3)
     ax1.grid(True, axis="y", alpha=0.3)
     for i, m in enumerate(["msgd", "mssd", "msvag", "mssdva"]):
