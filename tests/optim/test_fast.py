@@ -65,9 +65,9 @@ def _assert_same(fast_opt: torch.optim.Optimizer, ref_opt: torch.optim.Optimizer
 LR = {"sgd": 0.05, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.05, "rmsprop": 0.01, "ssd": 0.01,
       "mssd": 0.01, "msgd": 0.05, "svag": 0.05, "msvag": 0.05, "mssdva": 0.01}
 
-DEFAULT_CASES = [("adam", torch.float32), ("adam", torch.float64), ("msvag", torch.float32),
-                 ("msvag", torch.float64), ("mssd", torch.float32), ("mssdva", torch.float32),
-                 ("ssd", torch.float32)]
+# One compile each (a few seconds on 2 cores with an empty Inductor cache); the full grid is slow.
+DEFAULT_CASES = [("adam", torch.float32), ("msvag", torch.float64), ("mssdva", torch.float32),
+                 ("mssd", torch.float32)]
 
 
 def _check(name: str, dtype: torch.dtype, steps: int = 25, **hparams: Any) -> None:

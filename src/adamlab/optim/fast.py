@@ -1,26 +1,28 @@
-"""Fast steps: the functional rule compiled into one in-place pass per tensor.
+"""Fast steps: the functional rule compiled into one in-place pass over each tensor.
 
 The math is not here. :func:`compiled_kernel` wraps a rule of :mod:`adamlab.functional` as
 
 .. code-block:: python
 
-    def kernel(param, grad, *states, *scalars):
-        new_param, *new_states = rule(param, grad, *states, **static_kwargs, **scalars)
-        param.copy_(new_param); state.copy_(new_state) ...
+    def kernel(params, grads, *state_lists, *scalars):   # CHUNK tensors per list
+        for j in range(CHUNK):
+            new_param, *new_states = rule(params[j], grads[j], *states_j, **static_kwargs, **scalars)
+            params[j].copy_(new_param); states_j[k].copy_(new_states[k]) ...
 
-and hands it to ``torch.compile`` (Inductor). The compiled kernel reads every input once and writes the
-parameter and its state in place: no temporaries, one streaming pass, which is what bounds an optimizer
-step on a CPU (about 28 bytes per parameter for Adam and M-SVAG).
+and hands it to ``torch.compile`` (Inductor). The compiled kernel reads every input once and writes each
+parameter and its state in place: no temporaries, one streaming pass per tensor, which is what bounds an
+optimizer step on a CPU (about 28 bytes per parameter for Adam and M-SVAG).
 
-How recompiles are avoided:
+How recompiles are avoided (one compile per rule, switches, dtype and device, for every model):
 
-- every tensor is passed as a flat 1-D view and the kernel is compiled with ``dynamic=True``, so one
-  compile serves every tensor size (tensors of fewer than :data:`MIN_KERNEL_NUMEL` elements, which
-  PyTorch would specialise on, take the reference path);
+- every tensor is passed as a flat 1-D alias and the kernel is compiled with ``dynamic=True`` and without
+  duck sizing, so one compile serves all tensor sizes (tensors of fewer than :data:`MIN_KERNEL_NUMEL`
+  elements, which PyTorch would specialise on, and non-contiguous ones take the reference path);
+- each call takes exactly :data:`CHUNK` tensors; a short last chunk is padded with private scratch tensors;
 - the per-step floats (:data:`STEP_SCALARS`: ``lr``, the bias corrections, ``rho``) are passed as 0-dim
   float64 tensors, computed on the host exactly as in the reference path, so a new step or a learning-rate
-  schedule never recompiles. Everything else (betas, eps, switches) is baked into the kernel: it is the
-  cache key, together with the rule, which state slots are present, dtype and device;
+  schedule never recompiles. Everything else (betas, eps, switches) is part of the cache key, together
+  with the rule, which state slots are present, dtype and device;
 - compiled kernels are cached at module level (:data:`_KERNELS`) and each key gets its own code object,
   so Dynamo's per-code-object recompile limit is never shared between rules.
 
@@ -40,6 +42,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.fx.experimental._config as fx_config
 from torch import Tensor
 
 #: Keyword arguments of a rule that change from step to step (or under an LR schedule). They are passed
@@ -56,12 +59,22 @@ DEFAULT_MIN_NUMEL = 1_000_000
 #: Tensors with fewer elements take the reference path (a compiled kernel would specialise on sizes 0 and 1).
 MIN_KERNEL_NUMEL = 2
 
+#: Tensors per kernel call. A call has a fixed Python/guard overhead (tens of microseconds, far more on
+#: a busy host) and one OpenMP fork/join per tensor, so one call per tensor was measured up to 10x slower
+#: than torch's fused Adam at 1M parameters, and a list kernel as fast. A fixed length (short chunks are
+#: padded with scratch tensors) keeps it to one compile per rule for every model.
+CHUNK = 8
+
+#: Size of a scratch padding slot (>= 2 so that Dynamo keeps it symbolic).
+PAD_NUMEL = 2
+
 #: Environment switch: ``ADAMLAB_NO_COMPILE=1`` disables the compiled path everywhere.
 NO_COMPILE_ENV = "ADAMLAB_NO_COMPILE"
 
 KernelKey = tuple[Any, ...]
 _KERNELS: dict[KernelKey, Callable[..., None]] = {}
 _BROKEN: dict[KernelKey, str] = {}
+_PADDING: dict[KernelKey, list[list[Tensor]]] = {}
 _WARNED = False
 #: Seconds spent compiling (first call of each kernel), by kernel key; the benchmark reports it.
 COMPILE_SECONDS: dict[KernelKey, float] = {}
@@ -133,12 +146,15 @@ def split_kwargs(kwargs: dict[str, Any]) -> tuple[tuple[tuple[str, Any], ...], t
 
 def _template(rule: Callable[..., tuple[Any, ...]], static: dict[str, Any], names: tuple[str, ...],
               n_states: int) -> Callable[..., None]:
-    def kernel(param: Tensor, grad: Tensor, *rest: Any) -> None:
+    def kernel(params: list[Tensor], grads: list[Tensor], *rest: Any) -> None:
         states, scalars = rest[:n_states], rest[n_states:]
-        new = rule(param, grad, *states, **static, **dict(zip(names, scalars, strict=True)))
-        for old, value in zip((param, *states), new, strict=True):
-            if old is not None and value is not old:
-                old.copy_(value)
+        kwargs = dict(zip(names, scalars, strict=True))
+        for j in range(len(params)):  # unrolled by Dynamo: one fused loop per tensor, one call per chunk
+            olds = (params[j], *(None if s is None else s[j] for s in states))
+            new = rule(params[j], grads[j], *olds[1:], **static, **kwargs)
+            for old, value in zip(olds, new, strict=True):
+                if old is not None and value is not old:
+                    old.copy_(value)
 
     return kernel
 
@@ -146,7 +162,11 @@ def _template(rule: Callable[..., tuple[Any, ...]], static: dict[str, Any], name
 def compiled_kernel(rule: Callable[..., tuple[Any, ...]], static: tuple[tuple[str, Any], ...],
                     names: tuple[str, ...], present: tuple[bool, ...], dtype: torch.dtype,
                     device: torch.device) -> tuple[KernelKey, Callable[..., None]]:
-    """The compiled in-place kernel of ``rule`` for these static kwargs (cached per process)."""
+    """The compiled in-place kernel of ``rule`` for these static kwargs (cached per process).
+
+    The kernel takes :data:`CHUNK` flat tensors per argument (parameters, gradients, each state list)
+    and the per-step scalars, and updates them in place.
+    """
     key = (getattr(rule, "__module__", ""), getattr(rule, "__qualname__", repr(rule)), id(rule), static,
            names, present, dtype, device.type)
     kernel = _KERNELS.get(key)
@@ -161,8 +181,8 @@ def compiled_kernel(rule: Callable[..., tuple[Any, ...]], static: tuple[tuple[st
         options = {"cpp.dynamic_threads": True} if device.type == "cpu" else {}
         kernel = torch.compile(fresh, dynamic=True, fullgraph=True, backend=functools.partial(_backend, options))
         # Divisions stay divisions: rewriting ``m / (1 - beta^t)`` as ``m * (1 / (1 - beta^t))`` (what torch's
-        # fused Adam does) was measured no faster here (the step is memory-bound) and changes M-SVAG's
-        # first steps by ~1e-4 relative, because gamma there amplifies the round-off of v - m^2 by 1/(1-rho).
+        # fused Adam does) changes M-SVAG's first steps by ~1e-4 relative, because gamma there amplifies
+        # the round-off of v - m^2 by 1/(1 - rho); the step is memory-bound anyway.
         _KERNELS[key] = kernel
     return key, kernel
 
@@ -213,27 +233,53 @@ def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], gr
         return list(range(len(params)))
     scalars = [torch.tensor(v, dtype=torch.float64, device=device) for v in values]
     rest: list[int] = []
+    ready: list[tuple[int, Tensor, Tensor, list[Tensor | None]]] = []
     for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-        if p.numel() < MIN_KERNEL_NUMEL:
-            rest.append(i)
-            continue
-        fp = _flat(p)
+        fp = _flat(p) if p.numel() >= MIN_KERNEL_NUMEL else None
         fs = [None if s is None else _flat(s[i]) for s in states]
         if fp is None or any(f is None for f, s in zip(fs, states, strict=True) if s is not None):
             rest.append(i)
-            continue
-        if not _call(key, kernel, fp, g.reshape(-1).detach(), fs, scalars):
-            return rest + list(range(i, len(params)))  # nothing from i on was touched
-    return rest
+        else:
+            ready.append((i, fp, g.reshape(-1).detach(), fs))
+    for start in range(0, len(ready), CHUNK):
+        chunk = ready[start:start + CHUNK]
+        pad = _padding(key, CHUNK - len(chunk), present, dtype, device)
+        flat_params = [c[1] for c in chunk] + pad[0]
+        flat_grads = [c[2] for c in chunk] + pad[1]
+        flat_states = [None if not there else [c[3][k] for c in chunk] + pad[2 + k]
+                       for k, there in enumerate(present)]
+        if not _call(key, kernel, flat_params, flat_grads, flat_states, scalars):
+            return rest + [c[0] for c in ready[start:]]  # nothing from this chunk on was touched
+    return sorted(rest)
 
 
-def _call(key: KernelKey, kernel: Callable[..., None], fp: Tensor, fg: Tensor,
-          fs: list[Tensor | None], scalars: list[Tensor]) -> bool:
+def _padding(key: KernelKey, n: int, present: tuple[bool, ...], dtype: torch.dtype,
+             device: torch.device) -> list[list[Tensor]]:
+    """``n`` private scratch slots (param, grad, states) that fill a short chunk up to :data:`CHUNK`.
+
+    Every chunk then has the same length, so one compiled kernel serves every parameter group. The
+    scratch tensors are updated like parameters and never read.
+    """
+    if n == 0:
+        return [[] for _ in range(2 + len(present))]
+    cache = _PADDING.get(key)
+    if cache is None:
+        cache = [[torch.zeros(PAD_NUMEL, dtype=dtype, device=device) for _ in range(CHUNK)]
+                 for _ in range(2 + len(present))]
+        _PADDING[key] = cache
+    return [column[:n] for column in cache]
+
+
+def _call(key: KernelKey, kernel: Callable[..., None], params: list[Tensor], grads: list[Tensor],
+          states: list[list[Tensor] | None], scalars: list[Tensor]) -> bool:
     """Run the kernel (timing the first call, which compiles); on failure mark the key broken, warn once."""
     first = key not in COMPILE_SECONDS
     start = time.perf_counter() if first else 0.0
     try:
-        kernel(fp, fg, *fs, *scalars)
+        # No duck sizing: slots whose sizes happen to be equal at the first call must not be assumed
+        # equal forever (that would recompile for the next model or chunk).
+        with fx_config.patch(use_duck_shape=False):
+            kernel(params, grads, *states, *scalars)
     except Exception as exc:  # no compiler, Inductor error, unsupported op: compiling mutates nothing
         root: BaseException = exc
         while (inner := getattr(root, "inner_exception", None) or root.__cause__) is not None:
@@ -252,5 +298,6 @@ def reset() -> None:
     global _WARNED
     _KERNELS.clear()
     _BROKEN.clear()
+    _PADDING.clear()
     COMPILE_SECONDS.clear()
     _WARNED = False
