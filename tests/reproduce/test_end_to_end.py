@@ -89,25 +89,24 @@ def test_summary_statistics_match_numpy(tmp_path, tiny_recipe):
 def test_tiny_wilson_via_cli_and_resume(tmp_path, tiny_recipe, monkeypatch, capsys):
     recipe = tiny_recipe("wilson", steps=20, lr_grid=(1e-2, 1e-1), seeds=(0, 1))
     monkeypatch.setitem(base._REGISTRY, "wilson", recipe)
-    out = tmp_path / "w"
-    assert cli.main(["reproduce", "wilson", "--quick", "--out", str(out), "--quiet"]) == 0
+    out, store = tmp_path / "w", tmp_path / "other.sqlite"
+    argv = ["reproduce", "wilson", "--quick", "--out", str(out), "--store", str(store), "--quiet"]
+    assert cli.main(argv) == 0
     text = capsys.readouterr().out
     assert "lr grid {0.01, 0.1}" in text and "selection" in text and "compute time" in text
+    assert store.is_file() and not (out / "store.sqlite").exists()
+    (out / "store.sqlite").symlink_to(store)  # _check_outputs looks for <out>/store.sqlite
     data = _check_outputs(out, "wilson", json.loads((out / "summary.json").read_text()), 1, 5)
-    # a second run with another store path and out dir works; the same store is reused (no new runs)
-    con = sqlite3.connect(out / "store.sqlite")
-    before = con.execute("SELECT COUNT(*), MAX(finished_at) FROM runs").fetchone()
+    assert data["protocol"]["replicate_option"] == "data_seed"
+    # a second invocation reuses every finished run of the store (nothing is trained again)
+    con = sqlite3.connect(store)
+    before = con.execute("SELECT COUNT(*), MAX(finished_at), SUM(attempts) FROM runs").fetchone()
     con.close()
-    assert cli.main(["reproduce", "wilson", "--quick", "--out", str(out), "--quiet"]) == 0
-    con = sqlite3.connect(out / "store.sqlite")
-    after = con.execute("SELECT COUNT(*), MAX(finished_at) FROM runs").fetchone()
+    assert cli.main(argv) == 0
+    con = sqlite3.connect(store)
+    after = con.execute("SELECT COUNT(*), MAX(finished_at), SUM(attempts) FROM runs").fetchone()
     con.close()
     assert before == after
-    store = tmp_path / "other.sqlite"
-    assert cli.main(["reproduce", "wilson", "--quick", "--out", str(tmp_path / "w2"), "--store", str(store),
-                     "--quiet"]) == 0
-    assert store.is_file() and not (tmp_path / "w2" / "store.sqlite").exists()
-    assert data["protocol"]["replicate_option"] == "data_seed"
 
 
 def test_data_recipe_on_tiny_data(tmp_path, tiny_recipe, tiny_data_root):
