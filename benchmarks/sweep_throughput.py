@@ -84,7 +84,9 @@ def adamlab_sweep(k: int, steps: int, backend: str, workdir: Path) -> dict[str, 
 
     path = workdir / f"{backend}-{k}-{time.monotonic_ns()}.sqlite"
     with Store(path) as store:
-        report = sweep(PROBLEM, ["adam"], lr_grid(k), [0], steps, store, backend, quiet=True, eval_every=steps)
+        options = {"compile": True} if backend == "vmap" else None  # the stacked Adam step compiled once
+        report = sweep(PROBLEM, ["adam"], lr_grid(k), [0], steps, store, backend, quiet=True, eval_every=steps,
+                       backend_options=options)
         finals = [store.final_metric(rid, "test_accuracy") for rid in report.run_ids]
     if report.finished + report.diverged != k:
         raise RuntimeError(f"{backend} K={k}: {report}")

@@ -193,3 +193,24 @@ def test_stacked_optimizer_rejects_mixed_state_and_branching():
     kw = ok.stacked_kwargs(3)
     assert isinstance(kw["lr"], Tensor) and kw["lr"].tolist() == [0.1, 0.2]
     assert kw["eps"] == 1e-8  # shared values stay Python numbers
+
+
+@pytest.mark.slow
+def test_compiled_stacked_step_equals_serial(tiny_data_root, tmp_path):
+    # compile=True: the rule compiled into one in-place kernel per stacked tensor (torch.compile, ~10 s)
+    from adamlab.optim import fast
+
+    if not fast.compile_available()[0]:
+        pytest.skip("torch.compile is not available here")
+    serial = Store(tmp_path / "serial.sqlite")
+    ref = sweep(LogReg64(), ["msvag"], [1e-2, 1e-1], [0], 8, serial, "serial", quiet=True, eval_every=4)
+    store = Store(tmp_path / "vmap.sqlite")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no fallback to eager
+        sweep(LogReg64(), ["msvag"], [1e-2, 1e-1], [0], 8, store, "vmap", quiet=True, eval_every=4,
+              backend_options={"compile": True})
+    for run_id in ref.run_ids:
+        a, b = _series(serial, run_id), _series(store, run_id)
+        for key in a:
+            if key[1] != "wall_time":
+                assert math.isclose(a[key], b[key], rel_tol=1e-9, abs_tol=1e-12), key

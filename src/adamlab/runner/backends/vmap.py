@@ -76,11 +76,12 @@ class VmapBackend:
 
     name = "vmap"
 
-    def __init__(self, max_block: int = DEFAULT_MAX_BLOCK, wide: bool = True) -> None:
+    def __init__(self, max_block: int = DEFAULT_MAX_BLOCK, wide: bool = True, compile: bool | None = None) -> None:
         if isinstance(max_block, bool) or int(max_block) != max_block or max_block < 1:
             raise ValueError(f"max_block must be an integer >= 1; got {max_block!r}")
         self.max_block = int(max_block)
         self.wide = bool(wide)
+        self.compile = compile
         #: Why runs of the last ``run`` call went serial: reason -> number of runs.
         self.fallbacks: dict[str, int] = {}
 
@@ -98,7 +99,7 @@ class VmapBackend:
                 if context.on_start is not None:
                     for config in block:
                         context.on_start(config)
-                for result in train_block(block, problem, wide=self.wide):
+                for result in train_block(block, problem, wide=self.wide, compiled=self.compile):
                     done.add(result.run_id)
                     yield result
             except KeyboardInterrupt:
@@ -132,8 +133,10 @@ class VmapBackend:
 
 def make_backend(**options: Any) -> VmapBackend:
     """Build the vmap backend. Options: ``max_block`` (runs per block, default 64), ``wide`` (use the
-    wide-matrix layout for linear models, default True; False forces ``torch.func.vmap``)."""
-    unknown = sorted(set(options) - {"max_block", "wide"})
+    wide-matrix layout for linear models, default True; False forces ``torch.func.vmap``), ``compile``
+    (step with the rule compiled by ``torch.compile``: True, False, or None = when a block's stacked
+    parameters reach ``adamlab.optim.fast.min_numel()`` elements, the optimizers' own policy)."""
+    unknown = sorted(set(options) - {"max_block", "wide", "compile"})
     if unknown:
-        raise ValueError(f"the vmap backend takes options max_block, wide; got {unknown}")
+        raise ValueError(f"the vmap backend takes options max_block, wide, compile; got {unknown}")
     return VmapBackend(**options)

@@ -74,6 +74,10 @@ class Stack:
 
         return vmap(one)(self.run_params())
 
+    def squared_norms(self) -> dict[str, Tensor]:
+        """Per-run sums of squares of each parameter, name -> ``[K]`` (differentiable)."""
+        return {n: v.square().sum(tuple(range(1, v.dim()))) for n, v in self.run_params().items()}
+
     def load_run(self, k: int, model: nn.Module) -> nn.Module:
         """Copy run ``k``'s parameters into ``model`` (same architecture as the template)."""
         views = self.run_params()
@@ -190,15 +194,30 @@ class WideLinearStack(Stack):
             out.append((self.rest, 0))
         return out
 
+    def squared_norms(self) -> dict[str, Tensor]:
+        # one pass over the first leaf, sliced only after the reduction (cheap backward)
+        fin = self.in_features
+        rows = self.first.square().sum(2)  # [in + 1, K]
+        out = {f"{self.first_prefix}weight": rows[:fin].sum(0)}
+        if self.has_bias:
+            out[f"{self.first_prefix}bias"] = rows[fin]
+        if self.rest is not None:
+            views = self.run_params()
+            for name in self.rest_names:
+                v = views[name]
+                out[name] = v.square().sum(tuple(range(1, v.dim())))
+        return out
+
     def forward(self, x: Tensor) -> Tensor:
         if self.flatten:
             x = x.flatten(1)
         fin, k, fout = self.in_features, self.k, self.out_features
-        w = self.first[:fin].reshape(fin, k * fout)
         if self.has_bias:
-            h = torch.addmm(self.first[fin].reshape(k * fout), x, w)
+            # [x, 1] @ [W; b]: one product over the whole leaf, so its gradient needs no slicing
+            ones = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+            h = torch.cat([x, ones], 1) @ self.first.view(fin + 1, k * fout)
         else:
-            h = x @ w
+            h = x @ self.first[:fin].reshape(fin, k * fout)
         h = h.view(x.shape[0], k, fout).transpose(0, 1)  # [K, B, out]
         views = self.run_params() if self.rest is not None else {}
         for i, layer in enumerate(self.layers[self.first_index + 1:], start=self.first_index + 1):

@@ -34,6 +34,34 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+_KERNELS: dict[tuple[Any, ...], Any] = {}
+
+
+def _compiled_kernel(rule: Any, static: tuple[tuple[str, Any], ...], names: tuple[str, ...]) -> Any:
+    """``rule`` wrapped as an in-place kernel ``kernel(param, grad, *states, *tensor_kwargs)`` and compiled.
+
+    The kernel only calls the rule and copies its outputs into the inputs; static keyword arguments
+    are baked in (the cache key), the per-step and per-run ones (``names``) are tensors, so a new step
+    or learning rate never recompiles.
+    """
+    key = (id(rule), static, names)
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        fixed = dict(static)
+
+        def inplace(param: Tensor, grad: Tensor, *rest: Any) -> None:
+            n = len(rest) - len(names)
+            states, scalars = rest[:n], rest[n:]
+            new = rule(param, grad, *states, **fixed, **dict(zip(names, scalars, strict=True)))
+            for old, value in zip((param, *states), new, strict=True):
+                if old is not None and value is not old:
+                    old.copy_(value)
+
+        kernel = torch.compile(inplace, dynamic=False, fullgraph=True)
+        _KERNELS[key] = kernel
+    return kernel
+
+
 class StackedOptimizer:
     """The optimizers of K runs, stepping stacked parameter tensors together.
 
@@ -54,7 +82,7 @@ class StackedOptimizer:
     """
 
     def __init__(self, name: str, hparams: Sequence[Mapping[str, Any]], dtype: torch.dtype,
-                 device: torch.device) -> None:
+                 device: torch.device, *, compiled: bool = False) -> None:
         from adamlab.optim.base import AdamlabOptimizer
         from adamlab.optim.registry import make_optimizer
 
@@ -76,6 +104,9 @@ class StackedOptimizer:
         self.base_lrs = [float(g["lr"]) for g in self.groups]
         self.dtype, self.device = dtype, device
         self.k = len(self.optimizers)
+        #: Step with the rule compiled into one in-place kernel per stacked tensor
+        #: (:func:`adamlab.optim.fast.compiled_kernel`); falls back to eager, with one warning, on failure.
+        self.compiled = bool(compiled)
         self.step_count = 0
         self._params: list[tuple[Tensor, int]] = []
         self._states: list[list[Tensor | None]] = []
@@ -108,14 +139,15 @@ class StackedOptimizer:
         for group, lr0 in zip(self.groups, self.base_lrs, strict=True):
             group["lr"] = lr0 * factor
 
-    def stacked_kwargs(self, step: int) -> dict[str, Any]:
-        """The rule's keyword arguments of all runs at ``step``: shared values, or ``[K]`` tensors."""
+    def stacked_kwargs(self, step: int, as_tensors: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The rule's keyword arguments of all runs at ``step``: shared values, or ``[K]`` tensors
+        (always tensors for the names in ``as_tensors``)."""
         per_run = [opt.rule_kwargs(g, step) for opt, g in zip(self.optimizers, self.groups, strict=True)]
         keys = per_run[0].keys()
         out: dict[str, Any] = {}
         for key in keys:
             values = [kw[key] for kw in per_run]
-            if _same(values):
+            if _same(values) and not (key in as_tensors and _is_number(values[0])):
                 out[key] = values[0]
             elif all(_is_number(v) for v in values):
                 out[key] = torch.tensor([float(v) for v in values], dtype=self.dtype, device=self.device)
@@ -136,6 +168,12 @@ class StackedOptimizer:
     def step(self, grads: Sequence[Tensor]) -> None:
         """One optimizer step of every run; ``grads[i]`` is the gradient of the i-th added parameter."""
         self.step_count += 1
+        if self.compiled:
+            from adamlab.optim.fast import STEP_SCALARS
+
+            kwargs = self.stacked_kwargs(self.step_count, STEP_SCALARS)
+            if self._compiled_step(grads, kwargs):
+                return
         kwargs = self.stacked_kwargs(self.step_count)
         for (param, axis), grad, states in zip(self._params, grads, self._states, strict=True):
             kw = {k: self._along(v, param.dim(), axis) for k, v in kwargs.items()}
@@ -149,6 +187,33 @@ class StackedOptimizer:
                 if old is not None:
                     old.copy_(new)
             param.detach().copy_(new_param)
+
+    def _compiled_step(self, grads: Sequence[Tensor], kwargs: dict[str, Any]) -> bool:
+        """All stacked tensors through the compiled kernel; False (nothing changed) when it cannot run."""
+        from adamlab.optim import fast
+
+        names = tuple(sorted(k for k, v in kwargs.items() if isinstance(v, Tensor)))
+        static = tuple(sorted((k, v) for k, v in kwargs.items() if k not in names))
+        ok, reason = fast.compile_available(self.device)
+        if not ok:
+            fast.warn_fallback(reason)
+            self.compiled = False
+            return False
+        calls = []
+        for (param, axis), grad, states in zip(self._params, grads, self._states, strict=True):
+            kernel = _compiled_kernel(self.rule, static, names)
+            scalars = [self._along(kwargs[n], param.dim(), axis) for n in names]
+            calls.append((kernel, param.detach(), grad.contiguous(), states, scalars))
+        for index, (kernel, param, grad, states, scalars) in enumerate(calls):
+            try:
+                kernel(param, grad, *states, *scalars)
+            except Exception as err:  # noqa: BLE001 - compile errors: fall back to the eager rule
+                if index > 0:
+                    raise  # earlier tensors were already updated: never step them twice
+                fast.warn_fallback(f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}")
+                self.compiled = False
+                return False
+        return True
 
     def trial(self) -> None:
         """Two steps on a throwaway stacked tensor: raises :class:`NotVectorizable` before real work."""

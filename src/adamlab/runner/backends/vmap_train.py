@@ -97,12 +97,32 @@ def per_run_criterion(criterion: Any, outputs: Tensor, targets: Tensor) -> Tenso
     (:func:`adamlab.problems.supervised.cross_entropy`) one un-reduced call over all runs, averaged per
     run, gives the same numbers about 5x faster (vmap decomposes ``nll_loss``).
     """
+    if criterion is cross_entropy and outputs.dim() == 3 and targets.dim() == 1:
+        # [K, B, C] -> the "spatial" layout [B, C, K] with targets [B, K]: one kernel, ~10x faster on CPU
+        per_sample = F.cross_entropy(outputs.permute(1, 2, 0), targets.view(-1, 1).expand(-1, outputs.shape[0]),
+                                     reduction="none")
+        return per_sample.mean(0)
     if criterion is cross_entropy:
         k, c = outputs.shape[0], outputs.shape[-1]
-        flat_targets = targets.reshape(-1)
-        per_sample = F.cross_entropy(outputs.reshape(-1, c), flat_targets.repeat(k), reduction="none")
+        per_sample = F.cross_entropy(outputs.reshape(-1, c), targets.reshape(-1).repeat(k), reduction="none")
         return per_sample.view(k, -1).mean(1)
     return vmap(criterion, in_dims=(0, None))(outputs, targets)
+
+
+def per_run_regularization(problem: Problem, stack: Stack) -> Tensor:
+    """``problem.regularization`` of every run: ``[K]``.
+
+    ``vmap`` over ``functional_call`` in general; for :meth:`DatasetProblem.regularization` itself
+    (``weight_decay / 2`` times the summed squares of the parameters with two or more dimensions) the
+    same sum taken directly on the per-run views, which saves the vmap overhead every step.
+    """
+    if isinstance(problem, DatasetProblem) and type(problem).regularization is DatasetProblem.regularization:
+        wd = float(problem.options.get("weight_decay", 0.0))
+        norms = stack.squared_norms()
+        squares = torch.stack([norms[n] for n, shape in zip(stack.names, stack.shapes, strict=True)
+                               if len(shape) > 1]).sum(0)
+        return 0.5 * wd * squares
+    return stack.call(lambda m: problem.regularization(m))
 
 
 def _batch_losses(problem: Problem, stack: Stack, batch: Any, reg_needed: bool) -> Tensor:
@@ -113,12 +133,13 @@ def _batch_losses(problem: Problem, stack: Stack, batch: Any, reg_needed: bool) 
         inputs, targets = batch[0].to(dev), batch[1].to(dev)
         losses = per_run_criterion(problem.criterion, stack.forward(inputs), targets)
         if reg_needed:
-            losses = losses + stack.call(lambda m: problem.regularization(m))
+            losses = losses + per_run_regularization(problem, stack)
         return losses
     return stack.call(lambda m, b: problem.loss(m, b), batch)
 
 
-def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = True) -> Iterator[RunResult]:
+def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = True,
+                compiled: bool | None = None) -> Iterator[RunResult]:
     """Train ``configs`` (one block, see the module docstring) together; yield each run's result when it ends.
 
     Raises :class:`NotVectorizable` before any result is yielded when the block cannot be batched.
@@ -145,8 +166,12 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
     p0 = next(template.parameters())
     from adamlab.runner.train import _optimizer_kwargs
 
+    if compiled is None:  # the optimizers' own policy: compile from fast.min_numel() elements on
+        from adamlab.optim import fast
+
+        compiled = k * sum(p.numel() for p in template.parameters()) >= fast.min_numel()
     optimizer = StackedOptimizer(first.optimizer, [_optimizer_kwargs(dict(c.hparams)) for c in configs],
-                                 p0.dtype, p0.device)
+                                 p0.dtype, p0.device, compiled=compiled)
     optimizer.trial()
     for leaf, axis in stack.leaves():
         optimizer.add_param(leaf, axis)
