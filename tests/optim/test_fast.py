@@ -116,9 +116,9 @@ def test_no_recompile_across_steps_lr_and_sizes(monkeypatch: pytest.MonkeyPatch)
     calls = []
     real = fast._backend
 
-    def counting(options: dict[str, Any], gm: Any, example_inputs: Any) -> Any:
+    def counting(options: dict[str, Any], reciprocal: bool, gm: Any, example_inputs: Any) -> Any:
         calls.append(1)
-        return real(options, gm, example_inputs)
+        return real(options, reciprocal, gm, example_inputs)
 
     monkeypatch.setattr(fast, "_backend", counting)
     params = [torch.randn(s, requires_grad=True) for s in [(40, 30), (17,), (5, 5, 5), (3,)]]
@@ -149,7 +149,7 @@ def test_fallback_when_compiler_missing_warns_once(monkeypatch: pytest.MonkeyPat
 def test_fallback_when_compile_fails_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
     fast.reset()
 
-    def broken(options: dict[str, Any], gm: Any, example_inputs: Any) -> Any:
+    def broken(options: dict[str, Any], reciprocal: bool, gm: Any, example_inputs: Any) -> Any:
         raise RuntimeError("simulated Inductor failure")
 
     monkeypatch.setattr(fast, "_backend", broken)
@@ -226,3 +226,31 @@ def test_non_contiguous_param_takes_reference_path() -> None:
         ref.step()
         fst.step()
     torch.testing.assert_close(p_fast, p_ref, rtol=1e-12, atol=1e-12)
+
+
+def test_state_dict_of_fused_optimizer_loads_without_compiling() -> None:
+    """``fused=True`` in a saved param group must not make torch cast our int ``step`` (torch does for its fused)."""
+    params = [torch.randn(3, requires_grad=True)]
+    saved = make_optimizer("adam", params, fused=True, foreach=False).state_dict()
+    saved["state"] = {0: {"step": 3, "exp_avg": torch.ones(3), "exp_avg_sq": torch.ones(3)}}
+    opt = make_optimizer("adam", params, fused=False)
+    opt.load_state_dict(copy.deepcopy(saved))
+    state = opt.state[params[0]]
+    assert state["step"] == 3 and isinstance(state["step"], int)
+    assert opt.param_groups[0]["fused"] is True
+
+
+def test_scalar_division_rewrite() -> None:
+    def f(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return x / c + x / x
+
+    gm = torch.fx.symbolic_trace(f)
+    for node in gm.graph.nodes:  # symbolic_trace records no example values: add them
+        if node.name == "x":
+            node.meta["example_value"] = torch.ones(3)
+        elif node.name == "c":
+            node.meta["example_value"] = torch.tensor(2.0)
+    assert fast.scalar_division_to_reciprocal(gm) == 1  # x / x (element-wise) stays a division
+    x = torch.tensor([1.0, 2.0, 3.0])
+    torch.testing.assert_close(gm(x, torch.tensor(4.0)), x / 4.0 + 1.0)
+    assert "adamlab.functional.adam.adam" in fast.RECIPROCAL_RULES

@@ -32,7 +32,7 @@ class Dissected(AdamlabOptimizer):
     variance_estimate:
         ``"unbiased"`` (the paper's :math:`s`, with :math:`\rho_t` capped at 0.9999) or ``"naive"``
         (:math:`v - m^2`, which turns M-SSD-VA into Adam with :math:`\beta_1=\beta_2`, :math:`\epsilon=0`).
-    weight_decay, maximize, foreach, nonfinite:
+    weight_decay, maximize, foreach, fused, nonfinite:
         As in the other adamlab optimizers.
 
     State: ``exp_avg`` when momentum or variance adaptation is on, ``exp_avg_sq`` with variance
