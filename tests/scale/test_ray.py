@@ -67,13 +67,16 @@ def test_ray_local_sweep_matches_serial_and_resumes(tmp_path):
     serial = Store(tmp_path / "serial.sqlite")
     ref = sweep(PROBLEM, ["msvag", "adam"], [1e-2, 1e-1], [0], 15, serial, "serial", quiet=True, eval_every=5)
     store = Store(tmp_path / "ray.sqlite")
-    try:
+    import ray
+
+    try:  # the first sweep starts (and stops) its own local Ray with 2 CPUs
         first = sweep(PROBLEM, ["msvag"], [1e-2, 1e-1], [0], 15, store, "ray", quiet=True, eval_every=5,
                       backend_options={"num_cpus": 2})
     except Exception as err:  # Ray installed but cannot start here (sandbox, no shared memory, ...)
         pytest.skip(f"a local Ray could not start: {type(err).__name__}: {err}")
     assert first.finished == 2 and first.failed == 0, first.errors
-    # resume: the msvag runs are skipped, the adam runs go out as vectorised blocks
+    assert not ray.is_initialized()  # the backend shut down the Ray it started
+    # resume: the msvag runs are skipped, the adam runs go out as one vectorised block
     again = sweep(PROBLEM, ["msvag", "adam"], [1e-2, 1e-1], [0], 15, store, "ray", quiet=True, eval_every=5,
                   backend_options={"num_cpus": 2, "vmap": True})
     assert again.skipped == 2 and again.finished == 2, again.errors
