@@ -220,6 +220,7 @@ class StackedOptimizer:
         probe = StackedOptimizer.__new__(StackedOptimizer)
         probe.__dict__.update(self.__dict__)
         probe._params, probe._states, probe.step_count = [], [], 0
+        probe.compiled = False  # the eager rule shows the same branching, without a compile
         saved = [dict(g) for g in self.groups]
         try:
             param = torch.linspace(-1.0, 1.0, 2 * self.k, dtype=self.dtype, device=self.device).view(self.k, 2)
