@@ -149,6 +149,30 @@ def run(sizes: list[str], optimizers: list[str], paths: list[str], reps: int, wa
     return results
 
 
+def markdown_table(results: dict[str, Any]) -> str:
+    """The results as a Markdown table: one row per implementation, one column group per size."""
+    labels = list(results["sizes"])
+    impls: list[str] = []
+    for label in labels:
+        impls += [k for k in results["sizes"][label]["rows"] if k not in impls]
+    head = "| implementation | state buffers | " + " | ".join(
+        f"{lb} median ms (x fused) | {lb} min ms (x fused) | {lb} GB/s" for lb in labels) + " | first step +s |"
+    lines = [head, "|" + "---|" * (2 + 3 * len(labels) + 1)]
+    for impl in impls:
+        cells, state, first = [], "", ""
+        for label in labels:
+            row = results["sizes"][label]["rows"].get(impl)
+            if row is None:
+                cells += ["", "", ""]
+                continue
+            state = f"{row['state_buffers']:g}"
+            first = f"{row['first_step_minus_median_s']:.1f}" if not first else first
+            cells += [f"{row['median_ms']:.2f} (x{row['ratio_to_torch_fused']:.2f})",
+                      f"{row['min_ms']:.2f} (x{row['ratio_min_to_torch_fused']:.2f})", f"{row['gb_per_s']:.1f}"]
+        lines.append(f"| {impl} | {state} | " + " | ".join(cells) + f" | {first} |")
+    return "\n".join(lines)
+
+
 def write_json(path: str, data: dict[str, Any]) -> None:
     """Write ``data`` atomically (temporary file in the same directory, then rename)."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -174,7 +198,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="short run: 1M and 10M, 5 repetitions")
     parser.add_argument("--out", default="step_time.json", help="JSON file to write")
+    parser.add_argument("--markdown", nargs="+", metavar="JSON", default=None,
+                        help="print the Markdown table of earlier result files (merged) and exit")
     args = parser.parse_args(argv)
+    if args.markdown:
+        merged: dict[str, Any] = {"sizes": {}}
+        for path in args.markdown:
+            with open(path) as f:
+                merged["sizes"].update(json.load(f)["sizes"])
+        print(markdown_table(merged))
+        return 0
     sizes = args.sizes or (["1M", "10M"] if args.quick else list(SIZES))
     reps = args.reps or (5 if args.quick else 20)
     optimizers = args.optimizers or names()
@@ -185,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--reps, --warmup and --threads must be >= 1")
     results = run(sizes, optimizers, args.paths, reps, args.warmup, args.threads)
     write_json(args.out, results)
+    print(markdown_table(results))
     print(f"wrote {args.out}")
     return 0
 

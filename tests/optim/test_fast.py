@@ -254,3 +254,9 @@ def test_scalar_division_rewrite() -> None:
     x = torch.tensor([1.0, 2.0, 3.0])
     torch.testing.assert_close(gm(x, torch.tensor(4.0)), x / 4.0 + 1.0)
     assert "adamlab.functional.adam.adam" in fast.RECIPROCAL_RULES
+
+
+@pytest.mark.parametrize("value", [1, "yes", 0.0])
+def test_fused_argument_is_validated(value: Any) -> None:
+    with pytest.raises(ValueError, match="fused"):
+        make_optimizer("adam", [torch.zeros(2, requires_grad=True)], fused=value)

@@ -49,6 +49,8 @@ class AdamlabOptimizer(Optimizer):
         check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
         defaults.setdefault("foreach", None)
         defaults.setdefault("fused", None)
+        if not (defaults["fused"] is None or isinstance(defaults["fused"], bool)):
+            raise ValueError(f"Invalid fused={defaults['fused']!r}: must be None, True or False")
         super().__init__(params, defaults)
         self.nonfinite = nonfinite
         self.skipped_steps = 0
