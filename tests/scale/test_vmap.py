@@ -166,7 +166,7 @@ def test_divergence_matches_serial(tiny_data_root, tmp_path):
 
 
 def test_stochastic_problem_falls_back_with_one_warning(tiny_data_root, tmp_path):
-    results = _run_both(tmp_path, "mnist.mlp", ["adam"], [1e-3, 1e-2], [0], steps=4)
+    results = _run_both(tmp_path, "imdb.bow_logreg", ["adam"], [1e-3, 1e-2], [0], steps=4)
     caught = results["vmap"][2]
     assert len(caught) == 1
     assert "dropout" in str(caught[0].message) and "2 of 2 runs" in str(caught[0].message)
