@@ -214,3 +214,18 @@ def test_compiled_stacked_step_equals_serial(tiny_data_root, tmp_path):
         for key in a:
             if key[1] != "wall_time":
                 assert math.isclose(a[key], b[key], rel_tol=1e-9, abs_tol=1e-12), key
+
+
+def test_cli_sweep_backend_vmap(tmp_path, capsys):
+    from adamlab import cli
+
+    store_path = tmp_path / "cli.sqlite"
+    code = cli.main(["sweep", "quadratic.noisy", "--option", "d=10", "--optimizers", "adam,msvag",
+                     "--lr-grid", "1e-2,1e-1", "--steps", "5", "--backend", "vmap", "--store", str(store_path), "-q"])
+    assert code == 0, capsys.readouterr().err
+    with Store(store_path) as store:
+        rows = store.runs()
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"finished"}
+    code = cli.main(["sweep", "quadratic.noisy", "--optimizers", "adam", "--lr-grid", "0.1", "--steps", "2",
+                     "--backend", "nonsense", "--store", str(store_path), "-q"])
+    assert code == 2
