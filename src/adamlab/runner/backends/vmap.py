@@ -3,11 +3,12 @@
 Select it with ``sweep(..., backend="vmap")`` or ``adamlab sweep --backend vmap``.
 
 Grouping. Configs are split into blocks that share the problem (and its options), the optimizer
-name and its non-numeric switches, the seed, steps, batch size, eval cadence and lr schedule; at most
-``max_block`` runs each. Runs of one block start from the same initial weights and see the same batch
-stream -- exactly what the serial backend gives each of them, since both come from the seed -- and
-differ in numeric hyperparameters (lr, betas, eps, weight decay, ...). Different seeds go to
-different blocks.
+name and its non-numeric switches, steps, batch size, eval cadence and lr schedule; at most
+``max_block`` runs each. Runs of one block differ in numeric hyperparameters (lr, betas, eps, weight
+decay, ...) and seed. Each run starts from ``make_model(seed)`` and reads the batch stream
+``train_batches(seed, batch_size)`` -- exactly what the serial backend gives it. With one seed per
+block the batch is shared (fastest: one wide matrix product for linear models); with several, each
+run gets its own seed's batch.
 
 Per block: the K models are stacked (:mod:`~adamlab.runner.backends.vmap_models`: one wide matrix
 product for linear models, ``torch.func.vmap`` over ``functional_call`` otherwise), the K losses are
@@ -53,7 +54,7 @@ def block_key(config: RunConfig, *, strict: bool = False) -> str:
                 for k, v in sorted(config.hparams.items())}
     return canonical_json({
         "problem": problem_key(config.problem, config.problem_options), "optimizer": config.optimizer,
-        "switches": switches, "seed": config.seed, "steps": config.steps, "batch_size": config.batch_size,
+        "switches": switches, "steps": config.steps, "batch_size": config.batch_size,
         "eval_every": config.eval_every, "schedule": dict(config.schedule), "hooks": list(config.hooks),
     })
 

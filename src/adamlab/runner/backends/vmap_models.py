@@ -61,18 +61,21 @@ class Stack:
         """The stacked leaf tensors and their run axis."""
         raise NotImplementedError
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Outputs of all runs on the shared input ``x``: ``[K, *output_shape]``."""
-        return self.call(lambda model, inp: model(inp), x)
+    def forward(self, x: Tensor, shared: bool = True) -> Tensor:
+        """Outputs of all runs: ``[K, *output_shape]``; ``x`` is one input for all runs (``shared``) or
+        one per run, ``[K, *input_shape]``."""
+        return self.call(lambda model, inp: model(inp), x, per_run=not shared)
 
-    def call(self, fn: Any, *args: Any) -> Tensor:
-        """``fn(model_k, *args)`` for every run k, stacked: ``[K, ...]`` (args shared by all runs)."""
+    def call(self, fn: Any, *args: Any, per_run: bool = False) -> Tensor:
+        """``fn(model_k, *args)`` for every run k, stacked: ``[K, ...]``. The args are shared by all runs,
+        or (``per_run``) tensors / tuples of tensors with a leading run dimension."""
         wrapper = _Call(self.template, fn)
 
-        def one(params: dict[str, Tensor]) -> Tensor:
-            return functional_call(wrapper, {f"model.{n}": p for n, p in params.items()}, args)
+        def one(params: dict[str, Tensor], *inner: Any) -> Tensor:
+            return functional_call(wrapper, {f"model.{n}": p for n, p in params.items()}, inner)
 
-        return vmap(one)(self.run_params())
+        in_dims = (0, *([0 if per_run else None] * len(args)))
+        return vmap(one, in_dims=in_dims)(self.run_params(), *args)
 
     def squared_norms(self) -> dict[str, Tensor]:
         """Per-run sums of squares of each parameter, name -> ``[K]`` (differentiable)."""
@@ -208,17 +211,28 @@ class WideLinearStack(Stack):
                 out[name] = v.square().sum(tuple(range(1, v.dim())))
         return out
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, shared: bool = True) -> Tensor:
+        fin, k, fout = self.in_features, self.k, self.out_features
+        if not shared:  # one input per run [K, B, ...]: one batched product
+            x = x.flatten(2) if self.flatten else x
+            if self.has_bias:
+                ones = torch.ones(*x.shape[:2], 1, dtype=x.dtype, device=x.device)
+                h = torch.bmm(torch.cat([x, ones], 2), self.first.permute(1, 0, 2))
+            else:
+                h = torch.bmm(x, self.first[:fin].permute(1, 0, 2))
+            return self._rest(h)
         if self.flatten:
             x = x.flatten(1)
-        fin, k, fout = self.in_features, self.k, self.out_features
         if self.has_bias:
             # [x, 1] @ [W; b]: one product over the whole leaf, so its gradient needs no slicing
             ones = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
             h = torch.cat([x, ones], 1) @ self.first.view(fin + 1, k * fout)
         else:
             h = x @ self.first[:fin].reshape(fin, k * fout)
-        h = h.view(x.shape[0], k, fout).transpose(0, 1)  # [K, B, out]
+        return self._rest(h.view(x.shape[0], k, fout).transpose(0, 1))  # [K, B, out]
+
+    def _rest(self, h: Tensor) -> Tensor:
+        """The layers after the first, on ``h`` of shape ``[K, B, out]``."""
         views = self.run_params() if self.rest is not None else {}
         for i, layer in enumerate(self.layers[self.first_index + 1:], start=self.first_index + 1):
             if isinstance(layer, nn.Linear):

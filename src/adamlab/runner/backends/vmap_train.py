@@ -1,8 +1,10 @@
 """Train a block of K runs together: the serial training loop of :mod:`adamlab.runner.train`, batched.
 
-A block holds runs that share the problem, optimizer name and switches, seed (so the same initial
-weights and the same batch stream), steps, batch size, eval cadence and schedule; they differ in
-numeric hyperparameters (lr, betas, eps, ...). Per step: one batch from the seed's stream, the K
+A block holds runs that share the problem, optimizer name and switches, steps, batch size, eval
+cadence and schedule; they differ in numeric hyperparameters (lr, betas, eps, ...) and seed. Each run
+starts from ``make_model(seed)`` and reads ``train_batches(seed, batch_size)``, as in the serial loop
+(one stream per distinct seed; with one seed the batch is shared, with several each run gets its own
+seed's batch, stacked along a leading run dimension). Per step: the batch(es), the K
 per-run losses (the problem's loss of each run's parameters), one backward pass of their sum, one
 stacked optimizer step. The records are those of the serial loop: eval points at step 0, every
 ``eval_every`` steps and after the last step, ``batch_loss`` averaged since the previous eval point,
@@ -90,23 +92,20 @@ class _BatchedEval:
         return out
 
 
-def per_run_criterion(criterion: Any, outputs: Tensor, targets: Tensor) -> Tensor:
-    """``criterion(outputs[k], targets)`` for every run k: ``[K]``.
+def per_run_criterion(criterion: Any, outputs: Tensor, targets: Tensor, shared_targets: bool = True) -> Tensor:
+    """``criterion(outputs[k], targets)`` (or ``targets[k]`` when not ``shared_targets``) for every run k: ``[K]``.
 
     ``torch.func.vmap`` of the criterion in general. For adamlab's mean cross-entropy
     (:func:`adamlab.problems.supervised.cross_entropy`) one un-reduced call over all runs, averaged per
     run, gives the same numbers about 5x faster (vmap decomposes ``nll_loss``).
     """
-    if criterion is cross_entropy and outputs.dim() == 3 and targets.dim() == 1:
+    k = outputs.shape[0]
+    if criterion is cross_entropy and outputs.dim() == 3 and targets.dim() in (1, 2):
         # [K, B, C] -> the "spatial" layout [B, C, K] with targets [B, K]: one kernel, ~10x faster on CPU
-        per_sample = F.cross_entropy(outputs.permute(1, 2, 0), targets.view(-1, 1).expand(-1, outputs.shape[0]),
-                                     reduction="none")
+        per_run_targets = targets.t() if shared_targets is False else targets.view(-1, 1).expand(-1, k)
+        per_sample = F.cross_entropy(outputs.permute(1, 2, 0), per_run_targets, reduction="none")
         return per_sample.mean(0)
-    if criterion is cross_entropy:
-        k, c = outputs.shape[0], outputs.shape[-1]
-        per_sample = F.cross_entropy(outputs.reshape(-1, c), targets.reshape(-1).repeat(k), reduction="none")
-        return per_sample.view(k, -1).mean(1)
-    return vmap(criterion, in_dims=(0, None))(outputs, targets)
+    return vmap(criterion, in_dims=(0, None if shared_targets else 0))(outputs, targets)
 
 
 def per_run_regularization(problem: Problem, stack: Stack) -> Tensor:
@@ -125,17 +124,18 @@ def per_run_regularization(problem: Problem, stack: Stack) -> Tensor:
     return stack.call(lambda m: problem.regularization(m))
 
 
-def _batch_losses(problem: Problem, stack: Stack, batch: Any, reg_needed: bool) -> Tensor:
-    """The K per-run training losses on the shared ``batch``: ``[K]``."""
+def _batch_losses(problem: Problem, stack: Stack, batch: Any, reg_needed: bool, shared: bool) -> Tensor:
+    """The K per-run training losses: ``[K]``. ``batch`` is shared by all runs, or (not ``shared``) a
+    tuple of tensors with a leading run dimension."""
     if _standard_supervised(problem):
         assert problem.criterion is not None
         dev = stack.leaves()[0][0].device
         inputs, targets = batch[0].to(dev), batch[1].to(dev)
-        losses = per_run_criterion(problem.criterion, stack.forward(inputs), targets)
+        losses = per_run_criterion(problem.criterion, stack.forward(inputs, shared), targets, shared)
         if reg_needed:
             losses = losses + per_run_regularization(problem, stack)
         return losses
-    return stack.call(lambda m, b: problem.loss(m, b), batch)
+    return stack.call(lambda m, b: problem.loss(m, b), tuple(batch), per_run=not shared)
 
 
 def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = True,
@@ -146,22 +146,27 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
     """
     first = configs[0]
     for c in configs:
-        same = (c.problem, dict(c.problem_options), c.optimizer, c.seed, c.steps, c.batch_size, c.eval_every,
+        same = (c.problem, dict(c.problem_options), c.optimizer, c.steps, c.batch_size, c.eval_every,
                 dict(c.schedule))
-        if same != (first.problem, dict(first.problem_options), first.optimizer, first.seed, first.steps,
+        if same != (first.problem, dict(first.problem_options), first.optimizer, first.steps,
                     first.batch_size, first.eval_every, dict(first.schedule)):
-            raise ValueError("a vmap block must share problem, optimizer, seed, steps, batch size, eval and schedule")
+            raise ValueError("a vmap block must share problem, optimizer, steps, batch size, eval and schedule")
     check_problem(problem, configs)
     k = len(configs)
     started_at = utcnow()
     t0 = time.perf_counter()
     schedule = Schedule(**first.schedule)
     n_train = train_set_size(problem)
-    torch.manual_seed(first.seed)
-    template = problem.make_model(first.seed)
+    seeds = list(dict.fromkeys(c.seed for c in configs))  # distinct seeds, first-seen order
+    run_seed = torch.tensor([seeds.index(c.seed) for c in configs])
+    models = []
+    for seed in seeds:  # what the serial loop does before building each run's model
+        torch.manual_seed(seed)
+        models.append(problem.make_model(seed))
+    template = models[0]
     if not list(template.parameters()):
         raise NotVectorizable("the model has no parameters")
-    stack = stack_models([template] * k, wide=wide and _standard_supervised(problem))
+    stack = stack_models([models[int(i)] for i in run_seed], wide=wide and _standard_supervised(problem))
     eval_model = problem.make_model(first.seed)
     p0 = next(template.parameters())
     from adamlab.runner.train import _optimizer_kwargs
@@ -177,7 +182,14 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
         optimizer.add_param(leaf, axis)
     reg_needed = _standard_supervised(problem) and problem.regularization(template) is not None
     batched_eval = _BatchedEval(problem) if _standard_evaluate(problem) else None  # type: ignore[arg-type]
-    batches = problem.train_batches(first.seed, first.batch_size)
+    streams = [problem.train_batches(seed, first.batch_size) for seed in seeds]  # each seed's own order
+
+    def next_batch() -> Any:
+        """The step's batch: shared when all runs have one seed, else stacked per run ``[K, ...]``."""
+        drawn = [next(stream) for stream in streams]
+        if len(drawn) == 1:
+            return drawn[0]
+        return tuple(torch.stack(parts).index_select(0, run_seed) for parts in zip(*drawn, strict=True))
 
     records: list[dict[int, dict[str, float]]] = [{} for _ in range(k)]
     status = ["finished"] * k
@@ -238,12 +250,12 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
     step = 0
     leaves = [leaf for leaf, _ in stack.leaves()]
     while any(active) and step < first.steps:
-        batch = next(batches)
+        batch = next_batch()
         t = step + 1
         optimizer.set_lr_factor(schedule.factor(t))
         for leaf in leaves:
             leaf.grad = None
-        losses = _batch_losses(problem, stack, batch, reg_needed)
+        losses = _batch_losses(problem, stack, batch, reg_needed, shared=len(seeds) == 1)
         values = losses.detach().double().cpu()
         finite = torch.isfinite(values)
         if not bool(finite.all()):
