@@ -111,6 +111,24 @@ def test_compiled_equals_loop_options(name: str, options: dict[str, Any], dtype:
 
 
 @needs_compiler
+def test_compiled_equals_loop_large_tensors() -> None:
+    """Tensors of >= PARALLEL_MIN_NUMEL elements take the parallel kernel, one per call."""
+    shapes = [(fast.PARALLEL_MIN_NUMEL + 5,), (300, 120), (7,)]
+    runs = []
+    for path in ({"fused": False, "foreach": False}, {"fused": True}):
+        gen = torch.Generator().manual_seed(0)
+        params = [torch.randn(s, generator=gen).requires_grad_(True) for s in shapes]
+        opt = make_optimizer("adam", params, lr=0.01, **path)
+        for _ in range(8):
+            for p in params:
+                p.grad = 0.3 + torch.randn(p.shape, generator=gen)
+            opt.step()
+        runs.append(opt)
+    _assert_same(runs[1], runs[0], torch.float32)
+    assert any(key[-1] is True for key in fast.COMPILE_SECONDS)  # the parallel kernel was used
+
+
+@needs_compiler
 def test_no_recompile_across_steps_lr_and_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
     fast.reset()
     calls = []

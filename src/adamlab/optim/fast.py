@@ -4,8 +4,8 @@ The math is not here. :func:`compiled_kernel` wraps a rule of :mod:`adamlab.func
 
 .. code-block:: python
 
-    def kernel(params, grads, *state_lists, *scalars):   # CHUNK tensors per list
-        for j in range(CHUNK):
+    def kernel(params, grads, *state_lists, *scalars):   # lists of flat tensors
+        for j in range(len(params)):
             new_param, *new_states = rule(params[j], grads[j], *states_j, **static_kwargs, **scalars)
             params[j].copy_(new_param); states_j[k].copy_(new_states[k]) ...
 
@@ -13,12 +13,15 @@ and hands it to ``torch.compile`` (Inductor). The compiled kernel reads every in
 parameter and its state in place: no temporaries, one streaming pass per tensor, which is what bounds an
 optimizer step on a CPU (about 28 bytes per parameter for Adam and M-SVAG).
 
-How recompiles are avoided (one compile per rule, switches, dtype and device, for every model):
+How recompiles are avoided (at most two compiles, serial and parallel, per rule, switches, dtype and
+device, for every model):
 
 - every tensor is passed as a flat 1-D alias and the kernel is compiled with ``dynamic=True`` and without
   duck sizing, so one compile serves all tensor sizes (tensors of fewer than :data:`MIN_KERNEL_NUMEL`
   elements, which PyTorch would specialise on, and non-contiguous ones take the reference path);
-- each call takes exactly :data:`CHUNK` tensors; a short last chunk is padded with private scratch tensors;
+- tensors of at least :data:`PARALLEL_MIN_NUMEL` elements go one per call to an OpenMP-parallel kernel;
+  smaller ones go :data:`CHUNK` per call (a short last chunk padded with private scratch tensors) to a
+  serial kernel, so one compile of each serves every model and there is no thread barrier per small tensor;
 - the per-step floats (:data:`STEP_SCALARS`: ``lr``, the bias corrections, ``rho``) are passed as 0-dim
   float64 tensors, computed on the host exactly as in the reference path, so a new step or a learning-rate
   schedule never recompiles. Everything else (betas, eps, switches) is part of the cache key, together
@@ -60,11 +63,15 @@ DEFAULT_MIN_NUMEL = 1_000_000
 #: Tensors with fewer elements take the reference path (a compiled kernel would specialise on sizes 0 and 1).
 MIN_KERNEL_NUMEL = 2
 
-#: Tensors per kernel call. A call has a fixed Python/guard overhead (tens of microseconds, far more on
-#: a busy host) and one OpenMP fork/join per tensor, so one call per tensor was measured up to 10x slower
-#: than torch's fused Adam at 1M parameters, and a list kernel as fast. A fixed length (short chunks are
+#: Small tensors per call of the serial kernel. A call has a fixed Python/guard overhead (tens of
+#: microseconds), so small tensors (biases, norms) go CHUNK at a time; a fixed length (a short chunk is
 #: padded with scratch tensors) keeps it to one compile per rule for every model.
 CHUNK = 8
+
+#: Tensors with at least this many elements get the OpenMP-parallel kernel, one tensor per call (like
+#: ``at::parallel_for``'s grain size, 32768, in torch's own fused kernels). Parallel loops over small
+#: tensors cost a thread barrier each, which on a busy 2-core host was measured at milliseconds.
+PARALLEL_MIN_NUMEL = 32768
 
 #: Rules (``module.qualname``) whose divisions by per-step scalars are compiled as multiplications by
 #: the reciprocal (see :func:`scalar_division_to_reciprocal`).
@@ -166,14 +173,16 @@ def _template(rule: Callable[..., tuple[Any, ...]], static: dict[str, Any], name
 
 def compiled_kernel(rule: Callable[..., tuple[Any, ...]], static: tuple[tuple[str, Any], ...],
                     names: tuple[str, ...], present: tuple[bool, ...], dtype: torch.dtype,
-                    device: torch.device) -> tuple[KernelKey, Callable[..., None]]:
+                    device: torch.device, parallel: bool = True) -> tuple[KernelKey, Callable[..., None]]:
     """The compiled in-place kernel of ``rule`` for these static kwargs (cached per process).
 
-    The kernel takes :data:`CHUNK` flat tensors per argument (parameters, gradients, each state list)
-    and the per-step scalars, and updates them in place.
+    The kernel takes lists of flat tensors (parameters, gradients, each state) and the per-step scalars,
+    and updates them in place. ``parallel``: one OpenMP-parallel loop (used one tensor per call, for
+    tensors of at least :data:`PARALLEL_MIN_NUMEL` elements); otherwise a serial kernel (used for
+    :data:`CHUNK` small tensors per call).
     """
     key = (getattr(rule, "__module__", ""), getattr(rule, "__qualname__", repr(rule)), id(rule), static,
-           names, present, dtype, device.type)
+           names, present, dtype, device.type, parallel)
     kernel = _KERNELS.get(key)
     if kernel is None:
         base = _template(rule, dict(static), names, len(present))
@@ -183,7 +192,9 @@ def compiled_kernel(rule: Callable[..., tuple[Any, ...]], static: tuple[tuple[st
         # dynamic_threads: always emit the OpenMP loop. Otherwise Inductor decides serial vs parallel
         # from the size seen at the first compile, and its on-disk cache then reuses that decision for
         # every size (a first compile on a small tensor would make every later step single-threaded).
-        options = {"cpp.dynamic_threads": True} if device.type == "cpu" else {}
+        options: dict[str, Any] = {}
+        if device.type == "cpu":
+            options = {"cpp.dynamic_threads": True} if parallel else {"cpp.threads": 1}
         reciprocal = f"{key[0]}.{key[1]}" in RECIPROCAL_RULES
         kernel = torch.compile(fresh, dynamic=True, fullgraph=True,
                                backend=functools.partial(_backend, options, reciprocal))
@@ -278,29 +289,41 @@ def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], gr
     static, names, values = split_kwargs(kwargs)
     present = tuple(s is not None for s in states)
     device, dtype = params[0].device, params[0].dtype
-    key, kernel = compiled_kernel(rule, static, names, present, dtype, device)
-    if key in _BROKEN:
-        return list(range(len(params)))
     scalars = [torch.tensor(v, dtype=torch.float64, device=device) for v in values]
     rest: list[int] = []
-    ready: list[tuple[int, Tensor, Tensor, list[Tensor | None]]] = []
+    small: list[tuple[int, Tensor, Tensor, list[Tensor | None]]] = []
+    large: list[tuple[int, Tensor, Tensor, list[Tensor | None]]] = []
     for i, (p, g) in enumerate(zip(params, grads, strict=True)):
         fp = _flat(p) if p.numel() >= MIN_KERNEL_NUMEL else None
         fs = [None if s is None else _flat(s[i]) for s in states]
         if fp is None or any(f is None for f, s in zip(fs, states, strict=True) if s is not None):
             rest.append(i)
         else:
-            ready.append((i, fp, g.reshape(-1).detach(), fs))
-    for start in range(0, len(ready), CHUNK):
-        chunk = ready[start:start + CHUNK]
-        pad = _padding(key, CHUNK - len(chunk), present, dtype, device)
-        flat_params = [c[1] for c in chunk] + pad[0]
-        flat_grads = [c[2] for c in chunk] + pad[1]
-        flat_states = [None if not there else [c[3][k] for c in chunk] + pad[2 + k]
-                       for k, there in enumerate(present)]
-        if not _call(key, kernel, flat_params, flat_grads, flat_states, scalars):
-            return rest + [c[0] for c in ready[start:]]  # nothing from this chunk on was touched
+            (large if p.numel() >= PARALLEL_MIN_NUMEL else small).append((i, fp, g.reshape(-1).detach(), fs))
+    # Small tensors: CHUNK per call, serial (no OpenMP barrier per tensor); large: one per call, parallel.
+    for items, parallel, width in ((small, False, CHUNK), (large, True, 1)):
+        if not items:
+            continue
+        key, kernel = compiled_kernel(rule, static, names, present, dtype, device, parallel)
+        for start in range(0, len(items), width):
+            chunk = items[start:start + width]
+            done = key not in _BROKEN and _call(key, kernel, *_columns(key, chunk, width, present, dtype, device),
+                                                scalars)
+            if not done:  # nothing from this chunk on was touched
+                rest += [c[0] for c in items[start:]]
+                break
     return sorted(rest)
+
+
+def _columns(key: KernelKey, chunk: list[tuple[int, Tensor, Tensor, list[Tensor | None]]], width: int,
+             present: tuple[bool, ...], dtype: torch.dtype,
+             device: torch.device) -> tuple[list[Tensor], list[Tensor], list[list[Tensor] | None]]:
+    """The kernel's list arguments for ``chunk``, padded to ``width`` with scratch tensors."""
+    pad = _padding(key, width - len(chunk), present, dtype, device)
+    flat_params = [c[1] for c in chunk] + pad[0]
+    flat_grads = [c[2] for c in chunk] + pad[1]
+    flat_states = [None if not there else [c[3][k] for c in chunk] + pad[2 + k] for k, there in enumerate(present)]
+    return flat_params, flat_grads, flat_states
 
 
 def _padding(key: KernelKey, n: int, present: tuple[bool, ...], dtype: torch.dtype,
