@@ -3,9 +3,10 @@
 Problem ``tolstoi.char_rnn`` (2 x LSTM-128, sequences of 50 characters, batch 50). Methods: M-SGD,
 M-SSD, M-SVAG, M-SSD-VA (beta = 0.9). Protocol (full): lr grid 1e-4 ... 1e2 (13 half-decade values),
 tune on seed 0, rerun on seeds 0 ... 4, 5 epochs (5,225 steps; the paper's budget is longer),
-evaluated every 500 steps on 2,000 sequences. Quick: lr grid {1e-3, 1e-2, 1e-1, 1, 10, 100} (sign methods
-need small, gradient methods large steps: M-SGD's EMA momentum steps by lr * m, m ~ g); tune on seed 0; rerun on seeds 0, 1; 150 steps (7,500 of
-the ~52,000 training sequences), evaluated every 50 steps on 200 train / 200 test sequences.
+evaluated every 500 steps on 2,000 sequences. Quick: lr grid {1e-3, 1e-2, 1e-1, 1, 10, 100} (sign
+methods need small, gradient methods large steps: M-SGD's EMA momentum steps by lr * m with m ~ g);
+tune on seed 0; rerun on seeds 0, 1; 150 steps (7,500 of the ~52,000 training sequences), evaluated
+every 50 steps on 200 train / 200 test sequences.
 Selection: lowest final training loss (mean over tune seeds).
 Claim (sec. 6): on P4 the non-sign methods (M-SGD, M-SVAG) outperform the sign-based ones.
 """
