@@ -51,7 +51,7 @@ def claims_table(summary: dict[str, Any]) -> str:
 
 def markdown_section(summary: dict[str, Any], figure: str, metrics: list[str] | None = None) -> str:
     """A results.md section: protocol, figure, metrics table, claims table, compute time."""
-    quick = " (`--quick`)" if summary["quick"] else ""
+    quick = " (`--quick`)" if summary["quick"] else " (full protocol)"
     lines = [
         f"### `{summary['recipe']}`{quick}",
         "",

@@ -166,7 +166,7 @@ def _adam_like_mssdva(summary: dict[str, Any]) -> tuple[bool, str]:
         d_va = abs(_ratio(summary, lab, "adam", "mssdva"))
         d_vag = abs(_ratio(summary, lab, "adam", "msvag"))
         ok = ok and d_va <= ADAM_TOLERANCE
-        parts.append(f"{lab}: |log10 adam/mssdva| = {d_va:.2f} (|log10 adam/msvag| = {d_vag:.2f})")
+        parts.append(f"{lab}: abs(log10 adam/mssdva) = {d_va:.2f} (abs(log10 adam/msvag) = {d_vag:.2f})")
     return ok and total > 0, f"distance of Adam's final loss from M-SSD-VA's in the noisy settings " \
         f"(tolerance {ADAM_TOLERANCE} decades): " + "; ".join(parts)
 
