@@ -23,7 +23,11 @@ ALL = [
 
 
 def test_names_lists_every_problem() -> None:
-    assert problems.names() == ALL
+    # Tests elsewhere register their own tiny problems; the built-in ones come from adamlab's modules.
+    from adamlab.problems.base import _REGISTRY
+
+    builtin = [n for n in problems.names() if _REGISTRY[n].factory.__module__.startswith("adamlab.")]
+    assert builtin == ALL
 
 
 @pytest.mark.parametrize("name", ALL)
