@@ -11,6 +11,10 @@ from tests.runner import runner_tiny_problem
 def _tiny_registered():
     runner_tiny_problem.ensure_registered()
     yield
+    # Leave the global registry as other test folders expect it (built-in problems only).
+    from adamlab.problems.base import _REGISTRY
+
+    _REGISTRY.pop(runner_tiny_problem.NAME, None)
 
 
 @pytest.fixture

@@ -70,6 +70,3 @@ def ensure_registered() -> None:
     """Register the tiny problem once (tests and subprocesses call this)."""
     if NAME not in problems_base._REGISTRY:
         problems_base.register(TinyRegression)
-
-
-ensure_registered()

@@ -20,6 +20,7 @@ SCRIPT = f"""
 import sys
 sys.path.insert(0, {str(HERE)!r})
 import runner_tiny_problem
+runner_tiny_problem.ensure_registered()
 from adamlab.runner import sweep
 sweep(runner_tiny_problem.NAME, store=sys.argv[1], quiet=True, checkpoint_every=25, eval_every=50, **{GRID!r})
 """
