@@ -6,8 +6,9 @@ import io
 
 import pytest
 import torch
-from tests.optim.factories import FACTORIES
 from torch import nn
+
+from tests.optim.factories import FACTORIES
 
 NAMES = sorted(FACTORIES)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.optim import numpy_reference as R
 
 import adamlab.optim as O
+from tests.optim import numpy_reference as R
 
 SEEDS = [0, 1, 2]
 STEPS = 60

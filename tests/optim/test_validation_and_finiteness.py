@@ -9,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from tests.optim.factories import FACTORIES
 
 import adamlab.optim as O
+from tests.optim.factories import FACTORIES
 
 # Gradients spanning many magnitudes, including exact zeros and subnormals, within float32's safe
 # range for g^2 (|g| <= 2^49, so g^2 <= 2^98 and sums of squares stay finite).

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from adamlab.reproduce.engine import Execution
+from adamlab.runner import plots
 
 _LABELS = {
     "train_loss": "train loss",
@@ -31,21 +31,7 @@ _LABELS = {
 
 def save_figure(fig: Any, out_dir: str | os.PathLike[str], stem: str, dpi: int = 110) -> list[Path]:
     """Write ``stem.png`` and ``stem.pdf`` into ``out_dir`` atomically; return the paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for ext in ("png", "pdf"):
-        path = out / f"{stem}.{ext}"
-        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".{ext}", dir=out)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        paths.append(path)
-    return paths
+    return plots.save_figure(fig, out_dir, stem, dpi=dpi)
 
 
 def _curves(db: Any, run_ids: list[str], metric: str) -> tuple[np.ndarray, np.ndarray]:

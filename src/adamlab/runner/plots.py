@@ -146,8 +146,9 @@ def _epochs_per_step(runs: Sequence[_Run]) -> float | None:
     return None
 
 
-def save_figure(fig: Any, out_dir: Path, stem: str) -> list[Path]:
-    """Write ``stem.png`` and ``stem.pdf`` atomically (temp file + os.replace)."""
+def save_figure(fig: Any, out_dir: str | os.PathLike[str], stem: str, dpi: int = 150) -> list[Path]:
+    """Write ``stem.png`` and ``stem.pdf`` into ``out_dir`` atomically (temp file + os.replace)."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "pdf"):
@@ -155,7 +156,7 @@ def save_figure(fig: Any, out_dir: Path, stem: str) -> list[Path]:
         fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".{ext}", dir=out_dir)
         os.close(fd)
         try:
-            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+            fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight")
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
