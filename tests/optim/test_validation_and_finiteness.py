@@ -114,3 +114,21 @@ def test_nonfinite_gradient_policy(policy) -> None:
         assert opt.state[p]["step"] == state_step
     if policy == "skip":
         assert opt.skipped_steps == 1
+
+
+@pytest.mark.parametrize(
+    "cls,group,param",
+    [(O.Adam, {"lr": -1.0}, "lr"), (O.Adam, {"betas": (1.0, 0.9)}, "beta1"), (O.MSVAG, {"beta": 1.5}, "beta"),
+     (O.SGD, {"nesterov": True}, "nesterov"), (O.RMSprop, {"alpha": -0.1}, "alpha"),
+     (O.Dissected, {"direction": "down"}, "direction"), (O.Adagrad, {"fused": "yes"}, "fused")],
+)
+def test_per_group_overrides_are_validated_too(cls, group, param) -> None:
+    """Hyperparameters given per param group (at construction or via add_param_group) are checked."""
+    kwargs = {} if cls in (O.Adam, O.RMSprop, O.Adagrad) else {"lr": 0.1}
+    a, b = torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match=param):
+        cls([{"params": [a]}, {"params": [b], **group}], **kwargs)
+    opt = cls([a], **kwargs)
+    with pytest.raises(ValueError, match=param):
+        opt.add_param_group({"params": [b], **group})
+    assert len(opt.param_groups) == 1

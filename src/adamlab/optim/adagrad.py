@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from adamlab import functional as F
+from adamlab.optim import validation as V
 from adamlab.optim.base import AdamlabOptimizer, ParamsT
-from adamlab.optim.validation import check_lr, check_nonnegative
 
 
 class Adagrad(AdamlabOptimizer):
@@ -21,6 +21,8 @@ class Adagrad(AdamlabOptimizer):
     """
 
     rule = F.adagrad
+    hyperparameter_checks = {"lr": V.learning_rate, "lr_decay": V.nonnegative, "weight_decay": V.nonnegative,
+                             "initial_accumulator_value": V.nonnegative, "eps": V.nonnegative}
 
     def __init__(
         self,
@@ -36,11 +38,6 @@ class Adagrad(AdamlabOptimizer):
         fused: bool | None = None,
         nonfinite: str = "propagate",
     ) -> None:
-        check_lr(lr)
-        check_nonnegative("lr_decay", lr_decay)
-        check_nonnegative("weight_decay", weight_decay)
-        check_nonnegative("initial_accumulator_value", initial_accumulator_value)
-        check_nonnegative("eps", eps)
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
                         initial_accumulator_value=initial_accumulator_value, maximize=maximize,
                         foreach=foreach, fused=fused)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from adamlab import functional as F
+from adamlab.optim import validation as V
 from adamlab.optim.base import AdamlabOptimizer, ParamsT
-from adamlab.optim.validation import check_betas, check_lr, check_nonnegative
 
 
 class Adam(AdamlabOptimizer):
@@ -23,6 +23,8 @@ class Adam(AdamlabOptimizer):
     """
 
     rule = F.adam
+    hyperparameter_checks = {"lr": V.learning_rate, "betas": V.beta_pair, "eps": V.nonnegative,
+                             "weight_decay": V.nonnegative}
 
     def __init__(
         self,
@@ -41,10 +43,6 @@ class Adam(AdamlabOptimizer):
         fused: bool | None = None,
         nonfinite: str = "propagate",
     ) -> None:
-        check_lr(lr)
-        check_betas(betas)
-        check_nonnegative("eps", eps)
-        check_nonnegative("weight_decay", weight_decay)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         decoupled_weight_decay=decoupled_weight_decay, eps_inside_sqrt=eps_inside_sqrt,
                         bias_correction=bias_correction, maximize=maximize, foreach=foreach, fused=fused)
@@ -71,6 +69,8 @@ class Adamax(AdamlabOptimizer):
     """
 
     rule = F.adamax
+    hyperparameter_checks = {"lr": V.learning_rate, "betas": V.beta_pair, "eps": V.nonnegative,
+                             "weight_decay": V.nonnegative}
 
     def __init__(
         self,
@@ -85,10 +85,6 @@ class Adamax(AdamlabOptimizer):
         fused: bool | None = None,
         nonfinite: str = "propagate",
     ) -> None:
-        check_lr(lr)
-        check_betas(betas)
-        check_nonnegative("eps", eps)
-        check_nonnegative("weight_decay", weight_decay)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize,
                         foreach=foreach, fused=fused)
         super().__init__(params, defaults, nonfinite=nonfinite)

@@ -18,14 +18,14 @@ Path choice per parameter group:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
 from adamlab.functional.tensorlist import TensorList, copy_into
-from adamlab.optim import fast
+from adamlab.optim import fast, validation
 from adamlab.optim.validation import NONFINITE_POLICIES, check_choice
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
@@ -45,15 +45,33 @@ class AdamlabOptimizer(Optimizer):
     #: The functional rule ``rule(param, grad, *state, **kwargs) -> (param, *state)``.
     rule: Callable[..., tuple[Any, ...]]
 
+    #: ``{hyperparameter: check(name, value)}``, run on every param group (defaults and per-group
+    #: overrides alike); a check raises ``ValueError`` naming the parameter and its allowed range.
+    hyperparameter_checks: ClassVar[dict[str, Callable[[str, Any], None]]] = {}
+
     def __init__(self, params: ParamsT, defaults: dict[str, Any], *, nonfinite: str = "propagate") -> None:
         check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
         defaults.setdefault("foreach", None)
         defaults.setdefault("fused", None)
-        if not (defaults["fused"] is None or isinstance(defaults["fused"], bool)):
-            raise ValueError(f"Invalid fused={defaults['fused']!r}: must be None, True or False")
         super().__init__(params, defaults)
         self.nonfinite = nonfinite
         self.skipped_steps = 0
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group (its missing hyperparameters taken from the defaults) and validate it."""
+        super().add_param_group(param_group)
+        try:
+            self.validate_group(self.param_groups[-1])
+        except ValueError:
+            self.param_groups.pop()  # a rejected group leaves the optimizer as it was
+            raise
+
+    def validate_group(self, group: dict[str, Any]) -> None:
+        """Run :attr:`hyperparameter_checks` (and the ``foreach``/``fused`` checks) on one group."""
+        for name in ("foreach", "fused"):
+            validation.optional_bool(name, group.get(name))
+        for name, check in self.hyperparameter_checks.items():
+            check(name, group[name])
 
     # -- what a subclass provides ---------------------------------------------------------------
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:

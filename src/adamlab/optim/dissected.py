@@ -6,8 +6,8 @@ from typing import Any
 
 from adamlab import functional as F
 from adamlab.functional.dissected import DIRECTIONS, PRESETS, VARIANCE_ESTIMATES
+from adamlab.optim import validation as V
 from adamlab.optim.base import AdamlabOptimizer, ParamsT
-from adamlab.optim.validation import check_choice, check_lr, check_nonnegative, check_unit_interval
 
 
 class Dissected(AdamlabOptimizer):
@@ -40,6 +40,8 @@ class Dissected(AdamlabOptimizer):
     """
 
     rule = F.dissected
+    hyperparameter_checks = {"lr": V.learning_rate, "beta": V.decay_rate, "direction": V.one_of(*DIRECTIONS),
+                             "variance_estimate": V.one_of(*VARIANCE_ESTIMATES), "weight_decay": V.nonnegative}
 
     def __init__(
         self,
@@ -57,11 +59,6 @@ class Dissected(AdamlabOptimizer):
         fused: bool | None = None,
         nonfinite: str = "propagate",
     ) -> None:
-        check_lr(lr)
-        check_unit_interval("beta", beta)
-        check_choice("direction", direction, DIRECTIONS)
-        check_choice("variance_estimate", variance_estimate, VARIANCE_ESTIMATES)
-        check_nonnegative("weight_decay", weight_decay)
         defaults = dict(lr=lr, beta=beta, direction=direction, variance_adaptation=bool(variance_adaptation),
                         momentum=bool(momentum), variance_estimate=variance_estimate,
                         weight_decay=weight_decay, maximize=maximize, foreach=foreach, fused=fused)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from adamlab import functional as F
+from adamlab.optim import validation as V
 from adamlab.optim.base import AdamlabOptimizer, ParamsT
-from adamlab.optim.validation import check_lr, check_nonnegative, check_unit_interval
 
 
 class RMSprop(AdamlabOptimizer):
@@ -18,6 +18,8 @@ class RMSprop(AdamlabOptimizer):
     """
 
     rule = F.rmsprop
+    hyperparameter_checks = {"lr": V.learning_rate, "alpha": V.closed_decay_rate, "eps": V.nonnegative,
+                             "weight_decay": V.nonnegative, "momentum": V.nonnegative}
 
     def __init__(
         self,
@@ -34,11 +36,6 @@ class RMSprop(AdamlabOptimizer):
         fused: bool | None = None,
         nonfinite: str = "propagate",
     ) -> None:
-        check_lr(lr)
-        check_unit_interval("alpha", alpha, closed=True)
-        check_nonnegative("eps", eps)
-        check_nonnegative("weight_decay", weight_decay)
-        check_nonnegative("momentum", momentum)
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                         centered=centered, maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults, nonfinite=nonfinite)

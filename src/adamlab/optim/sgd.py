@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from adamlab import functional as F
+from adamlab.optim import validation as V
 from adamlab.optim.base import AdamlabOptimizer, ParamsT
-from adamlab.optim.validation import check_lr, check_nonnegative
 
 
 class SGD(AdamlabOptimizer):
@@ -18,6 +18,13 @@ class SGD(AdamlabOptimizer):
     """
 
     rule = F.sgd
+    hyperparameter_checks = {"lr": V.learning_rate, "momentum": V.nonnegative, "dampening": V.nonnegative,
+                             "weight_decay": V.nonnegative}
+
+    def validate_group(self, group: dict[str, Any]) -> None:
+        super().validate_group(group)
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("Invalid nesterov=True: requires momentum > 0 and dampening = 0")
 
     def __init__(
         self,
@@ -33,12 +40,6 @@ class SGD(AdamlabOptimizer):
         fused: bool | None = None,
         nonfinite: str = "propagate",
     ) -> None:
-        check_lr(lr)
-        check_nonnegative("momentum", momentum)
-        check_nonnegative("dampening", dampening)
-        check_nonnegative("weight_decay", weight_decay)
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("Invalid nesterov=True: requires momentum > 0 and dampening = 0")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults, nonfinite=nonfinite)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -58,3 +58,39 @@ def check_betas(betas: Sequence[Any]) -> None:
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
     if value not in choices:
         raise ValueError(f"Invalid {name}={value!r}: must be one of {', '.join(map(repr, choices))}")
+
+
+# Uniform ``check(name, value)`` forms, for the per-class tables of hyperparameter checks
+# (``AdamlabOptimizer.hyperparameter_checks``), which run on every param group.
+def learning_rate(name: str, value: Any) -> None:
+    check_lr(value)
+
+
+def nonnegative(name: str, value: Any) -> None:
+    check_nonnegative(name, value)
+
+
+def decay_rate(name: str, value: Any) -> None:
+    check_unit_interval(name, value)
+
+
+def closed_decay_rate(name: str, value: Any) -> None:
+    check_unit_interval(name, value, closed=True)
+
+
+def beta_pair(name: str, value: Any) -> None:
+    check_betas(value)
+
+
+def one_of(*choices: Any) -> Callable[[str, Any], None]:
+    """A check that ``value`` is one of ``choices``."""
+
+    def check(name: str, value: Any) -> None:
+        check_choice(name, value, choices)
+
+    return check
+
+
+def optional_bool(name: str, value: Any) -> None:
+    if not (value is None or isinstance(value, bool)):
+        raise ValueError(f"Invalid {name}={value!r}: must be None, True or False")
