@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from adamlab.reproduce.base import Protocol, Recipe, Setting, Variant
+from adamlab.runner.result import RunStatus
 
 
 @dataclass
@@ -72,7 +73,7 @@ def select_lr(db: Any, run_ids: list[str], criterion: str) -> tuple[float, dict[
     by_lr: dict[float, list[float | None]] = {}
     for run_id in run_ids:
         lr = db.config(run_id).lr
-        value = db.final_metric(run_id, crit.metric) if status.get(run_id) == "finished" else None
+        value = db.final_metric(run_id, crit.metric) if status.get(run_id) == RunStatus.FINISHED else None
         by_lr.setdefault(float(lr), []).append(value)
     scores: dict[float, float] = {}
     for lr, values in sorted(by_lr.items()):

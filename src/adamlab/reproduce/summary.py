@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from adamlab.reproduce.engine import Execution
+from adamlab.runner.result import RunStatus
 
 
 def stats(values: list[float]) -> dict[str, float | int | None]:
@@ -73,7 +74,7 @@ def build_summary(execution: Execution) -> dict[str, Any]:
                 "order_metric": f"{mode}:{metric}",
                 "variants": {},
             })
-            finished = [i for i in entry.final_ids if status.get(i) == "finished"]
+            finished = [i for i in entry.final_ids if status.get(i) == RunStatus.FINISHED]
             final = {m: stats([db.final_metric(i, m) for i in finished]) for m in recipe.metrics}
             hook = {}
             for m in recipe.hook_metrics:
@@ -85,7 +86,7 @@ def build_summary(execution: Execution) -> dict[str, Any]:
                 "tuned": entry.variant.lr is None,
                 "lr_scores": {f"{lr:g}": (None if not math.isfinite(v) else v) for lr, v in entry.lr_scores.items()},
                 "n_runs": len(entry.final_ids),
-                "n_diverged": sum(status.get(i) == "diverged" for i in entry.final_ids),
+                "n_diverged": sum(status.get(i) == RunStatus.DIVERGED for i in entry.final_ids),
                 "final": final,
                 **({"dissection": hook} if hook else {}),
             }

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from adamlab.runner.parsing import parse_assignments, parse_lr_grid
+from adamlab.runner.result import RunStatus
 from adamlab.runner.schedules import SCHEDULES
 from adamlab.runner.store import DEFAULT_STORE
 
@@ -269,7 +270,7 @@ def _final_table(store: Any, run_ids: list[str]) -> str:
         for m in metrics:
             v = store.final_metric(r["run_id"], m)
             cells.append(f" {v:>14.6g}" if v is not None else f" {'-':>14}")
-        status = r["status"] + (f"@{r['diverged_step']}" if r["status"] == "diverged" else "")
+        status = r["status"] + (f"@{r['diverged_step']}" if r["status"] == RunStatus.DIVERGED else "")
         lines.append(f"{r['problem']:<22} {r['optimizer']:<10} {lr:>9} {r['seed']:>4} {status:<9}" + "".join(cells))
     return "\n".join(lines)
 

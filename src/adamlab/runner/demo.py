@@ -30,6 +30,7 @@ from adamlab.runner.plots import (
     marker_legend_entries,
     save_figure,
 )
+from adamlab.runner.result import RunStatus
 from adamlab.runner.store import Store
 from adamlab.runner.sweep import Criterion, problem_id, tune_and_rerun
 
@@ -122,9 +123,9 @@ def _task_table(db: Store, task: DemoTask, selections: dict[tuple[str, str], Any
                 and r["lr"] == sel.best_lr and r["seed"] < RERUN_SEEDS and r["steps"] == task.steps]
         cells = []
         for col in task.columns:
-            vals = [db.final_metric(r["run_id"], col) for r in runs if r["status"] == "finished"]
+            vals = [db.final_metric(r["run_id"], col) for r in runs if r["status"] == RunStatus.FINISHED]
             vals = [v for v in vals if v is not None]
-            diverged = sum(r["status"] == "diverged" for r in runs)
+            diverged = sum(r["status"] == RunStatus.DIVERGED for r in runs)
             if not vals:
                 cell = "diverged" if diverged else "-"
             else:

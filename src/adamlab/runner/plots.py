@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from adamlab.runner.result import RunStatus
 from adamlab.runner.store import Store
 from adamlab.runner.sweep import Criterion, select_best
 
@@ -99,11 +100,11 @@ def load_problem_runs(store: Store | str | os.PathLike[str], problem: str | None
     try:
         groups: dict[str, ProblemRuns] = {}
         for row in db.runs(problem=problem):
-            if row["status"] not in ("finished", "diverged"):
+            if not RunStatus(row["status"]).done:
                 continue
             key = json.dumps([row["problem"], row["problem_options"]], sort_keys=True)
             grp = groups.setdefault(key, ProblemRuns(row["problem"], dict(row["problem_options"]), []))
-            grp.runs.append(_Run(row["run_id"], row["optimizer"], row["lr"], int(row["seed"]), row["status"],
+            grp.runs.append(_Run(row["run_id"], row["optimizer"], row["lr"], int(row["seed"]), RunStatus(row["status"]),
                                  row, db.metrics(row["run_id"])))
     finally:
         if owned:
@@ -214,7 +215,7 @@ def draw_curves(ax: Any, grp: ProblemRuns, metric: str, best: dict[str, float], 
         xs = steps * epochs_per_step if epochs_per_step is not None else steps
         lr = runs[0].lr
         label = f"{opt} (lr={lr:.3g})" if lr is not None else opt
-        if any(r.status == "diverged" for r in runs):
+        if any(r.status is RunStatus.DIVERGED for r in runs):
             label += " [diverged]"
         ax.plot(xs, mean, color=colors[opt], ls=styles[opt], lw=1.6, label=label)
         if len(runs) > 1:
@@ -246,8 +247,8 @@ def draw_lr_sensitivity(ax: Any, grp: ProblemRuns, metric: str) -> tuple[bool, b
         mean, lo, hi, crosses, off = [], [], [], [], []
         for lr in lrs:
             runs = [r for r in grp.runs if r.optimizer == opt and r.lr == lr]
-            vals = [r.metrics[metric][1][-1] for r in runs if r.status == "finished" and metric in r.metrics]
-            if any(r.status == "diverged" for r in runs):
+            vals = [r.metrics[metric][1][-1] for r in runs if r.status is RunStatus.FINISHED and metric in r.metrics]
+            if any(r.status is RunStatus.DIVERGED for r in runs):
                 crosses.append(lr)
             ok = len(vals) == len(runs) and vals
             m = float(np.mean(vals)) if ok else math.nan

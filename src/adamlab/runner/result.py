@@ -5,12 +5,36 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import Enum
 
 from adamlab.runner.config import RunConfig
 
-#: Run states in the results store. ``finished`` and ``diverged`` are final (a sweep skips them).
-STATUSES: tuple[str, ...] = ("pending", "running", "finished", "diverged", "failed")
-DONE_STATUSES: tuple[str, ...] = ("finished", "diverged")
+
+class RunStatus(str, Enum):
+    """A run's state in the results store (a ``str`` subclass: it is stored and compared as its value).
+
+    ``FINISHED`` and ``DIVERGED`` are final: a sweep skips them and never changes them again.
+    ``RUNNING`` is a claim by a live process (or a crash, which a later sweep takes over), and
+    ``FAILED`` (an exception) is retried by default.
+    """
+
+    PENDING = "pending"
+    RUNNING = "running"
+    FINISHED = "finished"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def done(self) -> bool:
+        """Final: the run is never trained again."""
+        return self in DONE_STATUSES
+
+
+#: The final states (a sweep skips runs in them).
+DONE_STATUSES: frozenset[RunStatus] = frozenset({RunStatus.FINISHED, RunStatus.DIVERGED})
 
 
 @dataclass
@@ -22,8 +46,8 @@ class RunResult:
     config:
         The run's configuration (``config.run_id`` is its key).
     status:
-        ``"finished"``, ``"diverged"`` (a non-finite loss; the run stopped, metrics up to then are kept)
-        or ``"failed"`` (an exception; ``error`` says which).
+        ``RunStatus.FINISHED``, ``DIVERGED`` (a non-finite loss; the run stopped, metrics up to then
+        are kept) or ``FAILED`` (an exception; ``error`` says which). A plain string is converted.
     records:
         One dict per recorded step, each with ``"step"`` and metric names -> float (``epoch``,
         ``batch_loss`` = mean mini-batch loss since the previous eval point, the problem's ``evaluate``
@@ -34,13 +58,16 @@ class RunResult:
     """
 
     config: RunConfig
-    status: str
+    status: RunStatus
     records: list[dict[str, float]] = field(default_factory=list)
     diverged_step: int | None = None
     error: str | None = None
     wall_time: float = 0.0
     started_at: str | None = None
     finished_at: str | None = None
+
+    def __post_init__(self) -> None:
+        self.status = RunStatus(self.status)
 
     @property
     def run_id(self) -> str:

@@ -36,7 +36,7 @@ import torch
 
 from adamlab import __version__
 from adamlab.runner.config import RunConfig, canonical_json
-from adamlab.runner.result import DONE_STATUSES, RunResult, utcnow
+from adamlab.runner.result import DONE_STATUSES, RunResult, RunStatus, utcnow
 
 DEFAULT_STORE = Path("results") / "adamlab.sqlite"
 SCHEMA_VERSION = 1
@@ -156,7 +156,7 @@ class Store:
 
     def record(self, result: RunResult) -> None:
         """Write a run's metrics and final status in ONE transaction (replacing earlier partial rows)."""
-        if result.status not in ("finished", "diverged", "failed"):
+        if result.status not in (*DONE_STATUSES, RunStatus.FAILED):
             raise ValueError(
                 f"record needs a final status (finished, diverged, failed); got {result.status!r}"
             )
@@ -185,7 +185,7 @@ class Store:
             )
 
     # -- reading -------------------------------------------------------------------------------
-    def statuses(self, run_ids: Sequence[str] | None = None) -> dict[str, str]:
+    def statuses(self, run_ids: Sequence[str] | None = None) -> dict[str, RunStatus]:
         """``run_id -> status`` for ``run_ids`` (all runs when None); unknown ids are left out."""
         if run_ids is None:
             rows = self._con.execute("SELECT run_id, status FROM runs").fetchall()
@@ -196,11 +196,7 @@ class Store:
                 chunk = ids[i : i + 500]
                 q = f"SELECT run_id, status FROM runs WHERE run_id IN ({','.join('?' * len(chunk))})"
                 rows.extend(self._con.execute(q, chunk).fetchall())
-        return {r["run_id"]: r["status"] for r in rows}
-
-    def done(self, run_ids: Sequence[str]) -> set[str]:
-        """The ids among ``run_ids`` whose status is final (finished or diverged)."""
-        return {k for k, v in self.statuses(run_ids).items() if v in DONE_STATUSES}
+        return {r["run_id"]: RunStatus(r["status"]) for r in rows}
 
     def runs(
         self, *, problem: str | None = None, status: Sequence[str] | None = None

@@ -24,6 +24,7 @@ from adamlab.runner.backends import RunContext, get_backend, problem_key
 from adamlab.runner.config import Budget, ProblemSpec, RunConfig, make_config, problem_name_and_options
 from adamlab.runner.hooks import RunHook
 from adamlab.runner.progress import sweep_bar
+from adamlab.runner.result import DONE_STATUSES, RunStatus
 from adamlab.runner.store import DEFAULT_STORE, Store
 
 
@@ -47,6 +48,14 @@ class SweepReport:
     @property
     def ran(self) -> int:
         return self.finished + self.diverged + self.failed
+
+    def count(self, status: RunStatus) -> None:
+        """Count one run that ended with ``status`` (finished, diverged or failed)."""
+        counters = {RunStatus.FINISHED: "finished", RunStatus.DIVERGED: "diverged", RunStatus.FAILED: "failed"}
+        field_name = counters.get(RunStatus(status))
+        if field_name is None:
+            raise ValueError(f"a finished run cannot have status {status!r}")
+        setattr(self, field_name, getattr(self, field_name) + 1)
 
 
 def _seeds(seeds: int | Sequence[int]) -> list[int]:
@@ -150,7 +159,7 @@ def run_configs(
         report = SweepReport(total=len(unique), run_ids=[c.run_id for c in unique])
         db.plan(unique)
         status = db.statuses(report.run_ids)
-        skip = {"finished", "diverged"} | (set() if retry_failed else {"failed"})
+        skip = set(DONE_STATUSES) | (set() if retry_failed else {RunStatus.FAILED})
         todo = [c for c in unique if status.get(c.run_id) not in skip]
         report.skipped = len(unique) - len(todo)
         context = RunContext(
@@ -166,7 +175,7 @@ def run_configs(
             if todo:
                 for result in backend_impl.run(todo, context):
                     db.record(result)
-                    setattr(report, result.status, getattr(report, result.status) + 1)
+                    report.count(result.status)
                     if result.error:
                         report.errors[result.run_id] = f"{result.config.label()}: {result.error}"
                     bar.update(1)
@@ -313,7 +322,7 @@ def select_best(
         for r in rows:
             if r["lr"] is None:
                 continue
-            value = db.final_metric(r["run_id"], crit.metric) if r["status"] == "finished" else None
+            value = db.final_metric(r["run_id"], crit.metric) if r["status"] == RunStatus.FINISHED else None
             pid = problem_id(r["problem"], r["problem_options"])
             options[pid] = dict(r["problem_options"])
             groups.setdefault((pid, r["optimizer"]), {}).setdefault(float(r["lr"]), []).append(value)

@@ -31,7 +31,7 @@ from adamlab.runner.checkpoint import load_checkpoint, rng_states, save_checkpoi
 from adamlab.runner.config import Budget, RunConfig, make_config, train_set_size
 from adamlab.runner.hooks import RunHook
 from adamlab.runner.progress import run_bar
-from adamlab.runner.result import RunResult, utcnow
+from adamlab.runner.result import RunResult, RunStatus, utcnow
 from adamlab.runner.schedules import Schedule
 
 
@@ -134,18 +134,18 @@ def execute(
         record(at, point)
         return len(finite) == len(metrics)
 
-    status, diverged_step = "finished", None
+    status, diverged_step = RunStatus.FINISHED, None
     if ckpt is None and not evaluate(0):
-        status, diverged_step = "diverged", 0
+        status, diverged_step = RunStatus.DIVERGED, 0
     model.train()
     bar = run_bar(config.steps, quiet=not progress, desc=config.label())
     bar.update(step)
     consumed = int(ckpt["batches_consumed"]) if ckpt is not None else 0
     try:
-        while status == "finished" and step < config.steps:
+        while status is RunStatus.FINISHED and step < config.steps:
             if stop_after is not None and step >= stop_after:
                 partial = [records[k] for k in sorted(records)]
-                return RunResult(config, "running", partial, started_at=started_at)
+                return RunResult(config, RunStatus.RUNNING, partial, started_at=started_at)
             batch = next(batches)
             consumed += 1
             t = step + 1
@@ -156,7 +156,7 @@ def execute(
             loss = problem.loss(model, batch)
             value = float(loss.detach())
             if not math.isfinite(value):
-                status, diverged_step = "diverged", t
+                status, diverged_step = RunStatus.DIVERGED, t
                 if loss_n:
                     record(step, {**epoch_of(step), "batch_loss": loss_sum / loss_n})
                 break
@@ -172,7 +172,7 @@ def execute(
                 ok = evaluate(step)
                 loss_sum, loss_n = 0.0, 0
                 if not ok:
-                    status, diverged_step = "diverged", step
+                    status, diverged_step = RunStatus.DIVERGED, step
                     break
                 bar.set_postfix_str(f"loss={records[step].get('train_loss', value):.4g}", refresh=False)
             bar.update(1)

@@ -36,7 +36,7 @@ from typing import Any, Protocol, runtime_checkable
 from adamlab.problems import Problem
 from adamlab.runner.config import RunConfig, canonical_json
 from adamlab.runner.hooks import RunHook
-from adamlab.runner.result import RunResult, utcnow
+from adamlab.runner.result import RunResult, RunStatus, utcnow
 
 
 def problem_key(name: str, options: Mapping[str, Any]) -> str:
@@ -98,7 +98,7 @@ def failed_result(config: RunConfig, err: BaseException, started_at: str | None 
     """A ``failed`` result whose ``error`` is the exception's type, message and last frame."""
     frames = traceback.extract_tb(err.__traceback__)
     where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
-    return RunResult(config, "failed", error=f"{type(err).__name__}: {err}{where}",
+    return RunResult(config, RunStatus.FAILED, error=f"{type(err).__name__}: {err}{where}",
                      started_at=started_at, finished_at=utcnow())
 
 

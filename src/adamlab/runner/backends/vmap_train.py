@@ -28,7 +28,7 @@ from adamlab.problems.supervised import DatasetProblem, cross_entropy
 from adamlab.runner.backends.vmap_models import Stack, stack_models
 from adamlab.runner.backends.vmap_optim import NotVectorizable, StackedOptimizer
 from adamlab.runner.config import RunConfig, train_set_size
-from adamlab.runner.result import RunResult, utcnow
+from adamlab.runner.result import RunResult, RunStatus, utcnow
 from adamlab.runner.schedules import Schedule
 
 
@@ -192,7 +192,7 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
         return tuple(torch.stack(parts).index_select(0, run_seed) for parts in zip(*drawn, strict=True))
 
     records: list[dict[int, dict[str, float]]] = [{} for _ in range(k)]
-    status = ["finished"] * k
+    status = [RunStatus.FINISHED] * k
     diverged_step: list[int | None] = [None] * k
     active = [True] * k
     loss_sum = torch.zeros(k, dtype=torch.float64)
@@ -245,7 +245,7 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
 
     for run, good in enumerate(evaluate(0)):
         if not good:
-            status[run], diverged_step[run] = "diverged", 0
+            status[run], diverged_step[run] = RunStatus.DIVERGED, 0
             yield finish(run)
     step = 0
     leaves = [leaf for leaf, _ in stack.leaves()]
@@ -261,7 +261,7 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
         if not bool(finite.all()):
             for run in range(k):
                 if active[run] and not bool(finite[run]):
-                    status[run], diverged_step[run] = "diverged", t
+                    status[run], diverged_step[run] = RunStatus.DIVERGED, t
                     if loss_n:
                         record(run, step, {**epoch_of(step), "batch_loss": float(loss_sum[run]) / loss_n})
                     yield finish(run)
@@ -279,7 +279,7 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
             loss_n = 0
             for run in range(k):
                 if active[run] and not ok[run]:
-                    status[run], diverged_step[run] = "diverged", step
+                    status[run], diverged_step[run] = RunStatus.DIVERGED, step
                     yield finish(run)
     for run in range(k):
         if active[run]:
