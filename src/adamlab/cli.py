@@ -5,7 +5,9 @@ Each subcommand lives with the layer it belongs to, in a module that exposes
 ``func`` (``args -> int`` exit code) as their default. This file only wires them together.
 
 Exit codes: 0 success, 1 the job ran but failed (e.g. a property did not hold where it must,
-a run diverged when that is an error), 2 bad arguments or bad input (one clear line on stderr).
+a run diverged when that is an error), 2 bad arguments or bad input (one clear line on stderr):
+a ``UsageError`` or ``ValueError``, any ``OSError`` (a path that is missing, a file where a folder
+is needed, read-only, ...; the line names the path), or a ``MemoryError`` (sizes too large).
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 class UsageError(Exception):
     """Bad user input: printed as one line, exit code 2."""
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for an ``OSError``: what failed and the path(s) it names."""
+    if err.filename is None or err.strerror is None:  # adamlab's own errors carry their message
+        return " ".join(str(err).split())
+    paths = repr(str(err.filename)) + (f" -> {str(err.filename2)!r}" if err.filename2 is not None else "")
+    return f"{err.strerror}: {paths}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,8 +72,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(f"adamlab {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, PermissionError) as err:
+    except ValueError as err:
         print(f"adamlab {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a path that is missing, a file, read-only, full, ...
+        print(f"adamlab {args.command}: error: {os_error_line(err)}", file=sys.stderr)
+        return 2
+    except MemoryError as err:
+        detail = f" ({err})" if str(err) else ""
+        print(f"adamlab {args.command}: error: out of memory{detail}; use smaller sizes", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"adamlab {args.command}: interrupted", file=sys.stderr)

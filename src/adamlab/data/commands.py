@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from adamlab.data.errors import DataFetchError
 from adamlab.data.fetch import fetch
@@ -24,10 +26,13 @@ then moved into place (ROOT/NAME/...). A dataset already present and valid is no
 _VERIFY_EPILOG = """examples:
   adamlab data verify
   adamlab data verify mnist imdb --root ../shared/data
+  adamlab data verify mnist --rehash       (hash every file again, ignoring the cache)
 
 Status: ok (checksum matches), ok-size (no published checksum; exact size matches),
 missing, BAD (checksum or size differs; expected and found are printed).
-Exit code 1 if any present file is BAD, else 0.
+Digests are cached in $ADAMLAB_CACHE/verified.json by path, size and modification time: a file
+whose size and mtime did not change is not read again. --rehash reads every file.
+Exit code 1 if any present file is BAD, 2 if the data root does not exist, else 0.
 """
 
 
@@ -40,8 +45,20 @@ def _names(raw: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(raw))
 
 
-def _cmd_fetch(args: argparse.Namespace) -> int:
+def _root(args: argparse.Namespace, *, must_exist: bool) -> Path:
+    """The data root; a ``ValueError`` (exit 2) when it is a file, or missing where it must exist."""
     root = data_root(args.root)
+    where = "--root" if args.root is not None else ("$ADAMLAB_DATA" if os.environ.get("ADAMLAB_DATA")
+                                                   else "the default data root")
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{where} {str(root)!r} is not a folder")
+    if must_exist and not root.is_dir():
+        raise ValueError(f"{where} {str(root)!r} does not exist (adamlab data fetch NAME creates it)")
+    return root
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    root = _root(args, must_exist=False)
     failed = 0
     for name in _names(args.names):
         try:
@@ -77,10 +94,11 @@ def format_table(rows: list[FileStatus]) -> str:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    root = data_root(args.root)
+    names = _names(args.names)
+    root = _root(args, must_exist=True)
     rows: list[FileStatus] = []
-    for name in _names(args.names):
-        rows.extend(check_dataset(name, root))
+    for name in names:
+        rows.extend(check_dataset(name, root, rehash=args.rehash))
     print(f"data root: {root}")
     print(format_table(rows))
     bad = [r for r in rows if r.status == "BAD"]
@@ -121,4 +139,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     v.add_argument("names", nargs="*", metavar="NAME", help="datasets to check (default: all)")
     v.add_argument("--root", default=None, help="data root (default: $ADAMLAB_DATA, else ~/.cache/adamlab)")
+    v.add_argument("--rehash", action="store_true",
+                   help="hash every file again instead of trusting the cache (same size and mtime)")
     v.set_defaults(func=_cmd_verify)

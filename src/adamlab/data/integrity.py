@@ -4,6 +4,15 @@ A file's digest is cached in ``<cache dir>/verified.json`` under its absolute pa
 its size and ``st_mtime_ns``; a later check with the same size and mtime reuses the digest
 instead of re-reading the file. The expected checksum is compared on every call, so changing
 the expected value (or the file) is always noticed.
+
+What the cache trusts: a file whose size and modification time (nanoseconds) are unchanged is
+taken to have unchanged contents, as ``make`` does. An edit that keeps the size and restores
+the mtime (``touch -d``, ``os.utime``) is not noticed until the file is hashed again:
+``adamlab data verify --rehash`` (or ``rehash=True``) ignores the cache and hashes every file.
+
+The cache is only a hint: an entry that cannot be used (broken JSON, a value of the wrong
+type, a digest that is not hex of the right length) is ignored, the file is hashed again and
+the entry rewritten. A cache directory that cannot be written costs speed, never correctness.
 """
 
 from __future__ import annotations
@@ -43,17 +52,45 @@ def _cache_path() -> Path:
     return cache_dir() / _CACHE_NAME
 
 
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+def _valid_entry(key: object, entry: object) -> bool:
+    """Whether a cache entry has the shape :func:`cached_digest` or ``_check_folder`` writes."""
+    if not isinstance(key, str) or not isinstance(entry, dict):
+        return False
+    if key.startswith("folder:"):
+        fp = entry.get("fingerprint")
+        return set(entry) == {"fingerprint"} and isinstance(fp, str) and len(fp) == 64 and bool(_HEX.fullmatch(fp))
+    size, mtime = entry.get("size"), entry.get("mtime_ns")
+    if type(size) is not int or type(mtime) is not int or size < 0:
+        return False
+    for algorithm, digest in entry.items():
+        if algorithm in ("size", "mtime_ns"):
+            continue
+        try:
+            length = hashlib.new(algorithm).digest_size * 2
+        except (ValueError, TypeError):
+            return False
+        if not isinstance(digest, str) or len(digest) != length or not _HEX.fullmatch(digest):
+            return False
+    return True
+
+
 def _load_cache() -> dict[str, dict]:
+    """The usable entries of the cache file; anything unreadable is left out (and so rehashed)."""
     try:
         with open(_cache_path(), encoding="utf-8") as fh:
             data = json.load(fh)
-    except (FileNotFoundError, ValueError, OSError):
+    except (ValueError, OSError, RecursionError):  # missing, unreadable, not JSON, not UTF-8
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if _valid_entry(k, v)}
 
 
 def _store_cache(key: str, entry: dict) -> None:
-    data = _load_cache()
+    data = _load_cache()  # drops unusable entries, so a broken file is repaired by the next write
     data[key] = entry
     try:
         with atomic_writer(_cache_path(), "w") as fh:
@@ -62,12 +99,16 @@ def _store_cache(key: str, entry: dict) -> None:
         pass
 
 
-def cached_digest(path: Path, algorithm: str) -> str:
-    """``hash_file(path, algorithm)``, remembered across calls and processes by (path, size, mtime_ns)."""
+def cached_digest(path: Path, algorithm: str, *, rehash: bool = False) -> str:
+    """``hash_file(path, algorithm)``, remembered across calls and processes by (path, size, mtime_ns).
+
+    ``rehash=True`` ignores the cached digest (the fresh one is cached).
+    """
     st = path.stat()
     key = str(path.resolve())
     entry = _load_cache().get(key, {})
-    if entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns and algorithm in entry:
+    if (not rehash and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns
+            and algorithm in entry):
         return str(entry[algorithm])
     digest = hash_file(path, algorithm)
     if not (entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns):
@@ -108,18 +149,19 @@ def describe_expected(spec: FileSpec) -> str:
     return "no checksum"
 
 
-def check_file(dataset: str, spec: FileSpec, root: Path) -> FileStatus:
+def check_file(dataset: str, spec: FileSpec, root: Path, *, rehash: bool = False) -> FileStatus:
     """Check one file of ``dataset`` under ``root`` against its expected checksum; never raises
-    for a missing or bad file (see ``FileStatus``)."""
+    for a missing or bad file (see ``FileStatus``). ``rehash=True``: hash it even if the cache
+    knows it."""
     path = root / spec.relpath
     expected = describe_expected(spec)
     if spec.manifest is not None:
-        return _check_folder(dataset, spec, root)
+        return _check_folder(dataset, spec, root, rehash=rehash)
     if not path.is_file():
         return FileStatus(dataset, spec.relpath, path, "missing", expected, "missing")
     checksum = expected_checksum(spec)
     if checksum is not None:
-        found = cached_digest(path, checksum.algorithm)
+        found = cached_digest(path, checksum.algorithm, rehash=rehash)
         status = "ok" if found == checksum.hexdigest.lower() else "BAD"
         return FileStatus(dataset, spec.relpath, path, status, expected, f"{checksum.algorithm}:{found}")
     size = path.stat().st_size
@@ -147,7 +189,7 @@ def read_manifest(path: Path) -> dict[str, str]:
     return out
 
 
-def _check_folder(dataset: str, spec: FileSpec, root: Path) -> FileStatus:
+def _check_folder(dataset: str, spec: FileSpec, root: Path, *, rehash: bool = False) -> FileStatus:
     """Check imdb.vocab and the reviews (train|test)/(pos|neg)/*.txt of an aclImdb folder against the manifest.
 
     The verdict is cached under a fingerprint of (relpath, size, mtime_ns) of every file.
@@ -179,13 +221,13 @@ def _check_folder(dataset: str, spec: FileSpec, root: Path) -> FileStatus:
             what += ("; " if what else "") + f"{len(extra)} files not in the manifest (e.g. {extra[:1]})"
         return FileStatus(dataset, spec.relpath, folder, "BAD", expected, what)
     fp = hashlib.sha256()
-    fp.update(cached_digest(manifest_path, "sha256").encode())
+    fp.update(cached_digest(manifest_path, "sha256", rehash=rehash).encode())
     for rel in sorted(present):
         st = present[rel]
         fp.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     fingerprint = fp.hexdigest()
     key = "folder:" + str(folder.resolve())
-    if _load_cache().get(key, {}).get("fingerprint") == fingerprint:
+    if not rehash and _load_cache().get(key, {}).get("fingerprint") == fingerprint:
         return FileStatus(dataset, spec.relpath, folder, "ok", expected, f"{len(present)} files match")
     bad = [rel for rel in sorted(wanted) if hash_file(folder / rel, "md5") != wanted[rel]]
     if bad:
@@ -268,10 +310,12 @@ def resolve(name: str, root: str | os.PathLike[str] | None = None) -> Resolved:
     )
 
 
-def check_dataset(name: str, root: str | os.PathLike[str] | None = None) -> list[FileStatus]:
+def check_dataset(name: str, root: str | os.PathLike[str] | None = None, *,
+                  rehash: bool = False) -> list[FileStatus]:
     """Statuses of every known file of ``name`` that is present, plus the missing files of
     partially present forms when no form is complete, or the downloadable form's files (as
-    ``missing``) when nothing is present. Never raises for bad files."""
+    ``missing``) when nothing is present. Never raises for bad files. ``rehash=True`` hashes
+    every file again instead of trusting the cache (size + mtime)."""
     spec = get_spec(name)
     base = data_root(root)
     out: list[FileStatus] = []
@@ -285,11 +329,11 @@ def check_dataset(name: str, root: str | os.PathLike[str] | None = None) -> list
             # A partial form is reported in full only when no other form is complete.
             if f.relpath not in seen and (exists[f.relpath] or not complete):
                 seen.add(f.relpath)
-                out.append(check_file(name, f, base))
+                out.append(check_file(name, f, base, rehash=rehash))
     if not out:
         fetchable = spec.variant(spec.fetch_variant)
-        out.extend(check_file(name, f, base) for f in fetchable.files)
-    out.extend(check_file(name, f, base) for f in spec.extras if (base / f.relpath).exists())
+        out.extend(check_file(name, f, base, rehash=rehash) for f in fetchable.files)
+    out.extend(check_file(name, f, base, rehash=rehash) for f in spec.extras if (base / f.relpath).exists())
     return out
 
 

@@ -1,8 +1,10 @@
 """``adamlab demo | run | sweep | plot``: the runner's command line.
 
-Exit codes: 0 success; 1 some runs failed (an exception inside a run); 2 bad arguments (unknown
-problem or optimizer, an lr grid that does not parse, a store that cannot be written), printed as
-one line by :func:`adamlab.cli.main`. Diverged runs are results, not failures (exit 0).
+Exit codes: 0 success; 1 some runs failed (an exception inside a run); 2 bad arguments or bad input
+(unknown problem or optimizer, an lr grid that does not parse or holds more than ``--max-runs`` runs,
+a criterion metric no run has, a store that cannot be written or is not an adamlab store, missing or
+corrupt data), printed as one line by :func:`adamlab.cli.main`. Diverged runs are results, not
+failures (exit 0).
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from adamlab.runner.parsing import parse_assignments, parse_lr_grid
 from adamlab.runner.result import RunStatus
 from adamlab.runner.schedules import SCHEDULES
 from adamlab.runner.store import DEFAULT_STORE
+
+#: Most runs one ``run`` or ``sweep`` command plans (problems x optimizers x lrs x seeds, plus the
+#: rerun seeds), unless ``--max-runs`` says otherwise: a typo such as ``1e-3:1e0:1000000`` would
+#: otherwise plan a million runs and hold them all in memory.
+MAX_RUNS = 10_000
 
 DEMO_EPILOG = """examples:
   adamlab demo                      run the demo, figure in results/demo/demo.png (and .pdf)
@@ -47,8 +54,10 @@ SWEEP_EPILOG = """examples:
   adamlab sweep mnist.logreg --optimizers adam,msvag --lr-grid 1e-4:1e-1:8 --backend ray --address auto
 
 --lr-grid START:STOP:COUNT is log-spaced with both ends included; or give a comma list.
+A sweep plans at most 10000 runs (problems x optimizers x lrs x seeds); --max-runs N allows more.
 Finished runs already in the store are skipped, so rerunning a sweep (e.g. after Ctrl-C or
-kill -9) only does what is missing.
+kill -9) only does what is missing. Sweeps started at the same time on one store share the work:
+each run is trained once, by the process that claims it first.
 exit codes: 0 ok (diverged runs included), 1 a run failed, 2 bad arguments
 """
 
@@ -111,6 +120,8 @@ def _add_training(p: argparse.ArgumentParser) -> None:
                    help="checkpoint every N steps so an interrupted run resumes where it was")
     p.add_argument("--backend", default="serial", help="execution backend: serial, vmap or ray (default: serial)")
     p.add_argument("--address", metavar="ADDR", help="--backend ray: the Ray cluster to join (default: a local Ray)")
+    p.add_argument("--max-runs", type=_positive_int, default=MAX_RUNS, metavar="N",
+                   help=f"refuse to plan more than N runs (default: {MAX_RUNS})")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -183,6 +194,16 @@ def _problems(spec: str, options: dict[str, Any]) -> list[Any]:
         return [problems.get(name, **options) for name in names]
     except TypeError as err:  # an unknown keyword option
         raise _usage(f"bad --option for {spec}: {err}") from None
+    except MemoryError as err:
+        raise _usage(f"--option {_options_text(options)}: {spec} does not fit in memory ({err})") from None
+    except RuntimeError as err:  # torch's allocator: "can't allocate memory: you tried to allocate ..."
+        if "allocate" not in str(err):
+            raise
+        raise _usage(f"--option {_options_text(options)}: {spec} does not fit in memory") from None
+
+
+def _options_text(options: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in options.items()) or "(defaults)"
 
 
 def _optimizers(spec: str, hparams: dict[str, Any]) -> list[str]:
@@ -229,11 +250,11 @@ def _budget(args: argparse.Namespace) -> Any:
     return Budget(steps=args.steps) if args.steps is not None else None
 
 
-def _open_store(path: str) -> Any:
+def _open_store(path: str, *, readonly: bool = False) -> Any:
     from adamlab.runner.store import Store
 
     try:
-        return Store(path)
+        return Store(path, readonly=readonly)
     except ValueError as err:
         raise _usage(str(err)) from None
 
@@ -253,6 +274,33 @@ def _criterion(spec: str) -> Any:
         return Criterion.parse(spec)
     except ValueError as err:
         raise _usage(f"--criterion {spec!r}: {err}") from None
+
+
+def _check_metric(store: Any, crit: Any, spec: str, run_ids: list[str] | None = None) -> None:
+    """A usage error when no finished run (of ``run_ids``) recorded the criterion's metric."""
+    finished = [r["run_id"] for r in store.runs(status=[RunStatus.FINISHED])
+                if run_ids is None or r["run_id"] in set(run_ids)]
+    if not finished:
+        return  # nothing to rank (all diverged or failed): the table says so
+    names = store.metric_names(finished)
+    if crit.metric not in names:
+        raise _usage(f"--criterion {spec!r}: no finished run has metric {crit.metric!r}; "
+                     f"metrics available: {', '.join(names) or 'none'}")
+
+
+def _lr_grid(args: argparse.Namespace) -> list[float]:
+    """``parse_lr_grid``, refusing a COUNT above ``--max-runs`` before the grid is built."""
+    parts = args.lr_grid.split(":")
+    if len(parts) == 3 and parts[2].strip().isdigit() and int(parts[2]) > args.max_runs:
+        raise _usage(f"--lr-grid {args.lr_grid}: COUNT {int(parts[2])} is more than --max-runs "
+                     f"{args.max_runs} (default {MAX_RUNS}); use a smaller grid or raise --max-runs")
+    return parse_lr_grid(args.lr_grid)
+
+
+def _check_size(n_runs: int, args: argparse.Namespace, what: str) -> None:
+    if n_runs > args.max_runs:
+        raise _usage(f"{what} plans {n_runs} runs, more than --max-runs {args.max_runs} "
+                     f"(default {MAX_RUNS}); use a smaller grid or raise --max-runs")
 
 
 def _final_table(store: Any, run_ids: list[str]) -> str:
@@ -331,6 +379,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from adamlab.runner.sweep import sweep
 
     grid = [args.lr] if args.lr is not None else None
+    _check_size(args.seeds, args, f"--seeds {args.seeds}")
     prep = _prepare(args, args.optimizer, grid)
     if "," in args.problem or len(prep["optimizers"]) != 1:
         raise _usage("run takes one PROBLEM and one --optimizer; use adamlab sweep for grids")
@@ -351,22 +400,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from adamlab.runner.sweep import select_best, sweep, tune_and_rerun
 
-    grid = parse_lr_grid(args.lr_grid)
+    grid = _lr_grid(args)
     crit = _criterion(args.criterion)
+    n_problems = len([s for s in args.problem.split(",") if s.strip()])
+    n_optimizers = len([s for s in args.optimizers.split(",") if s.strip()])
+    _check_size(n_problems * n_optimizers * (len(grid) * args.seeds + (args.rerun_seeds or 0)), args,
+                f"--lr-grid {args.lr_grid} ({len(grid)} values) x {n_optimizers} optimizers x "
+                f"{n_problems} problems x {args.seeds} seeds" + (f" + {args.rerun_seeds} rerun seeds"
+                                                                if args.rerun_seeds else ""))
     prep = _prepare(args, args.optimizers, grid)
     common = dict(hparams=prep["hparams"], batch_size=args.batch_size, eval_every=args.eval_every,
                   schedule=prep["schedule"], checkpoint_every=args.checkpoint_every, quiet=args.quiet,
                   backend=prep["backend"], backend_options=prep["backend_options"])
     with _open_store(args.store) as store:
         try:
+            # The tuning sweep first, so that a criterion metric no run has is an error before any rerun.
+            rep = sweep(prep["problems"], prep["optimizers"], grid, args.seeds, prep["budget"], store,
+                        **common)
+            _check_metric(store, crit, args.criterion, rep.run_ids)
             if args.rerun_seeds:
                 tr = tune_and_rerun(prep["problems"], prep["optimizers"], grid, tune_seeds=args.seeds,
                                     rerun_seeds=args.rerun_seeds, budget=prep["budget"], store=store,
-                                    criterion=crit, **common)
-                reports, selections = [tr.tune, tr.rerun], tr.selections
+                                    criterion=crit, **common)  # the tuning runs are in the store now
+                reports, selections = [rep, tr.rerun], tr.selections
             else:
-                rep = sweep(prep["problems"], prep["optimizers"], grid, args.seeds, prep["budget"], store,
-                            **common)
                 reports, selections = [rep], select_best(store, crit, run_ids=rep.run_ids)
         except ValueError as err:
             raise _usage(str(err)) from None
@@ -388,13 +445,15 @@ def cmd_plot(args: argparse.Namespace) -> int:
     path = Path(args.store)
     if not path.is_file():
         raise FileNotFoundError(f"results store {args.store!r} does not exist")
-    _criterion(args.criterion)
-    store = _open_store(args.store)
+    crit = _criterion(args.criterion)
+    store = _open_store(args.store, readonly=True)  # plots only read: works on a read-only file system
     try:
         problems = store.problems()
         if args.problem is not None and args.problem not in problems:
             known = ", ".join(problems) or "none"
             raise _usage(f"no runs of problem {args.problem!r} in {args.store}; problems there: {known}")
+        ids = None if args.problem is None else [r["run_id"] for r in store.runs(problem=args.problem)]
+        _check_metric(store, crit, args.criterion, ids)
         written = plot_store(store, args.out, problem=args.problem, criterion=args.criterion)
     finally:
         store.close()

@@ -6,15 +6,19 @@
   min-max band; learning rates where a seed diverged are crosses at the top of the panel.
 
 Titles name the problem (and options) and the protocol (batch size, steps, schedule, seeds).
+A store given as a path is opened read-only, so figures can be made from a store on a read-only
+file system.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,16 +92,30 @@ class ProblemRuns:
                 f"{n_seeds} seed{'s' if n_seeds != 1 else ''}")
 
 
+@contextlib.contextmanager
+def reading(store: Store | str | os.PathLike[str]) -> Iterator[Store]:
+    """``store`` itself, or the store at that path opened read-only (closed afterwards).
+
+    Raises ``FileNotFoundError`` if ``store`` is a path that does not exist.
+    """
+    if isinstance(store, Store):
+        yield store
+        return
+    if not Path(store).is_file():
+        raise FileNotFoundError(f"results store {str(store)!r} does not exist")
+    db = Store(store, readonly=True)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
 def load_problem_runs(store: Store | str | os.PathLike[str], problem: str | None = None) -> list[ProblemRuns]:
     """Read the runs (and their metrics) of ``problem`` (all problems if None), grouped by problem + options.
 
     Raises ``FileNotFoundError`` if ``store`` is a path that does not exist.
     """
-    owned = not isinstance(store, Store)
-    if owned and not Path(store).is_file():  # type: ignore[arg-type]
-        raise FileNotFoundError(f"results store {str(store)!r} does not exist")
-    db = Store(store) if owned else store  # type: ignore[arg-type]
-    try:
+    with reading(store) as db:
         groups: dict[str, ProblemRuns] = {}
         for row in db.runs(problem=problem):
             if not RunStatus(row["status"]).done:
@@ -106,9 +124,6 @@ def load_problem_runs(store: Store | str | os.PathLike[str], problem: str | None
             grp = groups.setdefault(key, ProblemRuns(row["problem"], dict(row["problem_options"]), []))
             grp.runs.append(_Run(row["run_id"], row["optimizer"], row["lr"], int(row["seed"]), RunStatus(row["status"]),
                                  row, db.metrics(row["run_id"])))
-    finally:
-        if owned:
-            db.close()
     return [groups[k] for k in sorted(groups)]
 
 
@@ -313,20 +328,41 @@ def plot_curves(
 ) -> list[Path]:
     """Learning curves per problem: mean over seeds and min-max band, one line per optimizer.
 
-    Each optimizer is drawn at its best learning rate by ``criterion`` (see :func:`select_best`).
+    Each optimizer is drawn at its best learning rate by ``criterion`` (see :func:`select_best`); a
+    ``CriterionWarning`` says when no finished run of a problem has the criterion's metric (then
+    every lr ranks alike and the smallest is drawn).
     ``x`` is ``"step"``, ``"epoch"`` or ``"auto"`` (epochs when the problem has them).
     Returns the written files (PNG and PDF per problem).
     """
-    import matplotlib.pyplot as plt
-
     if x not in ("auto", "step", "epoch"):
         raise ValueError(f"x must be 'auto', 'step' or 'epoch'; got {x!r}")
-    crit = Criterion.parse(criterion)
+    with reading(store) as db:
+        return _plot_curves(db, out_dir, problem, Criterion.parse(criterion), x, metrics, stem)
+
+
+class CriterionWarning(UserWarning):
+    """The criterion's metric is not recorded for the runs it should rank."""
+
+
+def _warn_missing_metric(grp: ProblemRuns, crit: Criterion) -> None:
+    finished = [r for r in grp.runs if r.status is RunStatus.FINISHED]
+    if finished and not any(crit.metric in r.metrics for r in finished):
+        names = sorted({m for r in finished for m in r.metrics})
+        warnings.warn(f"criterion metric {crit.metric!r} is not recorded for {grp.label} (metrics there: "
+                      f"{', '.join(names)}); every lr ranks alike, the smallest is drawn",
+                      CriterionWarning, stacklevel=3)
+
+
+def _plot_curves(store: Store, out_dir: str | os.PathLike[str], problem: str | None, crit: Criterion, x: str,
+                 metrics: Sequence[str], stem: str | None) -> list[Path]:
+    import matplotlib.pyplot as plt
+
     written: list[Path] = []
     for grp in load_problem_runs(store, problem):
         present = [m for m in metrics if any(m in r.metrics for r in grp.runs)]
         if not present:
             continue
+        _warn_missing_metric(grp, crit)
         best = best_lrs(store, grp, crit)
         eps = _epochs_per_step(grp.runs)
         if x == "epoch" and eps is None:
@@ -360,7 +396,9 @@ def plot_lr_sensitivity(
     import matplotlib.pyplot as plt
 
     written: list[Path] = []
-    for grp in load_problem_runs(store, problem):
+    with reading(store) as db:
+        groups = load_problem_runs(db, problem)
+    for grp in groups:
         present = [m for m in metrics if any(m in r.metrics for r in grp.runs)]
         if not present or not has_lr_grid(grp):
             continue
@@ -385,5 +423,6 @@ def plot_lr_sensitivity(
 def plot_store(store: Store | str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                problem: str | None = None, criterion: str | Criterion = "min:train_loss") -> list[Path]:
     """All figures for a store: curves and (where there is an lr grid) lr sensitivity, per problem."""
-    return (plot_curves(store, out_dir, problem=problem, criterion=criterion)
-            + plot_lr_sensitivity(store, out_dir, problem=problem))
+    with reading(store) as db:
+        return (plot_curves(db, out_dir, problem=problem, criterion=criterion)
+                + plot_lr_sensitivity(db, out_dir, problem=problem))

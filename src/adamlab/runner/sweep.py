@@ -3,6 +3,11 @@
 Resume rule: a run whose status in the store is ``finished`` or ``diverged`` is skipped; ``pending``,
 ``running`` (interrupted) and ``failed`` runs are (re)started, from their checkpoint when there is one.
 
+Concurrent sweeps on one store: a run is trained only after this process claims it in the store
+(:meth:`~adamlab.runner.store.Store.claim_many`); a run another live process holds is not trained
+again but waited for, and taken over if that process dies. So overlapping sweeps train each shared
+run once, and each returns when every run of its grid is done (by whichever process).
+
 Tuning protocol (Kingma & Ba 2015; Balles & Hennig 2018; DeepOBS): sweep a log grid of learning rates
 with ``tune_seeds``, pick per problem and optimizer the lr with the best *criterion* (the final value of
 a metric, mean over seeds; an lr where any seed diverged, failed or lacks the metric ranks last; ties go
@@ -11,10 +16,12 @@ to the smaller lr), then rerun that lr with ``rerun_seeds``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +39,14 @@ from adamlab.runner.store import DEFAULT_STORE, Store
 class SweepReport:
     """What a sweep did.
 
-    ``total`` configs; ``skipped`` were already done in the store; the others ran and ended
+    ``total`` configs; ``skipped`` were already done in the store, or were done by another process
+    while this sweep ran (those are also counted in ``elsewhere``); the others ran and ended
     ``finished``, ``diverged`` or ``failed``. ``run_ids`` lists all configs in grid order.
     """
 
     total: int = 0
     skipped: int = 0
+    elsewhere: int = 0
     finished: int = 0
     diverged: int = 0
     failed: int = 0
@@ -137,6 +146,10 @@ def _open_store(store: Store | str | os.PathLike[str]) -> tuple[Store, bool]:
     return Store(store), True
 
 
+#: Seconds between two looks at the runs another process holds, while a sweep waits for them.
+WAIT_POLL = 0.5
+
+
 def run_configs(
     configs: Sequence[RunConfig],
     store: Store | str | os.PathLike[str] = DEFAULT_STORE,
@@ -150,7 +163,14 @@ def run_configs(
     backend_options: Mapping[str, Any] | None = None,
     desc: str = "sweep",
 ) -> SweepReport:
-    """Run the configs not yet done in ``store`` with ``backend``; commit each result as it arrives."""
+    """Run the configs not yet done in ``store`` with ``backend``; commit each result as it arrives.
+
+    Each run is claimed in the store before it is handed to the backend: one at a time for the
+    serial backend (so concurrent serial sweeps share the grid), all claimable runs at once for the
+    others (a vmap block or a Ray job needs its runs together). Runs held by another live process
+    are waited for (and taken over if it dies); claims this sweep made but did not record (an
+    exception, Ctrl-C) are released when it ends.
+    """
     t0 = time.perf_counter()
     backend_impl = get_backend(backend, **dict(backend_options or {}))
     db, owned = _open_store(store)
@@ -167,23 +187,55 @@ def run_configs(
             checkpoint_dir=Path(str(db.path) + ".checkpoints") if checkpoint_every else None,
             checkpoint_every=checkpoint_every,
             progress=not quiet,
-            on_start=db.mark_running,
+            on_start=db.mark_started,
             problems={problem_key(*problem_name_and_options(p)): p for p in problems},
         )
         bar = sweep_bar(len(unique), quiet=quiet, desc=desc, initial=report.skipped)
+        held: set[str] = set()  # claimed by this sweep and not recorded yet
+
+        def elsewhere(n: int) -> None:
+            report.skipped += n
+            report.elsewhere += n
+            bar.update(n)
+
+        def claimed_batches() -> Iterator[list[RunConfig]]:
+            queue, waiting = list(todo), []
+            chunk = 1 if backend_impl.name == "serial" else None
+            while queue or waiting:
+                if not queue:  # only runs that other live processes hold are left
+                    time.sleep(WAIT_POLL)
+                    looked = db.classify(waiting, retry_failed=retry_failed)
+                    elsewhere(len(looked.done))
+                    queue, waiting = looked.claimed, looked.busy
+                    continue
+                head, queue = queue[: chunk or len(queue)], queue[chunk or len(queue):]
+                claims = db.claim_many(head, retry_failed=retry_failed)
+                elsewhere(len(claims.done))
+                waiting += claims.busy
+                if claims.claimed:
+                    held.update(c.run_id for c in claims.claimed)
+                    yield claims.claimed
+
         try:
-            if todo:
-                for result in backend_impl.run(todo, context):
-                    db.record(result)
-                    report.count(result.status)
-                    if result.error:
-                        report.errors[result.run_id] = f"{result.config.label()}: {result.error}"
-                    bar.update(1)
-                    bar.set_postfix_str(
-                        f"finished={report.finished} diverged={report.diverged} failed={report.failed}"
-                    )
+            with db.keep_alive():
+                for batch in claimed_batches():
+                    for result in backend_impl.run(batch, context):
+                        held.discard(result.run_id)
+                        if not db.record(result):  # another process recorded a final result first
+                            elsewhere(1)
+                            continue
+                        report.count(result.status)
+                        if result.error:
+                            report.errors[result.run_id] = f"{result.config.label()}: {result.error}"
+                        bar.update(1)
+                        bar.set_postfix_str(
+                            f"finished={report.finished} diverged={report.diverged} failed={report.failed}"
+                        )
         finally:
             bar.close()
+            if held:
+                with contextlib.suppress(sqlite3.Error, ValueError):  # never hide the exception in flight
+                    db.release(held)
     finally:
         if owned:
             db.close()

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from adamlab.problems import Problem
-from adamlab.runner.checkpoint import load_checkpoint, rng_states, save_checkpoint, set_rng_states
+from adamlab.runner.checkpoint import restore_checkpoint, rng_states, save_checkpoint, set_rng_states
 from adamlab.runner.config import Budget, RunConfig, make_config, train_set_size
 from adamlab.runner.hooks import RunHook
 from adamlab.runner.progress import run_bar
@@ -98,10 +98,8 @@ def execute(
     step = 0
     loss_sum, loss_n = 0.0, 0
     elapsed0 = 0.0
-    ckpt = load_checkpoint(checkpoint_path, config.run_id) if checkpoint_path is not None else None
+    ckpt = restore_checkpoint(checkpoint_path, config.run_id, model, optimizer)  # None: start over
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
         for _ in range(int(ckpt["batches_consumed"])):  # data position: replay the seeded stream
             next(batches)
         set_rng_states(ckpt["rng"])

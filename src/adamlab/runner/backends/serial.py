@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from adamlab.data.errors import DataIntegrityError, DataNotFoundError
 from adamlab.runner.backends import RunContext, failed_result
 from adamlab.runner.config import RunConfig
 from adamlab.runner.result import RunResult, utcnow
@@ -31,8 +32,8 @@ class SerialBackend:
                     checkpoint_every=context.checkpoint_every,
                     progress=context.progress,
                 )
-            except KeyboardInterrupt:
-                raise
+            except (KeyboardInterrupt, DataIntegrityError, DataNotFoundError):
+                raise  # missing or corrupt data is bad input for every run: it stops the sweep
             except Exception as err:  # noqa: BLE001 - a run's error must not stop the sweep
                 result = failed_result(config, err, started)
             yield result

@@ -29,6 +29,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from adamlab.data.errors import DataIntegrityError, DataNotFoundError
 from adamlab.runner.backends import RunContext, problem_key
 from adamlab.runner.backends.serial import SerialBackend
 from adamlab.runner.backends.vmap_optim import NotVectorizable
@@ -103,8 +104,8 @@ class VmapBackend:
                 for result in train_block(block, problem, wide=self.wide, compiled=self.compile):
                     done.add(result.run_id)
                     yield result
-            except KeyboardInterrupt:
-                raise
+            except (KeyboardInterrupt, DataIntegrityError, DataNotFoundError):
+                raise  # bad data is not a reason to go serial: it stops the sweep as itself
             except NotVectorizable as err:
                 left = [c for c in block if c.run_id not in done]
                 finer = plan_blocks(left, self.max_block, strict=True)
