@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 
@@ -169,3 +170,67 @@ def test_bad_form_falls_back_to_a_valid_one(tmp_path):
         assert x.shape == (24, 10000)
     with pytest.raises(DataIntegrityError, match="aclImdb_v1_text_no_unsup.tar.gz"):
         load("imdb", "train", root=tmp_path)  # without the override no form is valid
+
+
+def _bad_cache_texts(key, st):
+    """Cache files a user, a crash or another version could leave (issue 15.4)."""
+    k = json.dumps(key)
+    same = f'"size": {st.st_size}, "mtime_ns": {st.st_mtime_ns}'  # matches the file: the digest is trusted
+    return [
+        "{" + k + ": 5}",  # the issue's example: an entry that is not an object
+        "{" + k + ": {" + same + ', "sha256": 7}}',  # a digest of the wrong type ...
+        "{" + k + ": {" + same + ', "sha256": "not hex"}}',  # ... or not a digest
+        "{" + k + ': {"size": "64", "mtime_ns": 1.5, "sha256": "00"}}',
+        "{" + k + ': {"size": 1, "mtime_ns": 1, "nosuchhash": "ab"}}',
+        '{"folder:/x": {"fingerprint": 3}, ' + k + ': []}',
+        "[1, 2, 3]",
+        "{broken json",
+        "",
+        '"a string"',
+        "\udcff",
+    ]
+
+
+@pytest.mark.parametrize("index", range(11))
+def test_malformed_cache_is_ignored_and_rewritten(tiny_root, index):
+    key = str((tiny_root / REL).resolve())
+    cache = integ._cache_path()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(_bad_cache_texts(key, (tiny_root / REL).stat())[index], encoding="utf-8",
+                     errors="surrogateescape")
+    x, y = load("mnist", "train", root=tiny_root)  # no AttributeError / TypeError
+    assert x.shape[0] == 64
+    data = json.loads(cache.read_text())
+    assert isinstance(data[key], dict) and data[key]["sha256"] == _sha(tiny_root / REL)
+    assert all(integ._valid_entry(k, v) for k, v in data.items())
+
+
+def test_a_forged_cache_digest_of_the_right_shape_is_still_compared(tiny_root):
+    """A well-formed entry is trusted for (size, mtime) -- but never against the expected checksum."""
+    p = tiny_root / REL
+    st = p.stat()
+    cache = integ._cache_path()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({str(p.resolve()): {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                                                    "sha256": "0" * 64}}))
+    with pytest.raises(DataIntegrityError):
+        load("mnist", "train", root=tiny_root)
+    assert integ.check_dataset("mnist", tiny_root, rehash=True)[0].status == "ok"
+
+
+def test_rehash_ignores_the_cache(tiny_root, monkeypatch):
+    calls = []
+    real = integ.hash_file
+    monkeypatch.setattr(integ, "hash_file", lambda path, algorithm: calls.append(path) or real(path, algorithm))
+    integ.check_dataset("mnist", tiny_root)
+    n = len(calls)
+    integ.check_dataset("mnist", tiny_root)
+    assert len(calls) == n
+    integ.check_dataset("mnist", tiny_root, rehash=True)
+    assert len(calls) == 2 * n
+    integ.check_dataset("imdb", tiny_root)  # the folder form: fingerprint cached, then rehash reads again
+    m = len(calls)
+    integ.check_dataset("imdb", tiny_root)
+    assert len(calls) == m
+    integ.check_dataset("imdb", tiny_root, rehash=True)
+    assert len(calls) > m

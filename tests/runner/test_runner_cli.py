@@ -166,3 +166,120 @@ def test_full_demo_under_two_minutes(tmp_path, capsys):
     assert time.perf_counter() - t0 < 120
     out = capsys.readouterr().out
     assert "msvag" in out and (tmp_path / "demo" / "demo.png").exists()
+
+
+# -- reliability (issue 15): one line and exit 2 for bad input, never a traceback ---------------------
+
+
+def _sweep_argv(store, *extra):
+    return ["sweep", tiny.NAME, "--optimizers", "sgd,adam", "--lr-grid", "0.01,0.1", "--steps", "20",
+            "--store", str(store), "-q", *extra]
+
+
+def test_problem_too_large_for_memory_is_one_line(tmp_path, capsys):
+    code = main(["run", "quadratic.noisy", "--optimizer", "sgd", "--lr", "0.1", "--steps", "1",
+                 "--option", "d=1000000000000", "--store", str(tmp_path / "r.sqlite"), "-q"])
+    assert code == 2
+    line = _err_line(capsys)
+    assert "d=1000000000000" in line and "does not fit in memory" in line
+
+
+def test_memory_error_anywhere_is_one_line(tmp_path, capsys, monkeypatch):
+    def boom(*args, **kwargs):
+        raise MemoryError("Unable to allocate 7.28 TiB")
+
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("adamlab.runner.sweep"), "sweep", boom)
+    assert main(_sweep_argv(tmp_path / "r.sqlite")) == 2
+    assert "out of memory (Unable to allocate 7.28 TiB)" in _err_line(capsys)
+
+
+@pytest.mark.parametrize("where", ["file", "under_file"])
+def test_plot_out_on_a_file_is_one_line_with_the_path(tmp_path, capsys, where):
+    store = tmp_path / "r.sqlite"
+    assert main(_sweep_argv(store)) == 0
+    capsys.readouterr()
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    out = blocker if where == "file" else blocker / "figs"
+    assert main(["plot", str(store), "--out", str(out)]) == 2
+    line = _err_line(capsys)
+    assert line.startswith("adamlab plot: error:") and str(blocker) in line
+
+
+def test_unknown_criterion_metric_in_sweep_is_an_error(tmp_path, capsys):
+    store = tmp_path / "r.sqlite"
+    assert main(_sweep_argv(store, "--criterion", "max:nosuchmetric", "--rerun-seeds", "3")) == 2
+    line = _err_line(capsys)
+    assert "'nosuchmetric'" in line and "metrics available:" in line and "test_loss" in line
+    con = sqlite3.connect(store)
+    assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 4  # no rerun on a meaningless lr
+    con.close()
+
+
+def test_unknown_criterion_metric_in_plot_is_an_error(tmp_path, capsys):
+    store = tmp_path / "r.sqlite"
+    assert main(_sweep_argv(store)) == 0
+    capsys.readouterr()
+    assert main(["plot", str(store), "--out", str(tmp_path / "f"), "--criterion", "max:nosuch"]) == 2
+    line = _err_line(capsys)
+    assert "'nosuch'" in line and "train_loss" in line
+    assert not (tmp_path / "f").exists()
+
+
+def test_plot_api_warns_about_an_unknown_criterion_metric(tmp_path, capsys):
+    from adamlab.runner.plots import CriterionWarning, plot_curves
+
+    store = tmp_path / "r.sqlite"
+    assert main(_sweep_argv(store)) == 0
+    with pytest.warns(CriterionWarning, match="'nosuch' is not recorded .*metrics there: .*train_loss"):
+        plot_curves(store, tmp_path / "f", criterion="max:nosuch")
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--lr-grid", "1e-3:1e0:1000000"], "COUNT 1000000 is more than --max-runs 10000"),
+    (["--lr-grid", "1e-3:1e0:100", "--seeds", "60"], "plans 12000 runs, more than --max-runs 10000"),
+    (["--lr-grid", "1e-3:1e0:4", "--max-runs", "7"], "plans 8 runs, more than --max-runs 7"),
+    (["--lr-grid", "1e-3:1e0:2", "--rerun-seeds", "3", "--max-runs", "9"], "plans 10 runs"),
+])
+def test_grids_above_the_run_limit_are_refused(tmp_path, capsys, extra, match):
+    argv = ["sweep", tiny.NAME, "--optimizers", "sgd,adam", "--steps", "5", "--store", str(tmp_path / "r.sqlite"),
+            "-q", *extra]
+    assert main(argv) == 2
+    assert match in _err_line(capsys)
+    assert not (tmp_path / "r.sqlite").exists()  # refused before the store is opened
+
+
+def test_max_runs_allows_a_larger_grid(tmp_path, capsys):
+    argv = ["sweep", tiny.NAME, "--optimizers", "sgd,adam", "--lr-grid", "1e-3:1e0:4", "--steps", "5",
+            "--store", str(tmp_path / "r.sqlite"), "-q", "--max-runs", "8"]
+    assert main(argv) == 0
+    assert "8 runs done" in capsys.readouterr().out
+
+
+def _corrupt_mnist(root):
+    path = root / "mnist" / "train-images-idx3-ubyte.gz"
+    data = bytearray(path.read_bytes())
+    data[40] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("backend", ["serial", "vmap"])
+def test_runs_on_corrupt_data_exit_2_without_a_vmap_warning(tiny_data_root, tmp_path, capsys, backend):
+    import warnings
+
+    path = _corrupt_mnist(tiny_data_root)
+    store = tmp_path / "r.sqlite"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main(["sweep", "mnist.logreg", "--optimizers", "adam", "--lr-grid", "0.01,0.1", "--steps", "2",
+                     "--backend", backend, "--store", str(store), "-q"])
+    assert code == 2
+    line = _err_line(capsys)
+    assert "failed its integrity check" in line and str(path) in line
+    assert not [w for w in caught if "vectorised" in str(w.message)]
+    con = sqlite3.connect(store)  # nothing recorded as failed: the runs are left to do once the data is fixed
+    assert {s for (s,) in con.execute("SELECT status FROM runs")} == {"pending"}
+    con.close()
