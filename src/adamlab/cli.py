@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -77,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except OSError as err:  # a path that is missing, a file, read-only, full, ...
         print(f"adamlab {args.command}: error: {os_error_line(err)}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as err:  # e.g. a results store on a full or vanished disk
+        print(f"adamlab {args.command}: error: results store: {err}", file=sys.stderr)
         return 2
     except MemoryError as err:
         detail = f" ({err})" if str(err) else ""
