@@ -92,4 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # ``python -m adamlab.cli``: run the imported module's main, so that the UsageError the commands
+    # raise (adamlab.cli.UsageError) is the class main catches, not a second copy in __main__.
+    from adamlab.cli import main as _main
+
+    sys.exit(_main())
