@@ -42,6 +42,19 @@ class Dissected(AdamlabOptimizer):
     rule = F.dissected
     hyperparameter_checks = {"lr": V.learning_rate, "beta": V.decay_rate, "direction": V.one_of(*DIRECTIONS),
                              "variance_estimate": V.one_of(*VARIANCE_ESTIMATES), "weight_decay": V.nonnegative}
+    #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
+    pieces = F.dissected_step_pieces
+    #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
+    #: a bool or a function of the param group (reasons in that module's docstring).
+    theory = {
+        # Sign directions (and gamma, a ratio of moments) do not see the gradient's scale; g and m do.
+        "rescaling_invariance": lambda g: g["direction"] == "sign" and g["weight_decay"] == 0,
+        "step_bound": lambda g: g["direction"] == "sign",  # |sign| = 1, gamma <= 1
+        "constant_gradient_ratio": lambda g: g["direction"] == "sign" and g["weight_decay"] == 0,
+        # Variance adaptation shrinks the step as the SNR falls, and so does averaging g over time.
+        "cautiousness": lambda g: g["variance_adaptation"] or (g["momentum"] and g["direction"] == "grad"),
+        "param_scale_lr_equivalence": lambda g: g["direction"] == "sign" and g["weight_decay"] == 0,
+    }
 
     def __init__(
         self,

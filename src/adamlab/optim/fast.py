@@ -49,6 +49,8 @@ import torch
 import torch.fx.experimental._config as fx_config
 from torch import Tensor
 
+from adamlab.functional.common import step_scalars
+
 #: Keyword arguments of a rule that change from step to step (or under an LR schedule). They are passed
 #: to compiled kernels as 0-dim float64 tensors so that the kernel is compiled once.
 STEP_SCALARS = frozenset({"lr", "bias_correction1", "bias_correction2", "bias_correction", "rho"})
@@ -144,12 +146,16 @@ def warn_fallback(reason: str) -> None:
     )
 
 
-def split_kwargs(kwargs: dict[str, Any]) -> tuple[tuple[tuple[str, Any], ...], tuple[str, ...], list[float]]:
-    """Split rule kwargs into the static part (cache key) and the per-step scalars (names, values)."""
+def split_kwargs(kwargs: dict[str, Any], rule: Any = None) -> tuple[tuple[tuple[str, Any], ...], tuple[str, ...], list[float]]:
+    """Split rule kwargs into the static part (cache key) and the per-step scalars (names, values).
+
+    The per-step scalars are those the rule declares (:func:`adamlab.functional.common.step_scalars`);
+    :data:`STEP_SCALARS` when no rule is given.
+    """
     static, names, values = [], [], []
     for name in sorted(kwargs):
         value = kwargs[name]
-        if name in STEP_SCALARS:
+        if name in (STEP_SCALARS if rule is None else step_scalars(rule)):
             names.append(name)
             values.append(float(value))
         else:
@@ -287,7 +293,7 @@ def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], gr
     """
     if not params:
         return []
-    static, names, values = split_kwargs(kwargs)
+    static, names, values = split_kwargs(kwargs, rule)
     present = tuple(s is not None for s in states)
     device, dtype = params[0].device, params[0].dtype
     scalars = [torch.tensor(v, dtype=torch.float64, device=device) for v in values]

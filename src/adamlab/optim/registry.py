@@ -29,6 +29,7 @@ _ENTRIES: dict[str, tuple[str, dict[str, Any], str]] = {
     "svag": ("SVAG", {}, "variance-adapted SGD"),
     "msvag": ("MSVAG", {}, "momentum variance-adapted SGD (Balles & Hennig)"),
     "mssdva": ("MSSDVA", {}, "momentum sign descent with variance adaptation"),
+    "ndadam": ("NDAdam", {}, "ND-Adam: unit-norm weight vectors, one second moment per vector (Zhang et al.)"),
 }
 
 
