@@ -24,7 +24,7 @@ __all__ = ["RHO_MAX", "bias_correction", "ema", "msvag_rho", "prepare_grad", "ru
 #: :math:`(1-\beta)/(1+\beta)` (:math:`\rho_2 \le 0.51` for :math:`\beta = 0.9`), so the cap binds at
 #: :math:`t = 1` only, unless :math:`\beta < 0.001/1.999 \approx 5 \cdot 10^{-4}`, where it binds at every step.
 #:
-#: History (read there): the first versions of the reference cap both ``MSVAGOptimizer`` and
+#: History (the three stored versions of that file we could read): the first two cap both ``MSVAGOptimizer`` and
 #: ``SVAGOptimizer`` at 0.999; a later rewrite of ``MSVAGOptimizer`` for TensorFlow 1.6 (commit 19d548b)
 #: caps it at 0.9999 while ``SVAGOptimizer`` keeps 0.999. We follow 0.999 for the whole family: it is the
 #: reference's value for SVAG in every version and for M-SVAG originally, and it amplifies the first

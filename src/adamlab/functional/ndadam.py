@@ -34,10 +34,14 @@ Conventions of this implementation
   works. When ``exp_avg_sq`` has the parameter's shape, the tensor is stepped with Adam. Which tensors
   get vector state is the optimizer class's choice (:class:`adamlab.optim.NDAdam`: the ``normalized``
   param-group option).
-- **Start off the sphere.** The projection assumes :math:`\|w_{i,t-1}\| = 1`. We use
-  :math:`\hat w = w / \|w\|` in its place (identical on the sphere, up to rounding), so weights that
-  were not initialised with unit norm are put on the sphere by their first step. A zero vector stays
-  defined: its direction is taken as 0 (so :math:`g_t = \bar g_t`), never NaN.
+- **Start off the sphere.** The algorithm assumes :math:`\|w_{i,t-1}\| = 1` (the paper initialises the
+  weights so). We step from :math:`\hat w = w/\|w\|` with the gradient :math:`\|w\|\,\bar g`, which
+  is the identity on the sphere (up to rounding) and, off it, is the algorithm started at
+  :math:`\hat w`: for a unit followed by a normalisation layer (:math:`f(w) = f(w/\|w\|)`, the setting of
+  the paper) :math:`\|w\|\,\nabla f(w) = \nabla f(\hat w)` exactly, so the trajectory does not depend
+  on the initial norms at all. Without such a layer the first step changes the function the unit
+  computes (it rescales the unit by :math:`1/\|w\|`). A zero vector stays defined: its direction is
+  taken as 0 (so :math:`g_t = \bar g_t`), never NaN.
 - **Weight decay** (L2, ``weight_decay``) adds :math:`\lambda w` to the gradient of a weight vector,
   which the projection removes exactly: it only acts on the Adam-stepped tensors (the norm is fixed
   anyway).
@@ -107,7 +111,9 @@ def _sphere_step(param: T, grad: T, exp_avg: T, exp_avg_sq: T, *, lr: Any, beta1
                  weight_decay: float, maximize: bool, bias_correction1: Any,
                  bias_correction2: Any) -> tuple[T, T, T]:
     grad = prepare_grad(param, grad, weight_decay=weight_decay, maximize=maximize)
-    w = unit_vectors(param, exp_avg_sq)
+    norm = vector_sum(param * param, exp_avg_sq).sqrt()
+    w = safe_ratio(param, norm)
+    grad = grad.mul(norm.where(norm > 0, 1.0))  # the gradient at w/||w|| of a scale-invariant unit
     tangent = grad - vector_sum(grad * w, exp_avg_sq).mul(w)  # g - (g . w) w
     exp_avg = ema(exp_avg, tangent, beta1)
     exp_avg_sq = ema(exp_avg_sq, vector_sum(tangent * tangent, exp_avg_sq), beta2)
@@ -146,7 +152,8 @@ def ndadam(
         v \leftarrow \mathrm{EMA}_{\beta_2}(\|g\|^2), \quad
         w \leftarrow \frac{\hat w - \alpha\, \hat m/(\sqrt{\hat v}+\epsilon)}{\|\hat w - \alpha\, \hat m/(\sqrt{\hat v}+\epsilon)\|},
 
-    with :math:`\hat w = w/\|w\|`; every other tensor the Adam step of :func:`~adamlab.functional.adam.adam`
+    with :math:`\hat w = w/\|w\|` and :math:`\bar g` multiplied by :math:`\|w\|` (the identity on the
+    sphere; see "Start off the sphere"); every other tensor the Adam step of :func:`~adamlab.functional.adam.adam`
     (the same function, not a copy). ``bias_correction1`` and ``bias_correction2`` are
     :math:`1-\beta_1^t` and :math:`1-\beta_2^t` (:func:`~adamlab.functional.adam.adam_coefficients`).
     A :class:`TensorList` may mix both kinds.

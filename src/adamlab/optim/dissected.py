@@ -30,7 +30,7 @@ class Dissected(AdamlabOptimizer):
     momentum:
         Use the bias-corrected EMA :math:`m` instead of :math:`g` as the direction.
     variance_estimate:
-        ``"unbiased"`` (the paper's :math:`s`, with :math:`\rho_t` capped at 0.9999) or ``"naive"``
+        ``"unbiased"`` (the paper's :math:`s`, with :math:`\rho_t` capped at 0.999) or ``"naive"``
         (:math:`v - m^2`, which turns M-SSD-VA into Adam with :math:`\beta_1=\beta_2`, :math:`\epsilon=0`).
     weight_decay, maximize, foreach, fused, nonfinite:
         As in the other adamlab optimizers.
@@ -139,7 +139,7 @@ class MSVAG(_Preset):
 
     with bias-corrected :math:`m, v` (the paper's :math:`1 - \beta^{t}`; some ports divide by
     :math:`\beta^t`, which blows up), :math:`s = (v - m^2)/(1 - \rho_t)`, :math:`\rho_t` capped at
-    0.9999 so the first step is an SGD step, :math:`s \ge 0`, :math:`\gamma \in [0, 1]`, and a zero
+    0.999 (as the reference code) so the first step is an SGD step, :math:`s \ge 0`, :math:`\gamma \in [0, 1]`, and a zero
     gradient giving a zero step.
     """
 
