@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import adamlab.optim as O
@@ -136,6 +138,20 @@ def test_the_step_does_not_depend_on_the_weight_norm_of_a_scale_invariant_unit()
     adam_gap = (run("adam", w0) - run("adam", scales * w0)).abs().max()
     assert nd_gap < 1e-12
     assert adam_gap > 1e-3
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 4), k=st.integers(2, 6), scale=st.floats(1e-3, 1e3), grad_scale=st.floats(1e-6, 1e6),
+       seed=st.integers(0, 2**16))
+def test_weight_vectors_stay_on_the_unit_sphere(n, k, scale, grad_scale, seed):
+    gen = torch.Generator().manual_seed(seed)
+    w = (scale * torch.randn(n, k, generator=gen, dtype=torch.float64)).requires_grad_()
+    opt = O.NDAdam([w], lr=0.3)
+    for _ in range(4):
+        w.grad = grad_scale * torch.randn(n, k, generator=gen, dtype=torch.float64)
+        opt.step()
+    assert torch.isfinite(w).all()
+    torch.testing.assert_close(w.detach().norm(dim=1), torch.ones(n, dtype=torch.float64), rtol=0, atol=1e-14)
 
 
 def test_normalized_false_and_one_dim_tensors_are_plain_adam():
