@@ -278,7 +278,7 @@ def test_conformance_suite(test, monkeypatch):
         fn(**args)
 
 
-def test_conformance_model_with_hidden_and_output_layers_trains():
+def test_a_model_with_a_normalized_hidden_group_and_a_plain_group_trains():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1)).double()
     x, y = torch.randn(64, 4, dtype=torch.float64), torch.randn(64, 1, dtype=torch.float64)

@@ -3,7 +3,8 @@ r"""ND-Adam: normalized direction-preserving Adam (Zhang, Ma, Li & Wu, arXiv:170
 The paper (as we recall it; see "Uncertainty" below) observes two problems of Adam for the input weight
 vector :math:`w_i \in \mathbb R^k` of a hidden unit :math:`i` (the :math:`i`-th row of a linear layer's
 weight, or the :math:`i`-th output channel of a convolution): (1) Adam's per-coordinate second moments
-change the *direction* of the gradient, and (2) with batch normalisation after the unit, the function
+rescale the coordinates of the update, so its *direction* leaves the span of the vector's past
+gradients (where SGD's stays), and (2) with batch normalisation after the unit, the function
 does not depend on :math:`\|w_i\|`, but the effective step size :math:`\alpha/\|w_i\|` does, so the
 weight norm, and with it the effective learning rate, drifts: an ill-conditioning that Adam's invariance
 to rescaled *gradients* does not remove. ND-Adam keeps each :math:`w_i` on the unit sphere, adapts one

@@ -153,9 +153,10 @@ def split_kwargs(kwargs: dict[str, Any], rule: Any = None) -> tuple[tuple[tuple[
     :data:`STEP_SCALARS` when no rule is given.
     """
     static, names, values = [], [], []
+    per_step = STEP_SCALARS if rule is None else step_scalars(rule)
     for name in sorted(kwargs):
         value = kwargs[name]
-        if name in (STEP_SCALARS if rule is None else step_scalars(rule)):
+        if name in per_step:
             names.append(name)
             values.append(float(value))
         else:
