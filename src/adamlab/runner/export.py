@@ -23,7 +23,7 @@ import argparse
 import csv
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,8 +100,7 @@ def metrics_rows(db: Store) -> Iterator[tuple[str, int, str, float]]:
 
 @contextmanager
 def _atomic(path: Path, mode: str = "w") -> Iterator[str]:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+    tmp = str(path.parent / f".{path.name}.{uuid.uuid4().hex}")  # created by the writer: umask permissions
     try:
         yield tmp
         os.replace(tmp, path)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,8 +166,8 @@ def save_figure(fig: Any, out_dir: str | os.PathLike[str], stem: str, dpi: int =
     with matplotlib.rc_context(FONT_RC):
         for ext in ("png", "pdf"):
             path = out_dir / f"{stem}.{ext}"
-            fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".{ext}", dir=out_dir)
-            os.close(fd)
+            # a fresh name, not mkstemp: savefig creates the file, so it gets the umask's permissions
+            tmp = out_dir / f".{stem}.{uuid.uuid4().hex}.{ext}"
             try:
                 fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight")
                 os.replace(tmp, path)
