@@ -15,7 +15,7 @@ from adamlab.runner import progress
 
 ROOT = Path(__file__).resolve().parents[2]
 SWEEP = ["sweep", "quadratic.noisy", "--option", "d=10", "--optimizers", "sgd,adam", "--lr-grid", "0.01,0.1,1",
-         "--steps", "200"]
+         "--steps", "50"]
 RUNS = 6
 
 
@@ -67,7 +67,7 @@ def test_tqdm_mininterval_throttles_log_lines(tmp_path, capsys, monkeypatch):
 
 
 def test_resumed_sweep_says_what_was_done(tmp_path, capsys):
-    cli.main([*SWEEP[:-4], "--lr-grid", "0.01", "--steps", "200", "--store", str(tmp_path / "s.sqlite"), "-q"])
+    cli.main([*SWEEP[:-4], "--lr-grid", "0.01", "--steps", "50", "--store", str(tmp_path / "s.sqlite"), "-q"])
     capsys.readouterr()
     bars = _progress_lines(_sweep_in_process(tmp_path, capsys))
     assert bars[0] == f"sweep: {RUNS} runs (2 already done)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +20,6 @@ from adamlab.runner.report import (
     profile_ratios,
     time_to_target,
 )
-from adamlab.runner.report_page import write_report
 from adamlab.runner.result import RunStatus
 
 STEPS = (0, 10, 20, 30, 40)
@@ -133,11 +133,12 @@ def test_metric_fallback_and_left_out(tmp_path):
     assert [p.pid for p in rep.problems] == ["r[size=1]"] and "no test_accuracy" in rep.left_out[0]
 
 
-def test_html_is_self_contained(hand_made, tmp_path):
-    written = write_report(build_report(hand_made), tmp_path / "out")
+def test_cli_report_writes_a_self_contained_page(hand_made, tmp_path, capsys):
+    assert cli.main(["report", str(hand_made), "--out", str(tmp_path / "out")]) == 0
+    written = [Path(p) for p in capsys.readouterr().out.split()]
     page = written[0]
-    assert page.name == "report.html"
-    assert {p.suffix for p in written[1:]} == {".png", ".pdf"}
+    assert page == tmp_path / "out" / "report.html" and len(written) == 7
+    assert {p.suffix for p in written[1:]} == {".png", ".pdf"} and all(p.is_file() for p in written)
     text = page.read_text()
     assert not re.search(r"(https?:)?//[\w.-]+\.\w", re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text))
     assert "<script" not in text and "<link" not in text and "@import" not in text and "url(" not in text
@@ -148,12 +149,6 @@ def test_html_is_self_contained(hand_made, tmp_path):
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     for needle in ("Performance profiles", "AlgoPerf score", "tunability", "p.one", "p.two", "0.833"):
         assert needle in text, needle
-
-
-def test_cli_report(hand_made, tmp_path, capsys):
-    assert cli.main(["report", str(hand_made), "--out", str(tmp_path / "r")]) == 0
-    out = capsys.readouterr().out.split()
-    assert out[0] == str(tmp_path / "r" / "report.html") and len(out) == 7
 
 
 def test_cli_report_missing_store_is_one_line_exit_2(tmp_path, capsys):
