@@ -120,3 +120,16 @@ def test_tqdm_env_parsing():
     assert progress.tqdm_env(env) == {"disable": False, "ncols": 80, "mininterval": 0.5, "ascii": " #"}
     with pytest.raises(ValueError, match="TQDM_NCOLS must be an integer"):
         progress.tqdm_env({"TQDM_NCOLS": "wide"})
+
+
+def test_notebook_keeps_widget_bars(monkeypatch):
+    """In Jupyter stderr is no terminal, but tqdm.auto's widget bar redraws in place: keep it."""
+
+    class NotebookBar(progress._Null):
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+    NotebookBar.__module__ = "tqdm.notebook"
+    monkeypatch.setattr(progress, "tqdm", NotebookBar)
+    bar = progress.sweep_bar(3, quiet=False)
+    assert isinstance(bar, NotebookBar) and bar.kwargs["total"] == 3

@@ -25,9 +25,10 @@ from adamlab.runner.result import RunStatus
 STEPS = (0, 10, 20, 30, 40)
 
 
-def _record(db: Store, problem: str, opt: str, lr: float, seed: int, values, *, status=RunStatus.FINISHED,
+def _record(db: Store, problem: str, opt: str, lr: float | None, seed: int, values, *, status=RunStatus.FINISHED,
             clock: float = 1.0, metric: str = "test_accuracy") -> None:
-    config = RunConfig(problem, opt, {"lr": lr}, seed, STEPS[-1], 8, 10, {"name": "constant"}, {"size": 1})
+    hparams = {} if lr is None else {"lr": lr}
+    config = RunConfig(problem, opt, hparams, seed, STEPS[-1], 8, 10, {"name": "constant"}, {"size": 1})
     records = [{"step": s, metric: v, "wall_time": s * clock} for s, v in zip(STEPS, values, strict=False)]
     db.record(RunResult(config, status, records, diverged_step=len(values) * 10 if status == "diverged" else None))
 
@@ -118,6 +119,17 @@ def test_best_lr_is_ranked_on_the_tuning_seeds(tmp_path):
     assert e.best_lr == 0.1 and e.seeds == 3
     assert e.final_mean == pytest.approx((0.99 + 0.9 + 0.93) / 3)
     assert e.final_sd == pytest.approx(float(np.std([0.99, 0.9, 0.93], ddof=1)))
+
+
+def test_default_lr_runs_are_reported(tmp_path):
+    path = tmp_path / "d.sqlite"
+    with Store(path) as db:
+        _record(db, "p", "A", None, 0, [0, 0.5, 0.96, 0.97, 0.99])
+        _record(db, "p", "B", 0.1, 0, [0, 0.96, 0.97, 0.98, 1.0])
+    (prob,) = build_report(path).problems
+    a = prob.entries["A"]
+    assert a.best_lr is None and a.final_mean == 0.99 and a.speed_steps == 20 and a.lrs == 0
+    assert prob.entries["B"].speed_steps == 10
 
 
 def test_metric_fallback_and_left_out(tmp_path):

@@ -1,6 +1,6 @@
 """Progress: one bar per sweep (runs done / total, ETA) and one per run (steps, loss), or log lines.
 
-On a terminal (``sys.stderr.isatty()``) these are tqdm bars. Off a terminal (output redirected to a
+On a terminal (``sys.stderr.isatty()``) or in a notebook these are tqdm bars. Off a terminal (output redirected to a
 file, a CI log, ``nohup``) redrawing bars would write a new line at every refresh, so instead:
 
 - a sweep prints one line when it starts and one line per finished run
@@ -66,6 +66,11 @@ def _is_tty(stream: TextIO) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # closed or not a real stream
         return False
+
+
+def _bars() -> bool:
+    """Redrawable bars: a terminal, or a notebook (where ``tqdm.auto`` is the widget bar)."""
+    return _is_tty(sys.stderr) or tqdm.__module__.startswith("tqdm.notebook")
 
 
 class _Null:
@@ -152,7 +157,7 @@ def sweep_bar(total: int, *, quiet: bool, desc: str = "sweep", initial: int = 0)
     env = tqdm_env()
     if quiet or env.get("disable") or initial >= total:
         return _Null()
-    if not _is_tty(sys.stderr):
+    if not _bars():
         return LineProgress(total, desc=desc, unit="run", initial=initial,
                             interval=env.get("mininterval", 0.0), header=True)
     kwargs: dict[str, Any] = dict(total=total, initial=initial, desc=desc, unit="run", position=0,
@@ -165,7 +170,7 @@ def run_bar(total: int, *, quiet: bool, desc: str) -> Any:
     env = tqdm_env()
     if quiet or env.get("disable"):
         return _Null()
-    if not _is_tty(sys.stderr):
+    if not _bars():
         return _RunLines(total, desc=desc, unit="step", interval=env.get("mininterval", RUN_LINE_INTERVAL))
     kwargs: dict[str, Any] = dict(total=total, desc=desc, unit="step", position=1, leave=False,
                                   dynamic_ncols=True, mininterval=0.2, file=sys.stderr)

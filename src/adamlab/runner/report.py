@@ -257,10 +257,13 @@ def _problem_report(db: Store, grp: ProblemRuns, crit: Criterion, fraction: floa
     perf: dict[str, tuple[float | None, list[Any], list[float]]] = {}
     for opt in sorted({r.optimizer for r in grp.runs}):
         sel = selections.get(opt)
-        best_lr = sel.best_lr if sel is not None and math.isfinite(sel.score) else None
+        tuned = sel is not None and math.isfinite(sel.score)
+        best_lr = sel.best_lr if tuned else None  # None: the optimizer's default lr, if it was run so
         best_runs = [r for r in by_opt_lr.get((opt, best_lr), []) if r.status is RunStatus.FINISHED]
+        if not tuned and len(best_runs) != len(by_opt_lr.get((opt, None), [])):
+            best_runs = []  # a default-lr seed diverged or failed: no performance, as for a grid
         finals = [r.metrics[crit.metric][1][-1] for r in best_runs if crit.metric in r.metrics]
-        perf[opt] = (best_lr, best_runs, finals if best_lr is not None else [])
+        perf[opt] = (best_lr, best_runs, finals)
     # the target comes from the reported performance: s* is the best mean final value at a best lr
     initial = _initial(grp, crit.metric)
     means = [float(np.mean(f)) for _, _, f in perf.values() if f]
