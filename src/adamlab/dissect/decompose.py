@@ -154,7 +154,7 @@ def _adamax(p: Tensor, prev: Tensor | None, state: dict, group: dict) -> dict[st
 
 
 def _dissected(p: Tensor, prev: Tensor | None, state: dict, group: dict) -> dict[str, Any]:
-    momentum, va = group["momentum"], group["variance_adaptation"]
+    momentum, va = group["use_momentum"], group["variance_adaptation"]
     coeffs = F.dissected_coefficients(int(state["step"]), group["beta"])
     m = state["exp_avg"] / coeffs["bias_correction"] if (momentum or va) else None
     v = state["exp_avg_sq"] / coeffs["bias_correction"] if va else None

@@ -8,6 +8,7 @@ Every method here updates :math:`\theta \leftarrow \theta - \alpha\, d \odot \ga
 
 =============  ==========  ====================  ========  ==============================================
 method         direction   variance adaptation   momentum  update
+               (``direction``, ``variance_adaptation``, ``use_momentum``)
 =============  ==========  ====================  ========  ==============================================
 SGD            grad        no                    no        :math:`g`
 SSD            sign        no                    no        :math:`\operatorname{sign}(g)`
@@ -48,7 +49,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Literal, TypeVar
 
-from adamlab.functional.common import bias_correction, ema, msvag_rho, prepare_grad, safe_ratio
+from adamlab.functional.common import bias_correction, ema, msvag_rho, nan_sign, prepare_grad, safe_ratio
 
 T = TypeVar("T")
 Direction = Literal["grad", "sign"]
@@ -106,9 +107,13 @@ def dissected_pieces(
     rho: Any = 0.0,
     variance_estimate: str = "unbiased",
 ) -> tuple[T, T | float]:
-    """``(d, gamma)`` of the table above, from the gradient and the bias-corrected ``m``, ``v``."""
+    """``(d, gamma)`` of the table above, from the gradient and the bias-corrected ``m``, ``v``.
+
+    The sign direction is :func:`~adamlab.functional.common.nan_sign`: a NaN in ``m`` or ``g`` gives a
+    NaN step (``torch.sign`` would give 0 and freeze the coordinate), as in ``torch.optim``.
+    """
     source = m if momentum else grad
-    d = source.sign() if direction == "sign" else source
+    d = nan_sign(source) if direction == "sign" else source
     if not variance_adaptation:
         return d, 1.0
     gamma = variance_adaptation_factor(
@@ -127,7 +132,7 @@ def dissected(
     beta: Any = 0.9,
     direction: str = "grad",
     variance_adaptation: bool = False,
-    momentum: bool = True,
+    use_momentum: bool = True,
     variance_estimate: str = "unbiased",
     weight_decay: float = 0.0,
     maximize: bool = False,
@@ -139,17 +144,19 @@ def dissected(
     ``exp_avg`` (:math:`\tilde m`) is needed with momentum or variance adaptation, ``exp_avg_sq``
     (:math:`\tilde v`) with variance adaptation; pass None otherwise. ``bias_correction``
     (:math:`1-\beta^t`) and ``rho`` (:math:`\rho_t`) come from :func:`dissected_coefficients`.
+    ``use_momentum`` is the momentum switch (a bool; the name ``momentum`` is the float that torch's
+    cyclic LR schedulers write into param groups).
     """
     grad = prepare_grad(param, grad, weight_decay=weight_decay, maximize=maximize)
     m = v = None
-    if momentum or variance_adaptation:
+    if use_momentum or variance_adaptation:
         exp_avg = ema(exp_avg, grad, beta)
         m = exp_avg / bias_correction
     if variance_adaptation:
         exp_avg_sq = ema(exp_avg_sq, grad * grad, beta)
         v = exp_avg_sq / bias_correction
     d, gamma = dissected_pieces(
-        grad, m, v, direction=direction, variance_adaptation=variance_adaptation, momentum=momentum,
+        grad, m, v, direction=direction, variance_adaptation=variance_adaptation, momentum=use_momentum,
         rho=rho, variance_estimate=variance_estimate,
     )
     update = d * gamma if variance_adaptation else d
@@ -158,12 +165,12 @@ def dissected(
 
 #: The named corners of the family: the same function with its switches set.
 PRESETS: dict[str, dict[str, Any]] = {
-    "ssd": {"direction": "sign", "variance_adaptation": False, "momentum": False},
-    "mssd": {"direction": "sign", "variance_adaptation": False, "momentum": True},
-    "svag": {"direction": "grad", "variance_adaptation": True, "momentum": False},
-    "msvag": {"direction": "grad", "variance_adaptation": True, "momentum": True},
-    "mssdva": {"direction": "sign", "variance_adaptation": True, "momentum": True},
-    "msgd": {"direction": "grad", "variance_adaptation": False, "momentum": True},
+    "ssd": {"direction": "sign", "variance_adaptation": False, "use_momentum": False},
+    "mssd": {"direction": "sign", "variance_adaptation": False, "use_momentum": True},
+    "svag": {"direction": "grad", "variance_adaptation": True, "use_momentum": False},
+    "msvag": {"direction": "grad", "variance_adaptation": True, "use_momentum": True},
+    "mssdva": {"direction": "sign", "variance_adaptation": True, "use_momentum": True},
+    "msgd": {"direction": "grad", "variance_adaptation": False, "use_momentum": True},
 }
 
 ssd = partial(dissected, **PRESETS["ssd"])

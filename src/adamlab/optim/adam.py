@@ -24,7 +24,9 @@ class Adam(AdamlabOptimizer):
 
     rule = F.adam
     hyperparameter_checks = {"lr": V.learning_rate, "betas": V.beta_pair, "eps": V.nonnegative,
-                             "weight_decay": V.nonnegative}
+                             "weight_decay": V.nonnegative, "amsgrad": V.boolean,
+                             "decoupled_weight_decay": V.boolean, "eps_inside_sqrt": V.boolean,
+                             "bias_correction": V.boolean, "maximize": V.boolean}
 
     def __init__(
         self,
@@ -41,11 +43,13 @@ class Adam(AdamlabOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         nonfinite: str = "propagate",
     ) -> None:
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         decoupled_weight_decay=decoupled_weight_decay, eps_inside_sqrt=eps_inside_sqrt,
-                        bias_correction=bias_correction, maximize=maximize, foreach=foreach, fused=fused)
+                        bias_correction=bias_correction, maximize=maximize, foreach=foreach, fused=fused,
+                        differentiable=differentiable)
         super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
@@ -70,7 +74,7 @@ class Adamax(AdamlabOptimizer):
 
     rule = F.adamax
     hyperparameter_checks = {"lr": V.learning_rate, "betas": V.beta_pair, "eps": V.nonnegative,
-                             "weight_decay": V.nonnegative}
+                             "weight_decay": V.nonnegative, "maximize": V.boolean}
 
     def __init__(
         self,
@@ -83,10 +87,11 @@ class Adamax(AdamlabOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         nonfinite: str = "propagate",
     ) -> None:
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize,
-                        foreach=foreach, fused=fused)
+                        foreach=foreach, fused=fused, differentiable=differentiable)
         super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:

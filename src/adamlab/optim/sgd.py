@@ -12,14 +12,17 @@ from adamlab.optim.base import AdamlabOptimizer, ParamsT
 class SGD(AdamlabOptimizer):
     r"""Stochastic gradient descent, optionally with (Nesterov) momentum; see :func:`adamlab.functional.sgd`.
 
-    Drop-in for ``torch.optim.SGD``: same arguments, same state (``momentum_buffer``), same iterates.
-    ``lr`` is required (no paper default). Seed 003's heavy-ball form :math:`v \leftarrow \rho v - \eta g,\
+    Drop-in for ``torch.optim.SGD``: same arguments, same state (``momentum_buffer``), same iterates,
+    and torch's default ``lr=1e-3`` (the papers have none; so ``lr`` may be given per param group only).
+    Sparse gradients follow torch: the rule on the densified gradient (untouched entries see a zero
+    gradient, so momentum still decays them); not with ``fused=True`` or ``differentiable=True``. Seed 003's heavy-ball form :math:`v \leftarrow \rho v - \eta g,\
     \theta \leftarrow \theta + v` is ``SGD(momentum=rho)`` at constant ``lr``.
     """
 
     rule = F.sgd
+    sparse_grads = "dense"
     hyperparameter_checks = {"lr": V.learning_rate, "momentum": V.nonnegative, "dampening": V.nonnegative,
-                             "weight_decay": V.nonnegative}
+                             "weight_decay": V.nonnegative, "nesterov": V.boolean, "maximize": V.boolean}
 
     def validate_group(self, group: dict[str, Any]) -> None:
         super().validate_group(group)
@@ -29,7 +32,7 @@ class SGD(AdamlabOptimizer):
     def __init__(
         self,
         params: ParamsT,
-        lr: float,
+        lr: float = 1e-3,
         momentum: float = 0.0,
         dampening: float = 0.0,
         weight_decay: float = 0.0,
@@ -38,10 +41,12 @@ class SGD(AdamlabOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         nonfinite: str = "propagate",
     ) -> None:
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize, foreach=foreach, fused=fused)
+                        nesterov=nesterov, maximize=maximize, foreach=foreach, fused=fused,
+                        differentiable=differentiable)
         super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
