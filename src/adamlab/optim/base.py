@@ -276,7 +276,10 @@ class AdamlabOptimizer(Optimizer):
         param.index_put_(index, new_param)
 
     def _apply(self, param: Any, grad: Any, states: list[Any], kwargs: dict[str, Any]) -> None:
-        new_param, *new_states = type(self).rule(param, grad, *states, **kwargs)
+        args = (param, grad, *states)
+        if torch.is_grad_enabled():  # differentiable=True: autograd must not save what is updated in place below
+            args = tuple(None if a is None else a.clone() for a in args)
+        new_param, *new_states = type(self).rule(*args, **kwargs)
         for old, new in zip(states, new_states, strict=True):
             if old is not None:
                 copy_into(old, new)

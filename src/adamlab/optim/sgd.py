@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import Tensor
+
 from adamlab import functional as F
 from adamlab.optim import validation as V
 from adamlab.optim.base import AdamlabOptimizer, ParamsT
@@ -15,7 +17,8 @@ class SGD(AdamlabOptimizer):
     Drop-in for ``torch.optim.SGD``: same arguments, same state (``momentum_buffer``), same iterates,
     and torch's default ``lr=1e-3`` (the papers have none; so ``lr`` may be given per param group only).
     Sparse gradients follow torch: the rule on the densified gradient (untouched entries see a zero
-    gradient, so momentum still decays them); not with ``fused=True`` or ``differentiable=True``. Seed 003's heavy-ball form :math:`v \leftarrow \rho v - \eta g,\
+    gradient, so momentum still decays them); not with ``weight_decay``, ``fused=True`` or
+    ``differentiable=True`` (torch refuses them too). Seed 003's heavy-ball form :math:`v \leftarrow \rho v - \eta g,\
     \theta \leftarrow \theta + v` is ``SGD(momentum=rho)`` at constant ``lr``.
     """
 
@@ -48,6 +51,11 @@ class SGD(AdamlabOptimizer):
                         nesterov=nesterov, maximize=maximize, foreach=foreach, fused=fused,
                         differentiable=differentiable)
         super().__init__(params, defaults, nonfinite=nonfinite)
+
+    def _check_sparse(self, group: dict[str, Any], param: Tensor) -> None:
+        super()._check_sparse(group, param)
+        if group["weight_decay"] != 0:  # torch.optim.SGD fails on it too (sparse + dense)
+            raise RuntimeError("SGD: weight_decay is not supported with sparse gradients (as in torch.optim)")
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
         return ("momentum_buffer" if group["momentum"] != 0 else None,)
