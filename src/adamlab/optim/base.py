@@ -227,7 +227,7 @@ class AdamlabOptimizer(Optimizer):
                 if name is not None and name not in state:
                     state[name] = self.initial_state(name, p, group)
             state["step"] += 1
-            step = state["step"] if tracing else _step_value(state["step"])
+            step = state["step"].to(torch.float64) if tracing else _step_value(state["step"])
             if grads[i].is_sparse:
                 sparse.append((i, step))
             else:
@@ -241,7 +241,8 @@ class AdamlabOptimizer(Optimizer):
         foreach = not reference_only and (self._use_foreach(group, params) or (group.get("fused") is True
                                                                                and not compiled))
         for key, index in buckets.items():
-            step = self.state[params[index[0]]]["step"] if tracing else key[0]
+            # float64, so that the per-step coefficients match the host's Python floats of the eager path
+            step = self.state[params[index[0]]]["step"].to(torch.float64) if tracing else key[0]
             kwargs = self.rule_kwargs(group, step)
             views = [_real(params[i]) for i in index]
             grad_views = [_real(grads[i]) for i in index]
