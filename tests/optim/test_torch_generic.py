@@ -424,7 +424,7 @@ def _rosenbrock_grad(xy: torch.Tensor) -> torch.Tensor:
 
 SPARSE = {  # maximize=True gets the negated gradient, so every case descends
     "SGD": lambda ps: O.SGD(ps, lr=1e-4),
-    "SGD-momentum-nesterov-wd": lambda ps: O.SGD(ps, lr=1e-4, momentum=0.9, nesterov=True, weight_decay=0.1),
+    "SGD-momentum-nesterov": lambda ps: O.SGD(ps, lr=1e-4, momentum=0.9, nesterov=True),
     "SGD-dampening-maximize": lambda ps: O.SGD(ps, lr=1e-4, momentum=0.5, dampening=0.2, maximize=True),
     "Adagrad": lambda ps: O.Adagrad(ps, lr=0.05),
     "Adagrad-lr_decay-maximize": lambda ps: O.Adagrad(ps, lr=0.05, lr_decay=0.01, maximize=True),

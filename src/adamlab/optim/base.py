@@ -151,7 +151,12 @@ class AdamlabOptimizer(Optimizer):
         return torch.zeros_like(param, memory_format=torch.preserve_format)
 
     def rule_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
-        """Keyword arguments of the rule for a group at (1-based) step ``step``."""
+        """Keyword arguments of the rule for a group at (1-based) step ``step``.
+
+        ``step`` is a Python ``int`` (what :mod:`adamlab.optim.fast` and the vectorised backend pass
+        too), or a 0-dim float64 tensor while ``torch.compile`` traces the step; the host-side
+        ``*_coefficients`` helpers of :mod:`adamlab.functional` accept both.
+        """
         raise NotImplementedError
 
     # -- the step ---------------------------------------------------------------------------------
