@@ -145,6 +145,8 @@ def test_deepcopy_keeps_the_nonfinite_policy_and_the_skipped_count(name) -> None
     p.grad = torch.tensor([1.0, float("nan"), 0.0])
     opt.step()
     assert opt.skipped_steps == 1
+    pickled_state = opt.__getstate__()  # what pickle and deepcopy save
+    assert pickled_state["nonfinite"] == "skip" and pickled_state["skipped_steps"] == 1
     holder = copy.deepcopy({"p": p, "opt": opt})
     twin = holder["opt"]
     assert twin.nonfinite == "skip" and twin.skipped_steps == 1

@@ -12,7 +12,15 @@ from adamlab.functional.adagrad import adagrad, adagrad_denominator, adagrad_lr
 from adamlab.functional.adam import adam, adam_coefficients, adam_direction
 from adamlab.functional.adamax import adamax
 from adamlab.functional.averaging import debiased_average, temporal_average
-from adamlab.functional.common import RHO_MAX, bias_correction, ema, msvag_rho, prepare_grad, safe_ratio
+from adamlab.functional.common import (
+    RHO_MAX,
+    bias_correction,
+    ema,
+    msvag_rho,
+    nan_sign,
+    prepare_grad,
+    safe_ratio,
+)
 from adamlab.functional.dissected import (
     PRESETS,
     direction_variance,
@@ -34,6 +42,6 @@ __all__ = [
     "PRESETS", "RHO_MAX", "TensorList", "adagrad", "adagrad_denominator", "adagrad_lr", "adam", "adam_coefficients",
     "adam_direction", "adamax", "bias_correction", "copy_into", "debiased_average", "direction_variance",
     "dissected", "dissected_coefficients", "dissected_pieces", "ema", "msvag", "msvag_rho", "mssd",
-    "mssdva", "prepare_grad", "rmsprop", "rmsprop_denominator", "safe_ratio", "sgd", "sgd_direction", "ssd", "svag", "temporal_average",
+    "mssdva", "nan_sign", "prepare_grad", "rmsprop", "rmsprop_denominator", "safe_ratio", "sgd", "sgd_direction", "ssd", "svag", "temporal_average",
     "variance_adaptation_factor",
 ]
