@@ -71,16 +71,21 @@ class TemporalAveraging(Optimizer):
         loss = _step_with_own_hooks(self.optimizer, closure)
         with torch.no_grad():
             for group in self.param_groups:
+                self._init_group(group)
                 for p in group["params"]:
                     if p.grad is None:
                         continue
                     state = self.state[p]
-                    if not state:
-                        state[AVERAGE_STEP] = torch.zeros((), dtype=_get_scalar_dtype())
-                        state[AVERAGE] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state[AVERAGE_STEP] += 1
                     state[AVERAGE].copy_(F.temporal_average(state[AVERAGE], p, beta=self.beta))
         return loss
+
+    def _init_group(self, group: dict[str, Any]) -> None:
+        """Create the averages of the group's params with a grad (``torch.compile`` runs this eagerly)."""
+        for p in group["params"]:
+            if p.grad is not None and not self.state[p]:
+                self.state[p][AVERAGE_STEP] = torch.zeros((), dtype=_get_scalar_dtype())
+                self.state[p][AVERAGE] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.optimizer.zero_grad(set_to_none=set_to_none)

@@ -20,7 +20,9 @@ Conventions shared with ``torch.optim`` (tested against it in ``tests/optim/test
   as in torch's optimizers, so that ``torch.compile`` of a whole training step does not guard on (and
   recompile for) its value. Old state dicts with an ``int`` step load and are converted; a param state
   without a step counter (``torch.optim.SGD`` keeps none) counts as one step taken. ``rule_kwargs``
-  receives the step as a Python ``int`` (a tensor only while ``torch.compile`` traces the step).
+  receives the step as a Python ``int`` (a tensor only while ``torch.compile`` traces the step). Lazy
+  state is created in ``_init_group``, which ``torch.compile`` runs eagerly as for torch's optimizers:
+  a compiled training step compiles 2 graphs in all, as with ``torch.optim.Adam``.
 - State dicts from elsewhere (older adamlab versions, ``torch.optim``): a param group without a newer key
   gets the optimizer's default for it (``__setstate__``, which ``load_state_dict`` calls).
 - ``copy.deepcopy`` and pickling keep ``nonfinite`` and ``skipped_steps``.
@@ -173,9 +175,29 @@ class AdamlabOptimizer(Optimizer):
                 return loss
         for group, params, grads in work:
             if params:
+                with torch.no_grad():
+                    self._init_group(group)
                 with torch.set_grad_enabled(bool(group.get("differentiable", False))):
                     self._step_group(group, params, grads)
         return loss
+
+    def _init_group(self, group: dict[str, Any]) -> None:
+        """Create the missing state (step counter and :meth:`state_slots`) of the group's params with a grad.
+
+        The name is torch's: ``torch.compile`` runs an optimizer's ``_init_group`` eagerly instead of
+        tracing it, so a compiled training step does not also compile (and then guard on) the first
+        step's state creation.
+        """
+        slots = self.state_slots(group)
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            if "step" not in state:
+                state["step"] = torch.zeros((), dtype=_get_scalar_dtype())
+            for name in slots:
+                if name is not None and name not in state:
+                    state[name] = self.initial_state(name, p, group)
 
     def _params_with_grad(self, group: dict[str, Any]) -> tuple[list[Tensor], list[Tensor]]:
         params, grads = [], []
@@ -225,12 +247,7 @@ class AdamlabOptimizer(Optimizer):
         buckets: dict[tuple[Any, ...], list[int]] = {}
         sparse: list[tuple[int, Any]] = []
         for i, p in enumerate(params):
-            state = self.state[p]
-            if "step" not in state:
-                state["step"] = torch.zeros((), dtype=_get_scalar_dtype())
-            for name in slots:
-                if name is not None and name not in state:
-                    state[name] = self.initial_state(name, p, group)
+            state = self.state[p]  # created by _init_group
             state["step"] += 1
             step = state["step"].to(torch.float64) if tracing else _step_value(state["step"])
             if grads[i].is_sparse:
