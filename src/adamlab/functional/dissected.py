@@ -8,7 +8,6 @@ Every method here updates :math:`\theta \leftarrow \theta - \alpha\, d \odot \ga
 
 =============  ==========  ====================  ========  ==============================================
 method         direction   variance adaptation   momentum  update
-               (``direction``, ``variance_adaptation``, ``use_momentum``)
 =============  ==========  ====================  ========  ==============================================
 SGD            grad        no                    no        :math:`g`
 SSD            sign        no                    no        :math:`\operatorname{sign}(g)`
@@ -19,6 +18,9 @@ M-SSD          sign        no                    yes       :math:`\operatorname{
 M-SVAG         grad        yes                   yes       :math:`\frac{m^2}{m^2 + \rho s} \odot m`
 M-SSD-VA       sign        yes                   yes       :math:`\sqrt{\frac{m^2}{m^2 + \rho s}} \odot \operatorname{sign}(m)`
 =============  ==========  ====================  ========  ==============================================
+
+The three columns are the switches ``direction``, ``variance_adaptation`` and ``use_momentum`` of
+:func:`dissected` (and of :class:`adamlab.optim.Dissected`).
 
 with (seed 002, "Practical implementation of M-SVAG", written here with a 1-based step :math:`t`)
 
