@@ -19,9 +19,6 @@ M-SVAG         grad        yes                   yes       :math:`\frac{m^2}{m^2
 M-SSD-VA       sign        yes                   yes       :math:`\sqrt{\frac{m^2}{m^2 + \rho s}} \odot \operatorname{sign}(m)`
 =============  ==========  ====================  ========  ==============================================
 
-The three columns are the switches ``direction``, ``variance_adaptation`` and ``use_momentum`` of
-:func:`dissected` (and of :class:`adamlab.optim.Dissected`).
-
 with (seed 002, "Practical implementation of M-SVAG", written here with a 1-based step :math:`t`)
 
 .. math::
