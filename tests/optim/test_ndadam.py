@@ -248,7 +248,7 @@ def test_step_pieces_rebuild_the_update_and_need_the_previous_parameters():
         assert weight.kind == "sign" and weight.decay is not None and bias.decay is None
         # gamma = |m_hat|/(sqrt(v_hat) + eps) with one v per row
         st = opt.state[params[0]]
-        t = st["step"]
+        t = int(st["step"])
         want = (st["exp_avg"] / (1 - B1**t)).abs() / ((st["exp_avg_sq"] / (1 - B2**t)).sqrt() + EPS)
         torch.testing.assert_close(weight.gamma, want, rtol=1e-15, atol=0)
     with pytest.raises(ValueError, match="previous"):

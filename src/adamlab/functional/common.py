@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 RuleT = TypeVar("RuleT", bound=Callable[..., Any])
 
-__all__ = ["RHO_MAX", "bias_correction", "ema", "msvag_rho", "prepare_grad", "rule_grad", "safe_ratio", "update_rule",
+__all__ = ["RHO_MAX", "bias_correction", "ema", "msvag_rho", "nan_sign", "prepare_grad", "rule_grad", "safe_ratio", "update_rule",
            "step_scalars"]
 
 #: Cap on M-SVAG's :math:`\rho_t`, as in the reference code (github.com/lballes/msvag, ``msvag/msvag.py``:
@@ -96,6 +96,15 @@ def rule_grad(param: T | None, grad: T, *, weight_decay: float = 0.0, maximize: 
     return prepare_grad(param, grad, weight_decay=weight_decay, maximize=maximize)
 
 
+def nan_sign(x: T) -> T:
+    r""":math:`\operatorname{sign}(x)`, but NaN where :math:`x` is NaN (``torch.sign(nan)`` is 0).
+
+    Sign methods use it so that a NaN gradient reaches the parameter, as in every ``torch.optim``
+    method, instead of silently freezing the coordinate; :math:`\pm\infty` keeps its sign.
+    """
+    return x.sign().where(x.isnan().logical_not(), x)
+
+
 def ema(average: T, value: T, beta: Any) -> T:
     r"""Exponential moving average, :math:`a \leftarrow \beta a + (1 - \beta) x` (Kingma & Ba, Alg. 1)."""
     return beta * average + (1 - beta) * value
@@ -116,8 +125,11 @@ def msvag_rho(beta: float, step: int) -> float:
     """
     bt = beta**step
     denominator = (1 + beta) * (1 - bt)
-    rho = 1.0 if denominator == 0 else (1 - beta) * (1 + bt) / denominator
-    return min(rho, RHO_MAX)
+    if isinstance(denominator, (int, float)):
+        rho = 1.0 if denominator == 0 else (1 - beta) * (1 + bt) / denominator
+        return min(rho, RHO_MAX)
+    # A tensor step (while torch.compile traces an optimizer step): same value, no host branch.
+    return ((1 - beta) * (1 + bt) / denominator).nan_to_num(nan=1.0, posinf=1.0).clamp(max=RHO_MAX)
 
 
 def safe_ratio(numerator: T, denominator: T) -> T:

@@ -53,6 +53,7 @@ from adamlab.functional.common import (
     bias_correction,
     ema,
     msvag_rho,
+    nan_sign,
     prepare_grad,
     rule_grad,
     safe_ratio,
@@ -119,9 +120,13 @@ def dissected_pieces(
     rho: Any = 0.0,
     variance_estimate: str = "unbiased",
 ) -> tuple[T, T | float]:
-    """``(d, gamma)`` of the table above, from the gradient and the bias-corrected ``m``, ``v``."""
+    """``(d, gamma)`` of the table above, from the gradient and the bias-corrected ``m``, ``v``.
+
+    The sign direction is :func:`~adamlab.functional.common.nan_sign`: a NaN in ``m`` or ``g`` gives a
+    NaN step (``torch.sign`` would give 0 and freeze the coordinate), as in ``torch.optim``.
+    """
     source = m if momentum else grad
-    d = source.sign() if direction == "sign" else source
+    d = nan_sign(source) if direction == "sign" else source
     if not variance_adaptation:
         return d, 1.0
     gamma = variance_adaptation_factor(
@@ -141,7 +146,7 @@ def dissected(
     beta: Any = 0.9,
     direction: str = "grad",
     variance_adaptation: bool = False,
-    momentum: bool = True,
+    use_momentum: bool = True,
     variance_estimate: str = "unbiased",
     weight_decay: float = 0.0,
     maximize: bool = False,
@@ -153,17 +158,19 @@ def dissected(
     ``exp_avg`` (:math:`\tilde m`) is needed with momentum or variance adaptation, ``exp_avg_sq``
     (:math:`\tilde v`) with variance adaptation; pass None otherwise. ``bias_correction``
     (:math:`1-\beta^t`) and ``rho`` (:math:`\rho_t`) come from :func:`dissected_coefficients`.
+    ``use_momentum`` is the momentum switch (a bool; the name ``momentum`` is the float that torch's
+    cyclic LR schedulers write into param groups).
     """
     grad = prepare_grad(param, grad, weight_decay=weight_decay, maximize=maximize)
     m = v = None
-    if momentum or variance_adaptation:
+    if use_momentum or variance_adaptation:
         exp_avg = ema(exp_avg, grad, beta)
         m = exp_avg / bias_correction
     if variance_adaptation:
         exp_avg_sq = ema(exp_avg_sq, grad * grad, beta)
         v = exp_avg_sq / bias_correction
     d, gamma = dissected_pieces(
-        grad, m, v, direction=direction, variance_adaptation=variance_adaptation, momentum=momentum,
+        grad, m, v, direction=direction, variance_adaptation=variance_adaptation, momentum=use_momentum,
         rho=rho, variance_estimate=variance_estimate,
     )
     update = d * gamma if variance_adaptation else d
@@ -179,7 +186,7 @@ def dissected_step_pieces(
     lr: Any,
     direction: str = "grad",
     variance_adaptation: bool = False,
-    momentum: bool = True,
+    use_momentum: bool = True,
     variance_estimate: str = "unbiased",
     weight_decay: float = 0.0,
     maximize: bool = False,
@@ -194,28 +201,28 @@ def dissected_step_pieces(
     :math:`\hat\eta^2 = (v - m^2)/m^2` and the :math:`\rho`-unbiased :math:`\operatorname{Var}[d]/m^2`
     (:func:`direction_variance`), for which :math:`\gamma = 1/(1+\hat\eta^2)` (or its square root).
     """
-    m = exp_avg / bias_correction if (momentum or variance_adaptation) else None
+    m = exp_avg / bias_correction if (use_momentum or variance_adaptation) else None
     v = exp_avg_sq / bias_correction if variance_adaptation else None
-    g = m if momentum else rule_grad(param, grad, weight_decay=weight_decay, maximize=maximize, who="Dissected")
+    g = m if use_momentum else rule_grad(param, grad, weight_decay=weight_decay, maximize=maximize, who="Dissected")
     d, gamma = dissected_pieces(g, m, v, direction=direction, variance_adaptation=variance_adaptation,
-                                momentum=momentum, rho=rho, variance_estimate=variance_estimate)
+                                momentum=use_momentum, rho=rho, variance_estimate=variance_estimate)
     out: dict[str, Any] = dict(kind=direction, direction=d, magnitude=float(lr), gamma=gamma)
     if variance_adaptation:
         m2 = m * m
         out["eta2"] = safe_ratio(v - m2, m2)
-        var = direction_variance(m, v, rho=rho, momentum=momentum, variance_estimate=variance_estimate)
+        var = direction_variance(m, v, rho=rho, momentum=use_momentum, variance_estimate=variance_estimate)
         out["eta2_unbiased"] = safe_ratio(var, m2)
     return out
 
 
 #: The named corners of the family: the same function with its switches set.
 PRESETS: dict[str, dict[str, Any]] = {
-    "ssd": {"direction": "sign", "variance_adaptation": False, "momentum": False},
-    "mssd": {"direction": "sign", "variance_adaptation": False, "momentum": True},
-    "svag": {"direction": "grad", "variance_adaptation": True, "momentum": False},
-    "msvag": {"direction": "grad", "variance_adaptation": True, "momentum": True},
-    "mssdva": {"direction": "sign", "variance_adaptation": True, "momentum": True},
-    "msgd": {"direction": "grad", "variance_adaptation": False, "momentum": True},
+    "ssd": {"direction": "sign", "variance_adaptation": False, "use_momentum": False},
+    "mssd": {"direction": "sign", "variance_adaptation": False, "use_momentum": True},
+    "svag": {"direction": "grad", "variance_adaptation": True, "use_momentum": False},
+    "msvag": {"direction": "grad", "variance_adaptation": True, "use_momentum": True},
+    "mssdva": {"direction": "sign", "variance_adaptation": True, "use_momentum": True},
+    "msgd": {"direction": "grad", "variance_adaptation": False, "use_momentum": True},
 }
 
 ssd = partial(dissected, **PRESETS["ssd"])

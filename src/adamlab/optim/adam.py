@@ -24,7 +24,9 @@ class Adam(AdamlabOptimizer):
 
     rule = F.adam
     hyperparameter_checks = {"lr": V.learning_rate, "betas": V.beta_pair, "eps": V.nonnegative,
-                             "weight_decay": V.nonnegative}
+                             "weight_decay": V.nonnegative, "amsgrad": V.boolean,
+                             "decoupled_weight_decay": V.boolean, "eps_inside_sqrt": V.boolean,
+                             "bias_correction": V.boolean, "maximize": V.boolean}
     #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
     pieces = F.adam_step_pieces
     #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
@@ -54,11 +56,13 @@ class Adam(AdamlabOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         nonfinite: str = "propagate",
     ) -> None:
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         decoupled_weight_decay=decoupled_weight_decay, eps_inside_sqrt=eps_inside_sqrt,
-                        bias_correction=bias_correction, maximize=maximize, foreach=foreach, fused=fused)
+                        bias_correction=bias_correction, maximize=maximize, foreach=foreach, fused=fused,
+                        differentiable=differentiable)
         super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
@@ -83,7 +87,7 @@ class Adamax(AdamlabOptimizer):
 
     rule = F.adamax
     hyperparameter_checks = {"lr": V.learning_rate, "betas": V.beta_pair, "eps": V.nonnegative,
-                             "weight_decay": V.nonnegative}
+                             "weight_decay": V.nonnegative, "maximize": V.boolean}
     #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
     pieces = F.adamax_step_pieces
     #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
@@ -107,10 +111,11 @@ class Adamax(AdamlabOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         nonfinite: str = "propagate",
     ) -> None:
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize,
-                        foreach=foreach, fused=fused)
+                        foreach=foreach, fused=fused, differentiable=differentiable)
         super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:

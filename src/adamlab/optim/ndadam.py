@@ -92,8 +92,11 @@ class NDAdam(AdamlabOptimizer):
         return ("exp_avg", "exp_avg_sq")
 
     def initial_state(self, name: str, param: Tensor, group: dict[str, Any]) -> Tensor:
-        if name == "exp_avg_sq" and group["normalized"] and F.is_vector_weight(param.shape):
-            return torch.zeros(F.vector_state_shape(param.shape), dtype=param.dtype, device=param.device)
+        # A complex weight is stepped as its real pairs (like torch.optim), so its vectors are those of
+        # the real view and their second moments are real: one per vector, not per real/imaginary part.
+        real = torch.view_as_real(param) if param.is_complex() else param
+        if name == "exp_avg_sq" and group["normalized"] and F.is_vector_weight(real.shape):
+            return torch.zeros(F.vector_state_shape(real.shape), dtype=real.dtype, device=param.device)
         return super().initial_state(name, param, group)
 
     def rule_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:

@@ -19,7 +19,8 @@ class RMSprop(AdamlabOptimizer):
 
     rule = F.rmsprop
     hyperparameter_checks = {"lr": V.learning_rate, "alpha": V.closed_decay_rate, "eps": V.nonnegative,
-                             "weight_decay": V.nonnegative, "momentum": V.nonnegative}
+                             "weight_decay": V.nonnegative, "momentum": V.nonnegative, "centered": V.boolean,
+                             "maximize": V.boolean}
     #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
     pieces = F.rmsprop_step_pieces
     #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
@@ -45,10 +46,12 @@ class RMSprop(AdamlabOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         nonfinite: str = "propagate",
     ) -> None:
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                        centered=centered, maximize=maximize, foreach=foreach, fused=fused)
+                        centered=centered, maximize=maximize, foreach=foreach, fused=fused,
+                        differentiable=differentiable)
         super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
