@@ -11,12 +11,15 @@ Path choice per parameter group:
 - ``fused=True``: the compiled kernel (falls back to foreach, with one warning, where it cannot compile);
 - ``fused=False``: the reference path chosen by ``foreach`` (PyTorch's default: per tensor on CPU);
 - ``fused=None`` (default) and ``foreach=None``: the compiled kernel when the group has at least
-  :func:`adamlab.optim.fast.min_numel` elements (1M by default) and a compiler is available, otherwise
-  the reference path. An explicit ``foreach=True/False`` with ``fused=None`` means the reference path.
+  :func:`adamlab.optim.fast.min_numel` elements (1M by default) and a compiler is available; a smaller
+  group starts on the reference path and switches once that has cost about one compile
+  (:func:`adamlab.optim.fast.use_compiled`). An explicit ``foreach=True/False`` with ``fused=None``
+  means the reference path.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -149,6 +152,7 @@ class AdamlabOptimizer(Optimizer):
             buckets.setdefault((state["step"], p.device, p.dtype), []).append(i)
         compiled = self._use_compiled(group, params)
         foreach = self._use_foreach(group, params) or (group.get("fused") is True and not compiled)
+        start = 0.0 if compiled else time.perf_counter()
         for (step, _, _), index in buckets.items():
             kwargs = self.rule_kwargs(group, step)
             if compiled:
@@ -173,6 +177,8 @@ class AdamlabOptimizer(Optimizer):
                 for i in index:
                     state = self.state[params[i]]
                     self._apply(params[i], grads[i], [None if n is None else state[n] for n in slots], kwargs)
+        if not compiled:  # fused=None: the reference path's time counts towards compiling (fast.use_compiled)
+            fast.note_eager(self, group, time.perf_counter() - start)
 
     def _apply(self, param: Any, grad: Any, states: list[Any], kwargs: dict[str, Any]) -> None:
         new_param, *new_states = type(self).rule(param, grad, *states, **kwargs)
@@ -181,18 +187,9 @@ class AdamlabOptimizer(Optimizer):
                 copy_into(old, new)
         copy_into(param, new_param)
 
-    @staticmethod
-    def _use_compiled(group: dict[str, Any], params: list[Tensor]) -> bool:
-        """Whether this group steps with the compiled kernel (see the module docstring)."""
-        fused = group.get("fused")
-        if fused is False or (fused is None and group.get("foreach") is not None):
-            return False
-        if fused is None and sum(p.numel() for p in params) < fast.min_numel():
-            return False
-        ok, reason = fast.compile_available(params[0].device)
-        if not ok:
-            fast.warn_fallback(reason)
-        return ok
+    def _use_compiled(self, group: dict[str, Any], params: list[Tensor]) -> bool:
+        """Whether this group steps with the compiled kernel (the policy: :func:`adamlab.optim.fast.use_compiled`)."""
+        return fast.use_compiled(self, group, params)
 
     @staticmethod
     def _use_foreach(group: dict[str, Any], params: list[Tensor]) -> bool:
