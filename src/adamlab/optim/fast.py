@@ -1,36 +1,38 @@
 """Fast steps: the functional rule compiled into one in-place pass over each tensor.
 
-The math is not here. :func:`compiled_kernel` wraps a rule of :mod:`adamlab.functional` as
+The math is not here. :func:`get_kernel`, the one builder of compiled kernels in the package (the
+optimizers' and the vectorised backend's), wraps a rule of :mod:`adamlab.functional` as
 
 .. code-block:: python
 
-    def kernel(params, grads, *state_lists, *scalars):   # lists of flat tensors
-        for j in range(len(params)):
-            new_param, *new_states = rule(params[j], grads[j], *states_j, **static_kwargs, **scalars)
-            params[j].copy_(new_param); states_j[k].copy_(new_states[k]) ...
+    def kernel(param, grad, hyper, *states):      # contiguous tensors of one shape
+        new_param, *new_states = rule(param, grad, *states, **static_kwargs,
+                                      **{name: hyper[i] for i, name in enumerate(names)})
+        param.copy_(new_param); states[k].copy_(new_states[k]) ...
 
 and hands it to ``torch.compile`` (Inductor). The compiled kernel reads every input once and writes each
 parameter and its state in place: no temporaries, one streaming pass per tensor, which is what bounds an
 optimizer step on a CPU (about 28 bytes per parameter for Adam and M-SVAG).
 
-How recompiles are avoided (at most two compiles, serial and parallel, per rule, switches, dtype and
-device, for every model):
+One compile per rule, switches, dtype and device, for every model:
 
-- every tensor is passed as a flat 1-D alias and the kernel is compiled with ``dynamic=True`` and without
-  duck sizing, so one compile serves all tensor sizes (tensors of fewer than :data:`MIN_KERNEL_NUMEL`
-  elements, which PyTorch would specialise on, and non-contiguous ones take the reference path);
-- tensors of at least :data:`PARALLEL_MIN_NUMEL` elements go one per call to an OpenMP-parallel kernel;
-  smaller ones go :data:`CHUNK` per call (a short last chunk padded with private scratch tensors) to a
-  serial kernel, so one compile of each serves every model and there is no thread barrier per small tensor;
-- the per-step floats (:data:`STEP_SCALARS`: ``lr``, the bias corrections, ``rho``) are passed as 0-dim
-  float64 tensors, computed on the host exactly as in the reference path, so a new step or a learning-rate
-  schedule never recompiles. Everything else (betas, eps, switches) is part of the cache key, together
-  with the rule, which state slots are present, dtype and device;
-- compiled kernels are cached at module level (:data:`_KERNELS`) and each key gets its own code object,
-  so Dynamo's per-code-object recompile limit is never shared between rules.
+- tensors are passed as flat 1-D aliases, compiled with dynamic shapes and no duck sizing, so one
+  compile serves every size (tensors of fewer than :data:`MIN_KERNEL_NUMEL` elements, which PyTorch
+  would specialise on, non-contiguous ones and gradients of another dtype take the reference path);
+- the OpenMP loop takes its thread count at run time: tensors of at least :data:`PARALLEL_MIN_NUMEL`
+  elements run on all threads, smaller ones on one (no thread barrier per bias), same kernel;
+- the per-step floats (:data:`STEP_SCALARS`: ``lr``, the bias corrections, ``rho``) go in one float64
+  vector, computed on the host exactly as in the reference path and rounded to the parameter dtype
+  inside the kernel as PyTorch rounds a Python scalar, so a new step or an LR schedule never recompiles;
+  everything else (betas, eps, switches) is a constant of the kernel and part of the cache key,
+  together with the rule, which state slots are present, dtype, device and layout;
+- after the first call (Dynamo traces, Inductor compiles) a kernel is called directly, without Dynamo
+  and its guards (:class:`Kernel`): about 4 us a call instead of 22 us, which is what makes a
+  two-tensor model's step as cheap as torch's fused Adam.
 
-When compilation is not possible (no C++ compiler, unsupported platform, any compile error) the caller
-falls back to the reference (loop or foreach) path; :func:`warn_fallback` emits ONE warning per process.
+When compilation is not possible (no C++ compiler or Triton, unsupported platform, any compile error)
+the caller falls back to the reference (loop or foreach) path; :func:`warn_fallback` emits ONE warning
+per process. :func:`use_compiled` is the ``fused=`` policy; :func:`reset` forgets every kernel.
 """
 
 from __future__ import annotations
@@ -55,15 +57,15 @@ import torch.fx.experimental._config as fx_config
 from torch import Tensor
 
 #: Keyword arguments of a rule that change from step to step (or under an LR schedule). They are passed
-#: to compiled kernels as 0-dim float64 tensors so that the kernel is compiled once.
+#: to compiled kernels in one float64 vector (``hyper``) so that the kernel is compiled once.
 STEP_SCALARS = frozenset({"lr", "bias_correction1", "bias_correction2", "bias_correction", "rho"})
 
-#: ``fused=None`` (the default) uses the compiled path for a parameter group when the group has at least
-#: this many elements (and a compiler is available). Measured on 2 CPU threads (benchmarks/README.md):
-#: at 1M parameters the compiled step was 5-50x faster than the loop path, but it carries ~0.4 ms of
-#: fixed call overhead per step and its first step pays a one-time compile of 1-15 s per rule, which
-#: small models (and every test that steps an optimizer) should not pay. Override per process with the
-#: environment variable ``ADAMLAB_FUSED_MIN_NUMEL``; ``fused=True`` forces the compiled path.
+#: ``fused=None`` (the default) uses the compiled path from the first step for a parameter group of at
+#: least this many elements (and a compiler is available). At 1M parameters the compiled step saves
+#: milliseconds per step over the loop path, so a compile of 1-10 s is repaid within a few thousand
+#: steps; smaller groups (and every test that steps an optimizer) start eager and switch later
+#: (:data:`ASSUMED_COMPILE_SECONDS`). Override per process with the environment variable
+#: ``ADAMLAB_FUSED_MIN_NUMEL``; ``fused=True`` forces the compiled path.
 DEFAULT_MIN_NUMEL = 1_000_000
 
 #: ``fused=None``: a group below :func:`min_numel` switches to the compiled path once its reference-path
@@ -74,12 +76,7 @@ ASSUMED_COMPILE_SECONDS = 4.0
 #: Tensors with fewer elements take the reference path (a compiled kernel would specialise on sizes 0 and 1).
 MIN_KERNEL_NUMEL = 2
 
-#: Small tensors per call of the serial kernel. A call has a fixed Python/guard overhead (tens of
-#: microseconds), so small tensors (biases, norms) go CHUNK at a time; a fixed length (a short chunk is
-#: padded with scratch tensors) keeps it to one compile per rule for every model.
-CHUNK = 8
-
-#: Tensors with at least this many elements get the OpenMP-parallel kernel, one tensor per call (like
+#: Tensors with at least this many elements run on all OpenMP threads, smaller ones on one (like
 #: ``at::parallel_for``'s grain size, 32768, in torch's own fused kernels). Parallel loops over small
 #: tensors cost a thread barrier each, which on a busy 2-core host was measured at milliseconds.
 PARALLEL_MIN_NUMEL = 32768
@@ -87,9 +84,6 @@ PARALLEL_MIN_NUMEL = 32768
 #: Rules (``module.qualname``) whose divisions by per-step scalars are compiled as multiplications by
 #: the reciprocal (see :func:`scalar_division_to_reciprocal`).
 RECIPROCAL_RULES = frozenset({"adamlab.functional.adam.adam"})
-
-#: Size of a scratch padding slot (>= 2 so that Dynamo keeps it symbolic).
-PAD_NUMEL = 2
 
 #: Environment switch: ``ADAMLAB_NO_COMPILE=1`` disables the compiled path everywhere.
 NO_COMPILE_ENV = "ADAMLAB_NO_COMPILE"
@@ -185,8 +179,9 @@ class Kernel:
     calls skip Dynamo: the backend keeps the compiled graph and where each of its inputs comes from (a
     tensor argument, or one of its sizes), and :meth:`__call__` calls it directly. That bypasses Dynamo's
     guards, which is safe because everything they check is fixed by the cache key (rule, static
-    kwargs, present states, dtype, device, rank and which dimensions are 1) or by the callers (contiguous
-    tensors of equal shapes): one call costs about 8 us instead of 22 us (measured, idle host).
+    kwargs, present states, dtype, device, layout) or checked by the callers (contiguous
+    tensors of equal shapes, same dtype); Inductor's own size asserts stay on. One call costs about 4 us
+    (Inductor's runner) or 8 us (the AOT wrapper, off the CPU) instead of 22 us through Dynamo (idle host).
     """
 
     def __init__(self, key: KernelKey, rule: Callable[..., tuple[Any, ...]], static: dict[str, Any],
@@ -301,19 +296,20 @@ def describe_error(exc: BaseException) -> str:
 
 
 def get_kernel(rule: Callable[..., tuple[Any, ...]], static: tuple[tuple[str, Any], ...], names: tuple[str, ...],
-               present: tuple[bool, ...], dtype: torch.dtype, device: torch.device, ndim: int = 1,
+               present: tuple[bool, ...], dtype: torch.dtype, device: torch.device, layout: str = "N",
                hyper_dtype: torch.dtype = torch.float64) -> Kernel:
     """The compiled in-place kernel of ``rule`` (cached per process): the one builder of the package.
 
     ``static``: the rule's keyword arguments baked into the kernel (part of the key); ``names``: those
     passed at run time in ``hyper``; ``present``: which state slots of the rule get a tensor (the
-    others get None); ``ndim``: rank of the tensors (the optimizers pass 1-D flat aliases; callers
-    leave out size-1 dimensions, which Dynamo would specialise on); ``hyper_dtype``: of ``hyper``
+    others get None); ``layout``: one letter per dimension of the tensors, ``"N"`` for the optimizers'
+    1-D flat aliases, a subset of ``"PKQ"`` for the stacks of :func:`stacked_step` (``K`` the run axis;
+    size-1 dimensions, which Dynamo would specialise on, are left out); ``hyper_dtype``: of ``hyper``
     (float64 in the optimizers: each value is rounded to ``dtype`` inside the kernel, as PyTorch rounds
     a Python scalar; the parameter dtype in the vectorised backend, rounded on the host: the same value).
     """
     key = (getattr(rule, "__module__", ""), getattr(rule, "__qualname__", repr(rule)), id(rule), static,
-           names, present, dtype, device.type, ndim, hyper_dtype)
+           names, present, dtype, device.type, layout, hyper_dtype)
     kernel = _KERNELS.get(key)
     if kernel is None:
         kernel = Kernel(key, rule, dict(static), names, present, device)
@@ -568,7 +564,8 @@ def stacked_step(rule: Callable[..., tuple[Any, ...]], static: tuple[tuple[str, 
     hyper = torch.stack([torch.as_tensor(v, dtype=param.dtype, device=param.device).reshape(-1).expand(k)
                          for v in values]).view(len(values), *bshape)
     present = tuple(s is not None for s in states)
-    kernel = get_kernel(rule, static, names, present, param.dtype, param.device, ndim=len(keep),
+    layout = "".join(letter for letter, d in zip("PKQ", dims, strict=True) if d != 1)
+    kernel = get_kernel(rule, static, names, present, param.dtype, param.device, layout=layout,
                         hyper_dtype=param.dtype)
     return kernel(flat[0], flat[1], hyper, *(s for s in flat[2:] if s is not None))
 
