@@ -162,6 +162,7 @@ class AdamlabOptimizer(Optimizer):
                     [grads[i] for i in index],
                     [None if n is None else [self.state[params[i]][n] for i in index] for n in slots],
                     kwargs,
+                    owner=(self, group),
                 )
                 index = [index[j] for j in left]
             if not index:

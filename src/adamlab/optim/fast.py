@@ -423,7 +423,8 @@ def hyper_tensor(values: Sequence[float], device: torch.device, kernel: Kernel |
 
 
 def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], grads: Sequence[Tensor],
-              states: Sequence[Sequence[Tensor] | None], kwargs: dict[str, Any]) -> list[int]:
+              states: Sequence[Sequence[Tensor] | None], kwargs: dict[str, Any],
+              owner: tuple[Any, dict[str, Any]] | None = None) -> list[int]:
     """Run one step of ``rule`` over a bucket with the compiled kernel, in place.
 
     Parameters
@@ -436,6 +437,9 @@ def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], gr
         One entry per state slot of the rule: the bucket's state tensors, or None where the rule gets None.
     kwargs:
         The rule's keyword arguments for this step (``rule_kwargs``).
+    owner:
+        ``(optimizer, param_group)``: keep the group's :class:`_Plan` between steps (it goes with the
+        optimizer); without it, everything is worked out again.
 
     Returns
     -------
@@ -447,52 +451,96 @@ def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], gr
     """
     if not params:
         return []
-    static, names, values = split_kwargs(kwargs)
-    present = tuple(s is not None for s in states)
-    device, dtype = params[0].device, params[0].dtype
-    kernel = get_kernel(rule, static, names, present, dtype, device)
-    if kernel.broken is not None:
-        return list(range(len(params)))
-    hyper = hyper_tensor(values, device, kernel)
-    rest: list[int] = []
-    small: list[tuple[Tensor, ...]] = []
-    large: list[tuple[Tensor, ...]] = []
-    for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-        n = p.numel()
-        fp = _flat(p) if n >= MIN_KERNEL_NUMEL else None
-        fs = [_flat(s[i]) for s in states if s is not None]
-        if fp is None or g.dtype != dtype or any(f is None or f.dtype != dtype for f in fs):
-            rest.append(i)
-            continue
-        args = (fp, g.view(-1) if g.is_contiguous() else g.reshape(-1), hyper, *fs)
-        (large if n >= PARALLEL_MIN_NUMEL or device.type != "cpu" else small).append((i, *args))
-    if small:
-        threads = torch.get_num_threads()
-        if threads > 1:
-            torch.set_num_threads(1)
-        try:
-            for item in small:
-                if not kernel(*item[1:]):
-                    break
-        finally:
+    choice = _choice(*owner) if owner is not None else None
+    plan = choice.plan if choice is not None else None
+    if plan is None or not plan.valid(rule, params, states, kwargs):
+        plan = _Plan(rule, params, states, kwargs)
+        if choice is not None:
+            choice.plan = plan
+    return plan.run(grads, kwargs)
+
+
+class _Plan:
+    """What :func:`fast_step` works out once per parameter group and reuses while nothing changes.
+
+    The kernel, the flat aliases of the parameters and states, and which tensors run on one thread,
+    on all threads, or on the reference path. :meth:`valid` checks (by identity and storage) that the
+    group still has the same tensors and the same static hyperparameters; this is most of the saving
+    on a two-tensor model, where the fixed work per step is all there is.
+    """
+
+    def __init__(self, rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor],
+                 states: Sequence[Sequence[Tensor] | None], kwargs: dict[str, Any]) -> None:
+        static, names, _ = split_kwargs(kwargs)
+        self.rule, self.static, self.names, self.n_kwargs = rule, static, names, len(kwargs)
+        self.params = list(params)
+        self.ptrs = [p.data_ptr() for p in params]
+        self.states = [None if s is None else list(s) for s in states]
+        device, self.dtype = params[0].device, params[0].dtype
+        self.device = device
+        self.kernel = get_kernel(rule, static, names, tuple(s is not None for s in states), self.dtype, device)
+        self.rest: list[int] = []
+        self.small: list[tuple[int, Tensor, list[Tensor]]] = []
+        self.large: list[tuple[int, Tensor, list[Tensor]]] = []
+        for i, p in enumerate(params):
+            n = p.numel()
+            fp = _flat(p) if n >= MIN_KERNEL_NUMEL else None
+            fs = [_flat(s[i]) for s in states if s is not None]
+            if fp is None or any(f is None or f.dtype != self.dtype for f in fs):
+                self.rest.append(i)
+                continue
+            big = n >= PARALLEL_MIN_NUMEL or device.type != "cpu"
+            (self.large if big else self.small).append((i, fp, fs))  # type: ignore[arg-type]
+
+    def valid(self, rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor],
+              states: Sequence[Sequence[Tensor] | None], kwargs: dict[str, Any]) -> bool:
+        if rule is not self.rule or len(params) != len(self.params) or len(kwargs) != self.n_kwargs:
+            return False
+        for p, q, ptr in zip(params, self.params, self.ptrs, strict=True):
+            if p is not q or p.data_ptr() != ptr:
+                return False
+        for new, old in zip(states, self.states, strict=True):
+            if (new is None) != (old is None) or (new is not None and any(
+                    a is not b for a, b in zip(new, old, strict=True))):  # type: ignore[arg-type]
+                return False
+        return all(name in kwargs and kwargs[name] == value for name, value in self.static)
+
+    def run(self, grads: Sequence[Tensor], kwargs: dict[str, Any]) -> list[int]:
+        kernel = self.kernel
+        if kernel.broken is not None:
+            return list(range(len(self.params)))
+        hyper = hyper_tensor([float(kwargs[name]) for name in self.names], self.device, kernel)
+        dtype = self.dtype
+        rest = list(self.rest)
+        for items, one_thread in ((self.small, True), (self.large, False)):
+            if not items:
+                continue
+            threads = torch.get_num_threads() if one_thread else 1
             if threads > 1:
-                torch.set_num_threads(threads)
-    for item in large:
-        if kernel.broken is None and not kernel(*item[1:]):
-            break
-    if kernel.broken is not None:  # the first call failed and changed nothing: all to the reference path
-        return list(range(len(params)))
-    return rest
+                torch.set_num_threads(1)
+            try:
+                for i, fp, fs in items:
+                    g = grads[i]
+                    if g.dtype != dtype:
+                        rest.append(i)
+                        continue
+                    if not kernel(fp, g.view(-1) if g.is_contiguous() else g.reshape(-1), hyper, *fs):
+                        return list(range(len(self.params)))  # the first call failed and changed nothing
+            finally:
+                if threads > 1:
+                    torch.set_num_threads(threads)
+        return sorted(rest)
 
 
 class _Choice:
     """``fused=None`` bookkeeping of one parameter group: eager seconds spent so far, and the decision."""
 
-    __slots__ = ("compile", "eager_seconds")
+    __slots__ = ("compile", "eager_seconds", "plan")
 
     def __init__(self) -> None:
         self.compile = False
         self.eager_seconds = 0.0
+        self.plan: _Plan | None = None
 
 
 _CHOICES: weakref.WeakKeyDictionary[Any, dict[int, _Choice]] = weakref.WeakKeyDictionary()
