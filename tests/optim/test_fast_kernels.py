@@ -146,7 +146,7 @@ def test_default_policy_switches_after_one_compile_worth_of_eager_time(monkeypat
     monkeypatch.delenv("ADAMLAB_FUSED_MIN_NUMEL", raising=False)
     monkeypatch.setattr(fast, "compile_available", lambda device=None: (True, ""))
     used: list[int] = []
-    monkeypatch.setattr(fast, "fast_step", lambda rule, params, *rest: used.append(1) or list(range(len(params))))
+    monkeypatch.setattr(fast, "fast_step", lambda rule, params, *rest, **kw: used.append(1) or list(range(len(params))))
     params = [torch.randn(7, 5, requires_grad=True)]
     opt = make_optimizer("adam", params)
     params[0].grad = torch.ones(7, 5)
