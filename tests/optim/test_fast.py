@@ -20,6 +20,13 @@ from adamlab.optim.registry import make_optimizer, names
 
 pytestmark = pytest.mark.compile
 
+@pytest.fixture(autouse=True)
+def _private_snapshots(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kernel snapshots of earlier processes would skip the compiles these tests count or break."""
+    monkeypatch.setenv(fast.SNAPSHOT_ENV, str(tmp_path_factory.mktemp("snapshots")))
+    fast._have_snapshots.cache_clear()
+
+
 needs_compiler = pytest.mark.skipif(not fast.compile_available()[0], reason="no torch.compile toolchain here")
 
 RTOL = {torch.float32: 1e-6, torch.float64: 1e-12}

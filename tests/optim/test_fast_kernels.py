@@ -16,6 +16,13 @@ from adamlab.optim.registry import make_optimizer
 
 pytestmark = pytest.mark.compile
 
+@pytest.fixture(autouse=True)
+def _private_snapshots(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kernel snapshots of earlier processes would skip the compiles these tests count or break."""
+    monkeypatch.setenv(fast.SNAPSHOT_ENV, str(tmp_path_factory.mktemp("snapshots")))
+    fast._have_snapshots.cache_clear()
+
+
 needs_compiler = pytest.mark.skipif(not fast.compile_available()[0], reason="no torch.compile toolchain here")
 
 # Models of different shapes and tensor counts: an MLP, a conv net, a logistic regression, a lone matrix.
@@ -159,3 +166,46 @@ def test_default_policy_switches_after_one_compile_worth_of_eager_time(monkeypat
     explicit = make_optimizer("adam", params, foreach=False)  # explicit reference path: never switches
     explicit.step()
     assert len(used) == 2
+
+
+@needs_compiler
+def test_warm_start_from_snapshot_skips_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel compiled once is saved; a fresh cache (as in a new process) loads it without Dynamo."""
+    fast.reset()
+    first = _steps("mssdva", MODELS[0], 3, fused=True)
+    assert [k.direct_level for k in fast._KERNELS.values()] == ["inductor"]
+    fast.reset()  # forget every kernel, as a new process would
+    calls = _count_compiles(monkeypatch)
+    again = _steps("mssdva", MODELS[0], 3, fused=True)
+    assert not calls and [k.direct_level for k in fast._KERNELS.values()] == ["snapshot"]
+    want = _steps("mssdva", MODELS[0], 3, fused=False, foreach=False)
+    for a, b, c in zip(first, again, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(b, c, rtol=1e-6, atol=3e-6)
+
+
+@needs_compiler
+def test_stale_or_broken_snapshot_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    fast.reset()
+    _steps("adam", MODELS[3], 2, fused=True)
+    (kernel,) = fast._KERNELS.values()
+    path = fast._snapshot_file(kernel.key)
+    assert path is not None
+    with open(path, "w") as f:
+        f.write('{"version": 1, "key": "something else"}')
+    fast.reset()
+    calls = _count_compiles(monkeypatch)
+    got = _steps("adam", MODELS[3], 2, fused=True)
+    assert len(calls) == 1  # compiled again
+    want = _steps("adam", MODELS[3], 2, fused=False, foreach=False)
+    torch.testing.assert_close(got[0], want[0], rtol=1e-6, atol=3e-6)
+
+
+def test_import_does_not_load_dynamo() -> None:
+    """Importing adamlab.optim must not import Dynamo or Inductor (seconds of start-up)."""
+    import subprocess
+    import sys
+
+    code = "import sys, adamlab.optim; print('torch._dynamo' in sys.modules or 'torch._inductor' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.strip() == "False"

@@ -38,12 +38,19 @@ per process. :func:`use_compiled` is the ``fused=`` policy; :func:`reset` forget
 from __future__ import annotations
 
 import functools
+import getpass
+import hashlib
+import importlib.util
 import inspect
+import json
 import math
 import operator
 import os
 import re
 import shutil
+import sys
+import tempfile
+import textwrap
 import time
 import types
 import warnings
@@ -52,8 +59,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torch._dynamo.config as dynamo_config
-import torch.fx.experimental._config as fx_config
 from torch import Tensor
 
 #: Keyword arguments of a rule that change from step to step (or under an LR schedule). They are passed
@@ -111,7 +116,19 @@ def compile_available(device: torch.device | None = None) -> tuple[bool, str]:
     """Whether a compiled kernel can be built here; ``(False, reason)`` otherwise."""
     if os.environ.get(NO_COMPILE_ENV, "") not in ("", "0"):
         return False, f"{NO_COMPILE_ENV} is set"
-    return _toolchain(device.type if device is not None else "cpu")
+    device_type = device.type if device is not None else "cpu"
+    if device_type == "cpu" and _have_snapshots():
+        return True, ""  # kernels were compiled here before; checking the toolchain imports Inductor
+    return _toolchain(device_type)
+
+
+@functools.cache
+def _have_snapshots() -> bool:
+    folder = snapshot_dir()
+    try:
+        return folder is not None and any(name.endswith(".json") for name in os.listdir(folder))
+    except OSError:
+        return False
 
 
 @functools.cache
@@ -192,6 +209,7 @@ class Kernel:
         self.direct: Callable[..., Any] | None = None
         self.direct_level = ""
         self.hyper_buffer: tuple[Tensor, Any] | None = None
+        self._snapshot_tried = False
         slot_of = [None] * len(present)
         j = 0
         for k, there in enumerate(present):
@@ -214,8 +232,15 @@ class Kernel:
         # large tensors (all threads) and small ones (called with one thread, no barrier).
         options: dict[str, Any] = {"cpp.dynamic_threads": True} if device.type == "cpu" else {}
         reciprocal = f"{key[0]}.{key[1]}" in RECIPROCAL_RULES
-        self._compiled = torch.compile(fresh, dynamic=True, fullgraph=True,
-                                       backend=functools.partial(_backend, self, options, reciprocal))
+        self._make = lambda: torch.compile(fresh, dynamic=True, fullgraph=True,
+                                           backend=functools.partial(_backend, self, options, reciprocal))
+        self._compiled_fn: Callable[..., Any] | None = None
+
+    def _compiled(self, *args: Any) -> Any:
+        """The ``torch.compile`` wrapper (built on first use: creating it imports Dynamo)."""
+        if self._compiled_fn is None:
+            self._compiled_fn = self._make()
+        return self._compiled_fn(*args)
 
     def __call__(self, param: Tensor, grad: Tensor, hyper: Tensor, *states: Tensor) -> bool:
         direct = self.direct
@@ -225,6 +250,12 @@ class Kernel:
         if self.broken is not None:
             return False
         start = time.perf_counter()
+        if self._load_snapshot():
+            self.direct(param, grad, hyper, *states)  # type: ignore[misc]
+            return True
+        import torch._dynamo.config as dynamo_config  # here, not at import: a warm start never needs them
+        import torch.fx.experimental._config as fx_config
+
         try:
             # No duck sizing: dimensions that happen to be equal at the first call (P == Q in a stack)
             # must not be assumed equal for the next model.
@@ -277,6 +308,24 @@ class Kernel:
         # Built from Dynamo's own source names (``param``, ``states[1].size()[0]``, ...), nothing else.
         self.direct = eval(body, {"run": runner if boxed else compiled})  # noqa: S307
         self.direct_level = "inductor" if boxed else "aot"
+        if boxed:
+            _save_snapshot(self.key, runner, exprs)
+
+    def _load_snapshot(self) -> bool:
+        """Arm from the on-disk snapshot of an earlier process (:func:`_save_snapshot`), if there is one."""
+        if self._snapshot_tried or os.environ.get(GUARDED_ENV, "") not in ("", "0"):
+            return False
+        self._snapshot_tried = True
+        loaded = _load_snapshot(self.key)
+        if loaded is None:
+            return False
+        run, exprs = loaded
+        body = f"lambda param, grad, hyper, *states: run([{', '.join(exprs)}])"
+        self.direct = eval(body, {"run": run})  # noqa: S307 - the snapshot's own input sources
+        self.direct_level = "snapshot"
+        self.compile_seconds = 0.0
+        COMPILE_SECONDS[self.key] = 0.0
+        return True
 
 
 #: ``L['param']``, ``L['states'][1]``, ``L['grad'].size()[0]``: the sources a direct call rebuilds.
@@ -284,6 +333,116 @@ _SOURCE = re.compile(r"L\['(param|grad|hyper|states)'\]((?:\[\d+\])?(?:\.size\(\
 
 #: ``ADAMLAB_FAST_GUARDED=1``: always call kernels through Dynamo (with its guards); for debugging.
 GUARDED_ENV = "ADAMLAB_FAST_GUARDED"
+
+
+#: ``ADAMLAB_KERNEL_CACHE``: where kernel snapshots go (default: ``adamlab/`` in Inductor's cache folder);
+#: ``ADAMLAB_KERNEL_CACHE=0`` turns snapshots off.
+SNAPSHOT_ENV = "ADAMLAB_KERNEL_CACHE"
+
+
+def snapshot_dir() -> str | None:
+    """The folder of kernel snapshots, next to Inductor's own cache (None when turned off)."""
+    value = os.environ.get(SNAPSHOT_ENV, "")
+    if value == "0":
+        return None
+    if value:
+        return value
+    base = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or os.path.join(
+        tempfile.gettempdir(), "torchinductor_" + "".join(c if c.isalnum() else "_" for c in getpass.getuser()))
+    return os.path.join(base, "adamlab")
+
+
+@functools.cache
+def _code_digest() -> str:
+    """What a kernel's generated code depends on besides its key: the rules' and this file's source,
+    torch's version and the CPU (the compiled code is specialised to its instruction set)."""
+    import adamlab.functional as functional
+
+    digest = hashlib.sha256(torch.__version__.encode())
+    folder = os.path.dirname(functional.__file__)
+    for name in sorted(os.listdir(folder)) + [__file__]:
+        path = name if os.path.isabs(name) else os.path.join(folder, name)
+        if path.endswith(".py"):
+            with open(path, "rb") as f:
+                digest.update(f.read())
+    try:
+        with open("/proc/cpuinfo") as f:
+            digest.update("".join(line for line in f if line.startswith(("flags", "model name"))).encode())
+    except OSError:
+        digest.update(os.uname().machine.encode() if hasattr(os, "uname") else b"")
+    return digest.hexdigest()[:32]
+
+
+def _snapshot_file(key: KernelKey) -> str | None:
+    folder = snapshot_dir()
+    if folder is None:
+        return None
+    stable = repr((key[0], key[1], *key[3:]))  # not id(rule), which changes from process to process
+    name = hashlib.sha256((stable + _code_digest()).encode()).hexdigest()[:40]
+    return os.path.join(folder, f"{name}.json")
+
+
+def _save_snapshot(key: KernelKey, runner: Callable[..., Any], exprs: list[str]) -> None:
+    """Record where Inductor put this kernel (its C++ extension and the wrapper's ``call``), best effort.
+
+    A later process with the same key and code digest (:func:`_code_digest`) then calls the kernel
+    without importing Dynamo or Inductor at all: the first step of a warm start costs milliseconds.
+    The snapshot holds paths into Inductor's own on-disk cache, the same trust as that cache.
+    """
+    path = _snapshot_file(key)
+    func = getattr(runner, "__func__", None)
+    if path is None or func is None:
+        return
+    try:
+        extensions = {name: value.__self__.__file__ for name, value in func.__globals__.items()
+                      if name.startswith("cpp_fused_") and hasattr(getattr(value, "__self__", None), "__file__")}
+        source = textwrap.dedent(inspect.getsource(func))
+        if not extensions or not all(os.path.exists(f) for f in extensions.values()):
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"version": 1, "key": repr((key[0], key[1], *key[3:])), "extensions": extensions,
+                       "call": source, "exprs": exprs}, f)
+        os.replace(tmp, path)
+    except (OSError, TypeError, AttributeError):
+        return
+
+
+def _load_snapshot(key: KernelKey) -> tuple[Callable[..., Any], list[str]] | None:
+    """The kernel of :func:`_save_snapshot` as ``(call, exprs)``, or None (no snapshot, or it is stale)."""
+    path = _snapshot_file(key)
+    if path is None or key[7] != "cpu" or not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        if data.get("version") != 1 or data.get("key") != repr((key[0], key[1], *key[3:])):
+            return None
+        guards = torch._C._dynamo.guards  # type: ignore[attr-defined]
+        # What Inductor's loader sets before loading one of its C++ extensions.
+        os.environ["_TORCHINDUCTOR_PYOBJECT_TENSOR_DATA_PTR"] = str(guards._torchinductor_pyobject_tensor_data_ptr)
+        namespace: dict[str, Any] = {"torch": torch, "aten": torch.ops.aten,
+                                     "assert_size_stride": guards.assert_size_stride,
+                                     "assert_alignment": guards.assert_alignment,
+                                     "empty_strided_cpu": guards._empty_strided_cpu,
+                                     "reinterpret_tensor": guards._reinterpret_tensor}
+        for name, so_path in data["extensions"].items():
+            module_name = f"adamlab_snapshot_{os.path.basename(so_path).split('.')[0]}.kernel"
+            module = sys.modules.get(module_name)
+            if module is None:
+                spec = importlib.util.spec_from_file_location(module_name, so_path)
+                if spec is None or spec.loader is None:
+                    return None
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                sys.modules[module_name] = module
+            namespace[name] = module.kernel
+        exec(compile(data["call"], path, "exec"), namespace)  # noqa: S102 - Inductor's own wrapper code
+        call = namespace["call"]
+        return functools.partial(call, None), list(data["exprs"])
+    except Exception:  # noqa: BLE001 - any problem with a snapshot: compile as if there were none
+        return None
 
 
 def describe_error(exc: BaseException) -> str:
@@ -624,6 +783,7 @@ def reset() -> None:
     _KERNELS.clear()
     _BROKEN.clear()
     _CHOICES.clear()
+    _have_snapshots.cache_clear()
     _FLAT.clear()
     COMPILE_SECONDS.clear()
     _WARNED = False
