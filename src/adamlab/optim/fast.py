@@ -683,7 +683,11 @@ class _Plan:
                     if g.dtype != dtype:
                         rest.append(i)
                         continue
-                    if not kernel(fp, g.view(-1) if g.is_contiguous() else g.reshape(-1), hyper, *fs):
+                    g = g.view(-1) if g.is_contiguous() else g.reshape(-1)
+                    direct = kernel.direct
+                    if direct is not None:  # the common case, without the extra Python frame
+                        direct(fp, g, hyper, *fs)
+                    elif not kernel(fp, g, hyper, *fs):
                         return list(range(len(self.params)))  # the first call failed and changed nothing
             finally:
                 if threads > 1:
