@@ -476,14 +476,6 @@ def get_kernel(rule: Callable[..., tuple[Any, ...]], static: tuple[tuple[str, An
     return kernel
 
 
-def compiled_kernel(rule: Callable[..., tuple[Any, ...]], static: tuple[tuple[str, Any], ...],
-                    names: tuple[str, ...], present: tuple[bool, ...], dtype: torch.dtype,
-                    device: torch.device) -> tuple[KernelKey, Kernel]:
-    """``(key, kernel)`` of :func:`get_kernel` for 1-D tensors (the optimizers' kernels)."""
-    kernel = get_kernel(rule, static, names, present, dtype, device)
-    return kernel.key, kernel
-
-
 def _backend(kernel: Kernel, options: dict[str, Any], reciprocal: bool, gm: torch.fx.GraphModule,
              example_inputs: list[Any]) -> Callable[..., Any]:
     """Inductor with ``options``, after :func:`scalar_division_to_reciprocal` when ``reciprocal``.
