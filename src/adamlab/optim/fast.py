@@ -690,9 +690,10 @@ class _Plan:
 class _Choice:
     """``fused=None`` bookkeeping of one parameter group: eager seconds spent so far, and the decision."""
 
-    __slots__ = ("compile", "eager_seconds", "plan")
+    __slots__ = ("available", "compile", "eager_seconds", "plan")
 
     def __init__(self) -> None:
+        self.available: tuple[torch.device, bool] | None = None  # compile_available, once per group and device
         self.compile = False
         self.eager_seconds = 0.0
         self.plan: _Plan | None = None
@@ -725,15 +726,18 @@ def use_compiled(optimizer: Any, group: dict[str, Any], params: Sequence[Tensor]
     fused = group.get("fused")
     if fused is False or (fused is None and group.get("foreach") is not None):
         return False
-    if fused is None:
-        choice = _choice(optimizer, group)
-        if not choice.compile:
-            if choice.eager_seconds < ASSUMED_COMPILE_SECONDS and sum(p.numel() for p in params) < min_numel():
-                return False
-            choice.compile = True
-    ok, reason = compile_available(params[0].device)
+    choice = _choice(optimizer, group)
+    if fused is None and not choice.compile:
+        if choice.eager_seconds < ASSUMED_COMPILE_SECONDS and sum(p.numel() for p in params) < min_numel():
+            return False
+        choice.compile = True
+    device = params[0].device
+    if choice.available is not None and choice.available[0] == device:
+        return choice.available[1]
+    ok, reason = compile_available(device)
     if not ok:
         warn_fallback(reason)
+    choice.available = (device, ok)
     return ok
 
 
