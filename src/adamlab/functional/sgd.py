@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from adamlab.functional.common import prepare_grad
+from adamlab.functional.common import prepare_grad, rule_grad, update_rule
 
 T = TypeVar("T")
 
+__all__ = ["sgd", "sgd_direction", "sgd_step_pieces"]
 
+
+@update_rule(step_scalars=("lr",))
 def sgd(
     param: T,
     grad: T,
@@ -52,3 +55,16 @@ def sgd_direction(grad: T, momentum_buffer: T, *, momentum: Any, nesterov: bool 
     .. math:: d_t = g_t + \mu b_t \ (\text{nesterov}), \qquad d_t = b_t \ (\text{heavy ball})
     """
     return grad + momentum * momentum_buffer if nesterov else momentum_buffer
+
+
+def sgd_step_pieces(param: Any, grad: Any, momentum_buffer: Any = None, *, lr: Any, momentum: Any = 0.0,
+                    nesterov: bool = False, weight_decay: float = 0.0, maximize: bool = False,
+                    **_: Any) -> dict[str, Any]:
+    """SGD's step taken apart: direction :math:`d_t` (:func:`sgd_direction`), magnitude ``lr``, no factor.
+
+    Arguments as :func:`sgd`'s with the buffer after the step; ``param`` is the parameter before the
+    step (needed only with weight decay, for the gradient).
+    """
+    g = rule_grad(param, grad, weight_decay=weight_decay, maximize=maximize, who="SGD")
+    d = g if momentum == 0 else sgd_direction(g, momentum_buffer, momentum=momentum, nesterov=nesterov)
+    return dict(kind="grad", direction=d, magnitude=float(lr), gamma=1.0)

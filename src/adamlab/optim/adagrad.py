@@ -23,6 +23,17 @@ class Adagrad(AdamlabOptimizer):
     rule = F.adagrad
     hyperparameter_checks = {"lr": V.learning_rate, "lr_decay": V.nonnegative, "weight_decay": V.nonnegative,
                              "initial_accumulator_value": V.nonnegative, "eps": V.nonnegative}
+    #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
+    pieces = F.adagrad_step_pieces
+    #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
+    #: a bool or a function of the param group (reasons in that module's docstring).
+    theory = {
+        "rescaling_invariance": lambda g: g["weight_decay"] == 0 and g["initial_accumulator_value"] == 0,
+        "step_bound": True,
+        "constant_gradient_ratio": False,  # |g|/sqrt(sum g^2) = 1/sqrt(t)
+        "cautiousness": False,
+        "param_scale_lr_equivalence": lambda g: g["weight_decay"] == 0 and g["initial_accumulator_value"] == 0,
+    }
 
     def __init__(
         self,

@@ -25,6 +25,19 @@ class Adam(AdamlabOptimizer):
     rule = F.adam
     hyperparameter_checks = {"lr": V.learning_rate, "betas": V.beta_pair, "eps": V.nonnegative,
                              "weight_decay": V.nonnegative}
+    #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
+    pieces = F.adam_step_pieces
+    #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
+    #: a bool or a function of the param group (reasons in that module's docstring).
+    theory = {
+        "rescaling_invariance": lambda g: g["weight_decay"] == 0 or g["decoupled_weight_decay"],
+        "step_bound": lambda g: g["bias_correction"],
+        "constant_gradient_ratio": lambda g: g["bias_correction"] and (g["weight_decay"] == 0
+                                                                       or g["decoupled_weight_decay"]),
+        "cautiousness": True,
+        # AdamW's decoupled decay lr * lambda * theta scales with lr, not with the weight scale.
+        "param_scale_lr_equivalence": lambda g: g["weight_decay"] == 0,
+    }
 
     def __init__(
         self,
@@ -71,6 +84,17 @@ class Adamax(AdamlabOptimizer):
     rule = F.adamax
     hyperparameter_checks = {"lr": V.learning_rate, "betas": V.beta_pair, "eps": V.nonnegative,
                              "weight_decay": V.nonnegative}
+    #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
+    pieces = F.adamax_step_pieces
+    #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
+    #: a bool or a function of the param group (reasons in that module's docstring).
+    theory = {
+        "rescaling_invariance": lambda g: g["weight_decay"] == 0,
+        "step_bound": True,
+        "constant_gradient_ratio": lambda g: g["weight_decay"] == 0,
+        "cautiousness": True,
+        "param_scale_lr_equivalence": lambda g: g["weight_decay"] == 0,
+    }
 
     def __init__(
         self,

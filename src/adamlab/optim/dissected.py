@@ -30,7 +30,7 @@ class Dissected(AdamlabOptimizer):
     momentum:
         Use the bias-corrected EMA :math:`m` instead of :math:`g` as the direction.
     variance_estimate:
-        ``"unbiased"`` (the paper's :math:`s`, with :math:`\rho_t` capped at 0.9999) or ``"naive"``
+        ``"unbiased"`` (the paper's :math:`s`, with :math:`\rho_t` capped at 0.999) or ``"naive"``
         (:math:`v - m^2`, which turns M-SSD-VA into Adam with :math:`\beta_1=\beta_2`, :math:`\epsilon=0`).
     weight_decay, maximize, foreach, fused, nonfinite:
         As in the other adamlab optimizers.
@@ -42,6 +42,19 @@ class Dissected(AdamlabOptimizer):
     rule = F.dissected
     hyperparameter_checks = {"lr": V.learning_rate, "beta": V.decay_rate, "direction": V.one_of(*DIRECTIONS),
                              "variance_estimate": V.one_of(*VARIANCE_ESTIMATES), "weight_decay": V.nonnegative}
+    #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
+    pieces = F.dissected_step_pieces
+    #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
+    #: a bool or a function of the param group (reasons in that module's docstring).
+    theory = {
+        # Sign directions (and gamma, a ratio of moments) do not see the gradient's scale; g and m do.
+        "rescaling_invariance": lambda g: g["direction"] == "sign" and g["weight_decay"] == 0,
+        "step_bound": lambda g: g["direction"] == "sign",  # |sign| = 1, gamma <= 1
+        "constant_gradient_ratio": lambda g: g["direction"] == "sign" and g["weight_decay"] == 0,
+        # Variance adaptation shrinks the step as the SNR falls, and so does averaging g over time.
+        "cautiousness": lambda g: g["variance_adaptation"] or (g["momentum"] and g["direction"] == "grad"),
+        "param_scale_lr_equivalence": lambda g: g["direction"] == "sign" and g["weight_decay"] == 0,
+    }
 
     def __init__(
         self,
@@ -126,7 +139,7 @@ class MSVAG(_Preset):
 
     with bias-corrected :math:`m, v` (the paper's :math:`1 - \beta^{t}`; some ports divide by
     :math:`\beta^t`, which blows up), :math:`s = (v - m^2)/(1 - \rho_t)`, :math:`\rho_t` capped at
-    0.9999 so the first step is an SGD step, :math:`s \ge 0`, :math:`\gamma \in [0, 1]`, and a zero
+    0.999 (as the reference code) so the first step is an SGD step, :math:`s \ge 0`, :math:`\gamma \in [0, 1]`, and a zero
     gradient giving a zero step.
     """
 

@@ -61,6 +61,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from adamlab.functional.common import step_scalars
+
 #: Keyword arguments of a rule that change from step to step (or under an LR schedule). They are passed
 #: to compiled kernels in one float64 vector (``hyper``) so that the kernel is compiled once.
 STEP_SCALARS = frozenset({"lr", "bias_correction1", "bias_correction2", "bias_correction", "rho"})
@@ -169,12 +171,17 @@ def warn_fallback(reason: str) -> None:
     )
 
 
-def split_kwargs(kwargs: dict[str, Any]) -> tuple[tuple[tuple[str, Any], ...], tuple[str, ...], list[float]]:
-    """Split rule kwargs into the static part (cache key) and the per-step scalars (names, values)."""
+def split_kwargs(kwargs: dict[str, Any], rule: Any = None) -> tuple[tuple[tuple[str, Any], ...], tuple[str, ...], list[float]]:
+    """Split rule kwargs into the static part (cache key) and the per-step scalars (names, values).
+
+    The per-step scalars are those the rule declares (:func:`adamlab.functional.common.step_scalars`);
+    :data:`STEP_SCALARS` when no rule is given.
+    """
     static, names, values = [], [], []
+    per_step = STEP_SCALARS if rule is None else step_scalars(rule)
     for name in sorted(kwargs):
         value = kwargs[name]
-        if name in STEP_SCALARS:
+        if name in per_step:
             names.append(name)
             values.append(float(value))
         else:
@@ -622,7 +629,7 @@ class _Plan:
 
     def __init__(self, rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor],
                  states: Sequence[Sequence[Tensor] | None], kwargs: dict[str, Any]) -> None:
-        static, names, _ = split_kwargs(kwargs)
+        static, names, _ = split_kwargs(kwargs, rule)
         self.rule, self.static, self.names, self.n_kwargs = rule, static, names, len(kwargs)
         self.params = list(params)
         self.ptrs = [p.data_ptr() for p in params]

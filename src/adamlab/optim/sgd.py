@@ -20,6 +20,17 @@ class SGD(AdamlabOptimizer):
     rule = F.sgd
     hyperparameter_checks = {"lr": V.learning_rate, "momentum": V.nonnegative, "dampening": V.nonnegative,
                              "weight_decay": V.nonnegative}
+    #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
+    pieces = F.sgd_step_pieces
+    #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
+    #: a bool or a function of the param group (reasons in that module's docstring).
+    theory = {
+        "rescaling_invariance": False,  # the step is proportional to the gradient
+        "step_bound": False,
+        "constant_gradient_ratio": False,
+        "cautiousness": lambda g: g["momentum"] > 0,  # averaging over time shrinks a noisy step
+        "param_scale_lr_equivalence": False,
+    }
 
     def validate_group(self, group: dict[str, Any]) -> None:
         super().validate_group(group)

@@ -178,10 +178,11 @@ def run_configs(
                     report.count(result.status)
                     if result.error:
                         report.errors[result.run_id] = f"{result.config.label()}: {result.error}"
-                    bar.update(1)
                     bar.set_postfix_str(
-                        f"finished={report.finished} diverged={report.diverged} failed={report.failed}"
+                        f"finished={report.finished} diverged={report.diverged} failed={report.failed}",
+                        refresh=False,
                     )
+                    bar.update(1)
         finally:
             bar.close()
     finally:
