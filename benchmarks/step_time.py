@@ -44,6 +44,8 @@ TARGET_METHODS = ["adam", "amsgrad", "adamw", "msvag", "svag", "mssd", "mssdva",
 TARGET_RATIO = {"7850": 1.3, "1M": 1.0, "10M": 1.0, "50M": 1.0}
 TARGET_PROBE_FRACTION = 0.85
 PROBE = "stream-probe"
+#: Sizes below SMALL_NUMEL take SMALL_REPS_FACTOR times --reps (a step costs tens of microseconds there).
+SMALL_NUMEL, SMALL_REPS_FACTOR = 100_000, 50
 PEER = "pytorch_optimizer-msvag"
 PATHS = {"loop": {"fused": False, "foreach": False}, "foreach": {"fused": False, "foreach": True},
          "compiled": {"fused": True}}
@@ -183,8 +185,9 @@ def run(sizes: list[str], optimizers: list[str], paths: list[str], reps: int, wa
         n = sum(p.numel() for p in params)
         rows: dict[str, Any] = {}
         blocks = make_blocks(params, optimizers, paths, torch_paths)
+        size_reps = reps * SMALL_REPS_FACTOR if n < SMALL_NUMEL else reps  # tens of us per step: more reps
         for _, block in blocks:
-            measured = time_block(block, n, params[0].element_size(), reps, warmup)
+            measured = time_block(block, n, params[0].element_size(), size_reps, warmup)
             ref = measured[REFERENCE]["median_ms"]
             probe = measured.get(PROBE, {}).get("gb_per_s")
             for impl, row in measured.items():
