@@ -151,7 +151,7 @@ class AdamlabOptimizer(Optimizer):
             state["step"] += 1
             buckets.setdefault((state["step"], p.device, p.dtype), []).append(i)
         compiled = self._use_compiled(group, params)
-        foreach = self._use_foreach(group, params) or (group.get("fused") is True and not compiled)
+        foreach = None  # decided when the reference path has work (never, on a fully compiled step)
         start = 0.0 if compiled else time.perf_counter()
         for (step, _, _), index in buckets.items():
             kwargs = self.rule_kwargs(group, step)
@@ -167,6 +167,8 @@ class AdamlabOptimizer(Optimizer):
                 index = [index[j] for j in left]
             if not index:
                 continue
+            if foreach is None:
+                foreach = self._use_foreach(group, params) or (group.get("fused") is True and not compiled)
             if foreach:
                 self._apply(
                     TensorList(params[i] for i in index),

@@ -682,7 +682,8 @@ class _Plan:
                     if g.dtype != dtype:
                         rest.append(i)
                         continue
-                    g = g.view(-1) if g.is_contiguous() else g.reshape(-1)
+                    if g.dim() != 1 or not g.is_contiguous():
+                        g = g.reshape(-1)  # a view when contiguous
                     direct = kernel.direct
                     if direct is not None:  # the common case, without the extra Python frame
                         direct(fp, g, hyper, *fs)
