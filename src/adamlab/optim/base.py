@@ -11,8 +11,10 @@ Path choice per parameter group:
 - ``fused=True``: the compiled kernel (falls back to foreach, with one warning, where it cannot compile);
 - ``fused=False``: the reference path chosen by ``foreach`` (PyTorch's default: per tensor on CPU);
 - ``fused=None`` (default) and ``foreach=None``: the compiled kernel when the group has at least
-  :func:`adamlab.optim.fast.min_numel` elements (1M by default) and a compiler is available, otherwise
-  the reference path. An explicit ``foreach=True/False`` with ``fused=None`` means the reference path.
+  :func:`adamlab.optim.fast.min_numel` elements (1M by default) and a compiler is available; a smaller
+  group starts on the reference path and switches once that has cost about one compile
+  (:func:`adamlab.optim.fast.use_compiled`). An explicit ``foreach=True/False`` with ``fused=None``
+  means the reference path.
 
 Conventions shared with ``torch.optim`` (tested against it in ``tests/optim/test_torch_generic.py``):
 
@@ -37,6 +39,7 @@ Conventions shared with ``torch.optim`` (tested against it in ``tests/optim/test
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -260,27 +263,35 @@ class AdamlabOptimizer(Optimizer):
         dense = [params[i] for index in buckets.values() for i in index]
         reference_only = tracing or bool(group.get("differentiable"))
         compiled = bool(dense) and not reference_only and self._use_compiled(group, dense)
-        foreach = not reference_only and (self._use_foreach(group, params) or (group.get("fused") is True
-                                                                               and not compiled))
+        foreach = None  # decided when the reference path has work (never, on a fully compiled step)
+        start = 0.0 if compiled else time.perf_counter()
         for key, index in buckets.items():
             # float64, so that the per-step coefficients match the host's Python floats of the eager path
             step = self.state[params[index[0]]]["step"].to(torch.float64) if tracing else key[0]
             kwargs = self.rule_kwargs(group, step)
+            # Complex tensors as their real pairs; a real tensor is passed as itself (the compiled path's
+            # per-group plan is checked by identity).
             views = [_real(params[i]) for i in index]
             grad_views = [_real(grads[i]) for i in index]
             state_views = [None if n is None else [_real(self.state[params[i]][n]) for i in index] for n in slots]
             if compiled:
-                left = fast.fast_step(type(self).rule, views, grad_views, state_views, kwargs)
+                left = fast.fast_step(type(self).rule, views, grad_views, state_views, kwargs, owner=(self, group))
                 views, grad_views = [views[j] for j in left], [grad_views[j] for j in left]
                 state_views = [None if s is None else [s[j] for j in left] for s in state_views]
             if not views:
                 continue
+            if foreach is None:
+                foreach = not reference_only and (self._use_foreach(group, params)
+                                                  or (group.get("fused") is True and not compiled))
             if foreach:
                 self._apply(TensorList(views), TensorList(grad_views),
                             [None if s is None else TensorList(s) for s in state_views], kwargs)
             else:
                 for j, view in enumerate(views):
                     self._apply(view, grad_views[j], [None if s is None else s[j] for s in state_views], kwargs)
+        if not compiled and not reference_only:
+            # fused=None: the reference path's time counts towards compiling (fast.use_compiled)
+            fast.note_eager(self, group, time.perf_counter() - start)
 
     def _sparse_step(self, param: Tensor, grad: Tensor, states: list[Tensor | None], kwargs: dict[str, Any]) -> None:
         """One step of a parameter with a sparse gradient (see :attr:`sparse_grads`)."""
@@ -308,18 +319,9 @@ class AdamlabOptimizer(Optimizer):
                 copy_into(old, new)
         copy_into(param, new_param)
 
-    @staticmethod
-    def _use_compiled(group: dict[str, Any], params: list[Tensor]) -> bool:
-        """Whether this group steps with the compiled kernel (see the module docstring)."""
-        fused = group.get("fused")
-        if fused is False or (fused is None and group.get("foreach") is not None):
-            return False
-        if fused is None and sum(p.numel() for p in params) < fast.min_numel():
-            return False
-        ok, reason = fast.compile_available(params[0].device)
-        if not ok:
-            fast.warn_fallback(reason)
-        return ok
+    def _use_compiled(self, group: dict[str, Any], params: list[Tensor]) -> bool:
+        """Whether this group steps with the compiled kernel (the policy: :func:`adamlab.optim.fast.use_compiled`)."""
+        return fast.use_compiled(self, group, params)
 
     @staticmethod
     def _use_foreach(group: dict[str, Any], params: list[Tensor]) -> bool:
