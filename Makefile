@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # torch==2.13.0 resolves to the local CPU wheel on these machines; a bare `torch` would pull CUDA.
 TORCH_SPEC ?= torch==2.13.0
+# What `make test` adds to the venv: Ray (the distributed backend's test) and pyarrow (parquet export).
+TEST_EXTRAS ?= dev,ray,parquet
 
-.PHONY: venv demo test test-all lint bench clean
+.PHONY: venv demo test test-ray test-all lint bench clean
 
 $(BIN)/adamlab: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -14,15 +16,25 @@ $(BIN)/adamlab: pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(BIN)/adamlab
 
+# The test extras, installed after torch so that pip keeps the CPU wheel (torch stays $(TORCH_SPEC)).
+$(VENV)/.test-extras: $(BIN)/adamlab
+	$(BIN)/pip install -q "$(TORCH_SPEC)" -e ".[$(TEST_EXTRAS)]"
+	touch $@
+
 venv: $(BIN)/adamlab
 
 demo: venv
 	$(BIN)/adamlab demo
 
-test: venv
+# The default suite, then the local-Ray sweep (slow-marked; ADAMLAB_REQUIRE_RAY makes a skip a failure).
+test: $(VENV)/.test-extras
 	$(BIN)/python -m pytest
+	ADAMLAB_REQUIRE_RAY=1 $(BIN)/python -m pytest -m slow tests/scale/test_ray.py
 
-test-all: venv
+test-ray: $(VENV)/.test-extras
+	ADAMLAB_REQUIRE_RAY=1 $(BIN)/python -m pytest -m slow tests/scale/test_ray.py
+
+test-all: $(VENV)/.test-extras
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 lint: venv

@@ -38,7 +38,15 @@ import torch
 
 from adamlab.optim.registry import make_optimizer, names
 
-SIZES = {"1M": 1_000_000, "10M": 10_000_000, "50M": 50_000_000}
+SIZES = {"7850": 7_850, "1M": 1_000_000, "10M": 10_000_000, "50M": 50_000_000}
+#: The sizes and methods of issue 11's targets (and the bound on each ratio to torch fused Adam).
+TARGET_METHODS = ["adam", "amsgrad", "adamw", "msvag", "svag", "mssd", "mssdva", "rmsprop", "adagrad", "adamax"]
+TARGET_RATIO = {"7850": 1.3, "1M": 1.0, "10M": 1.0, "50M": 1.0}
+TARGET_PROBE_FRACTION = 0.85
+PROBE = "stream-probe"
+#: Sizes below SMALL_NUMEL take SMALL_REPS_FACTOR times --reps (a step costs tens of microseconds there).
+SMALL_NUMEL, SMALL_REPS_FACTOR = 100_000, 50
+PEER = "pytorch_optimizer-msvag"
 PATHS = {"loop": {"fused": False, "foreach": False}, "foreach": {"fused": False, "foreach": True},
          "compiled": {"fused": True}}
 TORCH_ADAM = {"torch-adam-loop": {"foreach": False}, "torch-adam-foreach": {"foreach": True},
@@ -47,7 +55,12 @@ REFERENCE = "torch-adam-fused"
 
 
 def mlp_shapes(total: int, d_in: int = 784, d_out: int = 10) -> list[tuple[int, ...]]:
-    """Shapes of a 4-hidden-layer MLP (10 tensors) with about ``total`` parameters."""
+    """Shapes of a 4-hidden-layer MLP (10 tensors) with about ``total`` parameters.
+
+    7,850 is MNIST's logistic regression instead: a ``10 x 784`` weight and a bias (two tensors).
+    """
+    if total == d_in * d_out + d_out:
+        return [(d_out, d_in), (d_out,)]
     # 3 h^2 + h (d_in + d_out + 4) + d_out = total
     b = d_in + d_out + 4
     h = int((-b + math.sqrt(b * b + 12 * (total - d_out))) / 6)
@@ -62,6 +75,35 @@ def make_params(total: int, seed: int = 0) -> list[torch.Tensor]:
         p.grad = torch.randn(shape, generator=gen) * 1e-2
         params.append(p)
     return params
+
+
+class StreamProbe:
+    """The machine's streaming bandwidth at this size: ``a.addcmul_(b, c)`` over N elements per step.
+
+    One in-place pass that reads three arrays and writes one (16 bytes per float32 element), the
+    fastest of the plain ATen streaming ops measured here (``copy_``, ``add_``, ``mul_``, ``addcmul_``;
+    ../shared/notes/performance.md). It is stepped round-robin with the optimizers of each block, so
+    every kernel's GB/s is compared with what the machine streamed at the same moment.
+    """
+
+    bytes_per_element = 4
+
+    def __init__(self, n: int) -> None:
+        gen = torch.Generator().manual_seed(1)
+        self.a, self.b, self.c = (torch.randn(n, generator=gen) * 1e-3 for _ in range(3))
+        self.state: dict[Any, Any] = {}
+
+    def step(self) -> None:
+        self.a.addcmul_(self.b, self.c)
+
+
+def peer_msvag(params: list[torch.Tensor]) -> torch.optim.Optimizer | None:
+    """``pytorch_optimizer.MSVAG`` (the peer implementation) when that package is installed, else None."""
+    try:
+        from pytorch_optimizer import MSVAG
+    except ImportError:
+        return None
+    return MSVAG(params, lr=1e-4)
 
 
 def state_bytes(opt: torch.optim.Optimizer) -> int:
@@ -89,60 +131,79 @@ def time_block(factories: Factories, n: int, itemsize: int,
     for name, opt in opts.items():
         median = statistics.median(times[name])
         k = state_bytes(opt) / (n * itemsize)
+        moved = itemsize * (3 + 2 * round(k))
+        if isinstance(opt, StreamProbe):
+            k, moved = 0.0, 4 * itemsize
         out[name] = {
             "median_ms": median * 1e3,
             "p10_ms": sorted(times[name])[len(times[name]) // 10] * 1e3,
             "min_ms": min(times[name]) * 1e3,
             "state_bytes_per_param": state_bytes(opt) / n,
             "state_buffers": round(k, 3),
-            "bytes_per_param_moved": itemsize * (3 + 2 * round(k)),
-            "gb_per_s": n * itemsize * (3 + 2 * round(k)) / median / 1e9,
+            "bytes_per_param_moved": moved,
+            "gb_per_s": n * moved / median / 1e9,
             "first_step_minus_median_s": first[name] - median,
         }
     del opts
     return out
 
 
-Factories = dict[str, Callable[[], torch.optim.Optimizer]]
+Factories = dict[str, Callable[[], Any]]
 
 
-def make_blocks(params: list[torch.Tensor], optimizers: list[str], paths: list[str]) -> list[tuple[str, Factories]]:
-    """The torch.optim.Adam block, then one block per adamlab optimizer (its paths + torch fused Adam)."""
-    blocks: list[tuple[str, Factories]] = [
-        ("torch", {k: (lambda kw=kw: torch.optim.Adam(params, lr=1e-4, **kw)) for k, kw in TORCH_ADAM.items()})
-    ]
+def make_blocks(params: list[torch.Tensor], optimizers: list[str], paths: list[str],
+                torch_paths: bool = True) -> list[tuple[str, Factories]]:
+    """The torch.optim.Adam block, then one block per adamlab optimizer (its paths + torch fused Adam).
+
+    Every block also steps the streaming probe; the M-SVAG block steps the peer ``pytorch_optimizer.MSVAG``
+    too when that package is installed.
+    """
+    n = sum(p.numel() for p in params)
+    blocks: list[tuple[str, Factories]] = []
+    if torch_paths:
+        blocks.append(("torch", {k: (lambda kw=kw: torch.optim.Adam(params, lr=1e-4, **kw))
+                                 for k, kw in TORCH_ADAM.items()}))
     for opt_name in optimizers:
-        block: Factories = {REFERENCE: lambda: torch.optim.Adam(params, lr=1e-4, fused=True)}
+        block: Factories = {REFERENCE: lambda: torch.optim.Adam(params, lr=1e-4, fused=True),
+                            PROBE: lambda: StreamProbe(n)}
         for path in paths:
             block[f"{opt_name}:{path}"] = (
                 lambda o=opt_name, kw=PATHS[path]: make_optimizer(o, params, lr=1e-4, **kw))
+        if opt_name == "msvag" and peer_msvag([torch.zeros(2, requires_grad=True)]) is not None:
+            block[PEER] = lambda: peer_msvag(params)
         blocks.append((opt_name, block))
     return blocks
 
 
 def run(sizes: list[str], optimizers: list[str], paths: list[str], reps: int, warmup: int,
-        threads: int) -> dict[str, Any]:
+        threads: int, torch_paths: bool = True) -> dict[str, Any]:
     torch.set_num_threads(threads)
     results: dict[str, Any] = {"torch": torch.__version__, "threads": threads, "reps": reps,
-                               "warmup": warmup, "sizes": {}}
+                               "warmup": warmup, "load_average": list(os.getloadavg()), "sizes": {}}
     for label in sizes:
         params = make_params(SIZES[label])
         n = sum(p.numel() for p in params)
         rows: dict[str, Any] = {}
-        blocks = make_blocks(params, optimizers, paths)
-        for block_name, block in blocks:
-            measured = time_block(block, n, params[0].element_size(), reps, warmup)
+        blocks = make_blocks(params, optimizers, paths, torch_paths)
+        size_reps = reps * SMALL_REPS_FACTOR if n < SMALL_NUMEL else reps  # tens of us per step: more reps
+        for _, block in blocks:
+            measured = time_block(block, n, params[0].element_size(), size_reps, warmup)
             ref = measured[REFERENCE]["median_ms"]
+            probe = measured.get(PROBE, {}).get("gb_per_s")
             for impl, row in measured.items():
-                if impl == REFERENCE and block_name != "torch":
-                    continue
+                if impl in (REFERENCE, PROBE) and impl in rows:
+                    continue  # torch's fused Adam and the probe: reported from their first block
+                if probe:
+                    row["probe_gb_per_s"] = probe
+                    row["fraction_of_probe"] = row["gb_per_s"] / probe
                 row["ratio_to_torch_fused"] = row["median_ms"] / ref
                 row["reference_median_ms"] = ref
                 row["ratio_min_to_torch_fused"] = row["min_ms"] / measured[REFERENCE]["min_ms"]
                 rows[impl] = row
-                print(f"{label:>4} {impl:<22} {row['median_ms']:9.2f} ms  x{row['ratio_to_torch_fused']:5.2f}"
+                print(f"{label:>4} {impl:<24} {row['median_ms']:9.3f} ms  x{row['ratio_to_torch_fused']:5.2f}"
                       f"  (min {row['min_ms']:8.2f} ms x{row['ratio_min_to_torch_fused']:5.2f})"
-                      f"  {row['gb_per_s']:6.1f} GB/s  state {row['state_buffers']:.0f} buf"
+                      f"  {row['gb_per_s']:6.1f} GB/s ({100 * row.get('fraction_of_probe', 0):3.0f}% of probe)"
+                      f"  state {row['state_buffers']:.0f} buf"
                       f"  first-step +{row['first_step_minus_median_s']:.2f} s", flush=True)
         results["sizes"][label] = {"numel": n, "shapes": [list(p.shape) for p in params], "rows": rows}
         del params, blocks
@@ -173,6 +234,53 @@ def markdown_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def target_table(results: dict[str, Any]) -> str:
+    """Issue 11's targets as a Markdown table: per method and size, ratio to torch fused Adam, GB/s, % of probe.
+
+    A cell reads ``ratio / GB/s / % of probe`` with a mark when it misses a target (ratio above
+    :data:`TARGET_RATIO`; below :data:`TARGET_PROBE_FRACTION` of the probe from 1M on). The path is
+    ``compiled`` (what ``fused=None`` runs from 1M parameters on, and switches to at smaller sizes once
+    the reference path has cost about one compile; benchmarks/README.md).
+    """
+    labels = [lb for lb in SIZES if lb in results["sizes"]]
+    load = results.get("load_average")
+    lines = [f"torch {results.get('torch')}, {results.get('threads')} threads, {results.get('reps')} reps, "
+             f"load average at start {', '.join(f'{x:.2f}' for x in load) if load else 'unknown'}", "",
+             "| method | " + " | ".join(f"{lb}: x fused / GB/s / % probe" for lb in labels) + " |",
+             "|---|" + "---|" * len(labels)]
+    misses = 0
+    for method in TARGET_METHODS:
+        cells = []
+        for label in labels:
+            row = results["sizes"][label]["rows"].get(f"{method}:compiled")
+            if row is None:
+                cells.append("")
+                continue
+            ratio, frac = row["ratio_to_torch_fused"], row.get("fraction_of_probe")
+            bad = ratio > TARGET_RATIO[label] or (label != "7850" and frac is not None and frac < TARGET_PROBE_FRACTION)
+            misses += bad
+            frac_text = f"{100 * frac:.0f}%" if frac is not None else "-"
+            cells.append(f"{'**' if bad else ''}{ratio:.2f}x / {row['gb_per_s']:.1f} / {frac_text}{'**' if bad else ''}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    extra = []
+    for label in labels:
+        rows = results["sizes"][label]["rows"]
+        ref, probe = rows.get(REFERENCE), rows.get(PROBE)
+        if ref is not None:
+            extra.append(f"{label}: torch fused Adam {ref['median_ms']:.3f} ms ({ref['gb_per_s']:.1f} GB/s"
+                         + (f", {100 * ref['fraction_of_probe']:.0f}% of probe" if "fraction_of_probe" in ref else "")
+                         + ")" + (f", probe {probe['gb_per_s']:.1f} GB/s" if probe else ""))
+        peer, ours = rows.get(PEER), rows.get("msvag:compiled")
+        if peer is not None and ours is not None:
+            speedup = peer["median_ms"] / ours["median_ms"]
+            extra.append(f"{label}: M-SVAG {speedup:.1f}x faster than pytorch_optimizer.MSVAG "
+                         f"({ours['median_ms']:.2f} vs {peer['median_ms']:.2f} ms; target at 10M: >= 10x)")
+    lines += ["", f"Targets: ratio <= {TARGET_RATIO['1M']}x (<= {TARGET_RATIO['7850']}x at 7850) and >= "
+              f"{100 * TARGET_PROBE_FRACTION:.0f}% of the probe from 1M on; **bold** = missed ({misses} cells)."]
+    lines += [f"- {line}" for line in extra]
+    return "\n".join(lines)
+
+
 def write_json(path: str, data: dict[str, Any]) -> None:
     """Write ``data`` atomically (temporary file in the same directory, then rename)."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -197,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (the first compiles)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="short run: 1M and 10M, 5 repetitions")
+    parser.add_argument("--targets", action="store_true",
+                        help="issue 11's run: every size, the target methods' compiled path, the probe, the peer "
+                             "M-SVAG; prints the target table")
     parser.add_argument("--out", default="step_time.json", help="JSON file to write")
     parser.add_argument("--markdown", nargs="+", metavar="JSON", default=None,
                         help="print the Markdown table of earlier result files (merged) and exit")
@@ -205,9 +316,16 @@ def main(argv: list[str] | None = None) -> int:
         merged: dict[str, Any] = {"sizes": {}}
         for path in args.markdown:
             with open(path) as f:
-                merged["sizes"].update(json.load(f)["sizes"])
+                data = json.load(f)
+            merged.update({k: v for k, v in data.items() if k != "sizes"})
+            merged["sizes"].update(data["sizes"])
         print(markdown_table(merged))
+        print()
+        print(target_table(merged))
         return 0
+    if args.targets:
+        args.optimizers = args.optimizers or TARGET_METHODS
+        args.paths = ["compiled"] if args.paths == list(PATHS) else args.paths
     sizes = args.sizes or (["1M", "10M"] if args.quick else list(SIZES))
     reps = args.reps or (5 if args.quick else 20)
     optimizers = args.optimizers or names()
@@ -216,9 +334,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown optimizer {name!r}; known: {', '.join(names())}")
     if reps < 1 or args.warmup < 1 or args.threads < 1:
         parser.error("--reps, --warmup and --threads must be >= 1")
-    results = run(sizes, optimizers, args.paths, reps, args.warmup, args.threads)
+    results = run(sizes, optimizers, args.paths, reps, args.warmup, args.threads, torch_paths=not args.targets)
     write_json(args.out, results)
     print(markdown_table(results))
+    print()
+    print(target_table(results))
     print(f"wrote {args.out}")
     return 0
 

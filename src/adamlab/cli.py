@@ -23,6 +23,8 @@ from adamlab import __version__
 # Modules that add subcommands, in the order they appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
     "adamlab.runner.commands",  # demo, run, sweep, plot
+    "adamlab.runner.export",  # export
+    "adamlab.runner.report",  # report
     "adamlab.problems.commands",  # list
     "adamlab.dissect.commands",  # verify
     "adamlab.data.commands",  # data fetch | verify

@@ -126,7 +126,7 @@ def test_adam_pieces_against_numpy(eps):
 
 
 def test_msvag_pieces_against_numpy():
-    """Seed 002's algorithm, written 0-based as in the paper, with rho capped at 0.9999."""
+    """Seed 002's algorithm, written 0-based as in the paper, with rho capped at 0.999 as in the reference code."""
     rng = np.random.default_rng(1)
     beta, lr = 0.9, 0.1
     grads = [rng.normal(0.5, 1.0, size=12) for _ in range(6)]
@@ -142,7 +142,7 @@ def test_msvag_pieces_against_numpy():
         vt = beta * vt + (1 - beta) * g * g
         m = mt / (1 - beta ** (t + 1))
         v = vt / (1 - beta ** (t + 1))
-        rho = min((1 - beta) * (1 + beta ** (t + 1)) / ((1 + beta) * (1 - beta ** (t + 1))), 0.9999)
+        rho = min((1 - beta) * (1 + beta ** (t + 1)) / ((1 + beta) * (1 - beta ** (t + 1))), 0.999)
         s = (v - m * m) / (1 - rho)
         gamma = np.clip(m * m / (m * m + rho * s), 0, 1)
         (piece,) = rec.pieces

@@ -20,7 +20,7 @@ FACTORIES = {
     "MSVAG": lambda ps, **kw: O.MSVAG(ps, **{"lr": 0.05, **kw}),
     "MSSDVA": lambda ps, **kw: O.MSSDVA(ps, **{"lr": 0.01, **kw}),
     "Dissected-ssdva": lambda ps, **kw: O.Dissected(
-        ps, **{"lr": 0.01, "direction": "sign", "variance_adaptation": True, "momentum": False, **kw}
+        ps, **{"lr": 0.01, "direction": "sign", "variance_adaptation": True, "use_momentum": False, **kw}
     ),
     "TemporalAveraging": lambda ps, **kw: O.TemporalAveraging(O.Adam(ps, **{"lr": 0.01, **kw}), beta=0.9),
 }

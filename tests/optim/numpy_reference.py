@@ -91,7 +91,7 @@ def adamax_run(theta, grads, lr=2e-3, beta1=0.9, beta2=0.999):
 
 
 def msvag_family_run(theta, grads, lr, beta=0.9, sign=False, variance_adaptation=True, momentum=True):
-    """Balles & Hennig's practical algorithm (0-based loop index t as in the paper), rho capped at 0.9999.
+    """Balles & Hennig's practical algorithm (0-based loop index t as in the paper), rho capped at 0.999 (the reference code).
 
     sign=False, va=True, momentum=True  -> M-SVAG   theta -= lr * gamma * m,  gamma = m^2/(m^2 + rho s)
     sign=True,  va=True, momentum=True  -> M-SSD-VA theta -= lr * sign(m) * sqrt(gamma)
@@ -109,7 +109,7 @@ def msvag_family_run(theta, grads, lr, beta=0.9, sign=False, variance_adaptation
         m = mt / (1 - beta ** (t + 1))
         v = vt / (1 - beta ** (t + 1))
         rho = (1 - beta) * (1 + beta ** (t + 1)) / ((1 + beta) * (1 - beta ** (t + 1)))
-        rho = min(rho, 0.9999)
+        rho = min(rho, 0.999)
         s = np.maximum((v - m**2) / (1 - rho), 0.0)
         base = m if momentum else g
         direction = np.sign(base) if sign else base

@@ -54,3 +54,52 @@ def test_shares_param_groups_with_inner_optimizer_for_lr_schedulers() -> None:
 def test_invalid_beta() -> None:
     with pytest.raises(ValueError, match="beta"):
         O.TemporalAveraging(O.Adam([torch.zeros(1, requires_grad=True)]), beta=1.0)
+
+
+def _trained(beta=0.8):
+    p = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    opt = O.TemporalAveraging(O.Adam([p], lr=0.1), beta=beta)
+    for g in ([1.0, -1.0, 0.5], [2.0, 1.0, 0.0], [0.5, 0.5, -3.0]):
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+    return p, opt
+
+
+def test_state_dict_is_the_optimizer_layout_with_the_averages_inside() -> None:
+    p, opt = _trained()
+    saved = opt.state_dict()
+    assert set(saved) == {"state", "param_groups"}
+    assert {"step", "exp_avg", "exp_avg_sq", "temporal_average", "temporal_average_step"} <= set(saved["state"][0])
+    assert saved["param_groups"][0]["temporal_average_beta"] == 0.8
+    q = p.detach().clone().requires_grad_()
+    fresh = O.TemporalAveraging(O.Adam([q], lr=0.1), beta=0.5)
+    fresh.load_state_dict(saved)
+    assert fresh.beta == 0.8 and "temporal_average_beta" not in fresh.optimizer.param_groups[0]
+    assert torch.equal(fresh.averages()[q], opt.averages()[p])
+    assert torch.equal(fresh.optimizer.state[q]["exp_avg"], opt.optimizer.state[p]["exp_avg"])
+
+
+def test_the_state_dict_layout_of_earlier_versions_still_loads() -> None:
+    p, opt = _trained()
+    average = opt.state[p]["temporal_average"]
+    old = {"optimizer": opt.optimizer.state_dict(), "beta": 0.8,
+           "averaging": {"state": {0: {"step": 3, "average": average.clone()}}, "param_groups": []}}
+    q = p.detach().clone().requires_grad_()
+    fresh = O.TemporalAveraging(O.Adam([q], lr=0.1), beta=0.5)
+    fresh.load_state_dict(old)
+    assert fresh.beta == 0.8 and torch.equal(fresh.averages()[q], opt.averages()[p])
+
+
+def test_global_step_hooks_fire_once_and_the_inner_optimizers_own_hooks_too() -> None:
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    p, opt = _trained()
+    seen: list[str] = []
+    opt.optimizer.register_step_pre_hook(lambda o, a, k: seen.append("inner"))
+    handle = register_optimizer_step_pre_hook(lambda o, a, k: seen.append(type(o).__name__))
+    try:
+        p.grad = torch.ones(3, dtype=torch.float64)
+        opt.step()
+    finally:
+        handle.remove()
+    assert seen == ["TemporalAveraging", "inner"]

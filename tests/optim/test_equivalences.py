@@ -37,11 +37,11 @@ def test_mssdva_unbiased_differs_from_adam() -> None:
 
 
 PRESETS = {
-    O.SSD: dict(direction="sign", variance_adaptation=False, momentum=False),
-    O.MSSD: dict(direction="sign", variance_adaptation=False, momentum=True),
-    O.SVAG: dict(direction="grad", variance_adaptation=True, momentum=False),
-    O.MSVAG: dict(direction="grad", variance_adaptation=True, momentum=True),
-    O.MSSDVA: dict(direction="sign", variance_adaptation=True, momentum=True),
+    O.SSD: dict(direction="sign", variance_adaptation=False, use_momentum=False),
+    O.MSSD: dict(direction="sign", variance_adaptation=False, use_momentum=True),
+    O.SVAG: dict(direction="grad", variance_adaptation=True, use_momentum=False),
+    O.MSVAG: dict(direction="grad", variance_adaptation=True, use_momentum=True),
+    O.MSSDVA: dict(direction="sign", variance_adaptation=True, use_momentum=True),
 }
 
 

@@ -79,9 +79,19 @@ def test_any_negative_lr_is_rejected(lr) -> None:
 
 
 def test_lr_is_required_for_methods_without_a_paper_default() -> None:
-    for cls in (O.SGD, O.SSD, O.MSSD, O.SVAG, O.MSVAG, O.MSSDVA, O.Dissected):
-        with pytest.raises(TypeError):
+    for cls in (O.SSD, O.MSSD, O.SVAG, O.MSVAG, O.MSSDVA, O.Dissected):
+        with pytest.raises(ValueError, match="lr is required"):
             cls([torch.zeros(2, requires_grad=True)])
+        # ... but it may be given in every param group instead (torch's "required" convention)
+        opt = cls([{"params": [torch.zeros(2, requires_grad=True)], "lr": 0.1}])
+        assert opt.param_groups[0]["lr"] == 0.1
+        with pytest.raises(ValueError, match="lr is required"):
+            opt.add_param_group({"params": [torch.zeros(2, requires_grad=True)]})
+
+
+def test_sgd_default_lr_is_torchs() -> None:
+    p = [torch.zeros(2, requires_grad=True)]
+    assert O.SGD(p).defaults["lr"] == torch.optim.SGD(p).defaults["lr"] == 1e-3
 
 
 def test_paper_defaults() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import importlib.util
 import math
+import os
 import sys
 
 import pytest
@@ -13,6 +14,15 @@ from adamlab.runner import Store, sweep
 from adamlab.runner.backends import get_backend
 
 PROBLEM = ("quadratic.noisy", {"d": 10})
+
+#: Set by ``make test`` (CI): a missing Ray, or one that cannot start, fails instead of skipping.
+REQUIRE_RAY = os.environ.get("ADAMLAB_REQUIRE_RAY", "") not in ("", "0")
+
+
+def _skip_or_fail(reason: str) -> None:
+    if REQUIRE_RAY:
+        pytest.fail(f"ADAMLAB_REQUIRE_RAY is set but {reason}")
+    pytest.skip(reason)
 
 
 def _series(store: Store, run_id: str) -> dict[tuple[int, str], float]:
@@ -62,8 +72,9 @@ def test_ray_cli_error_is_exit_2(monkeypatch, capsys, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (pip install 'adamlab[ray]')")
 def test_ray_local_sweep_matches_serial_and_resumes(tmp_path):
+    if importlib.util.find_spec("ray") is None:
+        _skip_or_fail("Ray is not installed (pip install 'adamlab[ray]')")
     serial = Store(tmp_path / "serial.sqlite")
     ref = sweep(PROBLEM, ["msvag", "adam"], [1e-2, 1e-1], [0], 15, serial, "serial", quiet=True, eval_every=5)
     store = Store(tmp_path / "ray.sqlite")
@@ -73,7 +84,7 @@ def test_ray_local_sweep_matches_serial_and_resumes(tmp_path):
         first = sweep(PROBLEM, ["msvag"], [1e-2, 1e-1], [0], 15, store, "ray", quiet=True, eval_every=5,
                       backend_options={"num_cpus": 2})
     except Exception as err:  # Ray installed but cannot start here (sandbox, no shared memory, ...)
-        pytest.skip(f"a local Ray could not start: {type(err).__name__}: {err}")
+        _skip_or_fail(f"a local Ray could not start: {type(err).__name__}: {err}")
     assert first.finished == 2 and first.failed == 0, first.errors
     assert not ray.is_initialized()  # the backend shut down the Ray it started
     # resume: the msvag runs are skipped, the adam runs go out as one vectorised block

@@ -5,9 +5,14 @@ Every adamlab update is written as
 .. math:: \theta_t - \theta_{t-1} = -\,\text{magnitude} \cdot d \odot \gamma \;+\; \delta
 
 with :math:`d` the direction (a gradient-like vector, or its sign), a scalar magnitude, a per-coordinate
-factor :math:`\gamma`, and :math:`\delta` the decoupled weight-decay shrink
-:math:`-\alpha\lambda\theta_{t-1}` (AdamW only, otherwise zero). The pieces are read from the optimizer's
-state *after* its step and computed with the functions of :mod:`adamlab.functional` (never re-derived):
+factor :math:`\gamma`, and :math:`\delta` the part of the update that is not a product: AdamW's decoupled
+weight-decay shrink, or ND-Adam's step back onto the unit sphere (otherwise zero). The pieces are read
+from the optimizer's state *after* its step by the optimizer class's ``pieces`` function, which lives next
+to its rule in :mod:`adamlab.functional` (``adam_step_pieces``, ``dissected_step_pieces``, ...) and is
+built from the same ``*_direction`` helpers the rule calls: it gets the parameter before the step, the
+gradient, the state tensors of ``state_slots(group)`` and the rule's own keyword arguments
+``rule_kwargs(group, step)``. Nothing here knows any optimizer, so a new class with a ``pieces``
+attribute is decomposed as it is:
 
 ================  ================================  ===========================  ==================================
 class             direction :math:`d`               magnitude                    :math:`\gamma`
@@ -17,7 +22,8 @@ Dissected family  ``dissected_pieces``: g, m or sign  :math:`\alpha`            
 SGD               g, momentum buffer, or Nesterov's  :math:`\eta`               1
 Adagrad           g                                 :math:`\eta_t` (``adagrad_lr``)  :math:`1/(\epsilon+\sqrt{\sum g^2})`
 RMSprop           g (or the momentum buffer)        :math:`\eta`               :math:`1/(\epsilon+\sqrt{v})` (1 with momentum)
-Adamax            :math:`\operatorname{sign}(m)`     :math:`\alpha/(1-\beta_1^t)`  :math:`|m|/u`
+Adamax            :math:`\operatorname{sign}(m)`     :math:`\alpha/(1-\beta_1^t)`  :math:`|m|/u` (``adamax_direction``)
+NDAdam (vectors)  :math:`\operatorname{sign}(\hat m)`  :math:`\alpha`             :math:`|\hat m|/(\sqrt{\hat v}+\epsilon)`, one :math:`\hat v` per vector
 ================  ================================  ===========================  ==================================
 
 For methods that keep a second moment next to a first one, :math:`\hat\eta^2 = (v - m^2)/m^2` (Balles &
@@ -44,8 +50,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from adamlab import functional as F
-from adamlab.functional.common import prepare_grad, safe_ratio
+from adamlab.optim.base import AdamlabOptimizer
 
 
 @dataclass
@@ -71,7 +76,9 @@ class StepPieces:
     eta2_unbiased:
         The rho-unbiased estimate (Dissected family with variance adaptation), else None.
     decay:
-        The decoupled weight-decay term :math:`-\\alpha\\lambda\\theta_{t-1}` (AdamW), else None.
+        The part :math:`\\delta` of the update that is not a product of pieces: AdamW's decoupled
+        decay :math:`(1-\\alpha\\lambda)\\theta_{t-1} - \\theta_{t-1}`, ND-Adam's step back onto the
+        unit sphere; else None.
     update:
         The update actually applied, :math:`\\theta_t - \\theta_{t-1}`, when the parameters before the
         step were recorded; else None.
@@ -113,97 +120,6 @@ def _inner(optimizer: Optimizer) -> Optimizer:
     return inner if isinstance(inner, Optimizer) else optimizer
 
 
-def _grad(param: Tensor, previous: Tensor | None, group: Mapping[str, Any], *, decay: bool = True) -> Tensor:
-    """The gradient the rule used: ``prepare_grad`` at the parameter value before the step."""
-    wd = group.get("weight_decay", 0.0) if decay else 0.0
-    if wd != 0 and previous is None:
-        raise ValueError(
-            "previous: the parameters before the step are needed to rebuild a weight-decayed gradient; "
-            "use StepRecorder(optimizer) around optimizer.step()"
-        )
-    base = previous if previous is not None else param
-    return prepare_grad(base, param.grad, weight_decay=wd, maximize=group.get("maximize", False))
-
-
-def _adam(p: Tensor, prev: Tensor | None, state: dict, group: dict) -> dict[str, Any]:
-    step = int(state["step"])
-    beta1, beta2 = group["betas"]
-    coeffs = F.adam_coefficients(step, beta1, beta2, group["bias_correction"])
-    second = state["max_exp_avg_sq"] if group["amsgrad"] else state["exp_avg_sq"]
-    sign, gamma = F.adam_direction(state["exp_avg"], second, eps=group["eps"],
-                                   eps_inside_sqrt=group["eps_inside_sqrt"], **coeffs)
-    m_hat = state["exp_avg"] / coeffs["bias_correction1"]
-    v_hat = second / coeffs["bias_correction2"]
-    m2 = m_hat * m_hat
-    decay = None
-    if group["decoupled_weight_decay"] and group["weight_decay"] != 0:
-        if prev is None:
-            raise ValueError("previous: AdamW's decoupled decay needs the parameters before the step; "
-                             "use StepRecorder(optimizer)")
-        decay = -(group["lr"] * group["weight_decay"]) * prev
-    return dict(kind="sign", direction=sign, magnitude=float(group["lr"]), gamma=gamma,
-                eta2=safe_ratio(v_hat - m2, m2), decay=decay)
-
-
-def _adamax(p: Tensor, prev: Tensor | None, state: dict, group: dict) -> dict[str, Any]:
-    beta1, _ = group["betas"]
-    m = state["exp_avg"]
-    return dict(kind="sign", direction=m.sign(),
-                magnitude=float(group["lr"]) / F.bias_correction(beta1, int(state["step"])),
-                gamma=m.abs() / state["exp_inf"])
-
-
-def _dissected(p: Tensor, prev: Tensor | None, state: dict, group: dict) -> dict[str, Any]:
-    momentum, va = group["momentum"], group["variance_adaptation"]
-    coeffs = F.dissected_coefficients(int(state["step"]), group["beta"])
-    m = state["exp_avg"] / coeffs["bias_correction"] if (momentum or va) else None
-    v = state["exp_avg_sq"] / coeffs["bias_correction"] if va else None
-    grad = m if momentum else _grad(p, prev, group)
-    d, gamma = F.dissected_pieces(grad, m, v, direction=group["direction"], variance_adaptation=va,
-                                  momentum=momentum, rho=coeffs["rho"],
-                                  variance_estimate=group["variance_estimate"])
-    out: dict[str, Any] = dict(kind=group["direction"], direction=d, magnitude=float(group["lr"]),
-                               gamma=gamma)
-    if va:
-        m2 = m * m
-        out["eta2"] = safe_ratio(v - m2, m2)
-        var = F.direction_variance(m, v, rho=coeffs["rho"], momentum=momentum,
-                                   variance_estimate=group["variance_estimate"])
-        out["eta2_unbiased"] = safe_ratio(var, m2)
-    return out
-
-
-def _sgd(p: Tensor, prev: Tensor | None, state: dict, group: dict) -> dict[str, Any]:
-    mu = group["momentum"]
-    if mu == 0:
-        d = _grad(p, prev, group)
-    else:
-        d = F.sgd_direction(_grad(p, prev, group), state["momentum_buffer"], momentum=mu,
-                            nesterov=group["nesterov"])
-    return dict(kind="grad", direction=d, magnitude=float(group["lr"]), gamma=1.0)
-
-
-def _adagrad(p: Tensor, prev: Tensor | None, state: dict, group: dict) -> dict[str, Any]:
-    lr = F.adagrad_lr(group["lr"], group["lr_decay"], int(state["step"]))
-    return dict(kind="grad", direction=_grad(p, prev, group), magnitude=float(lr),
-                gamma=1.0 / F.adagrad_denominator(state["sum"], group["eps"]))
-
-
-def _rmsprop(p: Tensor, prev: Tensor | None, state: dict, group: dict) -> dict[str, Any]:
-    if group["momentum"] > 0:
-        return dict(kind="grad", direction=state["momentum_buffer"], magnitude=float(group["lr"]), gamma=1.0)
-    denom = F.rmsprop_denominator(state["square_avg"], state.get("grad_avg"), eps=group["eps"],
-                                  centered=group["centered"])
-    return dict(kind="grad", direction=_grad(p, prev, group), magnitude=float(group["lr"]), gamma=1.0 / denom)
-
-
-def _rules() -> dict[type, Any]:
-    from adamlab import optim
-
-    return {optim.Adam: _adam, optim.Adamax: _adamax, optim.Dissected: _dissected, optim.SGD: _sgd,
-            optim.Adagrad: _adagrad, optim.RMSprop: _rmsprop}
-
-
 def decompose(optimizer: Optimizer, previous: Mapping[int, Tensor] | None = None) -> list[StepPieces]:
     """Take the last step of ``optimizer`` apart, per parameter that took it.
 
@@ -215,7 +131,8 @@ def decompose(optimizer: Optimizer, previous: Mapping[int, Tensor] | None = None
     previous:
         Optional ``{index: parameter before the step}`` (what :class:`StepRecorder` stores). With it,
         each record carries the applied ``update``; it is required where a piece needs
-        :math:`\\theta_{t-1}` (coupled weight decay with a raw-gradient direction, AdamW's decay).
+        :math:`\\theta_{t-1}` (coupled weight decay with a raw-gradient direction, AdamW's decay,
+        ND-Adam's weight vectors).
 
     Returns
     -------
@@ -228,14 +145,10 @@ def decompose(optimizer: Optimizer, previous: Mapping[int, Tensor] | None = None
         For an optimizer that is not an adamlab class, or a missing ``previous`` where it is needed.
     """
     opt = _inner(optimizer)
-    rule = None
-    for cls, fn in _rules().items():
-        if isinstance(opt, cls):
-            rule = fn
-            break
-    if rule is None:
-        raise ValueError(f"optimizer must be an adamlab.optim optimizer (SGD, Adagrad, RMSprop, Adam, Adamax, "
-                         f"Dissected family), got {type(opt).__name__}")
+    pieces_of = getattr(type(opt), "pieces", None)
+    if not isinstance(opt, AdamlabOptimizer) or pieces_of is None:
+        raise ValueError(f"optimizer must be an adamlab.optim optimizer with a decomposition (a class "
+                         f"attribute 'pieces'), got {type(opt).__name__}")
     out: list[StepPieces] = []
     index = -1
     with torch.no_grad():
@@ -246,13 +159,14 @@ def decompose(optimizer: Optimizer, previous: Mapping[int, Tensor] | None = None
                 if p.grad is None or not state:
                     continue
                 prev = None if previous is None else previous.get(index)
-                pieces = rule(p, prev, state, group)
+                step = int(state["step"])
+                states = [None if name is None else state[name] for name in opt.state_slots(group)]
+                pieces = pieces_of(prev, p.grad, *states, **opt.rule_kwargs(group, step))
                 # Pieces may alias optimizer state (e.g. SGD's momentum buffer), which the next step
                 # changes in place: keep a snapshot.
                 pieces = {k: v.detach().clone() if isinstance(v, Tensor) else v for k, v in pieces.items()}
                 update = None if prev is None else p.detach() - prev
-                out.append(StepPieces(index=index, group=g_index, update=update, step=int(state["step"]),
-                                      **pieces))
+                out.append(StepPieces(index=index, group=g_index, update=update, step=step, **pieces))
     return out
 
 

@@ -63,17 +63,37 @@ THEORY_PROPERTIES: tuple[str, ...] = ("optimal_gamma_lemma", "erf_approximation"
 Factory = Callable[..., torch.optim.Optimizer]
 DTYPE = torch.float64
 
-# What theory predicts, per optimizer short name (adamlab.optim.registry). Reasons in the docstring.
+# What theory predicts lives on each optimizer class, as ``theory = {property: bool or f(group)}``
+# (reasons next to it); :func:`predicted` reads it. Names used by the step-bound and ratio checks:
 _ADAM = ("adam", "amsgrad", "adamw", "adam-nobc")
-_SCALE_FREE = (*_ADAM, "adamax", "rmsprop", "adagrad", "ssd", "mssd", "mssdva")
-THEORY: dict[str, frozenset[str]] = {
-    "rescaling_invariance": frozenset(_SCALE_FREE),
-    "step_bound": frozenset(("adam", "amsgrad", "adamw", "adamax", "rmsprop", "adagrad", "ssd", "mssd", "mssdva")),
-    "constant_gradient_ratio": frozenset(("adam", "amsgrad", "adamw", "adamax", "ssd", "mssd", "mssdva")),
-    "cautiousness": frozenset((*_ADAM, "adamax", "svag", "msvag", "mssdva", "momentum", "nesterov", "msgd")),
-    # AdamW's decoupled decay lr * lambda * theta scales with lr, not with the weight scale.
-    "param_scale_lr_equivalence": frozenset(n for n in _SCALE_FREE if n != "adamw"),
-}
+
+
+def predicted(name: str, prop: str) -> bool | None:
+    """What theory predicts for registry optimizer ``name`` and property ``prop``; None: no prediction.
+
+    Read from the class's ``theory`` attribute, evaluated on the param group the registry builds for
+    ``name`` (its presets over the class defaults). Unknown names, and properties a class does not
+    list, make no prediction.
+    """
+    if not _known(name):
+        return None
+    from adamlab.optim.registry import make_optimizer
+
+    opt = make_optimizer(name, [torch.zeros(1, dtype=DTYPE, requires_grad=True)], lr=1e-3)
+    inner = getattr(opt, "optimizer", opt)
+    claim = getattr(type(inner), "theory", {}).get(prop)
+    if claim is None:
+        return None
+    return bool(claim(inner.param_groups[0]) if callable(claim) else claim)
+
+
+def theory_table(properties: Iterable[str] | None = None) -> dict[str, frozenset[str]]:
+    """``{property: registry names that theory says have it}``, from the classes (for docs and tests)."""
+    from adamlab.optim.registry import names
+
+    props = [p for p in PROPERTIES if p not in THEORY_PROPERTIES] if properties is None else list(properties)
+    return {p: frozenset(n for n in names() if predicted(n, p)) for p in props}
+
 
 WHY_NOT: dict[str, str] = {
     "rescaling_invariance": "the step is proportional to the gradient's scale",
@@ -115,9 +135,7 @@ class Record:
 
 def _record(name: str, prop: str, measured: float, has: bool, expected_yes: str, expected_no: str,
             details: str) -> Record:
-    theory = None if prop in THEORY_PROPERTIES else (name in THEORY[prop] if _known(name) else None)
-    if prop in THEORY_PROPERTIES:
-        theory = True
+    theory = True if prop in THEORY_PROPERTIES else predicted(name, prop)
     expected = "no prediction" if theory is None else (expected_yes if theory else expected_no)
     holds = None if theory is None else has == theory
     return Record(name, prop, float(measured), expected, holds, details, bool(has), theory)

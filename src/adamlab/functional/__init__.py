@@ -6,34 +6,41 @@ new parameter and new state without mutating anything. Per-step scalars such as 
 computed on the host by the ``*_coefficients`` helpers and passed in, so a compiled rule is not
 recompiled every step. The rules use only operators and ``Tensor`` methods, so they also run on
 :class:`TensorList` groups (foreach path), under ``torch.compile``, and under ``torch.func.vmap``.
+
+What a rule knows about itself lives next to it:
+
+- :func:`~adamlab.functional.common.update_rule` marks a rule with the names of its per-step scalar
+  keywords (read back by :func:`~adamlab.functional.common.step_scalars`, for the compiled paths);
+- ``<name>_step_pieces(param_before, grad, *state_after, **rule_kwargs)`` takes one step of the rule
+  apart for :func:`adamlab.dissect.decompose`: it returns a dict with ``kind`` (``"sign"`` or
+  ``"grad"``), ``direction`` :math:`d`, ``magnitude``, ``gamma`` and optionally ``eta2``,
+  ``eta2_unbiased`` and ``decay`` (the part of the update that is not :math:`-\\text{magnitude}\\, d \\odot
+  \\gamma`), built from the same ``*_direction`` helpers the rule calls.
+
+Every module of this package lists its public names in ``__all__``; they are all exported here, so a
+new rule is one new module.
 """
 
-from adamlab.functional.adagrad import adagrad, adagrad_denominator, adagrad_lr
-from adamlab.functional.adam import adam, adam_coefficients, adam_direction
-from adamlab.functional.adamax import adamax
-from adamlab.functional.averaging import debiased_average, temporal_average
-from adamlab.functional.common import RHO_MAX, bias_correction, ema, msvag_rho, prepare_grad, safe_ratio
-from adamlab.functional.dissected import (
-    PRESETS,
-    direction_variance,
-    dissected,
-    dissected_coefficients,
-    dissected_pieces,
-    mssd,
-    mssdva,
-    msvag,
-    ssd,
-    svag,
-    variance_adaptation_factor,
-)
-from adamlab.functional.rmsprop import rmsprop, rmsprop_denominator
-from adamlab.functional.sgd import sgd, sgd_direction
-from adamlab.functional.tensorlist import TensorList, copy_into
+from __future__ import annotations
 
-__all__ = [
-    "PRESETS", "RHO_MAX", "TensorList", "adagrad", "adagrad_denominator", "adagrad_lr", "adam", "adam_coefficients",
-    "adam_direction", "adamax", "bias_correction", "copy_into", "debiased_average", "direction_variance",
-    "dissected", "dissected_coefficients", "dissected_pieces", "ema", "msvag", "msvag_rho", "mssd",
-    "mssdva", "prepare_grad", "rmsprop", "rmsprop_denominator", "safe_ratio", "sgd", "sgd_direction", "ssd", "svag", "temporal_average",
-    "variance_adaptation_factor",
-]
+import importlib
+import pkgutil
+from typing import Any
+
+
+def _export_all() -> list[str]:
+    """Import every submodule and bind its ``__all__`` here (a rule named like its module, e.g.
+    ``adam``, replaces the submodule attribute, as an explicit import would)."""
+    exported: dict[str, Any] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for name in getattr(module, "__all__", ()):
+            value = getattr(module, name)
+            if name in exported and exported[name] is not value:
+                raise ImportError(f"adamlab.functional: {name!r} is exported by two modules")
+            exported[name] = value
+    globals().update(exported)
+    return sorted(exported)
+
+
+__all__ = _export_all()

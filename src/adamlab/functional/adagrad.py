@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from adamlab.functional.common import prepare_grad
+from adamlab.functional.common import prepare_grad, rule_grad, update_rule
 
 T = TypeVar("T")
+
+__all__ = ["adagrad", "adagrad_denominator", "adagrad_lr", "adagrad_step_pieces"]
 
 
 def adagrad_lr(lr: float, lr_decay: float, step: int) -> float:
@@ -14,6 +16,7 @@ def adagrad_lr(lr: float, lr_decay: float, step: int) -> float:
     return lr / (1 + (step - 1) * lr_decay)
 
 
+@update_rule(step_scalars=("lr",))
 def adagrad(
     param: T,
     grad: T,
@@ -40,3 +43,10 @@ def adagrad(
 def adagrad_denominator(sum_sq: T, eps: Any) -> T:
     r"""AdaGrad's per-coordinate denominator :math:`\epsilon + \sqrt{v_t}`."""
     return sum_sq.sqrt() + eps
+
+
+def adagrad_step_pieces(param: Any, grad: Any, sum_sq: Any, *, lr: Any, eps: Any = 1e-10,
+                        weight_decay: float = 0.0, maximize: bool = False, **_: Any) -> dict[str, Any]:
+    r"""AdaGrad's step taken apart: direction :math:`g`, magnitude :math:`\eta_t`, :math:`\gamma = 1/(\epsilon+\sqrt{v_t})`."""
+    g = rule_grad(param, grad, weight_decay=weight_decay, maximize=maximize, who="Adagrad")
+    return dict(kind="grad", direction=g, magnitude=float(lr), gamma=1.0 / adagrad_denominator(sum_sq, eps))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from adamlab.functional.common import bias_correction, ema, prepare_grad
+from adamlab.functional.common import bias_correction, ema, prepare_grad, safe_ratio, update_rule
 
 T = TypeVar("T")
+
+__all__ = ["adam", "adam_coefficients", "adam_direction", "adam_step_pieces", "decoupled_decay"]
 
 
 def adam_coefficients(step: int, beta1: float, beta2: float, correct_bias: bool = True) -> dict[str, float]:
@@ -44,6 +46,12 @@ def adam_direction(
     return m_hat.sign(), m_hat.abs() / denom
 
 
+def decoupled_decay(param: T, *, lr: Any, weight_decay: Any) -> T:
+    r"""AdamW's decoupled shrink (Loshchilov & Hutter 2019), :math:`\theta \leftarrow (1 - \alpha\lambda)\theta`."""
+    return param * (1 - lr * weight_decay)
+
+
+@update_rule(step_scalars=("lr", "bias_correction1", "bias_correction2"))
 def adam(
     param: T,
     grad: T,
@@ -83,7 +91,7 @@ def adam(
     if decoupled_weight_decay:
         grad = prepare_grad(param, grad, maximize=maximize)
         if weight_decay != 0:
-            param = param * (1 - lr * weight_decay)
+            param = decoupled_decay(param, lr=lr, weight_decay=weight_decay)
     else:
         grad = prepare_grad(param, grad, weight_decay=weight_decay, maximize=maximize)
     exp_avg = ema(exp_avg, grad, beta1)
@@ -101,3 +109,41 @@ def adam(
         bias_correction2=bias_correction2,
     )
     return param - lr * (sign * gamma), exp_avg, exp_avg_sq, max_exp_avg_sq
+
+
+def adam_step_pieces(
+    param: Any,
+    grad: Any,
+    exp_avg: Any,
+    exp_avg_sq: Any,
+    max_exp_avg_sq: Any = None,
+    *,
+    lr: Any,
+    eps: Any = 1e-8,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+    amsgrad: bool = False,
+    eps_inside_sqrt: bool = False,
+    bias_correction1: Any = 1.0,
+    bias_correction2: Any = 1.0,
+    **_: Any,
+) -> dict[str, Any]:
+    r"""Adam's step taken apart (see :mod:`adamlab.functional`): ``sign(m_hat) * gamma``, magnitude ``lr``.
+
+    Takes :func:`adam`'s arguments with the state *after* the step and ``param`` the parameter *before*
+    it (None if not recorded; AdamW's decay :math:`\delta = (1-\alpha\lambda)\theta_{t-1} - \theta_{t-1}`
+    needs it). Also :math:`\hat\eta^2 = (\hat v - \hat m^2)/\hat m^2` (seed 002).
+    """
+    second = max_exp_avg_sq if amsgrad else exp_avg_sq
+    sign, gamma = adam_direction(exp_avg, second, eps=eps, eps_inside_sqrt=eps_inside_sqrt,
+                                 bias_correction1=bias_correction1, bias_correction2=bias_correction2)
+    m_hat = exp_avg / bias_correction1
+    m2 = m_hat * m_hat
+    decay = None
+    if decoupled_weight_decay and weight_decay != 0:
+        if param is None:
+            raise ValueError("previous: AdamW's decoupled decay needs the parameters before the step; "
+                             "use StepRecorder(optimizer)")
+        decay = decoupled_decay(param, lr=lr, weight_decay=weight_decay) - param
+    return dict(kind="sign", direction=sign, magnitude=float(lr), gamma=gamma,
+                eta2=safe_ratio(second / bias_correction2 - m2, m2), decay=decay)

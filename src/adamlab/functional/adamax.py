@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from adamlab.functional.common import ema, prepare_grad
+from adamlab.functional.common import ema, prepare_grad, update_rule
 
 T = TypeVar("T")
 
+__all__ = ["adamax", "adamax_direction", "adamax_step_pieces"]
 
+
+def adamax_direction(exp_avg: T, exp_inf: T) -> tuple[T, T]:
+    r"""AdaMax's direction as sign times factor: ``(sign(m), |m|/u)``, whose product is :math:`m_t/u_t` exactly."""
+    return exp_avg.sign(), exp_avg.abs() / exp_inf
+
+
+@update_rule(step_scalars=("lr", "bias_correction1"))
 def adamax(
     param: T,
     grad: T,
@@ -37,4 +45,13 @@ def adamax(
     grad = prepare_grad(param, grad, weight_decay=weight_decay, maximize=maximize)
     exp_avg = ema(exp_avg, grad, beta1)
     exp_inf = (beta2 * exp_inf).maximum(grad.abs() + eps)
-    return param - (lr / bias_correction1) * (exp_avg / exp_inf), exp_avg, exp_inf
+    sign, gamma = adamax_direction(exp_avg, exp_inf)
+    return param - (lr / bias_correction1) * (sign * gamma), exp_avg, exp_inf
+
+
+def adamax_step_pieces(param: Any, grad: Any, exp_avg: Any, exp_inf: Any, *, lr: Any,
+                       bias_correction1: Any = 1.0, **_: Any) -> dict[str, Any]:
+    r"""AdaMax's step taken apart: direction :math:`\operatorname{sign}(m)`, magnitude :math:`\alpha/(1-\beta_1^t)`,
+    :math:`\gamma = |m|/u` (arguments as :func:`adamax`'s, state after the step)."""
+    sign, gamma = adamax_direction(exp_avg, exp_inf)
+    return dict(kind="sign", direction=sign, magnitude=float(lr) / float(bias_correction1), gamma=gamma)

@@ -8,6 +8,8 @@ from adamlab.functional.common import ema
 
 T = TypeVar("T")
 
+__all__ = ["debiased_average", "temporal_average"]
+
 
 def temporal_average(average: T, param: T, *, beta: Any) -> T:
     r""":math:`\bar\theta_t = \beta \bar\theta_{t-1} + (1 - \beta)\theta_t` (with :math:`\bar\theta_0 = 0`)."""

@@ -7,14 +7,64 @@ vectorised paths) 0-dim tensors for every float hyperparameter.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+RuleT = TypeVar("RuleT", bound=Callable[..., Any])
 
-#: Cap on M-SVAG's rho_t. At t = 1, rho_1 = 1 and s = (v - m^2)/(1 - rho) is 0/0; the reference
-#: implementation (github.com/lballes/msvag) caps rho at 0.9999, which makes the first step a plain
-#: (momentum-)SGD step up to rounding.
-RHO_MAX = 0.9999
+__all__ = ["RHO_MAX", "bias_correction", "ema", "msvag_rho", "nan_sign", "prepare_grad", "rule_grad", "safe_ratio", "update_rule",
+           "step_scalars"]
+
+#: Cap on M-SVAG's :math:`\rho_t`, as in the reference code (github.com/lballes/msvag, ``msvag/msvag.py``:
+#: ``tf.minimum(rho, 0.999)``). At :math:`t = 1`, :math:`\rho_1 = 1` and :math:`s = (v - m^2)/(1 - \rho)`
+#: is 0/0; since :math:`v = m^2` at :math:`t = 1` up to rounding, capped :math:`s` is 0 up to rounding and
+#: the first step is a plain (momentum-)SGD step. :math:`\rho_t` decreases in :math:`t` towards
+#: :math:`(1-\beta)/(1+\beta)` (:math:`\rho_2 \le 0.51` for :math:`\beta = 0.9`), so the cap binds at
+#: :math:`t = 1` only, unless :math:`\beta < 0.001/1.999 \approx 5 \cdot 10^{-4}`, where it binds at every step.
+#:
+#: History (the three stored versions of that file we could read): the first two cap both ``MSVAGOptimizer`` and
+#: ``SVAGOptimizer`` at 0.999; a later rewrite of ``MSVAGOptimizer`` for TensorFlow 1.6 (commit 19d548b)
+#: caps it at 0.9999 while ``SVAGOptimizer`` keeps 0.999. We follow 0.999 for the whole family: it is the
+#: reference's value for SVAG in every version and for M-SVAG originally, and it amplifies the first
+#: step's round-off in :math:`v - m^2` by :math:`1/(1-\rho) = 10^3` instead of :math:`10^4`.
+RHO_MAX = 0.999
+
+#: Keyword arguments of a rule that change from step to step when :func:`update_rule` does not say.
+DEFAULT_STEP_SCALARS = frozenset({"lr"})
+
+
+def update_rule(*, step_scalars: Iterable[str] = ("lr",)) -> Callable[[RuleT], RuleT]:
+    """Mark a function as an update rule and record what it knows about itself.
+
+    ``step_scalars`` names the float keyword arguments that change from step to step (the learning
+    rate under a schedule, bias corrections, rho, ...). The compiled paths pass them as 0-dim tensors
+    so that a new step never recompiles (:func:`step_scalars` reads them back)::
+
+        @update_rule(step_scalars=("lr", "bias_correction1"))
+        def adamax(param, grad, exp_avg, exp_inf, *, lr, ..., bias_correction1=1.0): ...
+    """
+    names = frozenset(step_scalars)
+
+    def mark(fn: RuleT) -> RuleT:
+        fn.step_scalars = names  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def step_scalars(fn: Any) -> frozenset[str]:
+    """The per-step scalar keyword arguments of rule ``fn`` (see :func:`update_rule`); ``{"lr"}`` if unmarked.
+
+    Looks through :func:`functools.partial` (the Dissected presets) and ``__wrapped__``.
+    """
+    while fn is not None:
+        names = getattr(fn, "step_scalars", None)
+        if names is not None:
+            return frozenset(names)
+        fn = fn.func if isinstance(fn, partial) else getattr(fn, "__wrapped__", None)
+    return DEFAULT_STEP_SCALARS
 
 
 def prepare_grad(param: T, grad: T, *, weight_decay: float = 0.0, maximize: bool = False) -> T:
@@ -29,6 +79,30 @@ def prepare_grad(param: T, grad: T, *, weight_decay: float = 0.0, maximize: bool
     if weight_decay != 0:
         grad = grad + weight_decay * param
     return grad
+
+
+def rule_grad(param: T | None, grad: T, *, weight_decay: float = 0.0, maximize: bool = False,
+              who: str = "this optimizer") -> T:
+    """:func:`prepare_grad` for a decomposition, where ``param`` is the parameter *before* the step.
+
+    ``param`` may be None (not recorded) when the gradient needs no weight decay; otherwise it is a
+    ``ValueError`` that names ``previous`` (what :class:`adamlab.dissect.StepRecorder` records).
+    """
+    if param is None:
+        if weight_decay != 0:
+            raise ValueError(f"previous: {who}'s weight-decayed gradient needs the parameters before the step; "
+                             "use StepRecorder(optimizer) around optimizer.step()")
+        return prepare_grad(grad, grad, maximize=maximize)
+    return prepare_grad(param, grad, weight_decay=weight_decay, maximize=maximize)
+
+
+def nan_sign(x: T) -> T:
+    r""":math:`\operatorname{sign}(x)`, but NaN where :math:`x` is NaN (``torch.sign(nan)`` is 0).
+
+    Sign methods use it so that a NaN gradient reaches the parameter, as in every ``torch.optim``
+    method, instead of silently freezing the coordinate; :math:`\pm\infty` keeps its sign.
+    """
+    return x.sign().where(x.isnan().logical_not(), x)
 
 
 def ema(average: T, value: T, beta: Any) -> T:
@@ -51,8 +125,11 @@ def msvag_rho(beta: float, step: int) -> float:
     """
     bt = beta**step
     denominator = (1 + beta) * (1 - bt)
-    rho = 1.0 if denominator == 0 else (1 - beta) * (1 + bt) / denominator
-    return min(rho, RHO_MAX)
+    if isinstance(denominator, (int, float)):
+        rho = 1.0 if denominator == 0 else (1 - beta) * (1 + bt) / denominator
+        return min(rho, RHO_MAX)
+    # A tensor step (while torch.compile traces an optimizer step): same value, no host branch.
+    return ((1 - beta) * (1 + bt) / denominator).nan_to_num(nan=1.0, posinf=1.0).clamp(max=RHO_MAX)
 
 
 def safe_ratio(numerator: T, denominator: T) -> T:

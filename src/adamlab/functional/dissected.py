@@ -33,8 +33,9 @@ with (seed 002, "Practical implementation of M-SVAG", written here with a 1-base
 direction (seed 002 prints :math:`(1+\eta_i)^{-1/2}` and :math:`1/(1+\eta_t)` for SVAG; the paper's
 :math:`\eta^2` is meant, as its definition :math:`\eta_i^2 = \sigma_i^2/\nabla\mathcal L_i^2` shows).
 
-Edge cases (DESIGN.md): :math:`\rho_1 = 1` makes :math:`s = 0/0`; :math:`\rho` is capped at 0.9999 as
-in the reference code, so the first step is an (M-)SGD step up to rounding. Round-off can make
+Edge cases (DESIGN.md): :math:`\rho_1 = 1` makes :math:`s = 0/0`; :math:`\rho` is capped at 0.999
+(:data:`~adamlab.functional.common.RHO_MAX`) as in the reference code, so the first step is an (M-)SGD
+step up to rounding. Round-off can make
 :math:`v - m^2 < 0`: :math:`s` is clamped at 0, and :math:`\gamma` is clipped to [0, 1]. A zero gradient
 (:math:`m = v = 0`) gives :math:`\gamma = 0`: a zero step, never NaN.
 
@@ -48,9 +49,22 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Literal, TypeVar
 
-from adamlab.functional.common import bias_correction, ema, msvag_rho, prepare_grad, safe_ratio
+from adamlab.functional.common import (
+    bias_correction,
+    ema,
+    msvag_rho,
+    nan_sign,
+    prepare_grad,
+    rule_grad,
+    safe_ratio,
+    update_rule,
+)
 
 T = TypeVar("T")
+
+__all__ = ["DIRECTIONS", "PRESETS", "VARIANCE_ESTIMATES", "direction_variance", "dissected",
+           "dissected_coefficients", "dissected_pieces", "dissected_step_pieces", "mssd", "mssdva", "msvag",
+           "ssd", "svag", "variance_adaptation_factor"]
 Direction = Literal["grad", "sign"]
 VarianceEstimate = Literal["unbiased", "naive"]
 DIRECTIONS = ("grad", "sign")
@@ -106,9 +120,13 @@ def dissected_pieces(
     rho: Any = 0.0,
     variance_estimate: str = "unbiased",
 ) -> tuple[T, T | float]:
-    """``(d, gamma)`` of the table above, from the gradient and the bias-corrected ``m``, ``v``."""
+    """``(d, gamma)`` of the table above, from the gradient and the bias-corrected ``m``, ``v``.
+
+    The sign direction is :func:`~adamlab.functional.common.nan_sign`: a NaN in ``m`` or ``g`` gives a
+    NaN step (``torch.sign`` would give 0 and freeze the coordinate), as in ``torch.optim``.
+    """
     source = m if momentum else grad
-    d = source.sign() if direction == "sign" else source
+    d = nan_sign(source) if direction == "sign" else source
     if not variance_adaptation:
         return d, 1.0
     gamma = variance_adaptation_factor(
@@ -117,6 +135,7 @@ def dissected_pieces(
     return d, gamma
 
 
+@update_rule(step_scalars=("lr", "bias_correction", "rho"))
 def dissected(
     param: T,
     grad: T,
@@ -127,7 +146,7 @@ def dissected(
     beta: Any = 0.9,
     direction: str = "grad",
     variance_adaptation: bool = False,
-    momentum: bool = True,
+    use_momentum: bool = True,
     variance_estimate: str = "unbiased",
     weight_decay: float = 0.0,
     maximize: bool = False,
@@ -139,31 +158,71 @@ def dissected(
     ``exp_avg`` (:math:`\tilde m`) is needed with momentum or variance adaptation, ``exp_avg_sq``
     (:math:`\tilde v`) with variance adaptation; pass None otherwise. ``bias_correction``
     (:math:`1-\beta^t`) and ``rho`` (:math:`\rho_t`) come from :func:`dissected_coefficients`.
+    ``use_momentum`` is the momentum switch (a bool; the name ``momentum`` is the float that torch's
+    cyclic LR schedulers write into param groups).
     """
     grad = prepare_grad(param, grad, weight_decay=weight_decay, maximize=maximize)
     m = v = None
-    if momentum or variance_adaptation:
+    if use_momentum or variance_adaptation:
         exp_avg = ema(exp_avg, grad, beta)
         m = exp_avg / bias_correction
     if variance_adaptation:
         exp_avg_sq = ema(exp_avg_sq, grad * grad, beta)
         v = exp_avg_sq / bias_correction
     d, gamma = dissected_pieces(
-        grad, m, v, direction=direction, variance_adaptation=variance_adaptation, momentum=momentum,
+        grad, m, v, direction=direction, variance_adaptation=variance_adaptation, momentum=use_momentum,
         rho=rho, variance_estimate=variance_estimate,
     )
     update = d * gamma if variance_adaptation else d
     return param - lr * update, exp_avg, exp_avg_sq
 
 
+def dissected_step_pieces(
+    param: Any,
+    grad: Any,
+    exp_avg: Any = None,
+    exp_avg_sq: Any = None,
+    *,
+    lr: Any,
+    direction: str = "grad",
+    variance_adaptation: bool = False,
+    use_momentum: bool = True,
+    variance_estimate: str = "unbiased",
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+    bias_correction: Any = 1.0,
+    rho: Any = 0.0,
+    **_: Any,
+) -> dict[str, Any]:
+    r"""A step of :func:`dissected` taken apart: ``(d, gamma)`` of :func:`dissected_pieces`, magnitude ``lr``.
+
+    Arguments as :func:`dissected`'s with the state after the step; ``param`` is the parameter before
+    the step (needed only for a weight-decayed raw-gradient direction). With variance adaptation also
+    :math:`\hat\eta^2 = (v - m^2)/m^2` and the :math:`\rho`-unbiased :math:`\operatorname{Var}[d]/m^2`
+    (:func:`direction_variance`), for which :math:`\gamma = 1/(1+\hat\eta^2)` (or its square root).
+    """
+    m = exp_avg / bias_correction if (use_momentum or variance_adaptation) else None
+    v = exp_avg_sq / bias_correction if variance_adaptation else None
+    g = m if use_momentum else rule_grad(param, grad, weight_decay=weight_decay, maximize=maximize, who="Dissected")
+    d, gamma = dissected_pieces(g, m, v, direction=direction, variance_adaptation=variance_adaptation,
+                                momentum=use_momentum, rho=rho, variance_estimate=variance_estimate)
+    out: dict[str, Any] = dict(kind=direction, direction=d, magnitude=float(lr), gamma=gamma)
+    if variance_adaptation:
+        m2 = m * m
+        out["eta2"] = safe_ratio(v - m2, m2)
+        var = direction_variance(m, v, rho=rho, momentum=use_momentum, variance_estimate=variance_estimate)
+        out["eta2_unbiased"] = safe_ratio(var, m2)
+    return out
+
+
 #: The named corners of the family: the same function with its switches set.
 PRESETS: dict[str, dict[str, Any]] = {
-    "ssd": {"direction": "sign", "variance_adaptation": False, "momentum": False},
-    "mssd": {"direction": "sign", "variance_adaptation": False, "momentum": True},
-    "svag": {"direction": "grad", "variance_adaptation": True, "momentum": False},
-    "msvag": {"direction": "grad", "variance_adaptation": True, "momentum": True},
-    "mssdva": {"direction": "sign", "variance_adaptation": True, "momentum": True},
-    "msgd": {"direction": "grad", "variance_adaptation": False, "momentum": True},
+    "ssd": {"direction": "sign", "variance_adaptation": False, "use_momentum": False},
+    "mssd": {"direction": "sign", "variance_adaptation": False, "use_momentum": True},
+    "svag": {"direction": "grad", "variance_adaptation": True, "use_momentum": False},
+    "msvag": {"direction": "grad", "variance_adaptation": True, "use_momentum": True},
+    "mssdva": {"direction": "sign", "variance_adaptation": True, "use_momentum": True},
+    "msgd": {"direction": "grad", "variance_adaptation": False, "use_momentum": True},
 }
 
 ssd = partial(dissected, **PRESETS["ssd"])

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from adamlab.functional.common import ema, prepare_grad
+from adamlab.functional.common import ema, prepare_grad, rule_grad, update_rule
 
 T = TypeVar("T")
 
+__all__ = ["rmsprop", "rmsprop_denominator", "rmsprop_step_pieces"]
 
+
+@update_rule(step_scalars=("lr",))
 def rmsprop(
     param: T,
     grad: T,
@@ -51,3 +54,14 @@ def rmsprop_denominator(square_avg: T, grad_avg: T | None, *, eps: Any, centered
     if centered:
         return (square_avg - grad_avg * grad_avg).sqrt() + eps
     return square_avg.sqrt() + eps
+
+
+def rmsprop_step_pieces(param: Any, grad: Any, square_avg: Any, momentum_buffer: Any = None, grad_avg: Any = None,
+                        *, lr: Any, eps: Any = 1e-8, momentum: Any = 0.0, centered: bool = False,
+                        weight_decay: float = 0.0, maximize: bool = False, **_: Any) -> dict[str, Any]:
+    r"""RMSProp's step taken apart: :math:`g` times :math:`1/(\epsilon + \sqrt{v_t})`, or the momentum buffer."""
+    if momentum > 0:
+        return dict(kind="grad", direction=momentum_buffer, magnitude=float(lr), gamma=1.0)
+    g = rule_grad(param, grad, weight_decay=weight_decay, maximize=maximize, who="RMSprop")
+    denom = rmsprop_denominator(square_avg, grad_avg, eps=eps, centered=centered)
+    return dict(kind="grad", direction=g, magnitude=float(lr), gamma=1.0 / denom)

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+__all__ = ["TensorList", "copy_into"]
+
 
 def _items(x: Any, n: int) -> Sequence[Any]:
     return x.items if isinstance(x, TensorList) else [x] * n

@@ -17,12 +17,27 @@ class Adagrad(AdamlabOptimizer):
 
     See :func:`adamlab.functional.adagrad`. ``lr_decay`` gives :math:`\eta_t = \eta/(1 + (t-1)\delta)`
     and ``initial_accumulator_value`` the starting :math:`v`, as in ``torch.optim.Adagrad``.
-    Defaults: ``lr=1e-2``, ``eps=1e-10`` (PyTorch's).
+    Defaults: ``lr=1e-2``, ``eps=1e-10`` (PyTorch's). Sparse gradients follow torch: the rule updates
+    the touched entries (and their accumulator) only; not with ``weight_decay``, ``fused=True`` or
+    ``differentiable=True``.
     """
 
     rule = F.adagrad
+    sparse_grads = "touched"
     hyperparameter_checks = {"lr": V.learning_rate, "lr_decay": V.nonnegative, "weight_decay": V.nonnegative,
-                             "initial_accumulator_value": V.nonnegative, "eps": V.nonnegative}
+                             "initial_accumulator_value": V.nonnegative, "eps": V.nonnegative,
+                             "maximize": V.boolean}
+    #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
+    pieces = F.adagrad_step_pieces
+    #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
+    #: a bool or a function of the param group (reasons in that module's docstring).
+    theory = {
+        "rescaling_invariance": lambda g: g["weight_decay"] == 0 and g["initial_accumulator_value"] == 0,
+        "step_bound": True,
+        "constant_gradient_ratio": False,  # |g|/sqrt(sum g^2) = 1/sqrt(t)
+        "cautiousness": False,
+        "param_scale_lr_equivalence": lambda g: g["weight_decay"] == 0 and g["initial_accumulator_value"] == 0,
+    }
 
     def __init__(
         self,
@@ -36,12 +51,18 @@ class Adagrad(AdamlabOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         nonfinite: str = "propagate",
     ) -> None:
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
                         initial_accumulator_value=initial_accumulator_value, maximize=maximize,
-                        foreach=foreach, fused=fused)
+                        foreach=foreach, fused=fused, differentiable=differentiable)
         super().__init__(params, defaults, nonfinite=nonfinite)
+
+    def _check_sparse(self, group: dict[str, Any], param: Tensor) -> None:
+        super()._check_sparse(group, param)
+        if group["weight_decay"] != 0:
+            raise RuntimeError("Adagrad: weight_decay is not compatible with sparse gradients (as in torch.optim)")
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
         return ("sum",)

@@ -24,7 +24,22 @@ class Adam(AdamlabOptimizer):
 
     rule = F.adam
     hyperparameter_checks = {"lr": V.learning_rate, "betas": V.beta_pair, "eps": V.nonnegative,
-                             "weight_decay": V.nonnegative}
+                             "weight_decay": V.nonnegative, "amsgrad": V.boolean,
+                             "decoupled_weight_decay": V.boolean, "eps_inside_sqrt": V.boolean,
+                             "bias_correction": V.boolean, "maximize": V.boolean}
+    #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
+    pieces = F.adam_step_pieces
+    #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
+    #: a bool or a function of the param group (reasons in that module's docstring).
+    theory = {
+        "rescaling_invariance": lambda g: g["weight_decay"] == 0 or g["decoupled_weight_decay"],
+        "step_bound": lambda g: g["bias_correction"],
+        "constant_gradient_ratio": lambda g: g["bias_correction"] and (g["weight_decay"] == 0
+                                                                       or g["decoupled_weight_decay"]),
+        "cautiousness": True,
+        # AdamW's decoupled decay lr * lambda * theta scales with lr, not with the weight scale.
+        "param_scale_lr_equivalence": lambda g: g["weight_decay"] == 0,
+    }
 
     def __init__(
         self,
@@ -41,11 +56,13 @@ class Adam(AdamlabOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         nonfinite: str = "propagate",
     ) -> None:
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         decoupled_weight_decay=decoupled_weight_decay, eps_inside_sqrt=eps_inside_sqrt,
-                        bias_correction=bias_correction, maximize=maximize, foreach=foreach, fused=fused)
+                        bias_correction=bias_correction, maximize=maximize, foreach=foreach, fused=fused,
+                        differentiable=differentiable)
         super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
@@ -70,7 +87,18 @@ class Adamax(AdamlabOptimizer):
 
     rule = F.adamax
     hyperparameter_checks = {"lr": V.learning_rate, "betas": V.beta_pair, "eps": V.nonnegative,
-                             "weight_decay": V.nonnegative}
+                             "weight_decay": V.nonnegative, "maximize": V.boolean}
+    #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
+    pieces = F.adamax_step_pieces
+    #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
+    #: a bool or a function of the param group (reasons in that module's docstring).
+    theory = {
+        "rescaling_invariance": lambda g: g["weight_decay"] == 0,
+        "step_bound": True,
+        "constant_gradient_ratio": lambda g: g["weight_decay"] == 0,
+        "cautiousness": True,
+        "param_scale_lr_equivalence": lambda g: g["weight_decay"] == 0,
+    }
 
     def __init__(
         self,
@@ -83,10 +111,11 @@ class Adamax(AdamlabOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         nonfinite: str = "propagate",
     ) -> None:
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize,
-                        foreach=foreach, fused=fused)
+                        foreach=foreach, fused=fused, differentiable=differentiable)
         super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:

@@ -11,18 +11,42 @@ Path choice per parameter group:
 - ``fused=True``: the compiled kernel (falls back to foreach, with one warning, where it cannot compile);
 - ``fused=False``: the reference path chosen by ``foreach`` (PyTorch's default: per tensor on CPU);
 - ``fused=None`` (default) and ``foreach=None``: the compiled kernel when the group has at least
-  :func:`adamlab.optim.fast.min_numel` elements (1M by default) and a compiler is available, otherwise
-  the reference path. An explicit ``foreach=True/False`` with ``fused=None`` means the reference path.
+  :func:`adamlab.optim.fast.min_numel` elements (1M by default) and a compiler is available; a smaller
+  group starts on the reference path and switches once that has cost about one compile
+  (:func:`adamlab.optim.fast.use_compiled`). An explicit ``foreach=True/False`` with ``fused=None``
+  means the reference path.
+
+Conventions shared with ``torch.optim`` (tested against it in ``tests/optim/test_torch_generic.py``):
+
+- ``state["step"]`` is a 0-dim float tensor on the CPU (float32, float64 under a float64 default dtype),
+  as in torch's optimizers, so that ``torch.compile`` of a whole training step does not guard on (and
+  recompile for) its value. Old state dicts with an ``int`` step load and are converted; a param state
+  without a step counter (``torch.optim.SGD`` keeps none) counts as one step taken. ``rule_kwargs``
+  receives the step as a Python ``int`` (a tensor only while ``torch.compile`` traces the step). Lazy
+  state is created in ``_init_group``, which ``torch.compile`` runs eagerly as for torch's optimizers:
+  a compiled training step compiles 2 graphs in all, as with ``torch.optim.Adam``.
+- State dicts from elsewhere (older adamlab versions, ``torch.optim``): a param group without a newer key
+  gets the optimizer's default for it (``__setstate__``, which ``load_state_dict`` calls).
+- ``copy.deepcopy`` and pickling keep ``nonfinite`` and ``skipped_steps``.
+- ``differentiable=True``: the step runs with autograd on (per group), so the new parameters are a
+  differentiable function of ``lr``, the betas (as tensors) and the old parameters (hypergradients,
+  meta-learning). As in torch, the parameters must then be non-leaf tensors, and the foreach and
+  compiled paths (which do not record a graph) are refused.
+- Complex parameters are optimised as pairs of reals (``torch.view_as_real``), like torch.
+- Sparse gradients: refused with a clear error unless a class sets :attr:`AdamlabOptimizer.sparse_grads`.
+- Integer and bool parameters are refused at construction (``torch.optim`` fails at the first step).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
+from torch.optim.optimizer import _get_scalar_dtype
 
 from adamlab.functional.tensorlist import TensorList, copy_into
 from adamlab.optim import fast, validation
@@ -40,6 +64,12 @@ class AdamlabOptimizer(Optimizer):
     step counters are left as they were -- and ``skipped_steps`` is incremented), or ``"raise"``
     (``FloatingPointError`` naming the parameter). ``skip`` and ``raise`` cost one read of the
     gradients and one host synchronisation per step.
+
+    Under ``"propagate"`` every method lets a NaN gradient reach the parameter it belongs to, as
+    ``torch.optim`` does, so a divergence check on the parameters sees it. For the sign methods this
+    needs a NaN-propagating sign (:func:`adamlab.functional.common.nan_sign`): ``torch.sign(nan)`` is
+    0, which used to freeze a coordinate of M-SSD and M-SSD-VA for good (its ``exp_avg`` NaN, its
+    parameter finite and never moving again).
     """
 
     #: The functional rule ``rule(param, grad, *state, **kwargs) -> (param, *state)``.
@@ -49,29 +79,72 @@ class AdamlabOptimizer(Optimizer):
     #: overrides alike); a check raises ``ValueError`` naming the parameter and its allowed range.
     hyperparameter_checks: ClassVar[dict[str, Callable[[str, Any], None]]] = {}
 
+    #: Sparse gradients: ``None`` (refused with a clear error), ``"dense"`` (the rule on the densified
+    #: gradient: ``torch.optim.SGD``'s semantics, where untouched entries see a zero gradient) or
+    #: ``"touched"`` (the rule on the touched entries only, the others and their state untouched:
+    #: ``torch.optim.Adagrad``'s semantics).
+    sparse_grads: ClassVar[str | None] = None
+
     def __init__(self, params: ParamsT, defaults: dict[str, Any], *, nonfinite: str = "propagate") -> None:
         check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
         defaults.setdefault("foreach", None)
         defaults.setdefault("fused", None)
-        super().__init__(params, defaults)
+        defaults.setdefault("differentiable", False)
         self.nonfinite = nonfinite
         self.skipped_steps = 0
+        super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group (its missing hyperparameters taken from the defaults) and validate it."""
         super().add_param_group(param_group)
         try:
+            validation.check_params_dtype(type(self).__name__, self.param_groups[-1]["params"])
             self.validate_group(self.param_groups[-1])
         except ValueError:
             self.param_groups.pop()  # a rejected group leaves the optimizer as it was
             raise
 
     def validate_group(self, group: dict[str, Any]) -> None:
-        """Run :attr:`hyperparameter_checks` (and the ``foreach``/``fused`` checks) on one group."""
+        """Run :attr:`hyperparameter_checks` (and the ``foreach``/``fused``/``differentiable`` checks) on one group."""
         for name in ("foreach", "fused"):
             validation.optional_bool(name, group.get(name))
+        validation.boolean("differentiable", group.get("differentiable", False))
+        if group.get("differentiable") and (group.get("foreach") or group.get("fused")):
+            raise ValueError("Invalid differentiable=True with foreach=True or fused=True: the foreach and "
+                             "compiled paths record no autograd graph; use foreach=False, fused=False")
         for name, check in self.hyperparameter_checks.items():
             check(name, group[name])
+
+    # -- copies, pickles and state dicts from elsewhere ---------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["nonfinite"] = self.nonfinite
+        state["skipped_steps"] = self.skipped_steps
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickle/copy, or the groups and state of ``load_state_dict``, upgrading old layouts."""
+        super().__setstate__(state)
+        self.__dict__.setdefault("nonfinite", "propagate")
+        self.__dict__.setdefault("skipped_steps", 0)
+        for group in self.param_groups:
+            self.upgrade_group(group)
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+            for p in group["params"]:
+                param_state = self.state.get(p)
+                if param_state:
+                    self.upgrade_state(param_state)
+
+    def upgrade_group(self, group: dict[str, Any]) -> None:
+        """Rewrite a loaded param group of an older layout (a subclass renames keys here); in place."""
+
+    @staticmethod
+    def upgrade_state(param_state: dict[str, Any]) -> None:
+        """A loaded param state: an ``int`` step becomes torch's 0-dim float tensor; a missing one is 1."""
+        step = param_state.get("step", 1)
+        if not isinstance(step, Tensor):
+            param_state["step"] = torch.tensor(float(step), dtype=_get_scalar_dtype())
 
     # -- what a subclass provides ---------------------------------------------------------------
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
@@ -83,25 +156,51 @@ class AdamlabOptimizer(Optimizer):
         return torch.zeros_like(param, memory_format=torch.preserve_format)
 
     def rule_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
-        """Keyword arguments of the rule for a group at (1-based) step ``step``."""
+        """Keyword arguments of the rule for a group at (1-based) step ``step``.
+
+        ``step`` is a Python ``int`` (what :mod:`adamlab.optim.fast` and the vectorised backend pass
+        too), or a 0-dim float64 tensor while ``torch.compile`` traces the step; the host-side
+        ``*_coefficients`` helpers of :mod:`adamlab.functional` accept both.
+        """
         raise NotImplementedError
 
     # -- the step ---------------------------------------------------------------------------------
-    @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform one optimization step; ``closure`` re-evaluates the model and returns the loss."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        work = [(group, *self._params_with_grad(group)) for group in self.param_groups]
-        if self.nonfinite != "propagate" and not self._grads_finite(work):
-            self.skipped_steps += 1
-            return loss
+        with torch.no_grad():
+            work = [(group, *self._params_with_grad(group)) for group in self.param_groups]
+            if self.nonfinite != "propagate" and not self._grads_finite(work):
+                self.skipped_steps += 1
+                return loss
         for group, params, grads in work:
             if params:
-                self._step_group(group, params, grads)
+                with torch.no_grad():
+                    self._init_group(group)
+                with torch.set_grad_enabled(bool(group.get("differentiable", False))):
+                    self._step_group(group, params, grads)
         return loss
+
+    def _init_group(self, group: dict[str, Any]) -> None:
+        """Create the missing state (step counter and :meth:`state_slots`) of the group's params with a grad.
+
+        The name is torch's: ``torch.compile`` runs an optimizer's ``_init_group`` eagerly instead of
+        tracing it, so a compiled training step does not also compile (and then guard on) the first
+        step's state creation.
+        """
+        slots = self.state_slots(group)
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            if "step" not in state:
+                state["step"] = torch.zeros((), dtype=_get_scalar_dtype())
+            for name in slots:
+                if name is not None and name not in state:
+                    state[name] = self.initial_state(name, p, group)
 
     def _params_with_grad(self, group: dict[str, Any]) -> tuple[list[Tensor], list[Tensor]]:
         params, grads = [], []
@@ -109,18 +208,26 @@ class AdamlabOptimizer(Optimizer):
             if p.grad is None:
                 continue
             if p.grad.is_sparse:
-                raise RuntimeError(
-                    f"{type(self).__name__} does not support sparse gradients; use dense gradients "
-                    "(e.g. nn.Embedding(sparse=False)) or torch.optim.SparseAdam"
-                )
-            if p.is_complex():
-                raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
+                self._check_sparse(group, p)
             params.append(p)
             grads.append(p.grad)
         return params, grads
 
+    def _check_sparse(self, group: dict[str, Any], param: Tensor) -> None:
+        """Refuse a sparse gradient where torch does (or where this class has no sparse semantics)."""
+        name = type(self).__name__
+        if self.sparse_grads is None:
+            raise RuntimeError(f"{name} does not support sparse gradients; use dense gradients "
+                               "(e.g. nn.Embedding(sparse=False)), adamlab.optim.SGD or Adagrad, or "
+                               "torch.optim.SparseAdam")
+        if param.is_complex():
+            raise RuntimeError(f"{name} does not support sparse gradients of complex parameters")
+        if group.get("fused") or group.get("differentiable"):
+            raise RuntimeError(f"{name}: sparse gradients are not supported with fused=True or "
+                               "differentiable=True (as in torch.optim)")
+
     def _grads_finite(self, work: list[tuple[dict[str, Any], list[Tensor], list[Tensor]]]) -> bool:
-        grads = [g for _, _, gs in work for g in gs]
+        grads = [g.coalesce().values() if g.is_sparse else g for _, _, gs in work for g in gs]
         if not grads:
             return True
         flags = torch.stack([g.isfinite().all() for g in grads])
@@ -137,62 +244,84 @@ class AdamlabOptimizer(Optimizer):
 
     def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
         slots = self.state_slots(group)
-        buckets: dict[tuple[int, torch.device, torch.dtype], list[int]] = {}
+        # While torch.compile traces a training step, the step counter stays a tensor (no guard on its
+        # value, so no recompile per step) and every parameter is its own bucket.
+        tracing = torch.compiler.is_compiling()
+        buckets: dict[tuple[Any, ...], list[int]] = {}
+        sparse: list[tuple[int, Any]] = []
         for i, p in enumerate(params):
-            state = self.state[p]
-            if not state:
-                state["step"] = 0
-            for name in slots:
-                if name is not None and name not in state:
-                    state[name] = self.initial_state(name, p, group)
+            state = self.state[p]  # created by _init_group
             state["step"] += 1
-            buckets.setdefault((state["step"], p.device, p.dtype), []).append(i)
-        compiled = self._use_compiled(group, params)
-        foreach = self._use_foreach(group, params) or (group.get("fused") is True and not compiled)
-        for (step, _, _), index in buckets.items():
-            kwargs = self.rule_kwargs(group, step)
-            if compiled:
-                left = fast.fast_step(
-                    type(self).rule,
-                    [params[i] for i in index],
-                    [grads[i] for i in index],
-                    [None if n is None else [self.state[params[i]][n] for i in index] for n in slots],
-                    kwargs,
-                )
-                index = [index[j] for j in left]
-            if not index:
-                continue
-            if foreach:
-                self._apply(
-                    TensorList(params[i] for i in index),
-                    TensorList(grads[i] for i in index),
-                    [None if n is None else TensorList(self.state[params[i]][n] for i in index) for n in slots],
-                    kwargs,
-                )
+            step = state["step"].to(torch.float64) if tracing else _step_value(state["step"])
+            if grads[i].is_sparse:
+                sparse.append((i, step))
             else:
-                for i in index:
-                    state = self.state[params[i]]
-                    self._apply(params[i], grads[i], [None if n is None else state[n] for n in slots], kwargs)
+                buckets.setdefault((i,) if tracing else (step, p.device, p.dtype), []).append(i)
+        for i, step in sparse:
+            self._sparse_step(params[i], grads[i], [None if n is None else self.state[params[i]][n] for n in slots],
+                              self.rule_kwargs(group, step))
+        dense = [params[i] for index in buckets.values() for i in index]
+        reference_only = tracing or bool(group.get("differentiable"))
+        compiled = bool(dense) and not reference_only and self._use_compiled(group, dense)
+        foreach = None  # decided when the reference path has work (never, on a fully compiled step)
+        start = 0.0 if compiled else time.perf_counter()
+        for key, index in buckets.items():
+            # float64, so that the per-step coefficients match the host's Python floats of the eager path
+            step = self.state[params[index[0]]]["step"].to(torch.float64) if tracing else key[0]
+            kwargs = self.rule_kwargs(group, step)
+            # Complex tensors as their real pairs; a real tensor is passed as itself (the compiled path's
+            # per-group plan is checked by identity).
+            views = [_real(params[i]) for i in index]
+            grad_views = [_real(grads[i]) for i in index]
+            state_views = [None if n is None else [_real(self.state[params[i]][n]) for i in index] for n in slots]
+            if compiled:
+                left = fast.fast_step(type(self).rule, views, grad_views, state_views, kwargs, owner=(self, group))
+                views, grad_views = [views[j] for j in left], [grad_views[j] for j in left]
+                state_views = [None if s is None else [s[j] for j in left] for s in state_views]
+            if not views:
+                continue
+            if foreach is None:
+                foreach = not reference_only and (self._use_foreach(group, params)
+                                                  or (group.get("fused") is True and not compiled))
+            if foreach:
+                self._apply(TensorList(views), TensorList(grad_views),
+                            [None if s is None else TensorList(s) for s in state_views], kwargs)
+            else:
+                for j, view in enumerate(views):
+                    self._apply(view, grad_views[j], [None if s is None else s[j] for s in state_views], kwargs)
+        if not compiled and not reference_only:
+            # fused=None: the reference path's time counts towards compiling (fast.use_compiled)
+            fast.note_eager(self, group, time.perf_counter() - start)
+
+    def _sparse_step(self, param: Tensor, grad: Tensor, states: list[Tensor | None], kwargs: dict[str, Any]) -> None:
+        """One step of a parameter with a sparse gradient (see :attr:`sparse_grads`)."""
+        grad = grad.coalesce()
+        if self.sparse_grads == "dense":
+            self._apply(param, grad.to_dense(), states, kwargs)
+            return
+        if grad._nnz() == 0:
+            return
+        index = tuple(grad.indices())
+        new_param, *new_states = type(self).rule(param[index], grad.values(),
+                                                 *(None if s is None else s[index] for s in states), **kwargs)
+        for old, new in zip(states, new_states, strict=True):
+            if old is not None:
+                old.index_put_(index, new)
+        param.index_put_(index, new_param)
 
     def _apply(self, param: Any, grad: Any, states: list[Any], kwargs: dict[str, Any]) -> None:
-        new_param, *new_states = type(self).rule(param, grad, *states, **kwargs)
+        args = (param, grad, *states)
+        if torch.is_grad_enabled():  # differentiable=True: autograd must not save what is updated in place below
+            args = tuple(None if a is None else a.clone() for a in args)
+        new_param, *new_states = type(self).rule(*args, **kwargs)
         for old, new in zip(states, new_states, strict=True):
             if old is not None:
                 copy_into(old, new)
         copy_into(param, new_param)
 
-    @staticmethod
-    def _use_compiled(group: dict[str, Any], params: list[Tensor]) -> bool:
-        """Whether this group steps with the compiled kernel (see the module docstring)."""
-        fused = group.get("fused")
-        if fused is False or (fused is None and group.get("foreach") is not None):
-            return False
-        if fused is None and sum(p.numel() for p in params) < fast.min_numel():
-            return False
-        ok, reason = fast.compile_available(params[0].device)
-        if not ok:
-            fast.warn_fallback(reason)
-        return ok
+    def _use_compiled(self, group: dict[str, Any], params: list[Tensor]) -> bool:
+        """Whether this group steps with the compiled kernel (the policy: :func:`adamlab.optim.fast.use_compiled`)."""
+        return fast.use_compiled(self, group, params)
 
     @staticmethod
     def _use_foreach(group: dict[str, Any], params: list[Tensor]) -> bool:
@@ -200,3 +329,13 @@ class AdamlabOptimizer(Optimizer):
         if foreach is None:  # PyTorch's default: multi-tensor kernels on accelerators, per tensor on CPU
             return all(p.device.type != "cpu" for p in params)
         return bool(foreach)
+
+
+def _step_value(step: Any) -> int:
+    """The step counter as a Python int (it is a 0-dim tensor, or an int in old state)."""
+    return int(step.item()) if isinstance(step, Tensor) else int(step)
+
+
+def _real(t: Tensor) -> Tensor:
+    """A complex tensor as its real pairs (a view, like ``torch.optim``); a real tensor as it is."""
+    return torch.view_as_real(t) if t.is_complex() else t

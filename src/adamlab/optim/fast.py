@@ -1,75 +1,89 @@
 """Fast steps: the functional rule compiled into one in-place pass over each tensor.
 
-The math is not here. :func:`compiled_kernel` wraps a rule of :mod:`adamlab.functional` as
+The math is not here. :func:`get_kernel`, the one builder of compiled kernels in the package (the
+optimizers' and the vectorised backend's), wraps a rule of :mod:`adamlab.functional` as
 
 .. code-block:: python
 
-    def kernel(params, grads, *state_lists, *scalars):   # lists of flat tensors
-        for j in range(len(params)):
-            new_param, *new_states = rule(params[j], grads[j], *states_j, **static_kwargs, **scalars)
-            params[j].copy_(new_param); states_j[k].copy_(new_states[k]) ...
+    def kernel(param, grad, hyper, *states):      # contiguous tensors of one shape
+        new_param, *new_states = rule(param, grad, *states, **static_kwargs,
+                                      **{name: hyper[i] for i, name in enumerate(names)})
+        param.copy_(new_param); states[k].copy_(new_states[k]) ...
 
 and hands it to ``torch.compile`` (Inductor). The compiled kernel reads every input once and writes each
 parameter and its state in place: no temporaries, one streaming pass per tensor, which is what bounds an
 optimizer step on a CPU (about 28 bytes per parameter for Adam and M-SVAG).
 
-How recompiles are avoided (at most two compiles, serial and parallel, per rule, switches, dtype and
-device, for every model):
+One compile per rule, switches, dtype and device, for every model:
 
-- every tensor is passed as a flat 1-D alias and the kernel is compiled with ``dynamic=True`` and without
-  duck sizing, so one compile serves all tensor sizes (tensors of fewer than :data:`MIN_KERNEL_NUMEL`
-  elements, which PyTorch would specialise on, and non-contiguous ones take the reference path);
-- tensors of at least :data:`PARALLEL_MIN_NUMEL` elements go one per call to an OpenMP-parallel kernel;
-  smaller ones go :data:`CHUNK` per call (a short last chunk padded with private scratch tensors) to a
-  serial kernel, so one compile of each serves every model and there is no thread barrier per small tensor;
-- the per-step floats (:data:`STEP_SCALARS`: ``lr``, the bias corrections, ``rho``) are passed as 0-dim
-  float64 tensors, computed on the host exactly as in the reference path, so a new step or a learning-rate
-  schedule never recompiles. Everything else (betas, eps, switches) is part of the cache key, together
-  with the rule, which state slots are present, dtype and device;
-- compiled kernels are cached at module level (:data:`_KERNELS`) and each key gets its own code object,
-  so Dynamo's per-code-object recompile limit is never shared between rules.
+- tensors are passed as flat 1-D aliases, compiled with dynamic shapes and no duck sizing, so one
+  compile serves every size (tensors of fewer than :data:`MIN_KERNEL_NUMEL` elements, which PyTorch
+  would specialise on, non-contiguous ones and gradients of another dtype take the reference path);
+- the OpenMP loop takes its thread count at run time: tensors of at least :data:`PARALLEL_MIN_NUMEL`
+  elements run on all threads, smaller ones on one (no thread barrier per bias), same kernel;
+- the per-step floats (:data:`STEP_SCALARS`: ``lr``, the bias corrections, ``rho``) go in one float64
+  vector, computed on the host exactly as in the reference path and rounded to the parameter dtype
+  inside the kernel as PyTorch rounds a Python scalar, so a new step or an LR schedule never recompiles;
+  everything else (betas, eps, switches) is a constant of the kernel and part of the cache key,
+  together with the rule, which state slots are present, dtype, device and layout;
+- after the first call (Dynamo traces, Inductor compiles) a kernel is called directly, without Dynamo
+  and its guards (:class:`Kernel`): about 4 us a call instead of 22 us, which is what makes a
+  two-tensor model's step as cheap as torch's fused Adam.
 
-When compilation is not possible (no C++ compiler, unsupported platform, any compile error) the caller
-falls back to the reference (loop or foreach) path; :func:`warn_fallback` emits ONE warning per process.
+When compilation is not possible (no C++ compiler or Triton, unsupported platform, any compile error)
+the caller falls back to the reference (loop or foreach) path; :func:`warn_fallback` emits ONE warning
+per process. :func:`use_compiled` is the ``fused=`` policy; :func:`reset` forgets every kernel.
 """
 
 from __future__ import annotations
 
 import functools
+import getpass
+import hashlib
+import importlib.util
+import inspect
+import json
+import math
 import operator
 import os
+import re
 import shutil
+import sys
+import tempfile
+import textwrap
 import time
 import types
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torch.fx.experimental._config as fx_config
 from torch import Tensor
 
+from adamlab.functional.common import step_scalars
+
 #: Keyword arguments of a rule that change from step to step (or under an LR schedule). They are passed
-#: to compiled kernels as 0-dim float64 tensors so that the kernel is compiled once.
+#: to compiled kernels in one float64 vector (``hyper``) so that the kernel is compiled once.
 STEP_SCALARS = frozenset({"lr", "bias_correction1", "bias_correction2", "bias_correction", "rho"})
 
-#: ``fused=None`` (the default) uses the compiled path for a parameter group when the group has at least
-#: this many elements (and a compiler is available). Measured on 2 CPU threads (benchmarks/README.md):
-#: at 1M parameters the compiled step was 5-50x faster than the loop path, but it carries ~0.4 ms of
-#: fixed call overhead per step and its first step pays a one-time compile of 1-15 s per rule, which
-#: small models (and every test that steps an optimizer) should not pay. Override per process with the
-#: environment variable ``ADAMLAB_FUSED_MIN_NUMEL``; ``fused=True`` forces the compiled path.
+#: ``fused=None`` (the default) uses the compiled path from the first step for a parameter group of at
+#: least this many elements (and a compiler is available). At 1M parameters the compiled step saves
+#: milliseconds per step over the loop path, so a compile of 1-10 s is repaid within a few thousand
+#: steps; smaller groups (and every test that steps an optimizer) start eager and switch later
+#: (:data:`ASSUMED_COMPILE_SECONDS`). Override per process with the environment variable
+#: ``ADAMLAB_FUSED_MIN_NUMEL``; ``fused=True`` forces the compiled path.
 DEFAULT_MIN_NUMEL = 1_000_000
+
+#: ``fused=None``: a group below :func:`min_numel` switches to the compiled path once its reference-path
+#: steps have taken this many seconds in all (the compile costs about 1 s with a warm Inductor cache on
+#: disk, 2-10 s with a cold one, on 2 cores).
+ASSUMED_COMPILE_SECONDS = 4.0
 
 #: Tensors with fewer elements take the reference path (a compiled kernel would specialise on sizes 0 and 1).
 MIN_KERNEL_NUMEL = 2
 
-#: Small tensors per call of the serial kernel. A call has a fixed Python/guard overhead (tens of
-#: microseconds), so small tensors (biases, norms) go CHUNK at a time; a fixed length (a short chunk is
-#: padded with scratch tensors) keeps it to one compile per rule for every model.
-CHUNK = 8
-
-#: Tensors with at least this many elements get the OpenMP-parallel kernel, one tensor per call (like
+#: Tensors with at least this many elements run on all OpenMP threads, smaller ones on one (like
 #: ``at::parallel_for``'s grain size, 32768, in torch's own fused kernels). Parallel loops over small
 #: tensors cost a thread barrier each, which on a busy 2-core host was measured at milliseconds.
 PARALLEL_MIN_NUMEL = 32768
@@ -78,16 +92,12 @@ PARALLEL_MIN_NUMEL = 32768
 #: the reciprocal (see :func:`scalar_division_to_reciprocal`).
 RECIPROCAL_RULES = frozenset({"adamlab.functional.adam.adam"})
 
-#: Size of a scratch padding slot (>= 2 so that Dynamo keeps it symbolic).
-PAD_NUMEL = 2
-
 #: Environment switch: ``ADAMLAB_NO_COMPILE=1`` disables the compiled path everywhere.
 NO_COMPILE_ENV = "ADAMLAB_NO_COMPILE"
 
 KernelKey = tuple[Any, ...]
-_KERNELS: dict[KernelKey, Callable[..., None]] = {}
+_KERNELS: dict[KernelKey, Kernel] = {}
 _BROKEN: dict[KernelKey, str] = {}
-_PADDING: dict[KernelKey, list[list[Tensor]]] = {}
 _WARNED = False
 #: Seconds spent compiling (first call of each kernel), by kernel key; the benchmark reports it.
 COMPILE_SECONDS: dict[KernelKey, float] = {}
@@ -108,7 +118,19 @@ def compile_available(device: torch.device | None = None) -> tuple[bool, str]:
     """Whether a compiled kernel can be built here; ``(False, reason)`` otherwise."""
     if os.environ.get(NO_COMPILE_ENV, "") not in ("", "0"):
         return False, f"{NO_COMPILE_ENV} is set"
-    return _toolchain(device.type if device is not None else "cpu")
+    device_type = device.type if device is not None else "cpu"
+    if device_type == "cpu" and _have_snapshots():
+        return True, ""  # kernels were compiled here before; checking the toolchain imports Inductor
+    return _toolchain(device_type)
+
+
+@functools.cache
+def _have_snapshots() -> bool:
+    folder = snapshot_dir()
+    try:
+        return folder is not None and any(name.endswith(".json") for name in os.listdir(folder))
+    except OSError:
+        return False
 
 
 @functools.cache
@@ -127,6 +149,11 @@ def _toolchain(device_type: str) -> tuple[bool, str]:
         cxx = cxx[-1] if isinstance(cxx, tuple) else cxx
         if not cxx or shutil.which(str(cxx)) is None:
             return False, f"no C++ compiler ({cxx!r} not found)"
+    elif device_type == "cuda":
+        from torch.utils._triton import has_triton
+
+        if not has_triton():
+            return False, "Triton is not installed (needed to compile CUDA kernels)"
     return True, ""
 
 
@@ -144,12 +171,17 @@ def warn_fallback(reason: str) -> None:
     )
 
 
-def split_kwargs(kwargs: dict[str, Any]) -> tuple[tuple[tuple[str, Any], ...], tuple[str, ...], list[float]]:
-    """Split rule kwargs into the static part (cache key) and the per-step scalars (names, values)."""
+def split_kwargs(kwargs: dict[str, Any], rule: Any = None) -> tuple[tuple[tuple[str, Any], ...], tuple[str, ...], list[float]]:
+    """Split rule kwargs into the static part (cache key) and the per-step scalars (names, values).
+
+    The per-step scalars are those the rule declares (:func:`adamlab.functional.common.step_scalars`);
+    :data:`STEP_SCALARS` when no rule is given.
+    """
     static, names, values = [], [], []
+    per_step = STEP_SCALARS if rule is None else step_scalars(rule)
     for name in sorted(kwargs):
         value = kwargs[name]
-        if name in STEP_SCALARS:
+        if name in per_step:
             names.append(name)
             values.append(float(value))
         else:
@@ -157,63 +189,314 @@ def split_kwargs(kwargs: dict[str, Any]) -> tuple[tuple[tuple[str, Any], ...], t
     return tuple(static), tuple(names), values
 
 
-def _template(rule: Callable[..., tuple[Any, ...]], static: dict[str, Any], names: tuple[str, ...],
-              n_states: int) -> Callable[..., None]:
-    def kernel(params: list[Tensor], grads: list[Tensor], *rest: Any) -> None:
-        states, scalars = rest[:n_states], rest[n_states:]
-        kwargs = dict(zip(names, scalars, strict=True))
-        for j in range(len(params)):  # unrolled by Dynamo: one fused loop per tensor, one call per chunk
-            olds = (params[j], *(None if s is None else s[j] for s in states))
-            new = rule(params[j], grads[j], *olds[1:], **static, **kwargs)
-            for old, value in zip(olds, new, strict=True):
+class Kernel:
+    """One compiled in-place kernel of a rule: ``kernel(param, grad, hyper, *states) -> bool``.
+
+    ``param``, ``grad`` and the present ``states`` are contiguous tensors of one shape (1-D flat aliases
+    in the optimizers; ``[P, K, Q]`` stacks in the vectorised backend, size-1 dimensions left out);
+    ``hyper`` holds the per-step (and per-run) hyperparameters named by ``names``, stacked on its first
+    dimension: a 1-D float64 tensor in the optimizers (each entry is rounded to the parameter dtype
+    inside the kernel, as PyTorch rounds a Python scalar), ``[len(names), *broadcast]`` in the
+    vectorised backend. Returns False (nothing was changed) when compilation failed.
+
+    The first call goes through Dynamo, which compiles (once: dynamic shapes, no duck sizing). Later
+    calls skip Dynamo: the backend keeps the compiled graph and where each of its inputs comes from (a
+    tensor argument, or one of its sizes), and :meth:`__call__` calls it directly. That bypasses Dynamo's
+    guards, which is safe because everything they check is fixed by the cache key (rule, static
+    kwargs, present states, dtype, device, layout) or checked by the callers (contiguous
+    tensors of equal shapes, same dtype); Inductor's own size asserts stay on. One call costs about 4 us
+    (Inductor's runner) or 8 us (the AOT wrapper, off the CPU) instead of 22 us through Dynamo (idle host).
+    """
+
+    def __init__(self, key: KernelKey, rule: Callable[..., tuple[Any, ...]], static: dict[str, Any],
+                 names: tuple[str, ...], present: tuple[bool, ...], device: torch.device) -> None:
+        self.key = key
+        self.broken: str | None = None
+        self.compile_seconds: float | None = None
+        self.direct: Callable[..., Any] | None = None
+        self.direct_level = ""
+        self.hyper_buffer: tuple[Tensor, Any] | None = None
+        self._snapshot_tried = False
+        slot_of = [None] * len(present)
+        j = 0
+        for k, there in enumerate(present):
+            if there:
+                slot_of[k] = j
+                j += 1
+
+        def template(param: Tensor, grad: Tensor, hyper: Tensor, *states: Tensor) -> None:
+            kwargs = {name: hyper[i] for i, name in enumerate(names)}
+            olds = [None if s is None else states[s] for s in slot_of]
+            new = rule(param, grad, *olds, **static, **kwargs)
+            for old, value in zip((param, *olds), new, strict=True):
                 if old is not None and value is not old:
                     old.copy_(value)
 
+        # A fresh code object per key: Dynamo caches (and limits recompiles) per code object.
+        code = template.__code__.replace(co_name=f"adamlab_fast_{len(_KERNELS)}")
+        fresh = types.FunctionType(code, template.__globals__, code.co_name, None, template.__closure__)
+        # dynamic_threads: the OpenMP loop takes its thread count at run time, so one compile serves
+        # large tensors (all threads) and small ones (called with one thread, no barrier).
+        options: dict[str, Any] = {"cpp.dynamic_threads": True} if device.type == "cpu" else {}
+        reciprocal = f"{key[0]}.{key[1]}" in RECIPROCAL_RULES
+        self._make = lambda: torch.compile(fresh, dynamic=True, fullgraph=True,
+                                           backend=functools.partial(_backend, self, options, reciprocal))
+        self._compiled_fn: Callable[..., Any] | None = None
+
+    def _compiled(self, *args: Any) -> Any:
+        """The ``torch.compile`` wrapper (built on first use: creating it imports Dynamo)."""
+        if self._compiled_fn is None:
+            self._compiled_fn = self._make()
+        return self._compiled_fn(*args)
+
+    def __call__(self, param: Tensor, grad: Tensor, hyper: Tensor, *states: Tensor) -> bool:
+        direct = self.direct
+        if direct is not None:
+            direct(param, grad, hyper, *states)
+            return True
+        if self.broken is not None:
+            return False
+        start = time.perf_counter()
+        if self._load_snapshot():
+            self.direct(param, grad, hyper, *states)  # type: ignore[misc]
+            return True
+        import torch._dynamo.config as dynamo_config  # here, not at import: a warm start never needs them
+        import torch.fx.experimental._config as fx_config
+
+        try:
+            # No duck sizing: dimensions that happen to be equal at the first call (P == Q in a stack)
+            # must not be assumed equal for the next model.
+            # specialize_float: the static floats (betas, eps) are constants of the kernel, not inputs.
+            with fx_config.patch(use_duck_shape=False), dynamo_config.patch(specialize_float=True):
+                self._compiled(param, grad, hyper, *states)
+        except Exception as exc:  # no compiler, Inductor error, unsupported op: compiling mutates nothing
+            self.broken = describe_error(exc)
+            _BROKEN[self.key] = self.broken
+            warn_fallback(self.broken)
+            return False
+        if self.compile_seconds is None:
+            self.compile_seconds = time.perf_counter() - start
+            COMPILE_SECONDS[self.key] = self.compile_seconds
+        self.arm()
+        return True
+
+    def capture(self, gm: torch.fx.GraphModule, compiled: Callable[..., Any]) -> None:
+        """Keep ``compiled`` and where each graph input comes from, if every input is one of ours."""
+        exprs = []
+        for node in gm.graph.nodes:
+            if node.op != "placeholder":
+                continue
+            grapharg = node.meta.get("grapharg")
+            source = getattr(getattr(grapharg, "source", None), "name", None)
+            match = None if not isinstance(source, str) else _SOURCE.fullmatch(source)
+            if match is None:
+                return  # an input Dynamo found elsewhere: keep the guarded path
+            exprs.append(match.group(1) + match.group(2))
+        self._pending = (compiled, exprs)
+
+    def arm(self) -> None:
+        """After a successful first call: switch to direct calls of the compiled graph.
+
+        Two levels: Inductor's own runner (the innermost callable, ``CompiledFxGraph.current_callable``,
+        about 4 us a call) where the graph's input mutations are all done inside the generated code and
+        no input needs an alignment copy, else the AOT-autograd wrapper Dynamo would call (about 8 us).
+        """
+        pending = getattr(self, "_pending", None)
+        if pending is None or self.broken is not None or os.environ.get(GUARDED_ENV, "") not in ("", "0"):
+            return
+        compiled, exprs = pending
+        inner = inspect.unwrap(compiled)
+        runner = getattr(inner, "current_callable", None)
+        boxed = (self.key[7] == "cpu" and runner is not None and getattr(inner, "_boxed_call", False)
+                 and not getattr(inner, "inputs_to_check", None) and type(inner).__name__ == "CompiledFxGraph")
+        args = ", ".join(exprs)
+        body = (f"lambda param, grad, hyper, *states: run([{args}])" if boxed
+                else f"lambda param, grad, hyper, *states: run({args})")
+        # Built from Dynamo's own source names (``param``, ``states[1].size()[0]``, ...), nothing else.
+        self.direct = eval(body, {"run": runner if boxed else compiled})  # noqa: S307
+        self.direct_level = "inductor" if boxed else "aot"
+        if boxed:
+            _save_snapshot(self.key, runner, exprs)
+
+    def _load_snapshot(self) -> bool:
+        """Arm from the on-disk snapshot of an earlier process (:func:`_save_snapshot`), if there is one."""
+        if self._snapshot_tried or os.environ.get(GUARDED_ENV, "") not in ("", "0"):
+            return False
+        self._snapshot_tried = True
+        loaded = _load_snapshot(self.key)
+        if loaded is None:
+            return False
+        run, exprs = loaded
+        body = f"lambda param, grad, hyper, *states: run([{', '.join(exprs)}])"
+        self.direct = eval(body, {"run": run})  # noqa: S307 - the snapshot's own input sources
+        self.direct_level = "snapshot"
+        self.compile_seconds = 0.0
+        COMPILE_SECONDS[self.key] = 0.0
+        return True
+
+
+#: ``L['param']``, ``L['states'][1]``, ``L['grad'].size()[0]``: the sources a direct call rebuilds.
+_SOURCE = re.compile(r"L\['(param|grad|hyper|states)'\]((?:\[\d+\])?(?:\.size\(\)\[\d+\])?)")
+
+#: ``ADAMLAB_FAST_GUARDED=1``: always call kernels through Dynamo (with its guards); for debugging.
+GUARDED_ENV = "ADAMLAB_FAST_GUARDED"
+
+
+#: ``ADAMLAB_KERNEL_CACHE``: where kernel snapshots go (default: ``adamlab/`` in Inductor's cache folder);
+#: ``ADAMLAB_KERNEL_CACHE=0`` turns snapshots off.
+SNAPSHOT_ENV = "ADAMLAB_KERNEL_CACHE"
+
+
+def snapshot_dir() -> str | None:
+    """The folder of kernel snapshots, next to Inductor's own cache (None when turned off)."""
+    value = os.environ.get(SNAPSHOT_ENV, "")
+    if value == "0":
+        return None
+    if value:
+        return value
+    base = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or os.path.join(
+        tempfile.gettempdir(), "torchinductor_" + "".join(c if c.isalnum() else "_" for c in getpass.getuser()))
+    return os.path.join(base, "adamlab")
+
+
+@functools.cache
+def _code_digest() -> str:
+    """What a kernel's generated code depends on besides its key: the rules' and this file's source,
+    torch's version and the CPU (the compiled code is specialised to its instruction set)."""
+    import adamlab.functional as functional
+
+    digest = hashlib.sha256(torch.__version__.encode())
+    folder = os.path.dirname(functional.__file__)
+    for name in sorted(os.listdir(folder)) + [__file__]:
+        path = name if os.path.isabs(name) else os.path.join(folder, name)
+        if path.endswith(".py"):
+            with open(path, "rb") as f:
+                digest.update(f.read())
+    try:
+        with open("/proc/cpuinfo") as f:
+            digest.update("".join(line for line in f if line.startswith(("flags", "model name"))).encode())
+    except OSError:
+        digest.update(os.uname().machine.encode() if hasattr(os, "uname") else b"")
+    return digest.hexdigest()[:32]
+
+
+def _snapshot_file(key: KernelKey) -> str | None:
+    folder = snapshot_dir()
+    if folder is None:
+        return None
+    stable = repr((key[0], key[1], *key[3:]))  # not id(rule), which changes from process to process
+    name = hashlib.sha256((stable + _code_digest()).encode()).hexdigest()[:40]
+    return os.path.join(folder, f"{name}.json")
+
+
+def _save_snapshot(key: KernelKey, runner: Callable[..., Any], exprs: list[str]) -> None:
+    """Record where Inductor put this kernel (its C++ extension and the wrapper's ``call``), best effort.
+
+    A later process with the same key and code digest (:func:`_code_digest`) then calls the kernel
+    without importing Dynamo or Inductor at all: the first step of a warm start costs milliseconds.
+    The snapshot holds paths into Inductor's own on-disk cache, the same trust as that cache.
+    """
+    path = _snapshot_file(key)
+    func = getattr(runner, "__func__", None)
+    if path is None or func is None:
+        return
+    try:
+        extensions = {name: value.__self__.__file__ for name, value in func.__globals__.items()
+                      if name.startswith("cpp_fused_") and hasattr(getattr(value, "__self__", None), "__file__")}
+        source = textwrap.dedent(inspect.getsource(func))
+        if not extensions or not all(os.path.exists(f) for f in extensions.values()):
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"version": 1, "key": repr((key[0], key[1], *key[3:])), "extensions": extensions,
+                       "call": source, "exprs": exprs}, f)
+        os.replace(tmp, path)
+    except (OSError, TypeError, AttributeError):
+        return
+
+
+def _load_snapshot(key: KernelKey) -> tuple[Callable[..., Any], list[str]] | None:
+    """The kernel of :func:`_save_snapshot` as ``(call, exprs)``, or None (no snapshot, or it is stale)."""
+    path = _snapshot_file(key)
+    if path is None or key[7] != "cpu" or not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        if data.get("version") != 1 or data.get("key") != repr((key[0], key[1], *key[3:])):
+            return None
+        guards = torch._C._dynamo.guards  # type: ignore[attr-defined]
+        # What Inductor's loader sets before loading one of its C++ extensions.
+        os.environ["_TORCHINDUCTOR_PYOBJECT_TENSOR_DATA_PTR"] = str(guards._torchinductor_pyobject_tensor_data_ptr)
+        namespace: dict[str, Any] = {"torch": torch, "aten": torch.ops.aten,
+                                     "assert_size_stride": guards.assert_size_stride,
+                                     "assert_alignment": guards.assert_alignment,
+                                     "empty_strided_cpu": guards._empty_strided_cpu,
+                                     "reinterpret_tensor": guards._reinterpret_tensor}
+        for name, so_path in data["extensions"].items():
+            module_name = f"adamlab_snapshot_{os.path.basename(so_path).split('.')[0]}.kernel"
+            module = sys.modules.get(module_name)
+            if module is None:
+                spec = importlib.util.spec_from_file_location(module_name, so_path)
+                if spec is None or spec.loader is None:
+                    return None
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                sys.modules[module_name] = module
+            namespace[name] = module.kernel
+        exec(compile(data["call"], path, "exec"), namespace)  # noqa: S102 - Inductor's own wrapper code
+        call = namespace["call"]
+        return functools.partial(call, None), list(data["exprs"])
+    except Exception:  # noqa: BLE001 - any problem with a snapshot: compile as if there were none
+        return None
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a compile error: the innermost exception Dynamo/Inductor wrapped, and its first line."""
+    root: BaseException = exc
+    while (inner := getattr(root, "inner_exception", None) or root.__cause__) is not None:
+        root = inner
+    message = str(root).strip().splitlines()
+    return f"{type(root).__name__}: {message[0] if message else ''}"
+
+
+def get_kernel(rule: Callable[..., tuple[Any, ...]], static: tuple[tuple[str, Any], ...], names: tuple[str, ...],
+               present: tuple[bool, ...], dtype: torch.dtype, device: torch.device, layout: str = "N",
+               hyper_dtype: torch.dtype = torch.float64) -> Kernel:
+    """The compiled in-place kernel of ``rule`` (cached per process): the one builder of the package.
+
+    ``static``: the rule's keyword arguments baked into the kernel (part of the key); ``names``: those
+    passed at run time in ``hyper``; ``present``: which state slots of the rule get a tensor (the
+    others get None); ``layout``: one letter per dimension of the tensors, ``"N"`` for the optimizers'
+    1-D flat aliases, a subset of ``"PKQ"`` for the stacks of :func:`stacked_step` (``K`` the run axis;
+    size-1 dimensions, which Dynamo would specialise on, are left out); ``hyper_dtype``: of ``hyper``
+    (float64 in the optimizers: each value is rounded to ``dtype`` inside the kernel, as PyTorch rounds
+    a Python scalar; the parameter dtype in the vectorised backend, rounded on the host: the same value).
+    """
+    key = (getattr(rule, "__module__", ""), getattr(rule, "__qualname__", repr(rule)), id(rule), static,
+           names, present, dtype, device.type, layout, hyper_dtype)
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        kernel = Kernel(key, rule, dict(static), names, present, device)
+        _KERNELS[key] = kernel
     return kernel
 
 
-def compiled_kernel(rule: Callable[..., tuple[Any, ...]], static: tuple[tuple[str, Any], ...],
-                    names: tuple[str, ...], present: tuple[bool, ...], dtype: torch.dtype,
-                    device: torch.device, parallel: bool = True) -> tuple[KernelKey, Callable[..., None]]:
-    """The compiled in-place kernel of ``rule`` for these static kwargs (cached per process).
-
-    The kernel takes lists of flat tensors (parameters, gradients, each state) and the per-step scalars,
-    and updates them in place. ``parallel``: one OpenMP-parallel loop (used one tensor per call, for
-    tensors of at least :data:`PARALLEL_MIN_NUMEL` elements); otherwise a serial kernel (used for
-    :data:`CHUNK` small tensors per call).
-    """
-    key = (getattr(rule, "__module__", ""), getattr(rule, "__qualname__", repr(rule)), id(rule), static,
-           names, present, dtype, device.type, parallel)
-    kernel = _KERNELS.get(key)
-    if kernel is None:
-        base = _template(rule, dict(static), names, len(present))
-        # A fresh code object per key: Dynamo caches (and limits recompiles) per code object.
-        code = base.__code__.replace(co_name=f"adamlab_fast_{len(_KERNELS)}")
-        fresh = types.FunctionType(code, base.__globals__, code.co_name, base.__defaults__, base.__closure__)
-        # dynamic_threads: always emit the OpenMP loop. Otherwise Inductor decides serial vs parallel
-        # from the size seen at the first compile, and its on-disk cache then reuses that decision for
-        # every size (a first compile on a small tensor would make every later step single-threaded).
-        options: dict[str, Any] = {}
-        if device.type == "cpu":
-            options = {"cpp.dynamic_threads": True} if parallel else {"cpp.threads": 1}
-        reciprocal = f"{key[0]}.{key[1]}" in RECIPROCAL_RULES
-        kernel = torch.compile(fresh, dynamic=True, fullgraph=True,
-                               backend=functools.partial(_backend, options, reciprocal))
-        _KERNELS[key] = kernel
-    return key, kernel
-
-
-def _backend(options: dict[str, Any], reciprocal: bool, gm: torch.fx.GraphModule,
+def _backend(kernel: Kernel, options: dict[str, Any], reciprocal: bool, gm: torch.fx.GraphModule,
              example_inputs: list[Any]) -> Callable[..., Any]:
     """Inductor with ``options``, after :func:`scalar_division_to_reciprocal` when ``reciprocal``.
 
-    A module-level function, so that tests can count or break compiles.
+    A module-level function, so that tests can count or break compiles. The compiled graph is handed
+    to ``kernel`` for direct calls (:meth:`Kernel.capture`).
     """
     from torch._inductor.compile_fx import compile_fx
 
     if reciprocal:
         scalar_division_to_reciprocal(gm)
-    return compile_fx(gm, example_inputs, config_patches=options)
+    compiled = compile_fx(gm, example_inputs, config_patches=options)
+    kernel.capture(gm, compiled)
+    return compiled
 
 
 def scalar_division_to_reciprocal(gm: torch.fx.GraphModule) -> int:
@@ -256,17 +539,50 @@ def scalar_division_to_reciprocal(gm: torch.fx.GraphModule) -> int:
     return count
 
 
+#: ``id(t) -> (weakref(t), data_ptr, flat alias)``; an entry goes when its tensor does.
+_FLAT: dict[int, tuple[weakref.ref[Tensor], int, Tensor]] = {}
+
+
 def _flat(t: Tensor) -> Tensor | None:
-    """A 1-D alias of ``t`` (same storage), or None when ``t`` is not contiguous.
+    """A 1-D alias of ``t`` (same storage, cached while ``t`` keeps its storage), or None if not contiguous.
 
     ``detach()`` drops the view's ``_base``: Dynamo guards on a view's base shape, and bases of
     different ranks (biases, matrices, conv kernels) would otherwise each cost a recompile.
     """
-    return t.view(-1).detach() if t.is_contiguous() else None
+    key = id(t)
+    hit = _FLAT.get(key)
+    ptr = t.data_ptr()
+    if hit is not None and hit[0]() is t and hit[1] == ptr and hit[2].numel() == t.numel():
+        return hit[2]
+    if not t.is_contiguous():
+        return None
+    flat = t.detach().view(-1)
+    _FLAT[key] = (weakref.ref(t, lambda _, key=key: _FLAT.pop(key, None)), ptr, flat)
+    return flat
+
+
+def hyper_tensor(values: Sequence[float], device: torch.device, kernel: Kernel | None = None) -> Tensor:
+    """The per-step scalars as one float64 vector.
+
+    On the CPU the kernel's own buffer is refilled in place (kernels run synchronously there, so the
+    buffer is free again when a call returns; this saves a tensor allocation per step). Elsewhere a
+    fresh tensor per step (one host-to-device copy), because the device may still be reading the last.
+    """
+    values = list(values) if values else [0.0]
+    if kernel is not None and device.type == "cpu":
+        buffer = kernel.hyper_buffer
+        if buffer is None or buffer[0].numel() != len(values):
+            tensor = torch.tensor(values, dtype=torch.float64)
+            kernel.hyper_buffer = buffer = (tensor, tensor.numpy())
+        else:
+            buffer[1][:] = values
+        return buffer[0]
+    return torch.tensor(values, dtype=torch.float64, device=device)
 
 
 def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], grads: Sequence[Tensor],
-              states: Sequence[Sequence[Tensor] | None], kwargs: dict[str, Any]) -> list[int]:
+              states: Sequence[Sequence[Tensor] | None], kwargs: dict[str, Any],
+              owner: tuple[Any, dict[str, Any]] | None = None) -> list[int]:
     """Run one step of ``rule`` over a bucket with the compiled kernel, in place.
 
     Parameters
@@ -279,92 +595,194 @@ def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], gr
         One entry per state slot of the rule: the bucket's state tensors, or None where the rule gets None.
     kwargs:
         The rule's keyword arguments for this step (``rule_kwargs``).
+    owner:
+        ``(optimizer, param_group)``: keep the group's :class:`_Plan` between steps (it goes with the
+        optimizer); without it, everything is worked out again.
 
     Returns
     -------
     The indices that the kernel did NOT update (tiny or non-contiguous tensors, or everything once
     compilation failed), for the caller's reference path.
+
+    One kernel call per tensor. Tensors of fewer than :data:`PARALLEL_MIN_NUMEL` elements run with one
+    OpenMP thread (no barrier per small tensor), larger ones with all of them: the same compiled kernel.
     """
     if not params:
         return []
-    static, names, values = split_kwargs(kwargs)
-    present = tuple(s is not None for s in states)
-    device, dtype = params[0].device, params[0].dtype
-    scalars = [torch.tensor(v, dtype=torch.float64, device=device) for v in values]
-    rest: list[int] = []
-    small: list[tuple[int, Tensor, Tensor, list[Tensor | None]]] = []
-    large: list[tuple[int, Tensor, Tensor, list[Tensor | None]]] = []
-    for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-        fp = _flat(p) if p.numel() >= MIN_KERNEL_NUMEL else None
-        fs = [None if s is None else _flat(s[i]) for s in states]
-        if fp is None or any(f is None for f, s in zip(fs, states, strict=True) if s is not None):
-            rest.append(i)
-        else:
-            (large if p.numel() >= PARALLEL_MIN_NUMEL else small).append((i, fp, g.reshape(-1).detach(), fs))
-    # Small tensors: CHUNK per call, serial (no OpenMP barrier per tensor); large: one per call, parallel.
-    for items, parallel, width in ((small, False, CHUNK), (large, True, 1)):
-        if not items:
-            continue
-        key, kernel = compiled_kernel(rule, static, names, present, dtype, device, parallel)
-        for start in range(0, len(items), width):
-            chunk = items[start:start + width]
-            done = key not in _BROKEN and _call(key, kernel, *_columns(key, chunk, width, present, dtype, device),
-                                                scalars)
-            if not done:  # nothing from this chunk on was touched
-                rest += [c[0] for c in items[start:]]
-                break
-    return sorted(rest)
+    choice = _choice(*owner) if owner is not None else None
+    plan = choice.plan if choice is not None else None
+    if plan is None or not plan.valid(rule, params, states, kwargs):
+        plan = _Plan(rule, params, states, kwargs)
+        if choice is not None:
+            choice.plan = plan
+    return plan.run(grads, kwargs)
 
 
-def _columns(key: KernelKey, chunk: list[tuple[int, Tensor, Tensor, list[Tensor | None]]], width: int,
-             present: tuple[bool, ...], dtype: torch.dtype,
-             device: torch.device) -> tuple[list[Tensor], list[Tensor], list[list[Tensor] | None]]:
-    """The kernel's list arguments for ``chunk``, padded to ``width`` with scratch tensors."""
-    pad = _padding(key, width - len(chunk), present, dtype, device)
-    flat_params = [c[1] for c in chunk] + pad[0]
-    flat_grads = [c[2] for c in chunk] + pad[1]
-    flat_states = [None if not there else [c[3][k] for c in chunk] + pad[2 + k] for k, there in enumerate(present)]
-    return flat_params, flat_grads, flat_states
+class _Plan:
+    """What :func:`fast_step` works out once per parameter group and reuses while nothing changes.
 
-
-def _padding(key: KernelKey, n: int, present: tuple[bool, ...], dtype: torch.dtype,
-             device: torch.device) -> list[list[Tensor]]:
-    """``n`` private scratch slots (param, grad, states) that fill a short chunk up to :data:`CHUNK`.
-
-    Every chunk then has the same length, so one compiled kernel serves every parameter group. The
-    scratch tensors are updated like parameters and never read.
+    The kernel, the flat aliases of the parameters and states, and which tensors run on one thread,
+    on all threads, or on the reference path. :meth:`valid` checks (by identity and storage) that the
+    group still has the same tensors and the same static hyperparameters; this is most of the saving
+    on a two-tensor model, where the fixed work per step is all there is.
     """
-    if n == 0:
-        return [[] for _ in range(2 + len(present))]
-    cache = _PADDING.get(key)
-    if cache is None:
-        cache = [[torch.zeros(PAD_NUMEL, dtype=dtype, device=device) for _ in range(CHUNK)]
-                 for _ in range(2 + len(present))]
-        _PADDING[key] = cache
-    return [column[:n] for column in cache]
+
+    def __init__(self, rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor],
+                 states: Sequence[Sequence[Tensor] | None], kwargs: dict[str, Any]) -> None:
+        static, names, _ = split_kwargs(kwargs, rule)
+        self.rule, self.static, self.names, self.n_kwargs = rule, static, names, len(kwargs)
+        self.params = list(params)
+        self.ptrs = [p.data_ptr() for p in params]
+        self.states = [None if s is None else list(s) for s in states]
+        device, self.dtype = params[0].device, params[0].dtype
+        self.device = device
+        self.kernel = get_kernel(rule, static, names, tuple(s is not None for s in states), self.dtype, device)
+        self.rest: list[int] = []
+        self.small: list[tuple[int, Tensor, list[Tensor]]] = []
+        self.large: list[tuple[int, Tensor, list[Tensor]]] = []
+        for i, p in enumerate(params):
+            n = p.numel()
+            fp = _flat(p) if n >= MIN_KERNEL_NUMEL else None
+            fs = [_flat(s[i]) for s in states if s is not None]
+            if fp is None or any(f is None or f.dtype != self.dtype for f in fs):
+                self.rest.append(i)
+                continue
+            big = n >= PARALLEL_MIN_NUMEL or device.type != "cpu"
+            (self.large if big else self.small).append((i, fp, fs))  # type: ignore[arg-type]
+
+    def valid(self, rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor],
+              states: Sequence[Sequence[Tensor] | None], kwargs: dict[str, Any]) -> bool:
+        if rule is not self.rule or len(params) != len(self.params) or len(kwargs) != self.n_kwargs:
+            return False
+        for p, q, ptr in zip(params, self.params, self.ptrs, strict=True):
+            if p is not q or p.data_ptr() != ptr:
+                return False
+        for new, old in zip(states, self.states, strict=True):
+            if (new is None) != (old is None) or (new is not None and any(
+                    a is not b for a, b in zip(new, old, strict=True))):  # type: ignore[arg-type]
+                return False
+        return all(name in kwargs and kwargs[name] == value for name, value in self.static)
+
+    def run(self, grads: Sequence[Tensor], kwargs: dict[str, Any]) -> list[int]:
+        kernel = self.kernel
+        if kernel.broken is not None:
+            return list(range(len(self.params)))
+        hyper = hyper_tensor([float(kwargs[name]) for name in self.names], self.device, kernel)
+        dtype = self.dtype
+        rest = list(self.rest)
+        for items, one_thread in ((self.small, True), (self.large, False)):
+            if not items:
+                continue
+            threads = torch.get_num_threads() if one_thread else 1
+            if threads > 1:
+                torch.set_num_threads(1)
+            try:
+                for i, fp, fs in items:
+                    g = grads[i]
+                    if g.dtype != dtype:
+                        rest.append(i)
+                        continue
+                    if g.dim() != 1 or not g.is_contiguous():
+                        g = g.reshape(-1)  # a view when contiguous
+                    direct = kernel.direct
+                    if direct is not None:  # the common case, without the extra Python frame
+                        direct(fp, g, hyper, *fs)
+                    elif not kernel(fp, g, hyper, *fs):
+                        return list(range(len(self.params)))  # the first call failed and changed nothing
+            finally:
+                if threads > 1:
+                    torch.set_num_threads(threads)
+        return sorted(rest)
 
 
-def _call(key: KernelKey, kernel: Callable[..., None], params: list[Tensor], grads: list[Tensor],
-          states: list[list[Tensor] | None], scalars: list[Tensor]) -> bool:
-    """Run the kernel (timing the first call, which compiles); on failure mark the key broken, warn once."""
-    first = key not in COMPILE_SECONDS
-    start = time.perf_counter() if first else 0.0
-    try:
-        # No duck sizing: slots whose sizes happen to be equal at the first call must not be assumed
-        # equal forever (that would recompile for the next model or chunk).
-        with fx_config.patch(use_duck_shape=False):
-            kernel(params, grads, *states, *scalars)
-    except Exception as exc:  # no compiler, Inductor error, unsupported op: compiling mutates nothing
-        root: BaseException = exc
-        while (inner := getattr(root, "inner_exception", None) or root.__cause__) is not None:
-            root = inner  # Dynamo wraps the backend's error
-        message = str(root).strip().splitlines()
-        _BROKEN[key] = f"{type(root).__name__}: {message[0] if message else ''}"
-        warn_fallback(_BROKEN[key])
+class _Choice:
+    """``fused=None`` bookkeeping of one parameter group: eager seconds spent so far, and the decision."""
+
+    __slots__ = ("available", "compile", "eager_seconds", "plan")
+
+    def __init__(self) -> None:
+        self.available: tuple[torch.device, bool] | None = None  # compile_available, once per group and device
+        self.compile = False
+        self.eager_seconds = 0.0
+        self.plan: _Plan | None = None
+
+
+_CHOICES: weakref.WeakKeyDictionary[Any, dict[int, _Choice]] = weakref.WeakKeyDictionary()
+
+
+def _choice(optimizer: Any, group: dict[str, Any]) -> _Choice:
+    groups = _CHOICES.get(optimizer)
+    if groups is None:
+        groups = _CHOICES[optimizer] = {}
+    choice = groups.get(id(group))
+    if choice is None:
+        choice = groups[id(group)] = _Choice()
+    return choice
+
+
+def use_compiled(optimizer: Any, group: dict[str, Any], params: Sequence[Tensor]) -> bool:
+    """Whether this group steps with the compiled kernel: the policy of ``fused``, in one place.
+
+    - ``fused=True``: yes (with one warning and the reference path where nothing can compile);
+    - ``fused=False``, or ``fused=None`` with an explicit ``foreach``: no;
+    - ``fused=None`` (default): yes from the first step for a group of at least :func:`min_numel`
+      elements, where the compile (about 1 s with a warm on-disk cache, 2-10 s cold) is repaid within a
+      few hundred steps; a smaller group starts on the reference path and switches once its eager
+      steps have cost :data:`ASSUMED_COMPILE_SECONDS` in all (the ski-rental rule: never more than
+      twice the time of the better choice made in hindsight, whatever the number of steps).
+    """
+    fused = group.get("fused")
+    if fused is False or (fused is None and group.get("foreach") is not None):
         return False
-    if first:
-        COMPILE_SECONDS[key] = time.perf_counter() - start
-    return True
+    choice = _choice(optimizer, group)
+    if fused is None and not choice.compile:
+        if choice.eager_seconds < ASSUMED_COMPILE_SECONDS and sum(p.numel() for p in params) < min_numel():
+            return False
+        choice.compile = True
+    device = params[0].device
+    if choice.available is not None and choice.available[0] == device:
+        return choice.available[1]
+    ok, reason = compile_available(device)
+    if not ok:
+        warn_fallback(reason)
+    choice.available = (device, ok)
+    return ok
+
+
+def note_eager(optimizer: Any, group: dict[str, Any], seconds: float) -> None:
+    """Count ``seconds`` of a reference-path step of a ``fused=None`` group (see :func:`use_compiled`)."""
+    if group.get("fused") is None and group.get("foreach") is None:
+        _choice(optimizer, group).eager_seconds += seconds
+
+
+def stacked_step(rule: Callable[..., tuple[Any, ...]], static: tuple[tuple[str, Any], ...],
+                 names: tuple[str, ...], param: Tensor, grad: Tensor, states: Sequence[Tensor | None],
+                 values: Sequence[Tensor], run_axis: int) -> bool:
+    """One in-place step of ``rule`` on a stack of K runs' parameters (the vectorised backend).
+
+    ``param`` has the K runs along ``run_axis``; ``values`` are the per-run hyperparameters named by
+    ``names``, ``[K]`` tensors of the parameter dtype (rounded on the host as the optimizers' kernels
+    round them inside). The stack is viewed as ``[P, K, Q]`` without its size-1 dimensions and the
+    hyperparameters as ``[len(names), 1, K, 1]`` likewise, so one compile serves every stacked shape
+    with the same pattern of size-1 dimensions. Returns False (nothing changed) when it cannot compile.
+    """
+    shape = param.shape
+    k = shape[run_axis]
+    outer = math.prod(shape[:run_axis])
+    inner = math.prod(shape[run_axis + 1:])
+    dims = (outer, k, inner)
+    keep = [d for d in dims if d != 1]
+    bshape = [d if i == 1 else 1 for i, d in enumerate(dims) if d != 1]
+    if not all(t is None or t.is_contiguous() for t in (param, *states)):
+        raise ValueError("stacked_step needs contiguous parameters and states (they are updated in place)")
+    flat = [t if t is None else t.detach().contiguous().view(keep) for t in (param, grad, *states)]
+    hyper = torch.stack([torch.as_tensor(v, dtype=param.dtype, device=param.device).reshape(-1).expand(k)
+                         for v in values]).view(len(values), *bshape)
+    present = tuple(s is not None for s in states)
+    layout = "".join(letter for letter, d in zip("PKQ", dims, strict=True) if d != 1)
+    kernel = get_kernel(rule, static, names, present, param.dtype, param.device, layout=layout,
+                        hyper_dtype=param.dtype)
+    return kernel(flat[0], flat[1], hyper, *(s for s in flat[2:] if s is not None))
 
 
 def reset() -> None:
@@ -372,6 +790,8 @@ def reset() -> None:
     global _WARNED
     _KERNELS.clear()
     _BROKEN.clear()
-    _PADDING.clear()
+    _CHOICES.clear()
+    _have_snapshots.cache_clear()
+    _FLAT.clear()
     COMPILE_SECONDS.clear()
     _WARNED = False

@@ -1,17 +1,20 @@
 """Optimizers by short name, for the runner and the CLI.
 
 ``make_optimizer("msvag", model.parameters(), lr=0.1)`` builds ``adamlab.optim.MSVAG``.
-Each entry is a class plus preset keyword arguments; user hyperparameters override presets.
+Each entry is a class plus preset keyword arguments; user hyperparameters override presets. A class is
+named by its name in :mod:`adamlab.optim` (which exports every optimizer class of the package) or by a
+``"module:Class"`` path; :func:`register` adds an entry (e.g. for an optimizer defined elsewhere).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 
-# name -> (class name in adamlab.optim, preset kwargs, one-line description)
+# name -> (class name in adamlab.optim or "module:Class", preset kwargs, one-line description)
 _ENTRIES: dict[str, tuple[str, dict[str, Any], str]] = {
     "sgd": ("SGD", {}, "plain SGD"),
     "momentum": ("SGD", {"momentum": 0.9}, "SGD with heavy-ball momentum 0.9"),
@@ -29,6 +32,7 @@ _ENTRIES: dict[str, tuple[str, dict[str, Any], str]] = {
     "svag": ("SVAG", {}, "variance-adapted SGD"),
     "msvag": ("MSVAG", {}, "momentum variance-adapted SGD (Balles & Hennig)"),
     "mssdva": ("MSSDVA", {}, "momentum sign descent with variance adaptation"),
+    "ndadam": ("NDAdam", {}, "ND-Adam: unit-norm weight vectors, one second moment per vector (Zhang et al.)"),
 }
 
 
@@ -47,9 +51,27 @@ def presets(name: str) -> dict[str, Any]:
 
 
 def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
-    import adamlab.optim as optim
+    target = _ENTRIES[_check(name)][0]
+    module, _, attr = target.rpartition(":")
+    return getattr(importlib.import_module(module or "adamlab.optim"), attr)
 
-    return getattr(optim, _ENTRIES[_check(name)][0])
+
+def register(name: str, cls: type[torch.optim.Optimizer] | str, presets: dict[str, Any] | None = None,
+             description: str = "") -> None:
+    """Add optimizer ``name``: ``cls`` (a class, or ``"module:Class"``) with ``presets``.
+
+    Raises ``ValueError`` if the name is taken (names are case-insensitive).
+    """
+    key = name.lower()
+    if key in _ENTRIES:
+        raise ValueError(f"optimizer name {name!r} is already registered")
+    target = cls if isinstance(cls, str) else f"{cls.__module__}:{cls.__qualname__}"
+    _ENTRIES[key] = (target, dict(presets or {}), description)
+
+
+def unregister(name: str) -> None:
+    """Remove optimizer ``name`` (for tests that register their own)."""
+    del _ENTRIES[_check(name)]
 
 
 def make_optimizer(name: str, params: Iterable[Any], **hparams: Any) -> torch.optim.Optimizer:

@@ -19,7 +19,19 @@ class RMSprop(AdamlabOptimizer):
 
     rule = F.rmsprop
     hyperparameter_checks = {"lr": V.learning_rate, "alpha": V.closed_decay_rate, "eps": V.nonnegative,
-                             "weight_decay": V.nonnegative, "momentum": V.nonnegative}
+                             "weight_decay": V.nonnegative, "momentum": V.nonnegative, "centered": V.boolean,
+                             "maximize": V.boolean}
+    #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
+    pieces = F.rmsprop_step_pieces
+    #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
+    #: a bool or a function of the param group (reasons in that module's docstring).
+    theory = {
+        "rescaling_invariance": lambda g: g["weight_decay"] == 0,
+        "step_bound": True,  # v >= (1 - alpha) g^2
+        "constant_gradient_ratio": False,  # no bias correction: |g|/sqrt(v) = 1/sqrt(1 - alpha^t)
+        "cautiousness": lambda g: g["momentum"] > 0,  # only momentum averages the steps
+        "param_scale_lr_equivalence": lambda g: g["weight_decay"] == 0,
+    }
 
     def __init__(
         self,
@@ -34,10 +46,12 @@ class RMSprop(AdamlabOptimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        differentiable: bool = False,
         nonfinite: str = "propagate",
     ) -> None:
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                        centered=centered, maximize=maximize, foreach=foreach, fused=fused)
+                        centered=centered, maximize=maximize, foreach=foreach, fused=fused,
+                        differentiable=differentiable)
         super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:

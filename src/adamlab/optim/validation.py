@@ -11,6 +11,27 @@ import torch
 NONFINITE_POLICIES = ("propagate", "skip", "raise")
 
 
+class _Required:
+    """The default of a hyperparameter without a default (``lr`` of the sign/variance family).
+
+    Like ``torch.optim``'s old ``required``: the value may instead be given in every param group.
+    A single instance, kept by ``copy``/``pickle``.
+    """
+
+    def __repr__(self) -> str:
+        return "<required parameter>"
+
+    def __reduce__(self) -> str:
+        return "REQUIRED"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Required:
+        return self
+
+
+#: Marks a hyperparameter that has no default (must be given to the constructor or to every group).
+REQUIRED = _Required()
+
+
 def _as_float(name: str, value: Any) -> float:
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
@@ -26,6 +47,9 @@ def _as_float(name: str, value: Any) -> float:
 
 def check_lr(lr: Any) -> None:
     """Learning rate: finite and >= 0."""
+    if lr is REQUIRED:
+        raise ValueError("lr is required (this optimizer has no default learning rate): pass lr=... "
+                         "or give an 'lr' in every param group")
     value = _as_float("lr", lr)
     if not 0.0 <= value < math.inf:
         raise ValueError(f"Invalid learning rate lr={lr}: must be in [0, inf)")
@@ -92,5 +116,26 @@ def one_of(*choices: Any) -> Callable[[str, Any], None]:
 
 
 def optional_bool(name: str, value: Any) -> None:
+    """``None`` (automatic), ``True`` or ``False``; nothing else (not 0/1, not strings)."""
     if not (value is None or isinstance(value, bool)):
         raise ValueError(f"Invalid {name}={value!r}: must be None, True or False")
+
+
+def boolean(name: str, value: Any) -> None:
+    """A switch: exactly ``True`` or ``False`` (``1``, ``"no"``, ``None`` are refused, never read as truthy)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"Invalid {name}={value!r}: must be True or False")
+
+
+def optional_decay_rate(name: str, value: Any) -> None:
+    """None, or a decay rate in [0, 1) (a bool is refused: it is not a rate)."""
+    if value is not None:
+        check_unit_interval(name, value)
+
+
+def check_params_dtype(owner: str, params: Any) -> None:
+    """Floating-point or complex parameters only (``torch.optim`` cannot update integer tensors either)."""
+    for i, p in enumerate(params):
+        if not (p.is_floating_point() or p.is_complex()):
+            raise ValueError(f"{owner}: parameter #{i} has dtype {p.dtype}; optimizers update floating-point "
+                             "or complex tensors only")

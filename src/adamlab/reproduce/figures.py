@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from adamlab.reproduce.engine import Execution
-from adamlab.runner import plots
+from adamlab.runner.plots import save_figure  # noqa: F401  (the one writer; recipes import it from here)
 
 _LABELS = {
     "train_loss": "train loss",
@@ -27,11 +27,6 @@ _LABELS = {
     "train_error": "train error",
     "loss": "loss",
 }
-
-
-def save_figure(fig: Any, out_dir: str | os.PathLike[str], stem: str, dpi: int = 110) -> list[Path]:
-    """Write ``stem.png`` and ``stem.pdf`` into ``out_dir`` atomically; return the paths."""
-    return plots.save_figure(fig, out_dir, stem, dpi=dpi)
 
 
 def _curves(db: Any, run_ids: list[str], metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +123,7 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
     if execution.quick:
         fig.text(0.99, 0.01, "QUICK", color="red", fontsize=14, ha="right", va="bottom", alpha=0.6,
                  fontweight="bold")
-    paths = save_figure(fig, out_dir, recipe.name)
+    paths = save_figure(fig, out_dir, recipe.name, dpi=110)
     plt.close(fig)
     return paths
 
@@ -197,6 +192,6 @@ def plot_lr_sensitivity(execution: Execution, summary: dict[str, Any],
     if execution.quick:
         fig.text(0.99, 0.01, "QUICK", color="red", fontsize=14, ha="right", va="bottom", alpha=0.6,
                  fontweight="bold")
-    paths = save_figure(fig, out_dir, f"{recipe.name}_lr")
+    paths = save_figure(fig, out_dir, f"{recipe.name}_lr", dpi=110)
     plt.close(fig)
     return paths

@@ -48,7 +48,12 @@ def parse_lr_grid(text: str) -> list[float]:
 
 
 def parse_value(text: str) -> Any:
-    """A command-line value: JSON when it parses (numbers, true/false, null, lists), else the string."""
+    """A command-line value: JSON when it parses (numbers, true/false, null, lists), else the string.
+
+    Booleans are ``true``/``false`` (any case) and nothing else: ``yes``, ``no``, ``on``, ``off`` stay
+    strings and ``0``/``1`` numbers, which the optimizers refuse for a switch (``ValueError`` naming it;
+    the CLI prints it as one line and exits 2), so ``--hparam maximize=no`` can never mean True.
+    """
     try:
         return json.loads(text)
     except json.JSONDecodeError:

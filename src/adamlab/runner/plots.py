@@ -16,7 +16,7 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -162,22 +162,34 @@ def _epochs_per_step(runs: Sequence[_Run]) -> float | None:
     return None
 
 
+#: Matplotlib settings for every file :func:`save_figure` writes: TrueType (Type 42) fonts in PDF and
+#: PostScript instead of matplotlib's default Type 3 bitmaps-as-glyphs, which many venues reject.
+FONT_RC: dict[str, Any] = {"pdf.fonttype": 42, "ps.fonttype": 42}
+
+
 def save_figure(fig: Any, out_dir: str | os.PathLike[str], stem: str, dpi: int = 150) -> list[Path]:
-    """Write ``stem.png`` and ``stem.pdf`` into ``out_dir`` atomically (temp file + os.replace)."""
+    """Write ``stem.png`` and ``stem.pdf`` into ``out_dir`` atomically (temp file + os.replace).
+
+    The one writer of the package's figures (runner, demo and reproduce): PDFs embed Type 42 fonts
+    (:data:`FONT_RC`).
+    """
+    import matplotlib
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for ext in ("png", "pdf"):
-        path = out_dir / f"{stem}.{ext}"
-        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".{ext}", dir=out_dir)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        paths.append(path)
+    with matplotlib.rc_context(FONT_RC):
+        for ext in ("png", "pdf"):
+            path = out_dir / f"{stem}.{ext}"
+            # a fresh name, not mkstemp: savefig creates the file, so it gets the umask's permissions
+            tmp = out_dir / f".{stem}.{uuid.uuid4().hex}.{ext}"
+            try:
+                fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight")
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            paths.append(path)
     return paths
 
 

@@ -194,9 +194,10 @@ def run_configs(
         held: set[str] = set()  # claimed by this sweep and not recorded yet
 
         def elsewhere(n: int) -> None:
-            report.skipped += n
-            report.elsewhere += n
-            bar.update(n)
+            if n:
+                report.skipped += n
+                report.elsewhere += n
+                bar.update(n)
 
         def claimed_batches() -> Iterator[list[RunConfig]]:
             queue, waiting = list(todo), []
@@ -227,10 +228,11 @@ def run_configs(
                         report.count(result.status)
                         if result.error:
                             report.errors[result.run_id] = f"{result.config.label()}: {result.error}"
-                        bar.update(1)
                         bar.set_postfix_str(
-                            f"finished={report.finished} diverged={report.diverged} failed={report.failed}"
+                            f"finished={report.finished} diverged={report.diverged} failed={report.failed}",
+                            refresh=False,
                         )
+                        bar.update(1)
         finally:
             bar.close()
             if held:

@@ -34,34 +34,6 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-_KERNELS: dict[tuple[Any, ...], Any] = {}
-
-
-def _compiled_kernel(rule: Any, static: tuple[tuple[str, Any], ...], names: tuple[str, ...]) -> Any:
-    """``rule`` wrapped as an in-place kernel ``kernel(param, grad, *states, *tensor_kwargs)`` and compiled.
-
-    The kernel only calls the rule and copies its outputs into the inputs; static keyword arguments
-    are baked in (the cache key), the per-step and per-run ones (``names``) are tensors, so a new step
-    or learning rate never recompiles.
-    """
-    key = (id(rule), static, names)
-    kernel = _KERNELS.get(key)
-    if kernel is None:
-        fixed = dict(static)
-
-        def inplace(param: Tensor, grad: Tensor, *rest: Any) -> None:
-            n = len(rest) - len(names)
-            states, scalars = rest[:n], rest[n:]
-            new = rule(param, grad, *states, **fixed, **dict(zip(names, scalars, strict=True)))
-            for old, value in zip((param, *states), new, strict=True):
-                if old is not None and value is not old:
-                    old.copy_(value)
-
-        kernel = torch.compile(inplace, dynamic=False, fullgraph=True)
-        _KERNELS[key] = kernel
-    return kernel
-
-
 class StackedOptimizer:
     """The optimizers of K runs, stepping stacked parameter tensors together.
 
@@ -105,7 +77,7 @@ class StackedOptimizer:
         self.dtype, self.device = dtype, device
         self.k = len(self.optimizers)
         #: Step with the rule compiled into one in-place kernel per stacked tensor
-        #: (:func:`adamlab.optim.fast.compiled_kernel`); falls back to eager, with one warning, on failure.
+        #: (:func:`adamlab.optim.fast.stacked_step`); falls back to eager, with one warning, on failure.
         self.compiled = bool(compiled)
         self.step_count = 0
         self._params: list[tuple[Tensor, int]] = []
@@ -189,7 +161,10 @@ class StackedOptimizer:
             param.detach().copy_(new_param)
 
     def _compiled_step(self, grads: Sequence[Tensor], kwargs: dict[str, Any]) -> bool:
-        """All stacked tensors through the compiled kernel; False (nothing changed) when it cannot run."""
+        """All stacked tensors through the compiled kernel; False (nothing changed) when it cannot run.
+
+        The kernels come from the package's one builder (:func:`adamlab.optim.fast.stacked_step`).
+        """
         from adamlab.optim import fast
 
         names = tuple(sorted(k for k, v in kwargs.items() if isinstance(v, Tensor)))
@@ -199,18 +174,11 @@ class StackedOptimizer:
             fast.warn_fallback(reason)
             self.compiled = False
             return False
-        calls = []
-        for (param, axis), grad, states in zip(self._params, grads, self._states, strict=True):
-            kernel = _compiled_kernel(self.rule, static, names)
-            scalars = [self._along(kwargs[n], param.dim(), axis) for n in names]
-            calls.append((kernel, param.detach(), grad.contiguous(), states, scalars))
-        for index, (kernel, param, grad, states, scalars) in enumerate(calls):
-            try:
-                kernel(param, grad, *states, *scalars)
-            except Exception as err:  # noqa: BLE001 - compile errors: fall back to the eager rule
-                if index > 0:
-                    raise  # earlier tensors were already updated: never step them twice
-                fast.warn_fallback(f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}")
+        values = [kwargs[n] for n in names]
+        for index, ((param, axis), grad, states) in enumerate(zip(self._params, grads, self._states, strict=True)):
+            if not fast.stacked_step(self.rule, static, names, param, grad, states, values, axis):
+                if index > 0:  # earlier tensors were already updated: never step them twice
+                    raise RuntimeError("the compiled stacked step failed after updating some tensors")
                 self.compiled = False
                 return False
         return True

@@ -1,0 +1,112 @@
+"""``NDAdam``: normalized direction-preserving Adam (Zhang, Ma, Li & Wu 2017, arXiv:1709.04546)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from adamlab import functional as F
+from adamlab.optim import fast
+from adamlab.optim import validation as V
+from adamlab.optim.base import AdamlabOptimizer, ParamsT
+
+
+def _flag(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"Invalid {name}={value!r}: must be True or False")
+
+
+class NDAdam(AdamlabOptimizer):
+    r"""ND-Adam: each hidden unit's input weight vector stays on the unit sphere; see :mod:`adamlab.functional.ndadam`.
+
+    .. math::
+        g = \bar g - (\bar g \cdot w) w, \quad m \leftarrow \mathrm{EMA}_{\beta_1}(g), \quad
+        v \leftarrow \mathrm{EMA}_{\beta_2}(\|g\|^2), \quad
+        w \leftarrow \frac{w - \alpha \hat m / (\sqrt{\hat v} + \epsilon)}{\|w - \alpha \hat m / (\sqrt{\hat v} + \epsilon)\|}
+
+    **Which tensors are weight vectors.** The param-group option ``normalized`` (default True). In a
+    group with ``normalized=True`` every tensor with 2 or more dimensions is a stack of weight vectors
+    along dimension 0: vector ``i`` is ``weight[i]`` flattened, i.e. the rows of a ``Linear`` weight
+    ``(out, in)`` and the output channels of a ``Conv`` weight ``(out, in, *kernel)``, the paper's
+    "input weights of a hidden unit". Tensors with fewer dimensions (biases, norm gains, scalars) and
+    weights whose vectors have a single element (``Linear(1, n)``) are stepped with plain Adam, as the
+    paper does for everything that is not such a vector. A group with ``normalized=False`` is all plain
+    Adam: put there the output layer (the paper does not normalise it) and any tensor whose dimension 0
+    is not its output unit (``ConvTranspose`` weights are ``(in, out, ...)``; embeddings)::
+
+        NDAdam([{"params": [l.weight for l in hidden_layers], "lr": 0.05},
+                {"params": other_params, "normalized": False}], lr=1e-3)
+
+    The choice is made when a tensor's state is created (its first step): the second moment of a weight
+    vector has shape ``(n, 1, ..., 1)``, one entry per vector, and the update rule reads it from there.
+    Weights are expected on the unit sphere (the paper initialises them so); one that is not is put
+    there by its first step (the rule uses :math:`w/\|w\|`), which changes the function a network
+    without normalisation layers computes. The paper's other change, regularised softmax logits, is a
+    change to the model and is not part of this optimizer.
+
+    Defaults: Adam's, ``lr=1e-3, betas=(0.9, 0.999), eps=1e-8``. The authors' code uses 50x the base lr
+    for the weight vectors; give them their own group and lr. ``weight_decay`` (L2) has no effect on
+    weight vectors (the projection removes it exactly). No compiled kernel: the compiled path flattens
+    each tensor and would lose its vectors, so ``fused=True`` warns once and uses the foreach path.
+    """
+
+    rule = F.ndadam
+    hyperparameter_checks = {"lr": V.learning_rate, "betas": V.beta_pair, "eps": V.nonnegative,
+                             "weight_decay": V.nonnegative, "normalized": _flag}
+    #: The step taken apart (:func:`adamlab.dissect.decompose`): Adam's pieces, plus the step back
+    #: onto the sphere for weight vectors.
+    pieces = F.ndadam_step_pieces
+    #: What theory predicts for :mod:`adamlab.dissect.properties`. Those checks step one 1-D parameter
+    #: vector, which ND-Adam steps with Adam: Adam's predictions. (On weight vectors ND-Adam is *not*
+    #: invariant to a diagonal rescaling of the gradient: the projection and the one v per vector mix
+    #: coordinates.)
+    theory = {
+        "rescaling_invariance": lambda g: g["weight_decay"] == 0,
+        "step_bound": True,
+        "constant_gradient_ratio": lambda g: g["weight_decay"] == 0,
+        "cautiousness": True,
+        "param_scale_lr_equivalence": lambda g: g["weight_decay"] == 0,
+    }
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        normalized: bool = True,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        nonfinite: str = "propagate",
+    ) -> None:
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, normalized=normalized,
+                        maximize=maximize, foreach=foreach, fused=fused)
+        super().__init__(params, defaults, nonfinite=nonfinite)
+
+    def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
+        return ("exp_avg", "exp_avg_sq")
+
+    def initial_state(self, name: str, param: Tensor, group: dict[str, Any]) -> Tensor:
+        # A complex weight is stepped as its real pairs (like torch.optim), so its vectors are those of
+        # the real view and their second moments are real: one per vector, not per real/imaginary part.
+        real = torch.view_as_real(param) if param.is_complex() else param
+        if name == "exp_avg_sq" and group["normalized"] and F.is_vector_weight(real.shape):
+            return torch.zeros(F.vector_state_shape(real.shape), dtype=real.dtype, device=param.device)
+        return super().initial_state(name, param, group)
+
+    def rule_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        beta1, beta2 = group["betas"]
+        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                    weight_decay=group["weight_decay"], maximize=group["maximize"],
+                    **F.adam_coefficients(step, beta1, beta2))
+
+    @staticmethod
+    def _use_compiled(group: dict[str, Any], params: list[Tensor]) -> bool:
+        if group.get("fused") is True:
+            fast.warn_fallback("ND-Adam has no compiled kernel: its rule sums over each weight vector")
+        return False

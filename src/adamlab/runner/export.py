@@ -1,0 +1,230 @@
+"""``adamlab export STORE --format csv|parquet``: a results store as two tidy tables.
+
+- ``<stem>.runs.<ext>``: one row per run. Columns: ``run_id``, ``problem``, one ``option.<name>`` column per
+  problem option, ``optimizer``, ``lr``, one ``hparam.<name>`` column per other hyperparameter, ``seed``,
+  ``steps``, ``batch_size``, ``eval_every``, ``schedule`` (JSON), ``status``, ``diverged_step``, ``attempts``,
+  ``wall_time`` (s), ``final_step`` (the last recorded step), one ``final.<metric>`` column per metric
+  (its value at the largest step where it was recorded, as :meth:`Store.final_metric`), ``error``, the
+  timestamps and the package versions. A run without some option, hyperparameter or metric has an empty
+  cell there. List values (e.g. ``betas``) are JSON text.
+- ``<stem>.metrics.<ext>``: the long table ``run_id, step, name, value``, sorted.
+
+CSV needs nothing beyond the standard library; Parquet needs ``pyarrow`` (``pip install 'adamlab[parquet]'``).
+Both files are written atomically (a temporary file, then ``os.replace``).
+
+>>> import pandas as pd                                         # doctest: +SKIP
+>>> runs = pd.read_csv("results/adamlab.runs.csv")              # doctest: +SKIP
+>>> runs.groupby(["problem", "optimizer", "lr"])["final.test_loss"].mean()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from adamlab.runner.store import Store
+
+FORMATS: tuple[str, ...] = ("csv", "parquet")
+
+PARQUET_HINT = "parquet export needs pyarrow: pip install 'adamlab[parquet]' (or use --format csv)"
+
+_LEADING = ("run_id", "problem")
+_MIDDLE = ("optimizer", "lr")
+_TRAILING = ("seed", "steps", "batch_size", "eval_every", "schedule", "status", "diverged_step", "attempts",
+             "wall_time", "final_step")
+_META = ("error", "created_at", "started_at", "finished_at", "adamlab_version", "torch_version",
+         "python_version")
+METRIC_COLUMNS: tuple[str, ...] = ("run_id", "step", "name", "value")
+
+
+def _cell(value: Any) -> Any:
+    """Scalars stay as they are; lists and dicts become canonical JSON text."""
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _final_metrics(db: Store) -> dict[str, dict[str, float]]:
+    """``run_id -> {name: value at the largest recorded step}`` in one query."""
+    out: dict[str, dict[str, float]] = {}
+    rows = db._con.execute(
+        "SELECT m.run_id, m.name, m.value FROM metrics m JOIN "
+        "(SELECT run_id, name, MAX(step) AS step FROM metrics GROUP BY run_id, name) last "
+        "ON m.run_id = last.run_id AND m.name = last.name AND m.step = last.step"
+    )
+    for run_id, name, value in rows:
+        out.setdefault(run_id, {})[name] = float(value)
+    return out
+
+
+def _last_steps(db: Store) -> dict[str, int]:
+    return {r[0]: int(r[1]) for r in db._con.execute("SELECT run_id, MAX(step) FROM metrics GROUP BY run_id")}
+
+
+def runs_table(db: Store) -> tuple[list[str], list[dict[str, Any]]]:
+    """The tidy runs table: ``(columns, rows)``, one row (a dict) per run, in the store's order."""
+    finals, last = _final_metrics(db), _last_steps(db)
+    runs = db.runs()
+    options = sorted({k for r in runs for k in r["problem_options"]})
+    hparams = sorted({k for r in runs for k in r["hparams"] if k != "lr"})
+    metrics = sorted({k for f in finals.values() for k in f})
+    rows = []
+    for r in runs:
+        row: dict[str, Any] = {"run_id": r["run_id"], "problem": r["problem"]}
+        row.update({f"option.{k}": _cell(r["problem_options"].get(k)) for k in options})
+        row.update({"optimizer": r["optimizer"], "lr": r["lr"]})
+        row.update({f"hparam.{k}": _cell(r["hparams"].get(k)) for k in hparams})
+        row.update({k: r.get(k) for k in _TRAILING if k != "final_step"})
+        row["schedule"] = _cell(r["schedule"])
+        row["final_step"] = last.get(r["run_id"])
+        run_finals = finals.get(r["run_id"], {})
+        row.update({f"final.{m}": run_finals.get(m) for m in metrics})
+        row.update({k: r.get(k) for k in _META})
+        rows.append(row)
+    columns = [*_LEADING, *(f"option.{k}" for k in options), *_MIDDLE, *(f"hparam.{k}" for k in hparams),
+               *_TRAILING, *(f"final.{m}" for m in metrics), *_META]
+    return columns, rows
+
+
+def metrics_rows(db: Store) -> Iterator[tuple[str, int, str, float]]:
+    """The long metrics table, sorted by ``(run_id, step, name)``."""
+    yield from db._con.execute("SELECT run_id, step, name, value FROM metrics ORDER BY run_id, step, name")
+
+
+@contextmanager
+def _atomic(path: Path, mode: str = "w") -> Iterator[str]:
+    tmp = str(path.parent / f".{path.name}.{uuid.uuid4().hex}")  # created by the writer: umask permissions
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: Any) -> None:
+    with _atomic(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        for row in rows:
+            cells = [row.get(c) for c in columns] if isinstance(row, dict) else list(row)
+            writer.writerow(["" if v is None else v for v in cells])
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise ValueError(PARQUET_HINT) from None
+    return pyarrow
+
+
+#: Parquet types of the columns that can be empty in every row.
+_ARROW_TYPES = {"diverged_step": "int64", "final_step": "int64", "lr": "float64", "wall_time": "float64",
+                "error": "string", "started_at": "string", "finished_at": "string"}
+
+
+def _arrow_column(pa: Any, values: list[Any], name: str) -> Any:
+    """One typed column; a column mixing kinds (numbers and text) becomes text."""
+    kinds = {type(v) for v in values if v is not None}
+    if name in _ARROW_TYPES or name.startswith("final."):
+        return pa.array(values, type=getattr(pa, _ARROW_TYPES.get(name, "float64"))())
+    if kinds and not kinds <= {int, float} and not kinds <= {bool} and not kinds <= {str}:
+        values = [None if v is None else str(v) for v in values]
+    elif kinds == {int, float}:
+        values = [None if v is None else float(v) for v in values]
+    return pa.array(values) if kinds else pa.array(values, type=pa.null())
+
+
+def _write_parquet(path: Path, columns: Sequence[str], rows: Any) -> None:
+    pa = _pyarrow()
+    if rows and isinstance(rows[0], dict):
+        data = {c: _arrow_column(pa, [r.get(c) for r in rows], c) for c in columns}
+    else:
+        cols = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+        types = [pa.string(), pa.int64(), pa.string(), pa.float64()]
+        data = {c: pa.array(list(v), type=t) for c, v, t in zip(columns, cols, types, strict=True)}
+    table = pa.table(data) if data else pa.table({c: pa.array([], type=pa.null()) for c in columns})
+    with _atomic(path) as tmp:
+        pa.parquet.write_table(table, tmp)
+
+
+_WRITERS: dict[str, Callable[[Path, Sequence[str], Any], None]] = {"csv": _write_csv, "parquet": _write_parquet}
+
+
+def export_store(store: Store | str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None,
+                 fmt: str = "csv") -> list[Path]:
+    """Write the runs table and the metrics table of ``store`` into ``out_dir``; return the two paths.
+
+    Parameters
+    ----------
+    store:
+        A :class:`Store` or the path of an existing SQLite store.
+    out_dir:
+        Output folder (created if missing); default: the store's folder.
+    fmt:
+        ``"csv"`` or ``"parquet"`` (needs ``pyarrow``).
+
+    Raises ``ValueError`` for an unknown format or a missing ``pyarrow`` (with the install command), and
+    ``FileNotFoundError`` for a store path that does not exist.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    if fmt == "parquet":
+        _pyarrow()  # fail before writing anything
+    owned = not isinstance(store, Store)
+    if owned and not Path(store).is_file():  # type: ignore[arg-type]
+        raise FileNotFoundError(f"results store {str(store)!r} does not exist")
+    db = Store(store) if owned else store  # type: ignore[arg-type]
+    try:
+        out = Path(out_dir) if out_dir is not None else db.path.parent
+        out.mkdir(parents=True, exist_ok=True)
+        stem = db.path.stem
+        columns, rows = runs_table(db)
+        paths = [out / f"{stem}.runs.{fmt}", out / f"{stem}.metrics.{fmt}"]
+        _WRITERS[fmt](paths[0], columns, rows)
+        _WRITERS[fmt](paths[1], METRIC_COLUMNS, list(metrics_rows(db)))
+    finally:
+        if owned:
+            db.close()
+    return paths
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+EXPORT_EPILOG = """examples:
+  adamlab export results/adamlab.sqlite                      CSV next to the store
+  adamlab export results/adamlab.sqlite --format parquet --out tables/
+
+Writes <stem>.runs.<ext> (one row per run: problem, option.*, optimizer, lr, hparam.*, seed, status,
+diverged_step, wall_time, final.* metrics) and <stem>.metrics.<ext> (run_id, step, name, value).
+Parquet needs pyarrow: pip install 'adamlab[parquet]'.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``export``."""
+    p = subparsers.add_parser("export", help="a results store as tidy CSV or Parquet tables",
+                              description="Export STORE as a runs table (one row per run) and a long metrics "
+                              "table.", epilog=EXPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("store", metavar="STORE", help="an SQLite results store")
+    p.add_argument("--format", choices=FORMATS, default="csv", help="file format (default: csv)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: the store's folder)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    paths = export_store(args.store, args.out, args.format)
+    if not args.quiet:
+        for p in paths:
+            print(p)
+    return 0
