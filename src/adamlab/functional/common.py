@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from torch import Tensor
+
 T = TypeVar("T")
 
 #: Cap on M-SVAG's rho_t. At t = 1, rho_1 = 1 and s = (v - m^2)/(1 - rho) is 0/0; the reference
@@ -36,21 +38,28 @@ def ema(average: T, value: T, beta: Any) -> T:
     return beta * average + (1 - beta) * value
 
 
-def bias_correction(beta: float, step: int) -> float:
-    r"""Adam's bias-correction denominator :math:`1 - \beta^t` for step :math:`t \ge 1`."""
+def bias_correction(beta: Any, step: int) -> Any:
+    r"""Adam's bias-correction denominator :math:`1 - \beta^t` for step :math:`t \ge 1`.
+
+    ``beta`` may be a tensor (one value per run): the result is then a tensor too.
+    """
     return 1.0 - beta**step
 
 
-def msvag_rho(beta: float, step: int) -> float:
+def msvag_rho(beta: Any, step: int) -> Any:
     r"""M-SVAG's :math:`\rho(\beta, t)` (Balles & Hennig 2018, Alg. 1), capped at :data:`RHO_MAX`.
 
     .. math:: \rho_t = \frac{(1 - \beta)(1 + \beta^{t})}{(1 + \beta)(1 - \beta^{t})}
 
     Here ``step`` is 1-based; the paper's loop is 0-based and writes :math:`\beta^{t+1}`. The ratio
     is the variance of the bias-corrected EMA of i.i.d. samples relative to one sample's variance.
+    ``beta`` may be a tensor (one value per run): the result is then a tensor, element by element the same.
     """
     bt = beta**step
     denominator = (1 + beta) * (1 - bt)
+    if isinstance(denominator, Tensor):  # one value per run (the batched backend)
+        rho = ((1 - beta) * (1 + bt) / denominator).where(denominator != 0, 1.0)
+        return rho.clamp_max(RHO_MAX)
     rho = 1.0 if denominator == 0 else (1 - beta) * (1 + bt) / denominator
     return min(rho, RHO_MAX)
 

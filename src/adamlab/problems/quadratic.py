@@ -172,5 +172,9 @@ class NoisyQuadratic(Problem):
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """``loss`` (and ``train_loss``, the same number): the exact L(theta)."""
         with torch.no_grad():
-            value = float(self.exact_loss(model()))
+            return {k: float(v) for k, v in self.evaluate_tensors(model).items()}
+
+    def evaluate_tensors(self, model: nn.Module) -> dict[str, Tensor]:
+        """:meth:`evaluate` as tensors (vmappable)."""
+        value = self.exact_loss(model())
         return {"loss": value, "train_loss": value}

@@ -11,8 +11,15 @@ Tables
 
 ``metrics``: long format ``(run_id, step, name, value)`` with primary key ``(run_id, step, name)``.
 
-Crash safety: a finished run's metrics and its final status are written in ONE transaction, so a
-``kill -9`` leaves either the whole run or none of it; the primary keys make duplicates impossible.
+``metrics_staging``: the same columns, for a run in progress. The runner streams a run's metrics here in
+bounded chunks (:meth:`Store.stage`), so a long run does not hold them all in memory; nothing reads
+this table, and a run's commit moves its staged rows into ``metrics``.
+
+Crash safety: a finished run's metrics and its final status are written in ONE transaction (a batched
+block of runs: one transaction for the block, :meth:`Store.record_many`), so a ``kill -9`` leaves
+either the whole run or none of it; the primary keys make duplicates impossible. Staged rows of a run
+that crashed are never visible in ``metrics``: a new attempt discards them (:meth:`Store.discard_staged`)
+and a failed run's are dropped.
 
 Example
 -------
@@ -77,6 +84,13 @@ CREATE TABLE IF NOT EXISTS metrics (
     PRIMARY KEY (run_id, step, name)
 );
 CREATE INDEX IF NOT EXISTS runs_problem ON runs(problem, optimizer);
+CREATE TABLE IF NOT EXISTS metrics_staging (
+    run_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (run_id, step, name)
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -156,33 +170,69 @@ class Store:
 
     def record(self, result: RunResult) -> None:
         """Write a run's metrics and final status in ONE transaction (replacing earlier partial rows)."""
-        if result.status not in (*DONE_STATUSES, RunStatus.FAILED):
-            raise ValueError(
-                f"record needs a final status (finished, diverged, failed); got {result.status!r}"
-            )
-        run_id = result.run_id
+        self.record_many([result])
+
+    def record_many(self, results: Sequence[RunResult]) -> None:
+        """Write several runs' metrics and final statuses in ONE transaction (e.g. a finished vmap block).
+
+        Each run's staged rows (:meth:`stage`) move into ``metrics`` together with ``result.records``
+        (a record wins over a staged row of the same step and name); a ``failed`` run's staged rows are
+        dropped. Earlier rows of the run in ``metrics`` are replaced.
+        """
+        for result in results:
+            if result.status not in (*DONE_STATUSES, RunStatus.FAILED):
+                raise ValueError(
+                    f"record needs a final status (finished, diverged, failed); got {result.status!r}"
+                )
+        if not results:
+            return
+        versions = tuple(_versions().values())
         with self._tx() as cur:
-            self._insert_pending(cur, [result.config])
-            cur.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
+            self._insert_pending(cur, [r.config for r in results])
+            for result in results:
+                run_id = result.run_id
+                cur.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
+                if result.status is not RunStatus.FAILED:
+                    cur.execute("INSERT INTO metrics (run_id, step, name, value) SELECT run_id, step, name, value"
+                                " FROM metrics_staging WHERE run_id=?", (run_id,))
+                cur.execute("DELETE FROM metrics_staging WHERE run_id=?", (run_id,))
+                cur.executemany(
+                    "INSERT OR REPLACE INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
+                    [(run_id, s, n, v) for s, n, v in result.long_rows()],
+                )
             cur.executemany(
-                "INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
-                [(run_id, s, n, v) for s, n, v in result.long_rows()],
-            )
-            cur.execute(
                 "UPDATE runs SET status=?, diverged_step=?, error=?, wall_time=?,"
                 " started_at=COALESCE(?, started_at), finished_at=?, adamlab_version=?,"
                 " torch_version=?, python_version=? WHERE run_id=?",
-                (
-                    result.status,
-                    result.diverged_step,
-                    result.error,
-                    result.wall_time,
-                    result.started_at,
-                    result.finished_at or _now(),
-                    *_versions().values(),
-                    run_id,
-                ),
+                [(result.status, result.diverged_step, result.error, result.wall_time, result.started_at,
+                  result.finished_at or _now(), *versions, result.run_id) for result in results],
             )
+
+    # -- streaming a run's metrics (MetricSink) ------------------------------------------------------
+    def stage(self, rows: Iterable[tuple[str, int, str, float]]) -> None:
+        """Append ``(run_id, step, name, value)`` rows of runs in progress to ``metrics_staging``
+        (one transaction; a row of the same run, step and name is replaced). Invisible until the run's
+        :meth:`record`."""
+        with self._tx() as cur:
+            cur.executemany("INSERT OR REPLACE INTO metrics_staging (run_id, step, name, value)"
+                            " VALUES (?, ?, ?, ?)", rows)
+
+    def discard_staged(self, run_ids: Sequence[str], after_step: int | None = None) -> None:
+        """Drop the staged rows of ``run_ids`` (only those after ``after_step`` when given: a run
+        resumed from a checkpoint at that step keeps what it staged before it)."""
+        with self._tx() as cur:
+            if after_step is None:
+                cur.executemany("DELETE FROM metrics_staging WHERE run_id=?", [(r,) for r in run_ids])
+            else:
+                cur.executemany("DELETE FROM metrics_staging WHERE run_id=? AND step>?",
+                                [(r, int(after_step)) for r in run_ids])
+
+    def staged_count(self, run_id: str | None = None) -> int:
+        """Number of staged rows (of one run, or all)."""
+        if run_id is None:
+            return int(self._con.execute("SELECT COUNT(*) FROM metrics_staging").fetchone()[0])
+        return int(self._con.execute("SELECT COUNT(*) FROM metrics_staging WHERE run_id=?",
+                                     (run_id,)).fetchone()[0])
 
     # -- reading -------------------------------------------------------------------------------
     def statuses(self, run_ids: Sequence[str] | None = None) -> dict[str, RunStatus]:

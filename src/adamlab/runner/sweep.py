@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from adamlab.problems import Problem
-from adamlab.runner.backends import RunContext, get_backend, problem_key
+from adamlab.runner.backends import RunContext, get_backend, problem_key, result_batches
 from adamlab.runner.config import Budget, ProblemSpec, RunConfig, make_config, problem_name_and_options
 from adamlab.runner.hooks import RunHook
 from adamlab.runner.progress import sweep_bar
@@ -169,16 +169,18 @@ def run_configs(
             progress=not quiet,
             on_start=db.mark_running,
             problems={problem_key(*problem_name_and_options(p)): p for p in problems},
+            metrics_sink=db,
         )
         bar = sweep_bar(len(unique), quiet=quiet, desc=desc, initial=report.skipped)
         try:
             if todo:
-                for result in backend_impl.run(todo, context):
-                    db.record(result)
-                    report.count(result.status)
-                    if result.error:
-                        report.errors[result.run_id] = f"{result.config.label()}: {result.error}"
-                    bar.update(1)
+                for results in result_batches(backend_impl, todo, context):
+                    db.record_many(results)  # one transaction per commit unit (a vmap block)
+                    for result in results:
+                        report.count(result.status)
+                        if result.error:
+                            report.errors[result.run_id] = f"{result.config.label()}: {result.error}"
+                    bar.update(len(results))
                     bar.set_postfix_str(
                         f"finished={report.finished} diverged={report.diverged} failed={report.failed}"
                     )
