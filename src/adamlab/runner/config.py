@@ -9,6 +9,7 @@ nothing else: package versions are stored next to a run, never hashed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -156,9 +157,9 @@ class RunConfig:
     def __hash__(self) -> int:
         return hash(self.run_id)
 
-    @property
+    @functools.cached_property
     def run_id(self) -> str:
-        """Stable 16-hex-digit hash of :meth:`to_dict` (independent of package versions)."""
+        """Stable 16-hex-digit hash of :meth:`to_dict` (independent of package versions; computed once)."""
         return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()[:16]
 
     @property

@@ -24,6 +24,7 @@ commit (see :mod:`adamlab.runner.store`).
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -37,6 +38,22 @@ from adamlab.runner.schedules import Schedule
 
 #: Eval-point records (summed over the runs of a loop) held in memory before they are staged.
 DEFAULT_CHUNK = 10_000
+#: Environment override of the chunk a sweep uses (``ADAMLAB_METRIC_CHUNK=100``).
+CHUNK_ENV = "ADAMLAB_METRIC_CHUNK"
+
+
+def default_chunk() -> int:
+    """:data:`DEFAULT_CHUNK`, or the integer >= 1 in ``$ADAMLAB_METRIC_CHUNK``."""
+    value = os.environ.get(CHUNK_ENV)
+    if value is None:
+        return DEFAULT_CHUNK
+    try:
+        chunk = int(value)
+    except ValueError:
+        chunk = 0
+    if chunk < 1:
+        raise ValueError(f"{CHUNK_ENV} must be an integer >= 1; got {value!r}")
+    return chunk
 
 
 class MetricSink(Protocol):
@@ -206,9 +223,7 @@ class LoopCore:
     def result(self, run: int, *, execution: dict[str, Any] | None = None) -> RunResult:
         """Run ``run``'s result with the records still held (the rest are staged in the sink)."""
         self.active[run] = False
-        result = RunResult(self.configs[run], self.status[run], self.sorted_records(run),
-                           diverged_step=self.diverged_step[run], wall_time=self.elapsed(),
-                           started_at=self.started_at, finished_at=utcnow())
-        if execution is not None and hasattr(result, "execution"):
-            result.execution = dict(execution)
-        return result
+        return RunResult(self.configs[run], self.status[run], self.sorted_records(run),
+                         diverged_step=self.diverged_step[run], wall_time=self.elapsed(),
+                         started_at=self.started_at, finished_at=utcnow(),
+                         execution=None if execution is None else dict(execution))

@@ -7,7 +7,9 @@ Tables
 ``batch_size``, ``eval_every``, ``schedule`` (JSON), ``hooks`` (JSON), ``config`` (the full JSON),
 ``status`` (pending | running | finished | diverged | failed), ``diverged_step``, ``error``,
 ``attempts``, ``wall_time`` (s), ``created_at``, ``started_at``, ``finished_at`` (UTC ISO-8601),
-``adamlab_version``, ``torch_version``, ``python_version``.
+``adamlab_version``, ``torch_version``, ``python_version``, ``execution`` (JSON: how the run was
+trained, ``{"backend": "vmap", "block_size": 640}``; batched runs agree with serial ones to rounding,
+see docs/scale.md).
 
 ``metrics``: long format ``(run_id, step, name, value)`` with primary key ``(run_id, step, name)``.
 
@@ -74,7 +76,8 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at TEXT,
     adamlab_version TEXT,
     torch_version TEXT,
-    python_version TEXT
+    python_version TEXT,
+    execution TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
@@ -124,11 +127,18 @@ class Store:
             self._con.execute("PRAGMA synchronous=NORMAL")
             self._con.execute("PRAGMA foreign_keys=ON")
             self._con.executescript(_SCHEMA)
+            self._add_missing_columns()
             self._con.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
         except (OSError, sqlite3.Error, ValueError) as err:
             raise ValueError(f"cannot open results store {str(path)!r}: {err}") from None
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since schema version 1 (an older store gets them, empty)."""
+        have = {row[1] for row in self._con.execute("PRAGMA table_info(runs)")}
+        if "execution" not in have:
+            self._con.execute("ALTER TABLE runs ADD COLUMN execution TEXT")
 
     # -- context manager ---------------------------------------------------------------------
     def close(self) -> None:
@@ -168,6 +178,14 @@ class Store:
                 (_now(), config.run_id),
             )
 
+    def mark_running_many(self, configs: Sequence[RunConfig]) -> None:
+        """:meth:`mark_running` for a block of runs, in ONE transaction."""
+        now = _now()
+        with self._tx() as cur:
+            self._insert_pending(cur, configs)
+            cur.executemany("UPDATE runs SET status='running', attempts=attempts+1, started_at=? WHERE run_id=?",
+                            [(now, c.run_id) for c in configs])
+
     def record(self, result: RunResult) -> None:
         """Write a run's metrics and final status in ONE transaction (replacing earlier partial rows)."""
         self.record_many([result])
@@ -192,20 +210,22 @@ class Store:
             for result in results:
                 run_id = result.run_id
                 cur.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
-                if result.status is not RunStatus.FAILED:
-                    cur.execute("INSERT INTO metrics (run_id, step, name, value) SELECT run_id, step, name, value"
-                                " FROM metrics_staging WHERE run_id=?", (run_id,))
-                cur.execute("DELETE FROM metrics_staging WHERE run_id=?", (run_id,))
                 cur.executemany(
-                    "INSERT OR REPLACE INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
                     [(run_id, s, n, v) for s, n, v in result.long_rows()],
                 )
+                if result.status is not RunStatus.FAILED:
+                    cur.execute("INSERT OR IGNORE INTO metrics (run_id, step, name, value)"
+                                " SELECT run_id, step, name, value FROM metrics_staging WHERE run_id=?", (run_id,))
+                cur.execute("DELETE FROM metrics_staging WHERE run_id=?", (run_id,))
             cur.executemany(
                 "UPDATE runs SET status=?, diverged_step=?, error=?, wall_time=?,"
                 " started_at=COALESCE(?, started_at), finished_at=?, adamlab_version=?,"
-                " torch_version=?, python_version=? WHERE run_id=?",
+                " torch_version=?, python_version=?, execution=? WHERE run_id=?",
                 [(result.status, result.diverged_step, result.error, result.wall_time, result.started_at,
-                  result.finished_at or _now(), *versions, result.run_id) for result in results],
+                  result.finished_at or _now(), *versions,
+                  None if result.execution is None else canonical_json(result.execution), result.run_id)
+                 for result in results],
             )
 
     # -- streaming a run's metrics (MetricSink) ------------------------------------------------------
@@ -264,6 +284,7 @@ class Store:
             d = dict(row)
             for key in ("problem_options", "hparams", "schedule", "hooks", "config"):
                 d[key] = json.loads(d[key])
+            d["execution"] = None if d.get("execution") is None else json.loads(d["execution"])
             out.append(d)
         return out
 

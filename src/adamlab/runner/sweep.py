@@ -170,6 +170,7 @@ def run_configs(
             on_start=db.mark_running,
             problems={problem_key(*problem_name_and_options(p)): p for p in problems},
             metrics_sink=db,
+            on_start_many=db.mark_running_many,
         )
         bar = sweep_bar(len(unique), quiet=quiet, desc=desc, initial=report.skipped)
         try:

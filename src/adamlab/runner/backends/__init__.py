@@ -41,7 +41,7 @@ from typing import Any, Protocol, runtime_checkable
 from adamlab.problems import Problem
 from adamlab.runner.config import RunConfig, canonical_json
 from adamlab.runner.hooks import RunHook
-from adamlab.runner.loop import DEFAULT_CHUNK, MetricSink
+from adamlab.runner.loop import MetricSink, default_chunk
 from adamlab.runner.result import RunResult, RunStatus, utcnow
 
 
@@ -72,7 +72,8 @@ class RunContext:
         Problem instances already built, by :func:`problem_key` (a local cache).
     metrics_sink, chunk:
         Where runs stream their metrics while in progress (the results store), once more than ``chunk``
-        eval-point records are held (see :mod:`adamlab.runner.loop`); None: results hold all metrics.
+        eval-point records are held (see :mod:`adamlab.runner.loop`; default ``$ADAMLAB_METRIC_CHUNK`` or
+        10,000); no sink: results hold all metrics.
     """
 
     hooks: Sequence[RunHook] = ()
@@ -83,7 +84,7 @@ class RunContext:
     problems: dict[str, Problem] = field(default_factory=dict)
     on_start_many: Callable[[Sequence[RunConfig]], None] | None = None
     metrics_sink: MetricSink | None = None
-    chunk: int = DEFAULT_CHUNK
+    chunk: int = field(default_factory=default_chunk)
 
     def start(self, configs: Sequence[RunConfig]) -> None:
         """Announce that ``configs`` start now (``on_start_many``, else ``on_start`` per config)."""
