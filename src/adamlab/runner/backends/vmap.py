@@ -79,19 +79,19 @@ def block_key(config: RunConfig, *, strict: bool = False) -> str:
     })
 
 
-def plan_blocks(configs: Sequence[RunConfig], max_block: int | None = DEFAULT_MAX_BLOCK, *,
-                strict: bool = False, size: Callable[[RunConfig], int] | None = None) -> list[list[RunConfig]]:
+def plan_blocks(configs: Sequence[RunConfig], max_block: int | None = DEFAULT_MAX_BLOCK, *, strict: bool = False,
+                size: Callable[[Sequence[RunConfig]], int] | None = None) -> list[list[RunConfig]]:
     """Group ``configs`` into blocks (see the module docstring), keeping first-seen order.
 
-    A block holds at most ``size(first config of the group)`` runs when ``size`` is given (capped by
-    ``max_block`` unless that is None), else ``max_block``.
+    A block holds at most ``size(configs of the group)`` runs when ``size`` is given (capped by
+    ``max_block`` unless that is None), else ``max_block``; a group is cut into even blocks.
     """
     groups: dict[str, list[RunConfig]] = {}
     for config in configs:
         groups.setdefault(block_key(config, strict=strict), []).append(config)
     blocks = []
     for members in groups.values():
-        limit = size(members[0]) if size is not None else (max_block or DEFAULT_MAX_BLOCK)
+        limit = size(members) if size is not None else (max_block or DEFAULT_MAX_BLOCK)
         if max_block is not None:
             limit = min(limit, max_block)
         limit = max(1, limit)
@@ -112,12 +112,13 @@ def _numel(value: Any) -> int:
     return 0
 
 
-def run_bytes(problem: Problem, config: RunConfig) -> int:
+def run_bytes(problem: Problem, config: RunConfig, own_batch: bool = False) -> int:
     """Estimated memory of one run inside a block, in bytes.
 
     Parameters, gradient, up to three state tensors and the step's temporaries (8 copies of the
-    parameters), plus 4 copies of the activations of one training batch (the outputs of every module,
-    the batch itself when runs have their own, the noise) and 2 of one evaluation chunk.
+    parameters), 4 copies of the activations of one training batch (the outputs of every module and
+    the noise drawn) and 2 of one evaluation chunk, plus the run's own copy of the batch when the
+    block's runs have different seeds (``own_batch``) and the seeds' batches differ.
     """
     from adamlab.problems import noise as noise_source
 
@@ -125,7 +126,7 @@ def run_bytes(problem: Problem, config: RunConfig) -> int:
     params = list(model.parameters())
     itemsize = params[0].element_size() if params else 4
     n_params = sum(p.numel() for p in params)
-    acts = 0
+    acts = batch_numel = 0
 
     def hook(_module: Any, _inputs: Any, output: Any) -> None:
         nonlocal acts
@@ -137,20 +138,24 @@ def run_bytes(problem: Problem, config: RunConfig) -> int:
         log: list[Any] = []
         with torch.no_grad(), noise_source.recording(log):
             problem.loss(model, batch)
-        acts += _numel(batch) + sum(math.prod(shape) for _, shape, _ in log)
+        acts += sum(math.prod(shape) for _, shape, _ in log)
+        if own_batch:
+            other = next(iter(problem.train_batches(config.seed + 1, config.batch_size)))
+            batch_numel = 0 if other is batch else _numel(batch)
     except Exception:  # noqa: BLE001 - an estimate only: the batched path reports real errors itself
-        acts += 0
+        pass
     finally:
         for h in handles:
             h.remove()
     eval_rows = getattr(problem, "eval_batch_size", 0)
     eval_acts = acts * eval_rows // max(1, config.batch_size)
-    return itemsize * (8 * n_params + 4 * acts + 2 * eval_acts) + 4096
+    return itemsize * (8 * n_params + 4 * acts + 2 * eval_acts + batch_numel) + 4096
 
 
-def runs_per_block(problem: Problem, config: RunConfig, memory_mb: float = DEFAULT_MEMORY_MB) -> int:
+def runs_per_block(problem: Problem, config: RunConfig, memory_mb: float = DEFAULT_MEMORY_MB,
+                   own_batch: bool = False) -> int:
     """How many runs like ``config`` fit in a block of ``memory_mb`` MiB (1 to :data:`MAX_BLOCK`)."""
-    per_run = run_bytes(problem, config)
+    per_run = run_bytes(problem, config, own_batch)
     return int(max(1, min(MAX_BLOCK, memory_mb * 2**20 // per_run)))
 
 
@@ -177,16 +182,12 @@ class VmapBackend:
 
     def plan(self, configs: Sequence[RunConfig], context: RunContext, *, strict: bool = False) -> list[list[RunConfig]]:
         """The blocks of ``configs``: sized by memory (:func:`runs_per_block`), capped by ``max_block``."""
-        sizes: dict[str, int] = {}
-
-        def size(config: RunConfig) -> int:
-            key = block_key(config, strict=strict)
-            if key not in sizes:
-                try:
-                    sizes[key] = runs_per_block(context.problem_for(config), config, self.memory_mb)
-                except Exception:  # noqa: BLE001 - the block itself reports the problem's error
-                    sizes[key] = DEFAULT_MAX_BLOCK
-            return sizes[key]
+        def size(members: Sequence[RunConfig]) -> int:
+            own_batch = len({c.seed for c in members}) > 1
+            try:
+                return runs_per_block(context.problem_for(members[0]), members[0], self.memory_mb, own_batch)
+            except Exception:  # noqa: BLE001 - the block itself reports the problem's error
+                return DEFAULT_MAX_BLOCK
 
         return plan_blocks(configs, self.max_block, strict=strict, size=size)
 

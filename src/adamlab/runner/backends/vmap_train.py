@@ -245,12 +245,15 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
     block_noise = _BlockNoise(configs) if problem.stochastic_forward else None
     streams = [problem.train_batches(seed, first.batch_size) for seed in seeds]  # each seed's own order
     shared = len(seeds) == 1
+    if not shared:  # streams that yield the same batch object for every seed (a full batch) are shared
+        probe = [problem.train_batches(seed, first.batch_size) for seed in seeds[:2]]
+        shared = next(probe[0]) is next(probe[1])
     execution = {"backend": "vmap", "block_size": k}
 
     def next_batch() -> Any:
         """The step's batch: shared when all runs have one seed, else stacked per run ``[K, ...]``."""
         drawn = [next(stream) for stream in streams]
-        if len(drawn) == 1:
+        if len(drawn) == 1 or all(d is drawn[0] for d in drawn):  # e.g. a full batch, the same for every seed
             return drawn[0]
         return tuple(torch.stack(parts).index_select(0, run_seed) for parts in zip(*drawn, strict=True))
 
