@@ -46,6 +46,7 @@ from adamlab.problems import Problem
 from adamlab.runner.backends import RunContext, problem_key
 from adamlab.runner.backends.serial import SerialBackend
 from adamlab.runner.backends.vmap_optim import NotVectorizable
+from adamlab.runner.backends.vmap_train import same_batch
 from adamlab.runner.config import RunConfig, canonical_json
 from adamlab.runner.result import RunResult
 
@@ -126,13 +127,16 @@ def run_bytes(problem: Problem, config: RunConfig, own_batch: bool = False) -> i
     params = list(model.parameters())
     itemsize = params[0].element_size() if params else 4
     n_params = sum(p.numel() for p in params)
-    acts = batch_numel = 0
+    acts = kept = batch_numel = 0  # kept: activations an evaluation pass has too (not dropout's)
 
-    def hook(_module: Any, _inputs: Any, output: Any) -> None:
-        nonlocal acts
+    def hook(module: Any, _inputs: Any, output: Any) -> None:
+        nonlocal acts, kept
         acts += _numel(output)
+        if not isinstance(module, noise_source.Dropout):
+            kept += _numel(output)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    leaves = [m for m in model.modules() if not list(m.children())] or [model]
+    handles = [m.register_forward_hook(hook) for m in leaves]
     try:
         batch = next(iter(problem.train_batches(config.seed, config.batch_size)))
         log: list[Any] = []
@@ -141,14 +145,14 @@ def run_bytes(problem: Problem, config: RunConfig, own_batch: bool = False) -> i
         acts += sum(math.prod(shape) for _, shape, _ in log)
         if own_batch:
             other = next(iter(problem.train_batches(config.seed + 1, config.batch_size)))
-            batch_numel = 0 if other is batch else _numel(batch)
+            batch_numel = 0 if same_batch(batch, other) else _numel(batch)
     except Exception:  # noqa: BLE001 - an estimate only: the batched path reports real errors itself
         pass
     finally:
         for h in handles:
             h.remove()
     eval_rows = getattr(problem, "eval_batch_size", 0)
-    eval_acts = acts * eval_rows // max(1, config.batch_size)
+    eval_acts = kept * eval_rows // max(1, config.batch_size)
     return itemsize * (8 * n_params + 4 * acts + 2 * eval_acts + batch_numel) + 4096
 
 

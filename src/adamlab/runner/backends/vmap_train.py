@@ -198,6 +198,13 @@ class _BlockNoise:
         return [torch.stack(parts) for parts in zip(*per_run, strict=True)]
 
 
+def same_batch(a: Any, b: Any) -> bool:
+    """Whether two batches are the very same tensors (a full batch that every seed's stream yields)."""
+    if isinstance(a, tuple | list) and isinstance(b, tuple | list):
+        return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+    return a is b
+
+
 def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = True,
                 compiled: bool | None = None, sink: MetricSink | None = None,
                 chunk: int = DEFAULT_CHUNK) -> Iterator[RunResult]:
@@ -247,13 +254,13 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
     shared = len(seeds) == 1
     if not shared:  # streams that yield the same batch object for every seed (a full batch) are shared
         probe = [problem.train_batches(seed, first.batch_size) for seed in seeds[:2]]
-        shared = next(probe[0]) is next(probe[1])
+        shared = same_batch(next(probe[0]), next(probe[1]))
     execution = {"backend": "vmap", "block_size": k}
 
     def next_batch() -> Any:
         """The step's batch: shared when all runs have one seed, else stacked per run ``[K, ...]``."""
         drawn = [next(stream) for stream in streams]
-        if len(drawn) == 1 or all(d is drawn[0] for d in drawn):  # e.g. a full batch, the same for every seed
+        if len(drawn) == 1 or all(same_batch(d, drawn[0]) for d in drawn):  # a full batch, the same for every seed
             return drawn[0]
         return tuple(torch.stack(parts).index_select(0, run_seed) for parts in zip(*drawn, strict=True))
 
