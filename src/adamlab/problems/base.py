@@ -74,6 +74,11 @@ class Problem(ABC):
     #: True when all of that randomness is drawn through :mod:`adamlab.problems.noise` (the run's own
     #: generator), so that the batched backend can give every run of a block its own numbers.
     noise_from_run: ClassVar[bool] = False
+    #: True when ``loss`` and ``evaluate_tensors`` also take a model whose parameters carry a leading run
+    #: dimension ``[K, ...]`` (its forward pass returning ``[K, ...]``) with a batch shared by all runs or
+    #: one per run ``[K, ...]``, and return ``[K]`` values: the batched backend then calls them directly,
+    #: a few large tensor operations per step, instead of ``torch.func.vmap``.
+    loss_broadcasts: ClassVar[bool] = False
     #: The problem's options and their defaults. ``None`` (the base default) accepts any options
     #: unchecked; a dict makes unknown options a ``ValueError`` and fills in the missing defaults,
     #: so ``self.options`` (and ``config()``) always holds every option.

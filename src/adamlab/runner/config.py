@@ -123,7 +123,11 @@ class RunConfig:
     hooks: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The hashed fields, in canonical JSON form."""
+        """The hashed fields, in canonical JSON form (a fresh top-level dict; computed once per config)."""
+        return dict(self._canonical_dict)
+
+    @functools.cached_property
+    def _canonical_dict(self) -> dict[str, Any]:
         return _canonical(
             {
                 "problem": self.problem,

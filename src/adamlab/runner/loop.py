@@ -131,29 +131,44 @@ class LoopCore:
 
         ``metrics``: one dict per run (``{}`` for inactive runs), or one sequence of K values per name.
         """
-        if isinstance(metrics, Mapping):
-            columns = {name: list(values.tolist() if isinstance(values, Tensor) else values)
-                       for name, values in metrics.items()}
-            per_run = [{name: col[run] for name, col in columns.items()} for run in range(self.k)]
+        if isinstance(metrics, Mapping):  # columns: finiteness checked as one tensor operation per name
+            names = list(metrics)
+            tensors = [v if isinstance(v, Tensor) else torch.tensor(list(v), dtype=torch.float64) for v in metrics.values()]
+            columns = [t.tolist() for t in tensors]
+            good = torch.stack([torch.isfinite(t) for t in tensors]).all(0).tolist() if tensors else [True] * self.k
+            per_run: list[Mapping[str, float]] | None = None
         else:
             per_run = list(metrics)
         mean = (self.loss_sum / self.loss_n).tolist() if self.loss_n else None
         epoch = self.epoch(at)
         wall = self.elapsed()
+        lr_values = list(lrs)
         ended = []
         for run in range(self.k):
             if not self.active[run]:
                 continue
-            values = per_run[run]
-            finite = {key: float(v) for key, v in values.items() if math.isfinite(v)}
-            point: dict[str, float] = {**epoch, **finite, "lr": float(lrs[run])}
+            if per_run is None and good[run]:  # the fast path of a batched block
+                point = dict(zip(names, [col[run] for col in columns], strict=True))
+                ok = True
+            else:
+                values = per_run[run] if per_run is not None else {n: col[run] for n, col in zip(names, columns,
+                                                                                               strict=True)}
+                point = {key: float(v) for key, v in values.items() if math.isfinite(v)}
+                ok = len(point) == len(values)
+            point.update(epoch)
+            point["lr"] = float(lr_values[run])
             if mean is not None:
                 point["batch_loss"] = mean[run]
                 point.setdefault("train_loss", mean[run])
             point["wall_time"] = wall
-            self.record(run, at, point)
+            records = self.records[run]
+            if at in records:
+                records[at].update(point)
+            else:
+                point["step"] = float(at)
+                records[at] = point
             self._held += 1
-            if len(finite) != len(values):
+            if not ok:
                 self._diverge(run, at)
                 ended.append(run)
         self.loss_sum.zero_()

@@ -84,6 +84,12 @@ class Stack:
         in_dims = (0, None if noise is None else 0, *([0 if per_run else None] * len(args)))
         return vmap(one, in_dims=in_dims)(self.run_params(), None if noise is None else list(noise), *args)
 
+    def call_broadcast(self, fn: Any, *args: Any) -> Any:
+        """``fn(model, *args)`` once, with the model's parameters replaced by the per-run views
+        ``[K, *shape]`` (for problems whose loss broadcasts over a leading run dimension)."""
+        wrapper = _Call(self.template, fn)
+        return functional_call(wrapper, {f"model.{n}": p for n, p in self.run_params().items()}, args)
+
     def squared_norms(self) -> dict[str, Tensor]:
         """Per-run sums of squares of each parameter, name -> ``[K]`` (differentiable)."""
         return {n: v.square().sum(tuple(range(1, v.dim()))) for n, v in self.run_params().items()}

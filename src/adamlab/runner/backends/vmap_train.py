@@ -136,6 +136,8 @@ def _batch_losses(problem: Problem, stack: Stack, batch: Any, reg_needed: bool, 
         if reg_needed:
             losses = losses + per_run_regularization(problem, stack)
         return losses
+    if problem.loss_broadcasts and noise is None:  # a few tensor operations over [K, ...], no vmap
+        return stack.call_broadcast(lambda m, b: problem.loss(m, b), tuple(batch))
     return stack.call(lambda m, b: problem.loss(m, b), tuple(batch), per_run=not shared, noise=noise)
 
 
@@ -157,6 +159,8 @@ class _Evaluator:
             if self.tensors:
                 try:
                     with torch.no_grad():
+                        if self.problem.loss_broadcasts:
+                            return self.stack.call_broadcast(lambda m: self.problem.evaluate_tensors(m))
                         return self.stack.call(lambda m: self.problem.evaluate_tensors(m))
                 except Exception:  # noqa: BLE001 - not vmappable after all: one run at a time from now on
                     self.tensors = False
