@@ -162,6 +162,15 @@ class RunConfig:
         return hash(self.run_id)
 
     @functools.cached_property
+    def json_columns(self) -> dict[str, str]:
+        """Canonical JSON of ``problem_options``, ``hparams``, ``schedule``, ``hooks`` and the whole config
+        (``config``): the store's JSON columns, computed once per config."""
+        d = self._canonical_dict
+        out = {key: canonical_json(d[key]) for key in ("problem_options", "hparams", "schedule", "hooks")}
+        out["config"] = canonical_json(d)
+        return out
+
+    @functools.cached_property
     def run_id(self) -> str:
         """Stable 16-hex-digit hash of :meth:`to_dict` (independent of package versions; computed once)."""
         return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()[:16]

@@ -207,17 +207,17 @@ class Store:
         versions = tuple(_versions().values())
         with self._tx() as cur:
             self._insert_pending(cur, [r.config for r in results])
-            for result in results:
-                run_id = result.run_id
-                cur.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
-                cur.executemany(
-                    "INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
-                    [(run_id, s, n, v) for s, n, v in result.long_rows()],
-                )
-                if result.status is not RunStatus.FAILED:
-                    cur.execute("INSERT OR IGNORE INTO metrics (run_id, step, name, value)"
-                                " SELECT run_id, step, name, value FROM metrics_staging WHERE run_id=?", (run_id,))
-                cur.execute("DELETE FROM metrics_staging WHERE run_id=?", (run_id,))
+            ids = [r.run_id for r in results]
+            kept = [r.run_id for r in results if r.status is not RunStatus.FAILED]
+            _each_chunk(cur, "DELETE FROM metrics WHERE run_id IN ({})", ids)
+            cur.executemany(
+                "INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
+                [(result.run_id, s, n, v) for result in results for s, n, v in result.long_rows()],
+            )
+            if self._has_staged(cur):
+                _each_chunk(cur, "INSERT OR IGNORE INTO metrics (run_id, step, name, value)"
+                                 " SELECT run_id, step, name, value FROM metrics_staging WHERE run_id IN ({})", kept)
+                _each_chunk(cur, "DELETE FROM metrics_staging WHERE run_id IN ({})", ids)
             cur.executemany(
                 "UPDATE runs SET status=?, diverged_step=?, error=?, wall_time=?,"
                 " started_at=COALESCE(?, started_at), finished_at=?, adamlab_version=?,"
@@ -227,6 +227,10 @@ class Store:
                   None if result.execution is None else canonical_json(result.execution), result.run_id)
                  for result in results],
             )
+
+    @staticmethod
+    def _has_staged(cur: sqlite3.Cursor) -> bool:
+        return cur.execute("SELECT EXISTS (SELECT 1 FROM metrics_staging)").fetchone()[0] == 1
 
     # -- streaming a run's metrics (MetricSink) ------------------------------------------------------
     def stage(self, rows: Iterable[tuple[str, int, str, float]]) -> None:
@@ -331,25 +335,32 @@ class _Transaction:
         self.con.execute("ROLLBACK" if exc_type is not None else "COMMIT")
 
 
+def _each_chunk(cur: sqlite3.Cursor, sql: str, ids: Sequence[str], size: int = 500) -> None:
+    """Run ``sql`` (with one ``IN ({})`` placeholder list) over ``ids``, ``size`` at a time."""
+    for start in range(0, len(ids), size):
+        chunk = ids[start:start + size]
+        cur.execute(sql.format(",".join("?" * len(chunk))), chunk)
+
+
 def _now() -> str:
     return utcnow()
 
 
 def _config_row(c: RunConfig, now: str) -> tuple[Any, ...]:
-    d = c.to_dict()
+    j = c.json_columns
     return (
         c.run_id,
         c.problem,
-        canonical_json(d["problem_options"]),
+        j["problem_options"],
         c.optimizer,
-        canonical_json(d["hparams"]),
+        j["hparams"],
         c.lr,
         c.seed,
         c.steps,
         c.batch_size,
         c.eval_every,
-        canonical_json(d["schedule"]),
-        canonical_json(d["hooks"]),
-        canonical_json(d),
+        j["schedule"],
+        j["hooks"],
+        j["config"],
         now,
     )

@@ -73,7 +73,7 @@ class RunContext:
     metrics_sink, chunk:
         Where runs stream their metrics while in progress (the results store), once more than ``chunk``
         eval-point records are held (see :mod:`adamlab.runner.loop`; default ``$ADAMLAB_METRIC_CHUNK`` or
-        10,000); no sink: results hold all metrics.
+        100,000); no sink: results hold all metrics.
     """
 
     hooks: Sequence[RunHook] = ()
