@@ -69,5 +69,5 @@ def test_kill9_mid_vmap_sweep_loses_nothing(store_path):
     finally:
         con.close()
     with Store(store_path) as db:
-        for k, r in finished.items():  # finished runs were not redone
+        for k in finished:  # finished runs were not redone
             assert db.metrics(k) == finished_metrics[k]
