@@ -4,7 +4,8 @@ Determinism: the model comes from ``problem.make_model(seed)``, the data from
 ``problem.train_batches(seed, batch_size)``, the forward pass's noise (dropout masks, VAE samples) from the
 run's own generator (:mod:`adamlab.problems.noise`, seeded from ``seed``), and the global torch RNG is
 seeded with ``torch.manual_seed(seed)`` before the model is built. Same config, same machine -> identical
-metrics; the batched backend gives each run the same numbers.
+metrics; the batched backend gives each run the same weights, data and noise (its numbers agree to
+rounding, see docs/scale.md).
 
 The loop's records, eval points, epochs and divergence policy are those of
 :class:`adamlab.runner.loop.LoopCore`, shared with the batched backend:
