@@ -374,3 +374,22 @@ def test_stochastic_problems_batch_and_match_serial(tiny_data_root, tmp_path, na
         results[backend] = (report, store, [w for w in caught if "vmap backend" in str(w.message)])
     assert not results["vmap"][2], results["vmap"][2] and str(results["vmap"][2][0].message)
     _assert_same(results, rtol=1e-4, atol=1e-5)
+
+
+def test_threads_option_is_scoped_to_the_block(tmp_path, monkeypatch):
+    seen = []
+    from adamlab.runner.backends import vmap_train
+
+    original = vmap_train.train_block
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        yield from original(*args, **kwargs)
+
+    monkeypatch.setattr(vmap_train, "train_block", spy)
+    before = torch.get_num_threads()
+    rep = sweep(("quadratic.noisy", {"d": 10}), ["adam"], [1e-2, 1e-1], [0], 5, Store(tmp_path / "t.sqlite"), "vmap",
+                quiet=True, backend_options={"threads": 1})
+    assert rep.finished == 2 and seen == [1] and torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads"):
+        get_backend("vmap", threads=0)
