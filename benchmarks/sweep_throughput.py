@@ -28,7 +28,8 @@ noise hits them alike:
   quadratic: the exact loss every 10 steps). For the quadratic it is timed on ``--reference-runs`` runs
   and scaled, like the reference.
 - ``vmap``: the same sweep with ``backend="vmap"`` (MNIST: one block of K runs, ``compile=True``: the
-  stacked Adam step is compiled once, in the untimed warm-up; quadratic: one block of 640 runs, eager).
+  stacked Adam step is compiled once, in the untimed warm-up; quadratic: one block of 640 runs, eager;
+  and again as ``vmap-1thread`` with the backend's ``threads=1`` option).
 
 Reported per workload, K and method: median wall time, runs per second, and speed-up over the reference
 (reference time / method time at the same K; for ``serial`` its inverse is the per-run slow-down),
@@ -130,7 +131,7 @@ def quadratic_reference(k: int, runs: int, steps: int = QUADRATIC_STEPS) -> floa
 
 
 def quadratic_sweep(k: int, backend: str, workdir: Path, runs: int | None = None,
-                    steps: int = QUADRATIC_STEPS) -> float:
+                    steps: int = QUADRATIC_STEPS, options: dict[str, Any] | None = None) -> float:
     """The adamlab sweep of the K quadratic runs (``runs`` of them, scaled to K, when given); seconds."""
     from adamlab.runner import Store, expand_grid, run_configs
 
@@ -140,7 +141,7 @@ def quadratic_sweep(k: int, backend: str, workdir: Path, runs: int | None = None
     path = workdir / f"q-{backend}-{k}-{time.monotonic_ns()}.sqlite"
     t0 = time.perf_counter()
     with Store(path) as store:
-        report = run_configs(chosen, store, backend, quiet=True)
+        report = run_configs(chosen, store, backend, quiet=True, backend_options=options)
     elapsed = time.perf_counter() - t0
     if report.finished + report.diverged != len(chosen):
         raise RuntimeError(f"{backend} quadratic K={k}: {report}")
@@ -230,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
                         elapsed = quadratic_sweep(qk, method, work)
                     times.setdefault(("quadratic", qk, method), []).append(elapsed)
                     print(f"rep {rep} quadratic K={qk} {method:9s} {elapsed:8.3f} s", file=sys.stderr, flush=True)
+                if "vmap" in methods:  # the same block with the backend's threads=1 option
+                    elapsed = quadratic_sweep(qk, "vmap", work, options={"threads": 1})
+                    times.setdefault(("quadratic", qk, "vmap-1thread"), []).append(elapsed)
+                    print(f"rep {rep} quadratic K={qk} vmap-1thread {elapsed:8.3f} s", file=sys.stderr, flush=True)
     rows = []
     for workload, k, method in times:
         ref_times = times.get((workload, k, "reference"))
