@@ -1,27 +1,40 @@
-"""Sweep throughput: K MNIST logistic-regression runs with the serial and vmap backends, against K plain loops.
+"""Sweep throughput: K runs with the serial and vmap backends, against K plain PyTorch loops.
 
 Usage::
 
     ADAMLAB_DATA=/work/shared/data python benchmarks/sweep_throughput.py --out sweep_throughput.json
     ADAMLAB_DATA=/work/shared/data python benchmarks/sweep_throughput.py --quick      # 100 steps, K = 1, 16
 
-Method. Each run is one epoch (468 steps at batch 128, the protocol's lr / sqrt(t) schedule) of
-``mnist.logreg`` with Adam, seed 0; the K runs of a sweep have K log-spaced learning rates in
-[1e-4, 1e-1]. Three ways of doing the K runs, measured in the same process, interleaved per repetition
-so that host noise hits them alike:
+Two workloads (``--workloads``, default both):
 
-- ``reference``: K plain PyTorch loops one after another -- ``nn.Linear(784, 10)`` with the same initial
-  weights, the same shuffled batches (``torch.randperm`` with the seed, pixels / 255), the same loss
-  (cross-entropy plus ``weight_decay / 2 ||W||^2``) and ``torch.optim.Adam(fused=True)``. No adamlab
-  code in the loop; no evaluation.
+``mnist``: each run is one epoch (468 steps at batch 128, the protocol's lr / sqrt(t) schedule) of
+``mnist.logreg`` with Adam, seed 0; the K runs of a sweep have K log-spaced learning rates in [1e-4, 1e-1]
+(``--ks``, default 1, 16, 64).
+
+``quadratic``: ``quadratic.noisy`` with its default options (d = 100, well-conditioned, rotated,
+nu = 0.1), Adam, 1,000 steps at batch 1 (evaluated every 10 steps, the protocol), K = 640 runs = 64
+log-spaced learning rates in [1e-4, 1e-1] x 10 seeds (``--quadratic-k``), as in DeepOBS's protocol.
+
+Three ways of doing the K runs, measured in the same process, interleaved per repetition so that host
+noise hits them alike:
+
+- ``reference``: K plain PyTorch loops one after another -- the same model and initial weights, the same
+  batches (seeded ``torch.randperm`` and pixels / 255; or the seeded Gaussian noise stream of the
+  quadratic), the same loss and ``torch.optim.Adam(fused=True)``. No adamlab code in the loop; no
+  evaluation. For the quadratic only ``--reference-runs`` (64) of the 640 loops are timed (one per
+  learning rate, seeds in turn) and the time is scaled by 640 / 64: every loop does the same work.
 - ``serial``: ``adamlab.runner.sweep(..., backend="serial")`` into a fresh SQLite store, with the runner's
-  metrics (evaluation on 10,000 train and 10,000 test images at step 0 and after the last step).
-- ``vmap``: the same sweep with ``backend="vmap"`` (one block of K runs; ``compile=True``: the stacked
-  Adam step is compiled once, in the untimed warm-up).
+  metrics (MNIST: evaluation on 10,000 train and 10,000 test images at step 0 and after the last step;
+  quadratic: the exact loss every 10 steps). For the quadratic it is timed on ``--reference-runs`` runs
+  and scaled, like the reference.
+- ``vmap``: the same sweep with ``backend="vmap"`` (MNIST: one block of K runs, ``compile=True``: the
+  stacked Adam step is compiled once, in the untimed warm-up; quadratic: one block of 640 runs, eager;
+  and again as ``vmap-1thread`` with the backend's ``threads=1`` option).
 
-Reported per K and method: median wall time, runs per second, and speed-up over the reference
-(reference time / method time at the same K; for ``serial`` its inverse is the per-run slow-down).
-Targets (issue 7): vmap >= 10x at K = 64 and >= 6x at K = 16; serial <= 1.3x slower per run.
+Reported per workload, K and method: median wall time, runs per second, and speed-up over the reference
+(reference time / method time at the same K; for ``serial`` its inverse is the per-run slow-down),
+printed as a markdown table. Targets (issue 12): MNIST vmap >= 12x at K = 64 and >= 6x at K = 16;
+quadratic vmap >= 30x at K = 640; serial <= 1.2x the reference per run.
 """
 
 from __future__ import annotations
@@ -80,6 +93,71 @@ def reference_sweep(k: int, steps: int, batch_size: int = 128, seed: int = 0) ->
                 opt.step()
 
 
+QUADRATIC = "quadratic.noisy"
+QUADRATIC_STEPS = 1000
+QUADRATIC_SEEDS = 10
+
+
+def quadratic_grid(k: int) -> tuple[list[float], list[int]]:
+    """K = n_lr x 10 runs: n_lr log-spaced learning rates in [1e-4, 1e-1], 10 seeds each."""
+    seeds = min(QUADRATIC_SEEDS, k)
+    n_lr = max(1, k // seeds)
+    return lr_grid(n_lr) if n_lr > 1 else [1e-3], list(range(seeds))
+
+
+def quadratic_reference(k: int, runs: int, steps: int = QUADRATIC_STEPS) -> float:
+    """``runs`` of the K plain loops (learning rates of the grid in turn, seeds in turn); returns the time
+    of all K loops, scaled from the ``runs`` timed."""
+    from adamlab import problems
+
+    problem = problems.get(QUADRATIC)
+    q, nu, d = problem.hessian, problem.nu, problem.d
+    lrs, seeds = quadratic_grid(k)
+    pairs = [(lr, seed) for lr in lrs for seed in seeds]
+    chosen = [pairs[(i * len(pairs)) // runs] for i in range(runs)]
+    t0 = time.perf_counter()
+    for lr, seed in chosen:
+        theta = torch.nn.Parameter(torch.ones(d))
+        opt = torch.optim.Adam([theta], lr=lr, fused=True)
+        gen = torch.Generator().manual_seed(seed)
+        for _ in range(steps):
+            z = torch.randn(1, d, generator=gen)
+            opt.zero_grad(set_to_none=True)
+            loss = 0.5 * theta @ (q @ theta) + (nu * (q @ z.mean(0))) @ theta
+            float(loss.detach())
+            loss.backward()
+            opt.step()
+    return (time.perf_counter() - t0) * len(pairs) / len(chosen)
+
+
+def quadratic_sweep(k: int, backend: str, workdir: Path, runs: int | None = None,
+                    steps: int = QUADRATIC_STEPS, options: dict[str, Any] | None = None) -> float:
+    """The adamlab sweep of the K quadratic runs (``runs`` of them, scaled to K, when given); seconds."""
+    from adamlab.runner import Store, expand_grid, run_configs
+
+    lrs, seeds = quadratic_grid(k)
+    configs = expand_grid(QUADRATIC, ["adam"], lrs, seeds, steps)
+    chosen = configs if runs is None else [configs[(i * len(configs)) // runs] for i in range(runs)]
+    path = workdir / f"q-{backend}-{k}-{time.monotonic_ns()}.sqlite"
+    t0 = time.perf_counter()
+    with Store(path) as store:
+        report = run_configs(chosen, store, backend, quiet=True, backend_options=options)
+    elapsed = time.perf_counter() - t0
+    if report.finished + report.diverged != len(chosen):
+        raise RuntimeError(f"{backend} quadratic K={k}: {report}")
+    return elapsed * len(configs) / len(chosen)
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| workload | K | method | s (all K runs) | runs/s | s per run | vs reference |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        sp = "" if r["speedup_vs_reference"] is None else f"{r['speedup_vs_reference']:.2f}x"
+        lines.append(f"| {r['workload']} | {r['K']} | {r['method']} | {r['seconds']:.2f} | {r['runs_per_s']:.1f} "
+                     f"| {r['seconds_per_run']:.4f} | {sp} |")
+    return "\n".join(lines)
+
+
 def adamlab_sweep(k: int, steps: int, backend: str, workdir: Path) -> dict[str, Any]:
     from adamlab.runner import Store, sweep
 
@@ -101,50 +179,75 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions per (K, method); median")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--methods", default="reference,serial,vmap", help="subset of reference,serial,vmap")
-    parser.add_argument("--quick", action="store_true", help="K = 1, 16; 100 steps; 1 repeat")
+    parser.add_argument("--workloads", default="mnist,quadratic", help="subset of mnist,quadratic")
+    parser.add_argument("--quadratic-k", type=int, default=640, help="runs of the quadratic sweep (default 640)")
+    parser.add_argument("--reference-runs", type=int, default=64,
+                        help="quadratic: plain loops (and serial runs) timed, then scaled to K (default 64)")
+    parser.add_argument("--quick", action="store_true", help="K = 1, 16; 100 steps; 1 repeat; quadratic K = 160")
     parser.add_argument("--out", help="write the results as JSON here (atomically)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.ks, args.steps, args.repeats = "1,16", 100, 1
-    if not os.environ.get("ADAMLAB_DATA"):
+        args.ks, args.steps, args.repeats, args.quadratic_k, args.reference_runs = "1,16", 100, 1, 160, 16
+    workloads = [w for w in args.workloads.split(",") if w]
+    if "mnist" in workloads and not os.environ.get("ADAMLAB_DATA"):
         parser.error("set ADAMLAB_DATA to the data root (e.g. ADAMLAB_DATA=/work/shared/data)")
     torch.set_num_threads(args.threads)
     ks = [int(x) for x in args.ks.split(",")]
     methods = [m for m in args.methods.split(",") if m]
-    times: dict[tuple[int, str], list[float]] = {}
-    extra: dict[tuple[int, str], Any] = {}
+    times: dict[tuple[str, int, str], list[float]] = {}
+    extra: dict[tuple[str, int, str], Any] = {}
+    qk = args.quadratic_k
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         # Warm-up: load the data, touch every code path once (not timed).
-        reference_sweep(2, 20)
-        adamlab_sweep(2, 20, "serial", work)
-        for k in ks:  # one compile per stacked shape (K), outside the timed region
-            adamlab_sweep(k, 3, "vmap", work)
+        if "mnist" in workloads:
+            reference_sweep(2, 20)
+            adamlab_sweep(2, 20, "serial", work)
+            for k in ks:  # one compile per stacked shape (K), outside the timed region
+                adamlab_sweep(k, 3, "vmap", work)
+        if "quadratic" in workloads:
+            quadratic_reference(qk, 2, steps=20)
+            quadratic_sweep(qk, "serial", work, runs=2, steps=20)
+            quadratic_sweep(qk, "vmap", work, steps=20)
         for rep in range(args.repeats):
-            for k in ks:
+            if "mnist" in workloads:
+                for k in ks:
+                    for method in methods:
+                        t0 = time.perf_counter()
+                        if method == "reference":
+                            reference_sweep(k, args.steps)
+                        else:
+                            extra[("mnist", k, method)] = adamlab_sweep(k, args.steps, method, work)
+                        elapsed = time.perf_counter() - t0
+                        times.setdefault(("mnist", k, method), []).append(elapsed)
+                        print(f"rep {rep} mnist K={k:3d} {method:9s} {elapsed:8.3f} s", file=sys.stderr, flush=True)
+            if "quadratic" in workloads:
                 for method in methods:
-                    t0 = time.perf_counter()
                     if method == "reference":
-                        reference_sweep(k, args.steps)
+                        elapsed = quadratic_reference(qk, min(args.reference_runs, qk))
+                    elif method == "serial":
+                        elapsed = quadratic_sweep(qk, "serial", work, runs=min(args.reference_runs, qk))
                     else:
-                        extra[(k, method)] = adamlab_sweep(k, args.steps, method, work)
-                    elapsed = time.perf_counter() - t0
-                    times.setdefault((k, method), []).append(elapsed)
-                    print(f"rep {rep} K={k:3d} {method:9s} {elapsed:8.3f} s", file=sys.stderr, flush=True)
+                        elapsed = quadratic_sweep(qk, method, work)
+                    times.setdefault(("quadratic", qk, method), []).append(elapsed)
+                    print(f"rep {rep} quadratic K={qk} {method:9s} {elapsed:8.3f} s", file=sys.stderr, flush=True)
+                if "vmap" in methods:  # the same block with the backend's threads=1 option
+                    elapsed = quadratic_sweep(qk, "vmap", work, options={"threads": 1})
+                    times.setdefault(("quadratic", qk, "vmap-1thread"), []).append(elapsed)
+                    print(f"rep {rep} quadratic K={qk} vmap-1thread {elapsed:8.3f} s", file=sys.stderr, flush=True)
     rows = []
-    for k in ks:
-        ref = statistics.median(times[(k, "reference")]) if (k, "reference") in times else None
-        for method in methods:
-            t = statistics.median(times[(k, method)])
-            rows.append({"K": k, "method": method, "seconds": t, "runs_per_s": k / t,
-                         "seconds_per_run": t / k, "speedup_vs_reference": (ref / t) if ref else None,
-                         "all_seconds": times[(k, method)], **extra.get((k, method), {})})
-    print(f"{'K':>3} {'method':9} {'s':>8} {'runs/s':>8} {'s/run':>8} {'speedup':>8}")
-    for r in rows:
-        sp = "" if r["speedup_vs_reference"] is None else f"{r['speedup_vs_reference']:.2f}x"
-        print(f"{r['K']:>3} {r['method']:9} {r['seconds']:8.3f} {r['runs_per_s']:8.2f} {r['seconds_per_run']:8.3f} {sp:>8}")
-    result = {"problem": PROBLEM, "optimizer": "adam", "steps": args.steps, "batch_size": 128,
-              "threads": args.threads, "repeats": args.repeats, "torch": torch.__version__,
+    for workload, k, method in times:
+        ref_times = times.get((workload, k, "reference"))
+        ref = statistics.median(ref_times) if ref_times else None
+        t = statistics.median(times[(workload, k, method)])
+        rows.append({"workload": workload, "K": k, "method": method, "seconds": t, "runs_per_s": k / t,
+                     "seconds_per_run": t / k, "speedup_vs_reference": (ref / t) if ref else None,
+                     "all_seconds": times[(workload, k, method)], **extra.get((workload, k, method), {})})
+    print(markdown(rows))
+    print(f"\nload average {os.getloadavg()[0]:.2f}, {args.threads} threads, median of {args.repeats}; "
+          f"quadratic reference and serial: {min(args.reference_runs, qk)} of {qk} runs timed and scaled")
+    result = {"problems": {"mnist": PROBLEM, "quadratic": QUADRATIC}, "optimizer": "adam", "steps": args.steps,
+              "batch_size": 128, "threads": args.threads, "repeats": args.repeats, "torch": torch.__version__,
               "load_average": os.getloadavg(), "rows": rows}
     if args.out:
         out = Path(args.out)

@@ -108,11 +108,14 @@ def test_cli_refuses_a_foreign_store_before_training(store_path, capsys):
 
 
 def _downgrade_to_v1(path):
-    from adamlab.runner.store import MIGRATIONS
+    from adamlab.runner.store import MIGRATIONS, NEW_TABLES
 
     con = sqlite3.connect(path)
-    for table, definition in MIGRATIONS[2]:
-        con.execute(f"ALTER TABLE {table} DROP COLUMN {definition.split()[0]}")
+    for version in range(2, SCHEMA_VERSION + 1):
+        for table, definition in MIGRATIONS.get(version, []):
+            con.execute(f"ALTER TABLE {table} DROP COLUMN {definition.split()[0]}")
+        for table in NEW_TABLES.get(version, []):
+            con.execute(f"DROP TABLE {table}")
     con.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     con.commit()
     con.close()
@@ -132,7 +135,7 @@ def test_version_1_store_is_migrated_and_kept(store_path):
         assert db.schema_version == SCHEMA_VERSION
         after = db.runs()
         assert [{k: r[k] for k in runs[0]} for r in after] == [
-            {**r, "owner_pid": None, "owner_host": None, "heartbeat": None} for r in runs]
+            {**r, "owner_pid": None, "owner_host": None, "heartbeat": None, "execution": None} for r in runs]
         assert {r["run_id"]: db.metrics(r["run_id"]) for r in after} == metrics
     con = sqlite3.connect(store_path)
     assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)

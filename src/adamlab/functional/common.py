@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, TypeVar
 
+from torch import Tensor
+
 T = TypeVar("T")
 RuleT = TypeVar("RuleT", bound=Callable[..., Any])
 
@@ -110,26 +112,30 @@ def ema(average: T, value: T, beta: Any) -> T:
     return beta * average + (1 - beta) * value
 
 
-def bias_correction(beta: float, step: int) -> float:
-    r"""Adam's bias-correction denominator :math:`1 - \beta^t` for step :math:`t \ge 1`."""
+def bias_correction(beta: Any, step: int) -> Any:
+    r"""Adam's bias-correction denominator :math:`1 - \beta^t` for step :math:`t \ge 1`.
+
+    ``beta`` may be a tensor (one value per run): the result is then a tensor too.
+    """
     return 1.0 - beta**step
 
 
-def msvag_rho(beta: float, step: int) -> float:
+def msvag_rho(beta: Any, step: int) -> Any:
     r"""M-SVAG's :math:`\rho(\beta, t)` (Balles & Hennig 2018, Alg. 1), capped at :data:`RHO_MAX`.
 
     .. math:: \rho_t = \frac{(1 - \beta)(1 + \beta^{t})}{(1 + \beta)(1 - \beta^{t})}
 
     Here ``step`` is 1-based; the paper's loop is 0-based and writes :math:`\beta^{t+1}`. The ratio
     is the variance of the bias-corrected EMA of i.i.d. samples relative to one sample's variance.
+    ``beta`` may be a tensor (one value per run): the result is then a tensor, element by element the same.
     """
     bt = beta**step
     denominator = (1 + beta) * (1 - bt)
-    if isinstance(denominator, (int, float)):
-        rho = 1.0 if denominator == 0 else (1 - beta) * (1 + bt) / denominator
-        return min(rho, RHO_MAX)
-    # A tensor step (while torch.compile traces an optimizer step): same value, no host branch.
-    return ((1 - beta) * (1 + bt) / denominator).nan_to_num(nan=1.0, posinf=1.0).clamp(max=RHO_MAX)
+    if isinstance(denominator, Tensor):  # one value per run (the batched backend)
+        rho = ((1 - beta) * (1 + bt) / denominator).where(denominator != 0, 1.0)
+        return rho.clamp_max(RHO_MAX)
+    rho = 1.0 if denominator == 0 else (1 - beta) * (1 + bt) / denominator
+    return min(rho, RHO_MAX)
 
 
 def safe_ratio(numerator: T, denominator: T) -> T:

@@ -71,6 +71,14 @@ class Problem(ABC):
     protocol: Protocol
     #: True when the loss uses randomness beyond the batch (e.g. dropout, VAE sampling).
     stochastic_forward: ClassVar[bool] = False
+    #: True when all of that randomness is drawn through :mod:`adamlab.problems.noise` (the run's own
+    #: generator), so that the batched backend can give every run of a block its own numbers.
+    noise_from_run: ClassVar[bool] = False
+    #: True when ``loss`` and ``evaluate_tensors`` also take a model whose parameters carry a leading run
+    #: dimension ``[K, ...]`` (its forward pass returning ``[K, ...]``) with a batch shared by all runs or
+    #: one per run ``[K, ...]``, and return ``[K]`` values: the batched backend then calls them directly,
+    #: a few large tensor operations per step, instead of ``torch.func.vmap``.
+    loss_broadcasts: ClassVar[bool] = False
     #: The problem's options and their defaults. ``None`` (the base default) accepts any options
     #: unchecked; a dict makes unknown options a ``ValueError`` and fills in the missing defaults,
     #: so ``self.options`` (and ``config()``) always holds every option.
@@ -114,6 +122,12 @@ class Problem(ABC):
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Evaluation metrics, e.g. ``{"test_loss": ..., "test_accuracy": ...}``. Called under no_grad."""
         return {}
+
+    def evaluate_tensors(self, model: nn.Module) -> dict[str, Tensor] | None:
+        """``evaluate`` as 0-dim tensors, written without host synchronisation (no ``float()``), so that
+        ``torch.func.vmap`` can evaluate a whole block of runs at once; None (the default) where the
+        problem has no such form. A problem that defines it should define ``evaluate`` from it."""
+        return None
 
     @property
     def steps_per_epoch(self) -> int | None:

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from adamlab.problems.base import Protocol, register
 from adamlab.problems.layers import conv_same, init_layers, maxpool_same
+from adamlab.problems.noise import Dropout
 from adamlab.problems.options import check_float
 from adamlab.problems.supervised import COMMON_OPTIONS, DatasetProblem, cross_entropy, scale_pixels
 
@@ -53,18 +54,19 @@ class Cifar10CNN(_CifarProblem):
     default_options: ClassVar[dict[str, Any] | None] = {**COMMON_OPTIONS, "input_dropout": 0.2, "dropout": 0.5}
     criterion = staticmethod(cross_entropy)
     stochastic_forward: ClassVar[bool] = True
+    noise_from_run: ClassVar[bool] = True
 
     def validate_options(self) -> None:
         check_float("input_dropout", self.options["input_dropout"], low=0.0, high=1.0, high_open=True)
 
     def build_model(self) -> nn.Module:
         return nn.Sequential(
-            nn.Dropout(float(self.options["input_dropout"])),
+            Dropout(float(self.options["input_dropout"])),
             nn.Conv2d(3, 64, 5, padding=2), nn.ReLU(), maxpool_same(3, 2),  # 32 -> 16
             nn.Conv2d(64, 64, 5, padding=2), nn.ReLU(), maxpool_same(3, 2),  # 16 -> 8
             nn.Conv2d(64, 128, 5, padding=2), nn.ReLU(), maxpool_same(3, 2),  # 8 -> 4
             nn.Flatten(),
-            nn.Linear(4 * 4 * 128, 1000), nn.ReLU(), nn.Dropout(float(self.options["dropout"])),
+            nn.Linear(4 * 4 * 128, 1000), nn.ReLU(), Dropout(float(self.options["dropout"])),
             nn.Linear(1000, 10),
         )
 
@@ -136,18 +138,19 @@ class Cifar100AllCNNC(_CifarProblem):
     default_options: ClassVar[dict[str, Any] | None] = {**COMMON_OPTIONS, "weight_decay": 5e-4}
     criterion = staticmethod(cross_entropy)
     stochastic_forward: ClassVar[bool] = True
+    noise_from_run: ClassVar[bool] = True
 
     def build_model(self) -> nn.Module:
         model = nn.Sequential(
-            nn.Dropout(0.2),
+            Dropout(0.2),
             conv_same(3, 96, 3), nn.ReLU(),
             conv_same(96, 96, 3), nn.ReLU(),
             conv_same(96, 96, 3, stride=2), nn.ReLU(),  # 32 -> 16
-            nn.Dropout(0.5),
+            Dropout(0.5),
             conv_same(96, 192, 3), nn.ReLU(),
             conv_same(192, 192, 3), nn.ReLU(),
             conv_same(192, 192, 3, stride=2), nn.ReLU(),  # 16 -> 8
-            nn.Dropout(0.5),
+            Dropout(0.5),
             nn.Conv2d(192, 192, 3), nn.ReLU(),  # 8 -> 6
             nn.Conv2d(192, 192, 1), nn.ReLU(),
             nn.Conv2d(192, 100, 1), nn.ReLU(),

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from adamlab.problems.base import Protocol, register
+from adamlab.problems.noise import Dropout
 from adamlab.problems.supervised import COMMON_OPTIONS, DatasetProblem
 
 
@@ -37,6 +38,7 @@ class ImdbBowLogReg(DatasetProblem):
     default_options: ClassVar[dict[str, Any] | None] = {**COMMON_OPTIONS, "dropout": 0.5, "weight_decay": 1e-4}
     criterion = staticmethod(binary_logistic)
     stochastic_forward: ClassVar[bool] = True
+    noise_from_run: ClassVar[bool] = True
 
     def transform(self, inputs: Tensor) -> Tensor:
         return inputs.to(torch.float32)
@@ -46,4 +48,4 @@ class ImdbBowLogReg(DatasetProblem):
 
     def build_model(self) -> nn.Module:
         vocab = int(self.data(self.train_split)[0].shape[1])
-        return nn.Sequential(nn.Dropout(float(self.options["dropout"])), nn.Linear(vocab, 1))
+        return nn.Sequential(Dropout(float(self.options["dropout"])), nn.Linear(vocab, 1))

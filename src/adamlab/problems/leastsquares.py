@@ -154,11 +154,17 @@ class WilsonLeastSquares(Problem):
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         with torch.no_grad():
-            out: dict[str, float] = {}
-            for prefix, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
-                pred = model(x.to(model.weight.device)).squeeze(-1).cpu()
-                out[f"{prefix}_loss"] = float(0.5 * (pred - y).square().mean())
-                labels = torch.where(pred >= 0, 1.0, -1.0)
-                out[f"{prefix}_error"] = float((labels != y).to(torch.float32).mean())
-            out["test_accuracy"] = 1.0 - out["test_error"]
-            return out
+            return {k: float(v) for k, v in self.evaluate_tensors(model).items()}
+
+    def evaluate_tensors(self, model: nn.Module) -> dict[str, Tensor]:
+        """:meth:`evaluate` as tensors (vmappable)."""
+        out: dict[str, Tensor] = {}
+        device = next(model.parameters()).device
+        for prefix, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
+            pred = model(x.to(device)).squeeze(-1)
+            y = y.to(device, pred.dtype)
+            out[f"{prefix}_loss"] = 0.5 * (pred - y).square().mean()
+            labels = torch.where(pred >= 0, 1.0, -1.0).to(pred.dtype)
+            out[f"{prefix}_error"] = (labels != y).to(torch.float32).mean()
+        out["test_accuracy"] = 1.0 - out["test_error"].double()
+        return out

@@ -103,6 +103,7 @@ class NoisyQuadratic(Problem):
         "init": "ones",
     }
     stochastic_forward: ClassVar[bool] = False
+    loss_broadcasts: ClassVar[bool] = True
     criterion = None
 
     def __init__(self, *, root: str | None = None, **options: Any) -> None:
@@ -135,8 +136,8 @@ class NoisyQuadratic(Problem):
         return self.hessian.to(theta.device, theta.dtype)
 
     def exact_loss(self, theta: Tensor) -> Tensor:
-        """L(theta) = 1/2 theta^T Q theta."""
-        return 0.5 * theta @ (self.hessian_like(theta) @ theta)
+        """L(theta) = 1/2 theta^T Q theta; ``theta`` ``[d]``, or ``[K, d]`` for K runs (gives ``[K]``)."""
+        return 0.5 * ((theta @ self.hessian_like(theta)) * theta).sum(-1)
 
     def exact_gradient(self, theta: Tensor) -> Tensor:
         """grad L(theta) = Q theta."""
@@ -162,15 +163,23 @@ class NoisyQuadratic(Problem):
             yield (torch.randn(bs, self.d, generator=gen),)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
-        """1/2 theta^T Q theta + nu (Q zbar)^T theta, whose gradient is Q theta + nu Q zbar."""
+        """1/2 theta^T Q theta + nu (Q zbar)^T theta, whose gradient is Q theta + nu Q zbar.
+
+        It broadcasts over runs (:attr:`loss_broadcasts`): ``theta`` ``[K, d]`` with ``z`` ``[B, d]`` (one
+        batch for all) or ``[K, B, d]`` gives the K losses. Q is symmetric, so zbar Q = (Q zbar)^T.
+        """
         theta = model()
         z = batch[0].to(theta.device, theta.dtype)
         q = self.hessian_like(theta)
-        noise = self.nu * (q @ z.mean(0))
-        return 0.5 * theta @ (q @ theta) + noise @ theta
+        noise = self.nu * (z.mean(-2) @ q)
+        return 0.5 * ((theta @ q) * theta).sum(-1) + (noise * theta).sum(-1)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """``loss`` (and ``train_loss``, the same number): the exact L(theta)."""
         with torch.no_grad():
-            value = float(self.exact_loss(model()))
+            return {k: float(v) for k, v in self.evaluate_tensors(model).items()}
+
+    def evaluate_tensors(self, model: nn.Module) -> dict[str, Tensor]:
+        """:meth:`evaluate` as tensors (vmappable)."""
+        value = self.exact_loss(model())
         return {"loss": value, "train_loss": value}

@@ -9,6 +9,7 @@ nothing else: package versions are stored next to a run, never hashed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -122,7 +123,11 @@ class RunConfig:
     hooks: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The hashed fields, in canonical JSON form."""
+        """The hashed fields, in canonical JSON form (a fresh top-level dict; computed once per config)."""
+        return dict(self._canonical_dict)
+
+    @functools.cached_property
+    def _canonical_dict(self) -> dict[str, Any]:
         return _canonical(
             {
                 "problem": self.problem,
@@ -156,9 +161,18 @@ class RunConfig:
     def __hash__(self) -> int:
         return hash(self.run_id)
 
-    @property
+    @functools.cached_property
+    def json_columns(self) -> dict[str, str]:
+        """Canonical JSON of ``problem_options``, ``hparams``, ``schedule``, ``hooks`` and the whole config
+        (``config``): the store's JSON columns, computed once per config."""
+        d = self._canonical_dict
+        out = {key: canonical_json(d[key]) for key in ("problem_options", "hparams", "schedule", "hooks")}
+        out["config"] = canonical_json(d)
+        return out
+
+    @functools.cached_property
     def run_id(self) -> str:
-        """Stable 16-hex-digit hash of :meth:`to_dict` (independent of package versions)."""
+        """Stable 16-hex-digit hash of :meth:`to_dict` (independent of package versions; computed once)."""
         return hashlib.sha256(canonical_json(self.to_dict()).encode()).hexdigest()[:16]
 
     @property

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
+from typing import Any
 
 from adamlab.runner.config import RunConfig
 
@@ -55,6 +56,9 @@ class RunResult:
         metrics; see :mod:`adamlab.runner.train`). Sorted by step.
     diverged_step:
         The optimizer step whose loss was not finite (``None`` unless diverged).
+    execution:
+        How the run was trained, e.g. ``{"backend": "vmap", "block_size": 64}`` (stored in the runs
+        table's ``execution`` column): batched runs agree with serial ones to rounding only.
     """
 
     config: RunConfig
@@ -65,6 +69,7 @@ class RunResult:
     wall_time: float = 0.0
     started_at: str | None = None
     finished_at: str | None = None
+    execution: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.status = RunStatus(self.status)

@@ -9,16 +9,25 @@ Tables
 ``attempts``, ``wall_time`` (s), ``created_at``, ``started_at``, ``finished_at`` (UTC ISO-8601),
 ``adamlab_version``, ``torch_version``, ``python_version``, and the claim of the process that
 trains (or last trained) the run: ``owner_pid``, ``owner_host``, ``heartbeat`` (Unix time of the
-claim's last sign of life).
+claim's last sign of life), and ``execution`` (JSON: how the run was trained,
+``{"backend": "vmap", "block_size": 640}``; batched runs agree with serial ones to rounding, see
+docs/scale.md).
 
 ``metrics``: long format ``(run_id, step, name, value)`` with primary key ``(run_id, step, name)``.
+
+``metrics_staging``: the same columns, for a run in progress. The runner streams a run's metrics here in
+bounded chunks (:meth:`Store.stage`), so a long run does not hold them all in memory; nothing reads
+this table, and a run's commit moves its staged rows into ``metrics``.
 
 ``meta``: ``schema_version`` (see :data:`SCHEMA_VERSION`).
 
 Guarantees
 ----------
-- Crash safety: a finished run's metrics and its final status are written in ONE transaction, so a
-  ``kill -9`` leaves either the whole run or none of it; the primary keys make duplicates impossible.
+- Crash safety: a finished run's metrics and its final status are written in ONE transaction (a batched
+  block of runs: one transaction for the block, :meth:`Store.record_many`), so a ``kill -9`` leaves
+  either the whole run or none of it; the primary keys make duplicates impossible. Staged rows of a run
+  that crashed are never visible in ``metrics``: a new attempt discards them (:meth:`Store.discard_staged`)
+  and a failed run's are dropped.
 - A final status (``finished``, ``diverged``) is never changed again, by any process:
   :meth:`Store.claim` refuses such a run and :meth:`Store.record` discards a second result for it
   (it returns False and leaves the stored metrics as they are).
@@ -63,14 +72,19 @@ from adamlab.runner.result import DONE_STATUSES, RunResult, RunStatus, utcnow
 DEFAULT_STORE = Path("results") / "adamlab.sqlite"
 
 #: Version of the schema this adamlab writes. 1: the first release; 2: the claim columns
-#: ``owner_pid``, ``owner_host``, ``heartbeat`` of ``runs``.
-SCHEMA_VERSION = 2
+#: ``owner_pid``, ``owner_host``, ``heartbeat`` of ``runs``; 3: ``runs.execution`` and the
+#: ``metrics_staging`` table.
+SCHEMA_VERSION = 3
 
 #: Columns added by each schema version (``version -> [(table, column definition)]``): the
 #: migration from ``version - 1``, and what an older store lacks.
 MIGRATIONS: dict[int, list[tuple[str, str]]] = {
     2: [("runs", "owner_pid INTEGER"), ("runs", "owner_host TEXT"), ("runs", "heartbeat REAL")],
+    3: [("runs", "execution TEXT")],
 }
+
+#: Tables added by each schema version (created by the migration, absent from an older store).
+NEW_TABLES: dict[int, list[str]] = {3: ["metrics_staging"]}
 
 #: A claim whose heartbeat is older than this many seconds is taken over (default of ``claim_timeout``).
 CLAIM_TIMEOUT = 300.0
@@ -107,7 +121,8 @@ CREATE TABLE IF NOT EXISTS runs (
     python_version TEXT,
     owner_pid INTEGER,
     owner_host TEXT,
-    heartbeat REAL
+    heartbeat REAL,
+    execution TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
@@ -117,6 +132,13 @@ CREATE TABLE IF NOT EXISTS metrics (
     PRIMARY KEY (run_id, step, name)
 );
 CREATE INDEX IF NOT EXISTS runs_problem ON runs(problem, optimizer);
+CREATE TABLE IF NOT EXISTS metrics_staging (
+    run_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (run_id, step, name)
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -278,6 +300,9 @@ class Store:
                              f"reads (1 to {SCHEMA_VERSION}); upgrade adamlab or use another store")
         expected = expected_columns(version)
         for table in sorted(_COLUMNS):
+            if table not in tables and any(table in NEW_TABLES.get(v, ()) for v in range(version + 1,
+                                                                                      SCHEMA_VERSION + 1)):
+                continue  # added by a later version: the migration creates it
             if table not in tables:
                 raise ValueError(f"it is not an adamlab results store: table {table!r} is missing")
             have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
@@ -444,10 +469,15 @@ class Store:
 
     def mark_started(self, config: RunConfig) -> None:
         """The run this process has claimed starts now: start time and heartbeat now."""
+        self.mark_started_many([config])
+
+    def mark_started_many(self, configs: Sequence[RunConfig]) -> None:
+        """:meth:`mark_started` for a block of runs, in ONE transaction."""
+        started, now = _now(), time.time()
         with self._tx() as cur:
-            cur.execute("UPDATE runs SET started_at=?, heartbeat=? WHERE run_id=? AND status='running'"
-                        " AND owner_pid=? AND owner_host=?",
-                        (_now(), time.time(), config.run_id, os.getpid(), self.host))
+            cur.executemany("UPDATE runs SET started_at=?, heartbeat=? WHERE run_id=? AND status='running'"
+                            " AND owner_pid=? AND owner_host=?",
+                            [(started, now, c.run_id, os.getpid(), self.host) for c in configs])
 
     def release(self, run_ids: Iterable[str]) -> int:
         """Give back this process's claims of ``run_ids`` that are still ``running`` (they become
@@ -500,48 +530,94 @@ class Store:
             thread.join(timeout=5.0)
 
     def record(self, result: RunResult) -> bool:
-        """Write a run's metrics and final status in ONE transaction (replacing earlier partial rows).
+        """:meth:`record_many` for one run; False when its result was discarded."""
+        return self.record_many([result])[0]
 
-        Returns False, and writes nothing, when the stored run already has a final status
-        (``finished`` or ``diverged``, e.g. written by another process that also trained it): a final
-        result is never overwritten. A ``failed`` result is also dropped while another live process
-        holds the run (its own result will be recorded). Otherwise returns True.
+    def record_many(self, results: Sequence[RunResult]) -> list[bool]:
+        """Write several runs' metrics and final statuses in ONE transaction (e.g. a finished vmap block).
+
+        Each run's staged rows (:meth:`stage`) move into ``metrics`` together with ``result.records``
+        (a record wins over a staged row of the same step and name); a ``failed`` run's staged rows are
+        dropped. Earlier rows of the run in ``metrics`` are replaced.
+
+        Returns, per result, whether it was written. A result is discarded (False, nothing written)
+        when the stored run already has a final status (``finished`` or ``diverged``, e.g. written by
+        another process that also trained it): a final result is never overwritten. A ``failed``
+        result is also dropped while another live process holds the run (its own result will be
+        recorded).
         """
-        if result.status not in (*DONE_STATUSES, RunStatus.FAILED):
-            raise ValueError(
-                f"record needs a final status (finished, diverged, failed); got {result.status!r}"
-            )
-        run_id = result.run_id
+        for result in results:
+            if result.status not in (*DONE_STATUSES, RunStatus.FAILED):
+                raise ValueError(
+                    f"record needs a final status (finished, diverged, failed); got {result.status!r}"
+                )
+        if not results:
+            return []
+        versions = tuple(_versions().values())
         with self._tx() as cur:
-            self._insert_pending(cur, [result.config])
-            row = self._rows(cur, [run_id])[run_id]
-            verdict = self._verdict(row, True, time.time())
-            if verdict == "done" or (verdict == "busy" and result.status is RunStatus.FAILED):
-                return False
-            cur.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
+            self._insert_pending(cur, [r.config for r in results])
+            rows = self._rows(cur, [r.run_id for r in results])
+            now = time.time()
+            written = []
+            for r in results:
+                verdict = self._verdict(rows[r.run_id], True, now)
+                written.append(not (verdict == "done" or (verdict == "busy" and r.status is RunStatus.FAILED)))
+            results = [r for r, ok in zip(results, written, strict=True) if ok]
+            if not results:
+                return written
+            ids = [r.run_id for r in results]
+            kept = [r.run_id for r in results if r.status is not RunStatus.FAILED]
+            _each_chunk(cur, "DELETE FROM metrics WHERE run_id IN ({})", ids)
             cur.executemany(
                 "INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
-                [(run_id, s, n, v) for s, n, v in result.long_rows()],
+                [(result.run_id, s, n, v) for result in results for s, n, v in result.long_rows()],
             )
-            cur.execute(
+            if self._has_staged(cur):
+                _each_chunk(cur, "INSERT OR IGNORE INTO metrics (run_id, step, name, value)"
+                                 " SELECT run_id, step, name, value FROM metrics_staging WHERE run_id IN ({})", kept)
+                _each_chunk(cur, "DELETE FROM metrics_staging WHERE run_id IN ({})", ids)
+            cur.executemany(
                 "UPDATE runs SET status=?, diverged_step=?, error=?, wall_time=?,"
                 " started_at=COALESCE(?, started_at), finished_at=?, adamlab_version=?,"
-                " torch_version=?, python_version=?, owner_pid=?, owner_host=?, heartbeat=NULL"
+                " torch_version=?, python_version=?, execution=?, owner_pid=?, owner_host=?, heartbeat=NULL"
                 f" WHERE run_id=? AND status NOT IN ({_FINAL_SQL})",
-                (
-                    result.status,
-                    result.diverged_step,
-                    result.error,
-                    result.wall_time,
-                    result.started_at,
-                    result.finished_at or _now(),
-                    *_versions().values(),
-                    os.getpid(),
-                    self.host,
-                    run_id,
-                ),
+                [(result.status, result.diverged_step, result.error, result.wall_time, result.started_at,
+                  result.finished_at or _now(), *versions,
+                  None if result.execution is None else canonical_json(result.execution), os.getpid(),
+                  self.host, result.run_id)
+                 for result in results],
             )
-        return True
+        return written
+
+    @staticmethod
+    def _has_staged(cur: sqlite3.Cursor) -> bool:
+        return cur.execute("SELECT EXISTS (SELECT 1 FROM metrics_staging)").fetchone()[0] == 1
+
+    # -- streaming a run's metrics (MetricSink) ------------------------------------------------------
+    def stage(self, rows: Iterable[tuple[str, int, str, float]]) -> None:
+        """Append ``(run_id, step, name, value)`` rows of runs in progress to ``metrics_staging``
+        (one transaction; a row of the same run, step and name is replaced). Invisible until the run's
+        :meth:`record`."""
+        with self._tx() as cur:
+            cur.executemany("INSERT OR REPLACE INTO metrics_staging (run_id, step, name, value)"
+                            " VALUES (?, ?, ?, ?)", rows)
+
+    def discard_staged(self, run_ids: Sequence[str], after_step: int | None = None) -> None:
+        """Drop the staged rows of ``run_ids`` (only those after ``after_step`` when given: a run
+        resumed from a checkpoint at that step keeps what it staged before it)."""
+        with self._tx() as cur:
+            if after_step is None:
+                cur.executemany("DELETE FROM metrics_staging WHERE run_id=?", [(r,) for r in run_ids])
+            else:
+                cur.executemany("DELETE FROM metrics_staging WHERE run_id=? AND step>?",
+                                [(r, int(after_step)) for r in run_ids])
+
+    def staged_count(self, run_id: str | None = None) -> int:
+        """Number of staged rows (of one run, or all)."""
+        if run_id is None:
+            return int(self._con.execute("SELECT COUNT(*) FROM metrics_staging").fetchone()[0])
+        return int(self._con.execute("SELECT COUNT(*) FROM metrics_staging WHERE run_id=?",
+                                     (run_id,)).fetchone()[0])
 
     # -- reading -------------------------------------------------------------------------------
     def statuses(self, run_ids: Sequence[str] | None = None) -> dict[str, RunStatus]:
@@ -573,6 +649,7 @@ class Store:
             d = dict(row)
             for key in ("problem_options", "hparams", "schedule", "hooks", "config"):
                 d[key] = json.loads(d[key])
+            d["execution"] = None if d.get("execution") is None else json.loads(d["execution"])
             out.append(d)
         return out
 
@@ -631,25 +708,32 @@ class _Transaction:
         self.con.execute("ROLLBACK" if exc_type is not None else "COMMIT")
 
 
+def _each_chunk(cur: sqlite3.Cursor, sql: str, ids: Sequence[str], size: int = 500) -> None:
+    """Run ``sql`` (with one ``IN ({})`` placeholder list) over ``ids``, ``size`` at a time."""
+    for start in range(0, len(ids), size):
+        chunk = ids[start:start + size]
+        cur.execute(sql.format(",".join("?" * len(chunk))), chunk)
+
+
 def _now() -> str:
     return utcnow()
 
 
 def _config_row(c: RunConfig, now: str) -> tuple[Any, ...]:
-    d = c.to_dict()
+    j = c.json_columns
     return (
         c.run_id,
         c.problem,
-        canonical_json(d["problem_options"]),
+        j["problem_options"],
         c.optimizer,
-        canonical_json(d["hparams"]),
+        j["hparams"],
         c.lr,
         c.seed,
         c.steps,
         c.batch_size,
         c.eval_every,
-        canonical_json(d["schedule"]),
-        canonical_json(d["hooks"]),
-        canonical_json(d),
+        j["schedule"],
+        j["hooks"],
+        j["config"],
         now,
     )

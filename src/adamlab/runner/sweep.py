@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from adamlab.problems import Problem
-from adamlab.runner.backends import RunContext, get_backend, problem_key
+from adamlab.runner.backends import RunContext, get_backend, problem_key, result_batches
 from adamlab.runner.config import Budget, ProblemSpec, RunConfig, make_config, problem_name_and_options
 from adamlab.runner.hooks import RunHook
 from adamlab.runner.progress import sweep_bar
@@ -189,6 +189,8 @@ def run_configs(
             progress=not quiet,
             on_start=db.mark_started,
             problems={problem_key(*problem_name_and_options(p)): p for p in problems},
+            metrics_sink=db,
+            on_start_many=db.mark_started_many,
         )
         bar = sweep_bar(len(unique), quiet=quiet, desc=desc, initial=report.skipped)
         held: set[str] = set()  # claimed by this sweep and not recorded yet
@@ -220,19 +222,22 @@ def run_configs(
         try:
             with db.keep_alive():
                 for batch in claimed_batches():
-                    for result in backend_impl.run(batch, context):
-                        held.discard(result.run_id)
-                        if not db.record(result):  # another process recorded a final result first
-                            elsewhere(1)
-                            continue
-                        report.count(result.status)
-                        if result.error:
-                            report.errors[result.run_id] = f"{result.config.label()}: {result.error}"
+                    for results in result_batches(backend_impl, batch, context):
+                        # one transaction per commit unit (a vmap block)
+                        written = db.record_many(results)
+                        for result, ok in zip(results, written, strict=True):
+                            held.discard(result.run_id)
+                            if not ok:  # another process recorded a final result first
+                                elsewhere(1)
+                                continue
+                            report.count(result.status)
+                            if result.error:
+                                report.errors[result.run_id] = f"{result.config.label()}: {result.error}"
                         bar.set_postfix_str(
                             f"finished={report.finished} diverged={report.diverged} failed={report.failed}",
                             refresh=False,
                         )
-                        bar.update(1)
+                        bar.update(sum(written))
         finally:
             bar.close()
             if held:

@@ -1,8 +1,14 @@
 """Train one run: the loop, evaluation cadence, divergence policy, hooks, schedules, checkpoints.
 
 Determinism: the model comes from ``problem.make_model(seed)``, the data from
-``problem.train_batches(seed, batch_size)``, and the global torch RNG (dropout, sampling) is seeded with
-``torch.manual_seed(seed)`` before the model is built. Same config, same machine -> identical metrics.
+``problem.train_batches(seed, batch_size)``, the forward pass's noise (dropout masks, VAE samples) from the
+run's own generator (:mod:`adamlab.problems.noise`, seeded from ``seed``), and the global torch RNG is
+seeded with ``torch.manual_seed(seed)`` before the model is built. Same config, same machine -> identical
+metrics; the batched backend gives each run the same weights, data and noise (its numbers agree to
+rounding, see docs/scale.md).
+
+The loop's records, eval points, epochs and divergence policy are those of
+:class:`adamlab.runner.loop.LoopCore`, shared with the batched backend:
 
 Metrics at each eval point (every ``eval_every`` steps, at step 0 and after the last step): ``step``,
 ``epoch`` (when the problem has epochs), ``batch_loss`` (mean training loss over the mini-batches since
@@ -17,9 +23,7 @@ before it (all finite) is kept, plus ``batch_loss`` since the last eval point wh
 
 from __future__ import annotations
 
-import math
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,12 +31,13 @@ from typing import Any
 import torch
 
 from adamlab.problems import Problem
+from adamlab.problems.noise import run_noise
 from adamlab.runner.checkpoint import restore_checkpoint, rng_states, save_checkpoint, set_rng_states
 from adamlab.runner.config import Budget, RunConfig, make_config, train_set_size
 from adamlab.runner.hooks import RunHook
+from adamlab.runner.loop import DEFAULT_CHUNK, LoopCore, MetricSink
 from adamlab.runner.progress import run_bar
 from adamlab.runner.result import RunResult, RunStatus, utcnow
-from adamlab.runner.schedules import Schedule
 
 
 def build_problem(name: str, options: dict[str, Any] | None = None) -> Problem:
@@ -56,6 +61,8 @@ def execute(
     checkpoint_every: int | None = None,
     progress: bool = False,
     stop_after: int | None = None,
+    sink: MetricSink | None = None,
+    chunk: int = DEFAULT_CHUNK,
 ) -> RunResult:
     """Train the run described by ``config`` and return its :class:`RunResult`.
 
@@ -74,6 +81,9 @@ def execute(
         Show a tqdm bar over the steps with the current loss.
     stop_after:
         Testing aid: return (status ``"running"``) after this many steps, as if interrupted.
+    sink, chunk:
+        Stream the metrics to ``sink`` (the results store) whenever more than ``chunk`` eval points are
+        held; the result then holds only the rest (see :mod:`adamlab.runner.loop`).
 
     Exceptions from the problem or optimizer propagate (backends turn them into ``"failed"`` runs).
     """
@@ -84,7 +94,6 @@ def execute(
     if problem is None:
         problem = build_problem(config.problem, dict(config.problem_options))
     started_at = utcnow()
-    schedule = Schedule(**config.schedule)
     n_train = train_set_size(problem)
 
     torch.manual_seed(config.seed)
@@ -93,29 +102,24 @@ def execute(
     optimizer = make_optimizer(config.optimizer, model.parameters(), **hparams)
     base_lrs = [float(g["lr"]) for g in optimizer.param_groups]
     batches = problem.train_batches(config.seed, config.batch_size)
+    noise = run_noise(config.seed)
 
-    records: dict[int, dict[str, float]] = {}
     step = 0
-    loss_sum, loss_n = 0.0, 0
-    elapsed0 = 0.0
     ckpt = restore_checkpoint(checkpoint_path, config.run_id, model, optimizer)  # None: start over
+    core = LoopCore([config], n_train, sink=sink, chunk=chunk,
+                    started_at=str(ckpt["started_at"]) if ckpt is not None else started_at,
+                    elapsed=float(ckpt["elapsed"]) if ckpt is not None else 0.0)
     if ckpt is not None:
         for _ in range(int(ckpt["batches_consumed"])):  # data position: replay the seeded stream
             next(batches)
         set_rng_states(ckpt["rng"])
+        if "noise" in ckpt:
+            noise.set_state(ckpt["noise"])
         step = int(ckpt["step"])
-        loss_sum, loss_n = float(ckpt["loss_sum"]), int(ckpt["loss_n"])
-        elapsed0 = float(ckpt["elapsed"])
-        records = {int(r["step"]): dict(r) for r in ckpt["records"]}
-        started_at = str(ckpt["started_at"])
-    t0 = time.perf_counter() - elapsed0
-
-    def record(at: int, values: dict[str, float]) -> None:
-        rec = records.setdefault(at, {"step": float(at)})
-        rec.update({k: float(v) for k, v in values.items()})
-
-    def epoch_of(at: int) -> dict[str, float]:
-        return {} if n_train is None else {"epoch": at * config.batch_size / n_train}
+        core.loss_sum.fill_(float(ckpt["loss_sum"]))
+        core.loss_n = int(ckpt["loss_n"])
+        core.records[0] = {int(r["step"]): dict(r) for r in ckpt["records"]}
+    core.begin(after_step=step if ckpt is not None else None)
 
     def evaluate(at: int) -> bool:
         """Record an eval point; False if a metric was not finite."""
@@ -123,87 +127,66 @@ def execute(
         with torch.no_grad():
             metrics = {k: float(v) for k, v in problem.evaluate(model).items()}
         model.train()
-        finite = {k: v for k, v in metrics.items() if math.isfinite(v)}
-        point: dict[str, float] = {**epoch_of(at), **finite, "lr": optimizer.param_groups[0]["lr"]}
-        if loss_n:
-            point["batch_loss"] = loss_sum / loss_n
-            point.setdefault("train_loss", loss_sum / loss_n)
-        point["wall_time"] = time.perf_counter() - t0
-        record(at, point)
-        return len(finite) == len(metrics)
+        return not core.eval_point(at, [metrics], [optimizer.param_groups[0]["lr"]])
 
-    status, diverged_step = RunStatus.FINISHED, None
-    if ckpt is None and not evaluate(0):
-        status, diverged_step = RunStatus.DIVERGED, 0
+    if ckpt is None:
+        evaluate(0)
     model.train()
     bar = run_bar(config.steps, quiet=not progress, desc=config.label())
     bar.update(step)
     consumed = int(ckpt["batches_consumed"]) if ckpt is not None else 0
     try:
-        while status is RunStatus.FINISHED and step < config.steps:
-            if stop_after is not None and step >= stop_after:
-                partial = [records[k] for k in sorted(records)]
-                return RunResult(config, RunStatus.RUNNING, partial, started_at=started_at)
-            batch = next(batches)
-            consumed += 1
-            t = step + 1
-            factor = schedule.factor(t)
-            for group, lr0 in zip(optimizer.param_groups, base_lrs, strict=True):
-                group["lr"] = lr0 * factor
-            optimizer.zero_grad(set_to_none=True)
-            loss = problem.loss(model, batch)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                status, diverged_step = RunStatus.DIVERGED, t
-                if loss_n:
-                    record(step, {**epoch_of(step), "batch_loss": loss_sum / loss_n})
-                break
-            loss.backward()
-            optimizer.step()
-            step = t
-            loss_sum += value
-            loss_n += 1
-            for hook in hooks:
-                if step % int(hook.every) == 0:
-                    record(step, hook(step, model, optimizer, problem, batch))
-            if step % config.eval_every == 0 or step == config.steps:
-                ok = evaluate(step)
-                loss_sum, loss_n = 0.0, 0
-                if not ok:
-                    status, diverged_step = RunStatus.DIVERGED, step
+        with noise.active():
+            while core.active[0] and step < config.steps:
+                if stop_after is not None and step >= stop_after:
+                    return RunResult(config, RunStatus.RUNNING, core.sorted_records(0), started_at=core.started_at)
+                batch = next(batches)
+                consumed += 1
+                t = step + 1
+                factor = core.lr_factor(t)
+                for group, lr0 in zip(optimizer.param_groups, base_lrs, strict=True):
+                    group["lr"] = lr0 * factor
+                optimizer.zero_grad(set_to_none=True)
+                loss = problem.loss(model, batch)
+                value = float(loss.detach())
+                if core.check_losses(t, value)[0]:
                     break
-                bar.set_postfix_str(f"loss={records[step].get('train_loss', value):.4g}", refresh=False)
-            bar.update(1)
-            if checkpoint_every is not None and step % int(checkpoint_every) == 0 and step < config.steps:
-                save_checkpoint(
-                    checkpoint_path,  # type: ignore[arg-type]
-                    {
-                        "run_id": config.run_id,
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "rng": rng_states(),
-                        "batches_consumed": consumed,
-                        "step": step,
-                        "loss_sum": loss_sum,
-                        "loss_n": loss_n,
-                        "elapsed": time.perf_counter() - t0,
-                        "records": [records[k] for k in sorted(records)],
-                        "started_at": started_at,
-                    },
-                )
+                loss.backward()
+                optimizer.step()
+                step = t
+                core.add_losses(value)
+                for hook in hooks:
+                    if step % int(hook.every) == 0:
+                        core.record(0, step, hook(step, model, optimizer, problem, batch))
+                if core.is_eval_step(step):
+                    if not evaluate(step):
+                        break
+                    rec = core.records[0].get(step, {})
+                    bar.set_postfix_str(f"loss={rec.get('train_loss', value):.4g}", refresh=False)
+                bar.update(1)
+                if checkpoint_every is not None and step % int(checkpoint_every) == 0 and step < config.steps:
+                    save_checkpoint(
+                        checkpoint_path,  # type: ignore[arg-type]
+                        {
+                            "run_id": config.run_id,
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "rng": rng_states(),
+                            "noise": noise.get_state(),
+                            "batches_consumed": consumed,
+                            "step": step,
+                            "loss_sum": float(core.loss_sum[0]),
+                            "loss_n": core.loss_n,
+                            "elapsed": core.elapsed(),
+                            "records": core.sorted_records(0),
+                            "started_at": core.started_at,
+                        },
+                    )
     finally:
         bar.close()
     if checkpoint_path is not None:
         Path(checkpoint_path).unlink(missing_ok=True)
-    return RunResult(
-        config=config,
-        status=status,
-        records=[records[k] for k in sorted(records)],
-        diverged_step=diverged_step,
-        wall_time=time.perf_counter() - t0,
-        started_at=started_at,
-        finished_at=utcnow(),
-    )
+    return core.result(0, execution={"backend": "serial", "block_size": 1})
 
 
 def run(

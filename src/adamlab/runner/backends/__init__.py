@@ -12,7 +12,12 @@ A :class:`Backend` has a ``name`` and one method::
   flight). Backends never write to the store themselves.
 - A run's own exception becomes a result with status ``"failed"`` and ``error`` set (use
   :func:`failed_result`); it must not stop the other runs.
-- It calls ``context.on_start(config)`` (when set) just before a run begins.
+- It calls ``context.start(configs)`` just before runs begin (``on_start_many`` for a whole block,
+  else ``on_start`` per config).
+- It may stream a run's metrics into ``context.metrics_sink`` while the run is in progress
+  (:mod:`adamlab.runner.loop`); the result then holds only the rest, and the store joins them on commit.
+- It may also define ``run_blocks(configs, context) -> Iterator[list[RunResult]]``: results that the
+  caller commits together, in one transaction (:func:`result_batches`).
 - It honours ``context.hooks``, ``context.checkpoint_path(config)``/``context.checkpoint_every``
   and ``context.progress`` where it can, and builds problems with ``context.problem_for(config)``.
   ``RunConfig`` is plain data (``to_dict``/``from_dict``), so it can cross process boundaries.
@@ -36,6 +41,7 @@ from typing import Any, Protocol, runtime_checkable
 from adamlab.problems import Problem
 from adamlab.runner.config import RunConfig, canonical_json
 from adamlab.runner.hooks import RunHook
+from adamlab.runner.loop import MetricSink, default_chunk
 from adamlab.runner.result import RunResult, RunStatus, utcnow
 
 
@@ -59,8 +65,15 @@ class RunContext:
         Show per-run progress bars.
     on_start:
         Called with a config just before its run starts (the sweep marks it ``running``).
+    on_start_many:
+        Called with the configs of a block just before it starts (one store transaction); when None,
+        ``on_start`` is called per config.
     problems:
         Problem instances already built, by :func:`problem_key` (a local cache).
+    metrics_sink, chunk:
+        Where runs stream their metrics while in progress (the results store), once more than ``chunk``
+        eval-point records are held (see :mod:`adamlab.runner.loop`; default ``$ADAMLAB_METRIC_CHUNK`` or
+        100,000); no sink: results hold all metrics.
     """
 
     hooks: Sequence[RunHook] = ()
@@ -69,6 +82,17 @@ class RunContext:
     progress: bool = False
     on_start: Callable[[RunConfig], None] | None = None
     problems: dict[str, Problem] = field(default_factory=dict)
+    on_start_many: Callable[[Sequence[RunConfig]], None] | None = None
+    metrics_sink: MetricSink | None = None
+    chunk: int = field(default_factory=default_chunk)
+
+    def start(self, configs: Sequence[RunConfig]) -> None:
+        """Announce that ``configs`` start now (``on_start_many``, else ``on_start`` per config)."""
+        if self.on_start_many is not None:
+            self.on_start_many(list(configs))
+        elif self.on_start is not None:
+            for config in configs:
+                self.on_start(config)
 
     def checkpoint_path(self, config: RunConfig) -> Path | None:
         if self.checkpoint_dir is None or self.checkpoint_every is None:
@@ -92,6 +116,16 @@ class Backend(Protocol):
     name: str
 
     def run(self, configs: Sequence[RunConfig], context: RunContext) -> Iterator[RunResult]: ...
+
+
+def result_batches(backend: Backend, configs: Sequence[RunConfig], context: RunContext) -> Iterator[list[RunResult]]:
+    """The backend's results in commit units: its ``run_blocks`` lists where it has them, else one by one."""
+    blocks = getattr(backend, "run_blocks", None)
+    if blocks is not None:
+        yield from blocks(configs, context)
+        return
+    for result in backend.run(configs, context):
+        yield [result]
 
 
 def failed_result(config: RunConfig, err: BaseException, started_at: str | None = None) -> RunResult:

@@ -46,7 +46,7 @@ def _import_ray() -> Any:
 def _result_fields(result: RunResult) -> dict[str, Any]:
     return {"run_id": result.run_id, "status": result.status, "records": result.records,
             "diverged_step": result.diverged_step, "error": result.error, "wall_time": result.wall_time,
-            "started_at": result.started_at, "finished_at": result.finished_at}
+            "started_at": result.started_at, "finished_at": result.finished_at, "execution": result.execution}
 
 
 def run_on_worker(config_dicts: list[dict[str, Any]], checkpoint_paths: list[str | None],

@@ -20,8 +20,7 @@ class SerialBackend:
         from adamlab.runner.train import execute
 
         for config in configs:
-            if context.on_start is not None:
-                context.on_start(config)
+            context.start([config])
             started = utcnow()
             try:
                 result = execute(
@@ -31,6 +30,8 @@ class SerialBackend:
                     checkpoint_path=context.checkpoint_path(config),
                     checkpoint_every=context.checkpoint_every,
                     progress=context.progress,
+                    sink=context.metrics_sink,
+                    chunk=context.chunk,
                 )
             except (KeyboardInterrupt, DataIntegrityError, DataNotFoundError):
                 raise  # missing or corrupt data is bad input for every run: it stops the sweep

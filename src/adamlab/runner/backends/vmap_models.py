@@ -61,21 +61,34 @@ class Stack:
         """The stacked leaf tensors and their run axis."""
         raise NotImplementedError
 
-    def forward(self, x: Tensor, shared: bool = True) -> Tensor:
+    def forward(self, x: Tensor, shared: bool = True, noise: Sequence[Tensor] | None = None) -> Tensor:
         """Outputs of all runs: ``[K, *output_shape]``; ``x`` is one input for all runs (``shared``) or
-        one per run, ``[K, *input_shape]``."""
-        return self.call(lambda model, inp: model(inp), x, per_run=not shared)
+        one per run, ``[K, *input_shape]``; ``noise`` as in :meth:`call`."""
+        return self.call(lambda model, inp: model(inp), x, per_run=not shared, noise=noise)
 
-    def call(self, fn: Any, *args: Any, per_run: bool = False) -> Tensor:
+    def call(self, fn: Any, *args: Any, per_run: bool = False, noise: Sequence[Tensor] | None = None) -> Any:
         """``fn(model_k, *args)`` for every run k, stacked: ``[K, ...]``. The args are shared by all runs,
-        or (``per_run``) tensors / tuples of tensors with a leading run dimension."""
+        or (``per_run``) tensors / tuples of tensors with a leading run dimension. ``noise``: tensors
+        ``[K, ...]`` that run k's draws of :mod:`adamlab.problems.noise` return, in order."""
+        from adamlab.problems import noise as noise_source
+
         wrapper = _Call(self.template, fn)
 
-        def one(params: dict[str, Tensor], *inner: Any) -> Tensor:
-            return functional_call(wrapper, {f"model.{n}": p for n, p in params.items()}, inner)
+        def one(params: dict[str, Tensor], drawn: Any, *inner: Any) -> Any:
+            named = {f"model.{n}": p for n, p in params.items()}
+            if drawn is None:
+                return functional_call(wrapper, named, inner)
+            with noise_source.replay(drawn):
+                return functional_call(wrapper, named, inner)
 
-        in_dims = (0, *([0 if per_run else None] * len(args)))
-        return vmap(one, in_dims=in_dims)(self.run_params(), *args)
+        in_dims = (0, None if noise is None else 0, *([0 if per_run else None] * len(args)))
+        return vmap(one, in_dims=in_dims)(self.run_params(), None if noise is None else list(noise), *args)
+
+    def call_broadcast(self, fn: Any, *args: Any) -> Any:
+        """``fn(model, *args)`` once, with the model's parameters replaced by the per-run views
+        ``[K, *shape]`` (for problems whose loss broadcasts over a leading run dimension)."""
+        wrapper = _Call(self.template, fn)
+        return functional_call(wrapper, {f"model.{n}": p for n, p in self.run_params().items()}, args)
 
     def squared_norms(self) -> dict[str, Tensor]:
         """Per-run sums of squares of each parameter, name -> ``[K]`` (differentiable)."""
@@ -211,7 +224,9 @@ class WideLinearStack(Stack):
                 out[name] = v.square().sum(tuple(range(1, v.dim())))
         return out
 
-    def forward(self, x: Tensor, shared: bool = True) -> Tensor:
+    def forward(self, x: Tensor, shared: bool = True, noise: Sequence[Tensor] | None = None) -> Tensor:
+        if noise:
+            raise NotVectorizable("the wide linear layout takes no noise (no dropout in its layers)")
         fin, k, fout = self.in_features, self.k, self.out_features
         if not shared:  # one input per run [K, B, ...]: one batched product
             x = x.flatten(2) if self.flatten else x

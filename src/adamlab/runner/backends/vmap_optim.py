@@ -2,13 +2,16 @@
 
 No update equation lives here. Each run gets its own ``adamlab.optim`` object (built by
 :func:`adamlab.optim.registry.make_optimizer` on a dummy parameter, so its hyperparameters are
-validated exactly as in the serial backend). At every step each run's
-``optimizer.rule_kwargs(group, step)`` gives that run's keyword arguments (learning rate after the
-schedule, bias corrections, rho, ...: the host-side ``*_coefficients`` helpers of
-:mod:`adamlab.functional`). Keyword arguments equal in every run are passed as they are; those that
-differ are stacked into a tensor that broadcasts along the run axis of the stacked parameter
-(shape ``[1, .., K, .., 1]``). Then ``type(optimizer).rule`` -- the same function the serial
-optimizer calls -- runs once over each stacked tensor, and its outputs are copied in place.
+validated exactly as in the serial backend). Their param groups are merged once into ONE *stacked
+group*: a setting equal in every run keeps its value, a number that differs becomes a float64 tensor
+over the run axis ``[K]`` (a tuple such as ``betas`` element by element). At every step the stacked
+group's ``lr`` is the base learning rates times the schedule's factor (one tensor operation), and ONE
+call of ``optimizer.rule_kwargs(stacked_group, step)`` -- the method the serial optimizer calls, with
+the host-side ``*_coefficients`` helpers of :mod:`adamlab.functional`, which accept tensors -- gives
+every run's per-step scalars (bias corrections, rho, ...) as ``[K]`` tensors. No Python loop over the
+runs happens inside the step loop. Tensors are reshaped to broadcast along the run axis of each
+stacked parameter (``[1, .., K, .., 1]``), and ``type(optimizer).rule`` -- the same function the serial
+optimizer calls -- runs once over each stacked tensor; its outputs are copied in place.
 """
 
 from __future__ import annotations
@@ -32,6 +35,18 @@ def _same(values: Sequence[Any]) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _stack_values(key: str, values: Sequence[Any]) -> Any:
+    """One setting of K runs: the shared value, a float64 ``[K]`` tensor of numbers, or a tuple of those."""
+    if _same(values):
+        return values[0]
+    if all(_is_number(v) for v in values):
+        return torch.tensor([float(v) for v in values], dtype=torch.float64)
+    if all(isinstance(v, tuple) for v in values) and len({len(v) for v in values}) == 1:
+        return tuple(_stack_values(key, column) for column in zip(*values, strict=True))
+    raise NotVectorizable(f"optimizer setting {key!r} differs across runs ({list(values[:3])}...) "
+                          "and is not a number")
 
 
 class StackedOptimizer:
@@ -73,7 +88,11 @@ class StackedOptimizer:
         if any(o.state_slots(g) != self.slots for o, g in zip(self.optimizers, self.groups, strict=True)):
             raise NotVectorizable(f"the runs of optimizer {name!r} need different state tensors "
                                   "(a switch such as amsgrad or momentum=0 differs)")
-        self.base_lrs = [float(g["lr"]) for g in self.groups]
+        #: The K runs' settings as one param group: shared values, or float64 ``[K]`` tensors.
+        self.stacked_group = {key: _stack_values(key, [g[key] for g in self.groups])
+                              for key in self.groups[0] if key != "params"}
+        lr = self.stacked_group["lr"]
+        self.base_lr: Tensor | float = lr.clone() if isinstance(lr, Tensor) else float(lr)
         self.dtype, self.device = dtype, device
         self.k = len(self.optimizers)
         #: Step with the rule compiled into one in-place kernel per stacked tensor
@@ -102,30 +121,28 @@ class StackedOptimizer:
         self._states.append(states)
 
     def lrs(self) -> list[float]:
-        """Each run's current learning rate (``param_groups[0]["lr"]``, after the schedule)."""
-        return [float(g["lr"]) for g in self.groups]
+        """Each run's current learning rate (after the schedule), as the serial loop records it."""
+        lr = self.stacked_group["lr"]
+        return lr.tolist() if isinstance(lr, Tensor) else [float(lr)] * self.k
 
     # -- the step -------------------------------------------------------------------------------
     def set_lr_factor(self, factor: float) -> None:
         """Set every run's lr to ``base_lr * factor`` (what the serial loop does before each step)."""
-        for group, lr0 in zip(self.groups, self.base_lrs, strict=True):
-            group["lr"] = lr0 * factor
+        self.stacked_group["lr"] = self.base_lr * factor
 
     def stacked_kwargs(self, step: int, as_tensors: frozenset[str] = frozenset()) -> dict[str, Any]:
-        """The rule's keyword arguments of all runs at ``step``: shared values, or ``[K]`` tensors
-        (always tensors for the names in ``as_tensors``)."""
-        per_run = [opt.rule_kwargs(g, step) for opt, g in zip(self.optimizers, self.groups, strict=True)]
-        keys = per_run[0].keys()
+        """The rule's keyword arguments of all runs at ``step``, from ONE ``rule_kwargs`` call on the
+        stacked group: shared values as they are, per-run ones as ``[K]`` tensors of the parameters'
+        dtype (always tensors for the names in ``as_tensors``)."""
+        kwargs = self.optimizers[0].rule_kwargs(self.stacked_group, step)
         out: dict[str, Any] = {}
-        for key in keys:
-            values = [kw[key] for kw in per_run]
-            if _same(values) and not (key in as_tensors and _is_number(values[0])):
-                out[key] = values[0]
-            elif all(_is_number(v) for v in values):
-                out[key] = torch.tensor([float(v) for v in values], dtype=self.dtype, device=self.device)
+        for key, value in kwargs.items():
+            if isinstance(value, Tensor):
+                out[key] = value.to(device=self.device, dtype=self.dtype)
+            elif key in as_tensors and _is_number(value):
+                out[key] = torch.full((self.k,), float(value), dtype=self.dtype, device=self.device)
             else:
-                raise NotVectorizable(f"optimizer setting {key!r} differs across runs ({values[:3]}...) "
-                                      "and is not a number")
+                out[key] = value
         return out
 
     @staticmethod
@@ -189,12 +206,12 @@ class StackedOptimizer:
         probe.__dict__.update(self.__dict__)
         probe._params, probe._states, probe.step_count = [], [], 0
         probe.compiled = False  # the eager rule shows the same branching, without a compile
-        saved = [dict(g) for g in self.groups]
+        saved = dict(self.stacked_group)
         try:
             param = torch.linspace(-1.0, 1.0, 2 * self.k, dtype=self.dtype, device=self.device).view(self.k, 2)
             probe.add_param(param, 0)
             for _ in range(2):
                 probe.step([param * 0.5 + 0.1])
         finally:
-            for group, old in zip(self.groups, saved, strict=True):
-                group.update(old)
+            self.stacked_group.clear()
+            self.stacked_group.update(saved)

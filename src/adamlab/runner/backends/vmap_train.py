@@ -2,19 +2,19 @@
 
 A block holds runs that share the problem, optimizer name and switches, steps, batch size, eval
 cadence and schedule; they differ in numeric hyperparameters (lr, betas, eps, ...) and seed. Each run
-starts from ``make_model(seed)`` and reads ``train_batches(seed, batch_size)``, as in the serial loop
-(one stream per distinct seed; with one seed the batch is shared, with several each run gets its own
-seed's batch, stacked along a leading run dimension). Per step: the batch(es), the K
-per-run losses (the problem's loss of each run's parameters), one backward pass of their sum, one
-stacked optimizer step. The records are those of the serial loop: eval points at step 0, every
-``eval_every`` steps and after the last step, ``batch_loss`` averaged since the previous eval point,
-``lr`` after the schedule, ``epoch`` and ``wall_time``, and the same divergence policy per run.
+starts from ``make_model(seed)``, reads ``train_batches(seed, batch_size)`` and draws its forward
+pass's noise (dropout masks, VAE samples) from its own generator (:mod:`adamlab.problems.noise`), as in
+the serial loop (one stream per distinct seed; with one seed the batch is shared, with several each run
+gets its own seed's batch, stacked along a leading run dimension). Per step: the batch(es), the noise
+of every run, the K per-run losses (the problem's loss of each run's parameters), one backward pass of
+their sum, one stacked optimizer step. Evaluation is batched over the block too: one batched pass for
+:class:`~adamlab.problems.supervised.DatasetProblem`'s own ``evaluate``, ``torch.func.vmap`` of
+``problem.evaluate_tensors`` where a problem defines it, else one run at a time. Records, eval points,
+epochs and the divergence policy are :class:`adamlab.runner.loop.LoopCore`'s, the serial loop's own.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -24,12 +24,13 @@ from torch import Tensor
 from torch.func import vmap
 
 from adamlab.problems import Problem
+from adamlab.problems import noise as noise_source
 from adamlab.problems.supervised import DatasetProblem, cross_entropy
 from adamlab.runner.backends.vmap_models import Stack, stack_models
 from adamlab.runner.backends.vmap_optim import NotVectorizable, StackedOptimizer
 from adamlab.runner.config import RunConfig, train_set_size
-from adamlab.runner.result import RunResult, RunStatus, utcnow
-from adamlab.runner.schedules import Schedule
+from adamlab.runner.loop import DEFAULT_CHUNK, LoopCore, MetricSink
+from adamlab.runner.result import RunResult
 
 
 def _standard_supervised(problem: Problem) -> bool:
@@ -46,7 +47,7 @@ def _standard_evaluate(problem: Problem) -> bool:
 
 def check_problem(problem: Problem, configs: Sequence[RunConfig]) -> None:
     """Raise :class:`NotVectorizable` for what this backend cannot batch."""
-    if problem.stochastic_forward:
+    if problem.stochastic_forward and not problem.noise_from_run:
         raise NotVectorizable(f"problem {problem.name!r} draws random numbers in its forward pass (dropout or "
                               "sampling), which a batched run cannot reproduce")
     if any(c.hooks for c in configs):
@@ -69,26 +70,25 @@ class _BatchedEval:
             self.splits.append((prefix, chunks))
 
     @torch.no_grad()
-    def __call__(self, stack: Stack) -> list[dict[str, float]]:
+    def __call__(self, stack: Stack) -> dict[str, Tensor]:
         assert self.problem.criterion is not None
         criterion = self.problem.criterion
         predict = vmap(self.problem.predict)
-        out: list[dict[str, float]] = [{} for _ in range(stack.k)]
+        out: dict[str, Tensor] = {}
+        dev = stack.leaves()[0][0].device
         for prefix, chunks in self.splits:
             loss = torch.zeros(stack.k, dtype=torch.float64)
             correct = torch.zeros(stack.k, dtype=torch.int64)
             count = 0
             for x, y in chunks:
-                dev = stack.leaves()[0][0].device
                 x, y = x.to(dev), y.to(dev)
                 outputs = stack.forward(x)
                 units = y.numel()
                 loss += per_run_criterion(criterion, outputs, y).double().cpu() * units
                 correct += (predict(outputs) == y).reshape(stack.k, -1).sum(1).cpu()
                 count += units
-            for k in range(stack.k):
-                out[k][f"{prefix}_loss"] = float(loss[k]) / count
-                out[k][f"{prefix}_accuracy"] = int(correct[k]) / count
+            out[f"{prefix}_loss"] = loss / count
+            out[f"{prefix}_accuracy"] = correct.double() / count
         return out
 
 
@@ -124,25 +124,98 @@ def per_run_regularization(problem: Problem, stack: Stack) -> Tensor:
     return stack.call(lambda m: problem.regularization(m))
 
 
-def _batch_losses(problem: Problem, stack: Stack, batch: Any, reg_needed: bool, shared: bool) -> Tensor:
+def _batch_losses(problem: Problem, stack: Stack, batch: Any, reg_needed: bool, shared: bool,
+                  noise: Sequence[Tensor] | None = None) -> Tensor:
     """The K per-run training losses: ``[K]``. ``batch`` is shared by all runs, or (not ``shared``) a
-    tuple of tensors with a leading run dimension."""
+    tuple of tensors with a leading run dimension; ``noise`` holds each run's draws (``[K, ...]``)."""
     if _standard_supervised(problem):
         assert problem.criterion is not None
         dev = stack.leaves()[0][0].device
         inputs, targets = batch[0].to(dev), batch[1].to(dev)
-        losses = per_run_criterion(problem.criterion, stack.forward(inputs, shared), targets, shared)
+        losses = per_run_criterion(problem.criterion, stack.forward(inputs, shared, noise=noise), targets, shared)
         if reg_needed:
             losses = losses + per_run_regularization(problem, stack)
         return losses
-    return stack.call(lambda m, b: problem.loss(m, b), tuple(batch), per_run=not shared)
+    if problem.loss_broadcasts and noise is None:  # a few tensor operations over [K, ...], no vmap
+        return stack.call_broadcast(lambda m, b: problem.loss(m, b), tuple(batch))
+    return stack.call(lambda m, b: problem.loss(m, b), tuple(batch), per_run=not shared, noise=noise)
+
+
+class _Evaluator:
+    """The block's eval-point metrics: batched where the problem allows, else one run at a time."""
+
+    def __init__(self, problem: Problem, stack: Stack, eval_model: torch.nn.Module) -> None:
+        self.problem, self.stack, self.eval_model = problem, stack, eval_model
+        self.batched = _BatchedEval(problem) if _standard_evaluate(problem) else None  # type: ignore[arg-type]
+        with torch.no_grad():
+            self.tensors = self.batched is None and problem.evaluate_tensors(stack.load_run(0, eval_model)) is not None
+
+    def __call__(self, active: Sequence[bool]) -> dict[str, Tensor] | list[dict[str, float]]:
+        template = self.stack.template
+        template.eval()
+        try:
+            if self.batched is not None:
+                return self.batched(self.stack)
+            if self.tensors:
+                try:
+                    with torch.no_grad():
+                        if self.problem.loss_broadcasts:
+                            return self.stack.call_broadcast(lambda m: self.problem.evaluate_tensors(m))
+                        return self.stack.call(lambda m: self.problem.evaluate_tensors(m))
+                except Exception:  # noqa: BLE001 - not vmappable after all: one run at a time from now on
+                    self.tensors = False
+            out: list[dict[str, float]] = []
+            for run, on in enumerate(active):
+                if not on:
+                    out.append({})
+                    continue
+                model = self.stack.load_run(run, self.eval_model)
+                model.eval()
+                with torch.no_grad():
+                    out.append({key: float(v) for key, v in self.problem.evaluate(model).items()})
+            return out
+        finally:
+            template.train()
+
+
+class _BlockNoise:
+    """Each run's forward-pass noise for one step, drawn from its own generator in the serial loop's order."""
+
+    def __init__(self, configs: Sequence[RunConfig]) -> None:
+        self.noises = [noise_source.run_noise(c.seed) for c in configs]
+        self.requests: list[noise_source.Request] | None = None
+
+    def learn(self, problem: Problem, stack: Stack, eval_model: torch.nn.Module, batch: Any, shared: bool) -> None:
+        """Which tensors one forward pass draws: a pass of run 0 with a throwaway generator."""
+        model = stack.load_run(0, eval_model)
+        model.train()
+        single = batch if shared else tuple(part[0] for part in batch)
+        log: list[noise_source.Request] = []
+        with noise_source.recording(log), torch.no_grad():
+            problem.loss(model, single)
+        self.requests = log
+
+    def draw(self) -> list[Tensor]:
+        """The step's noise, one ``[K, ...]`` tensor per draw (a loop over runs: each has its own generator)."""
+        assert self.requests is not None
+        per_run = [n.draw_like(self.requests) for n in self.noises]
+        return [torch.stack(parts) for parts in zip(*per_run, strict=True)]
+
+
+def same_batch(a: Any, b: Any) -> bool:
+    """Whether two batches are the very same tensors (a full batch that every seed's stream yields)."""
+    if isinstance(a, tuple | list) and isinstance(b, tuple | list):
+        return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+    return a is b
 
 
 def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = True,
-                compiled: bool | None = None) -> Iterator[RunResult]:
+                compiled: bool | None = None, sink: MetricSink | None = None,
+                chunk: int = DEFAULT_CHUNK) -> Iterator[RunResult]:
     """Train ``configs`` (one block, see the module docstring) together; yield each run's result when it ends.
 
     Raises :class:`NotVectorizable` before any result is yielded when the block cannot be batched.
+    ``sink``/``chunk`` stream the metrics as in :class:`~adamlab.runner.loop.LoopCore`.
     """
     first = configs[0]
     for c in configs:
@@ -153,10 +226,6 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
             raise ValueError("a vmap block must share problem, optimizer, steps, batch size, eval and schedule")
     check_problem(problem, configs)
     k = len(configs)
-    started_at = utcnow()
-    t0 = time.perf_counter()
-    schedule = Schedule(**first.schedule)
-    n_train = train_set_size(problem)
     seeds = list(dict.fromkeys(c.seed for c in configs))  # distinct seeds, first-seen order
     run_seed = torch.tensor([seeds.index(c.seed) for c in configs])
     models = []
@@ -166,7 +235,9 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
     template = models[0]
     if not list(template.parameters()):
         raise NotVectorizable("the model has no parameters")
-    stack = stack_models([models[int(i)] for i in run_seed], wide=wide and _standard_supervised(problem))
+    stack = stack_models([models[int(i)] for i in run_seed], wide=wide and _standard_supervised(problem)
+                         and not problem.stochastic_forward)
+    stack.template.train()
     eval_model = problem.make_model(first.seed)
     p0 = next(template.parameters())
     from adamlab.runner.train import _optimizer_kwargs
@@ -181,107 +252,55 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
     for leaf, axis in stack.leaves():
         optimizer.add_param(leaf, axis)
     reg_needed = _standard_supervised(problem) and problem.regularization(template) is not None
-    batched_eval = _BatchedEval(problem) if _standard_evaluate(problem) else None  # type: ignore[arg-type]
+    evaluator = _Evaluator(problem, stack, eval_model)
+    block_noise = _BlockNoise(configs) if problem.stochastic_forward else None
     streams = [problem.train_batches(seed, first.batch_size) for seed in seeds]  # each seed's own order
+    shared = len(seeds) == 1
+    if not shared:  # streams that yield the same batch object for every seed (a full batch) are shared
+        probe = [problem.train_batches(seed, first.batch_size) for seed in seeds[:2]]
+        shared = same_batch(next(probe[0]), next(probe[1]))
+    execution = {"backend": "vmap", "block_size": k}
 
     def next_batch() -> Any:
         """The step's batch: shared when all runs have one seed, else stacked per run ``[K, ...]``."""
         drawn = [next(stream) for stream in streams]
-        if len(drawn) == 1:
+        if len(drawn) == 1 or all(same_batch(d, drawn[0]) for d in drawn):  # a full batch, the same for every seed
             return drawn[0]
         return tuple(torch.stack(parts).index_select(0, run_seed) for parts in zip(*drawn, strict=True))
 
-    records: list[dict[int, dict[str, float]]] = [{} for _ in range(k)]
-    status = [RunStatus.FINISHED] * k
-    diverged_step: list[int | None] = [None] * k
-    active = [True] * k
-    loss_sum = torch.zeros(k, dtype=torch.float64)
-    loss_n = 0
-
-    def epoch_of(at: int) -> dict[str, float]:
-        return {} if n_train is None else {"epoch": at * first.batch_size / n_train}
-
-    def record(run: int, at: int, values: dict[str, float]) -> None:
-        rec = records[run].setdefault(at, {"step": float(at)})
-        rec.update({key: float(v) for key, v in values.items()})
-
-    def evaluate(at: int) -> list[bool]:
-        if batched_eval is not None:
-            metrics = batched_eval(stack)
-        else:
-            metrics = []
-            for run in range(k):
-                if not active[run]:
-                    metrics.append({})
-                    continue
-                model = stack.load_run(run, eval_model)
-                model.eval()
-                with torch.no_grad():
-                    metrics.append({key: float(v) for key, v in problem.evaluate(model).items()})
-                model.train()
-        lrs = optimizer.lrs()
-        ok = []
-        wall = time.perf_counter() - t0
-        for run in range(k):
-            if not active[run]:
-                ok.append(True)
-                continue
-            finite = {key: v for key, v in metrics[run].items() if math.isfinite(v)}
-            point: dict[str, float] = {**epoch_of(at), **finite, "lr": lrs[run]}
-            if loss_n:
-                mean = float(loss_sum[run]) / loss_n
-                point["batch_loss"] = mean
-                point.setdefault("train_loss", mean)
-            point["wall_time"] = wall
-            record(run, at, point)
-            ok.append(len(finite) == len(metrics[run]))
-        return ok
-
-    def finish(run: int) -> RunResult:
-        active[run] = False
-        return RunResult(configs[run], status[run], [records[run][s] for s in sorted(records[run])],
-                         diverged_step=diverged_step[run], wall_time=time.perf_counter() - t0,
-                         started_at=started_at, finished_at=utcnow())
-
-    for run, good in enumerate(evaluate(0)):
-        if not good:
-            status[run], diverged_step[run] = RunStatus.DIVERGED, 0
-            yield finish(run)
+    core = LoopCore(configs, train_set_size(problem), sink=sink, chunk=chunk)
+    core.begin()
+    for run in core.eval_point(0, evaluator(core.active), optimizer.lrs()):
+        yield core.result(run, execution=execution)
     step = 0
     leaves = [leaf for leaf, _ in stack.leaves()]
-    while any(active) and step < first.steps:
+    while core.any_active and step < first.steps:
         batch = next_batch()
         t = step + 1
-        optimizer.set_lr_factor(schedule.factor(t))
+        optimizer.set_lr_factor(core.lr_factor(t))
         for leaf in leaves:
             leaf.grad = None
-        losses = _batch_losses(problem, stack, batch, reg_needed, shared=len(seeds) == 1)
+        drawn = None
+        if block_noise is not None:
+            if block_noise.requests is None:
+                block_noise.learn(problem, stack, eval_model, batch, shared)
+            drawn = block_noise.draw()
+        losses = _batch_losses(problem, stack, batch, reg_needed, shared=shared, noise=drawn)
         values = losses.detach().double().cpu()
-        finite = torch.isfinite(values)
-        if not bool(finite.all()):
-            for run in range(k):
-                if active[run] and not bool(finite[run]):
-                    status[run], diverged_step[run] = RunStatus.DIVERGED, t
-                    if loss_n:
-                        record(run, step, {**epoch_of(step), "batch_loss": float(loss_sum[run]) / loss_n})
-                    yield finish(run)
-            if not any(active):
-                break
+        ended, finite = core.check_losses(t, values)
+        for run in ended:
+            yield core.result(run, execution=execution)
+        if not core.any_active:
+            break
+        if finite is not None:
             losses = torch.where(torch.isfinite(losses), losses, torch.zeros_like(losses))
         losses.sum().backward()
         optimizer.step([leaf.grad for leaf in leaves])
         step = t
-        loss_sum += torch.where(finite, values, torch.zeros_like(values))
-        loss_n += 1
-        if step % first.eval_every == 0 or step == first.steps:
-            ok = evaluate(step)
-            loss_sum.zero_()
-            loss_n = 0
-            for run in range(k):
-                if active[run] and not ok[run]:
-                    status[run], diverged_step[run] = RunStatus.DIVERGED, step
-                    yield finish(run)
+        core.add_losses(values, finite)
+        if core.is_eval_step(step):
+            for run in core.eval_point(step, evaluator(core.active), optimizer.lrs()):
+                yield core.result(run, execution=execution)
     for run in range(k):
-        if active[run]:
-            yield finish(run)
-
+        if core.active[run]:
+            yield core.result(run, execution=execution)
