@@ -72,6 +72,9 @@ class StepPieces:
         The rho-unbiased estimate (Dissected family with variance adaptation), else None.
     decay:
         The decoupled weight-decay term :math:`-\\alpha\\lambda\\theta_{t-1}` (AdamW), else None.
+    second_moment:
+        The second-moment estimate in the denominator (Adam: :math:`\\hat v`, the bias-corrected EMA of
+        :math:`g^2`, or its running max for AMSGrad), else None.
     update:
         The update actually applied, :math:`\\theta_t - \\theta_{t-1}`, when the parameters before the
         step were recorded; else None.
@@ -88,6 +91,7 @@ class StepPieces:
     eta2: Tensor | None = None
     eta2_unbiased: Tensor | None = None
     decay: Tensor | None = None
+    second_moment: Tensor | None = None
     update: Tensor | None = None
     step: int = 0
 
@@ -142,7 +146,7 @@ def _adam(p: Tensor, prev: Tensor | None, state: dict, group: dict) -> dict[str,
                              "use StepRecorder(optimizer)")
         decay = -(group["lr"] * group["weight_decay"]) * prev
     return dict(kind="sign", direction=sign, magnitude=float(group["lr"]), gamma=gamma,
-                eta2=safe_ratio(v_hat - m2, m2), decay=decay)
+                eta2=safe_ratio(v_hat - m2, m2), decay=decay, second_moment=v_hat)
 
 
 def _adamax(p: Tensor, prev: Tensor | None, state: dict, group: dict) -> dict[str, Any]:
