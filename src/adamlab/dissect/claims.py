@@ -400,8 +400,11 @@ class EpsFractionProbe:
 
 def eps_fraction_curve(*, steps: int, every: int, seed: int = 0, lr: float = 1e-3, batch_size: int = 64,
                        problem: str = "fmnist.cnn", root: str | None = None,
-                       log: Callable[[str], None] | None = None) -> list[dict[str, float]]:
-    """Train Adam (defaults, lr 1e-3) on ``problem`` and record :class:`EpsFractionProbe` every ``every`` steps."""
+                       log: Callable[[str], None] | None = None, **hparams: Any) -> list[dict[str, float]]:
+    """Train Adam (defaults, lr 1e-3) on ``problem`` and record :class:`EpsFractionProbe` every ``every`` steps.
+
+    ``hparams`` go to the optimizer (e.g. ``fused=False``: the reference path, no kernel compile).
+    """
     from adamlab import problems
     from adamlab.dissect.decompose import StepRecorder
     from adamlab.optim.registry import make_optimizer
@@ -410,7 +413,7 @@ def eps_fraction_curve(*, steps: int, every: int, seed: int = 0, lr: float = 1e-
     torch.manual_seed(seed)
     model = prob.make_model(seed)
     names = [n for n, _ in model.named_parameters()]
-    opt = make_optimizer("adam", model.parameters(), lr=lr)
+    opt = make_optimizer("adam", model.parameters(), lr=lr, **hparams)
     eps = float(opt.param_groups[0]["eps"])
     batches = prob.train_batches(seed, batch_size)
     probe = EpsFractionProbe()
@@ -434,7 +437,7 @@ def eps_fraction_curve(*, steps: int, every: int, seed: int = 0, lr: float = 1e-
 
 
 def check_eps_dominance(*, seed: int = 0, long: bool = False, steps: int | None = None, every: int | None = None,
-                        root: str | None = None, **_: Any) -> list[Any]:
+                        root: str | None = None, batch_size: int = 64, **hparams: Any) -> list[Any]:
     """The fraction of sqrt(v_hat) < eps during Adam training of ``fmnist.cnn`` (Adam paper sec. 6.3)."""
     from adamlab.data.errors import DataIntegrityError
 
@@ -443,7 +446,7 @@ def check_eps_dominance(*, seed: int = 0, long: bool = False, steps: int | None 
     label = "adam"
     prop = "eps_dominance"
     try:
-        rows = eps_fraction_curve(steps=steps, every=every, seed=seed, root=root)
+        rows = eps_fraction_curve(steps=steps, every=every, seed=seed, root=root, batch_size=batch_size, **hparams)
     except (FileNotFoundError, DataIntegrityError) as exc:
         return [_record(label, prop, float("nan"), False, None, "not run: Fashion-MNIST is missing",
                         f"fmnist.cnn needs Fashion-MNIST (set ADAMLAB_DATA): {str(exc).splitlines()[0]}")]
@@ -457,7 +460,7 @@ def check_eps_dominance(*, seed: int = 0, long: bool = False, steps: int | None 
     per_layer = ", ".join(f"{k} {v:.3g}" for k, v in layers.items())
     curve = ", ".join(f"{int(r['step'])}: {r['all']:.4f}" for r in rows)
     details = (f"fmnist.cnn (Fashion-MNIST, P1 2c2d; not the paper's CIFAR-10 CNN), Adam lr=1e-3, eps=1e-8, "
-               f"batch 64, seed {seed}, {steps} steps ({steps / 937:.2f} epochs); fraction of coordinates with "
+               f"batch {batch_size}, seed {seed}, {steps} steps ({steps / 937:.2f} epochs); fraction of coordinates with "
                f"sqrt(v_hat) < eps at step {curve}; at the end excluding v_hat = 0 (dead units): "
                f"{last['all_nonzero']:.4f}; per parameter at the end: {per_layer}; final batch loss {last['loss']:.3f}; "
                f"grows: {'yes' if grows else 'no'} (end {last['all']:.4f} vs min {low['all']:.4f} at step "

@@ -72,14 +72,14 @@ class StepPieces:
         The rho-unbiased estimate (Dissected family with variance adaptation), else None.
     decay:
         The decoupled weight-decay term :math:`-\\alpha\\lambda\\theta_{t-1}` (AdamW), else None.
-    second_moment:
-        The second-moment estimate in the denominator (Adam: :math:`\\hat v`, the bias-corrected EMA of
-        :math:`g^2`, or its running max for AMSGrad), else None.
     update:
         The update actually applied, :math:`\\theta_t - \\theta_{t-1}`, when the parameters before the
         step were recorded; else None.
     step:
         The optimizer's (1-based) step count for this parameter.
+    second_moment:
+        The second-moment estimate in the denominator (Adam: :math:`\\hat v`, the bias-corrected EMA of
+        :math:`g^2`, or its running max for AMSGrad), else None.
     """
 
     index: int
@@ -91,9 +91,9 @@ class StepPieces:
     eta2: Tensor | None = None
     eta2_unbiased: Tensor | None = None
     decay: Tensor | None = None
-    second_moment: Tensor | None = None
     update: Tensor | None = None
     step: int = 0
+    second_moment: Tensor | None = None
 
     def reconstructed(self) -> Tensor:
         """The update rebuilt from the pieces: :math:`-\\text{magnitude}\\, d \\odot \\gamma + \\delta`."""
