@@ -430,23 +430,31 @@ def eps_fraction_curve(*, steps: int, every: int, seed: int = 0, lr: float = 1e-
             row = {"step": float(t), "loss": float(loss.detach()), **probe(rec.pieces, eps, names)}
             rows.append(row)
             if log is not None:
-                log(f"  step {t}: loss {row['loss']:.4f}, fraction sqrt(v_hat) < eps {row['all']:.4f}")
+                log(f"  step {t}: loss {row['loss']:.4f}, fraction sqrt(v_hat) < eps {row['all']:.4f} "
+                    f"(excluding v_hat = 0: {row['all_nonzero']:.4f}); " + ", ".join(
+                        f"{k} {v:.3g}" for k, v in row.items() if k not in ("step", "loss", "all", "all_nonzero")))
         else:
             opt.step()
     return rows
 
 
+#: ``adamlab verify --data``: two epochs of fmnist.cnn (937 batches of 64 each).
+LONG_STEPS = 1874
+
+
 def check_eps_dominance(*, seed: int = 0, long: bool = False, steps: int | None = None, every: int | None = None,
-                        root: str | None = None, batch_size: int = 64, **hparams: Any) -> list[Any]:
+                        root: str | None = None, batch_size: int = 64,
+                        log: Callable[[str], None] | None = None, **hparams: Any) -> list[Any]:
     """The fraction of sqrt(v_hat) < eps during Adam training of ``fmnist.cnn`` (Adam paper sec. 6.3)."""
     from adamlab.data.errors import DataIntegrityError
 
-    steps = steps or (1500 if long else 30)
+    steps = steps or (LONG_STEPS if long else 30)
     every = every or (max(1, steps // 15))
     label = "adam"
     prop = "eps_dominance"
     try:
-        rows = eps_fraction_curve(steps=steps, every=every, seed=seed, root=root, batch_size=batch_size, **hparams)
+        rows = eps_fraction_curve(steps=steps, every=every, seed=seed, root=root, batch_size=batch_size,
+                                  log=log, **hparams)
     except (FileNotFoundError, DataIntegrityError) as exc:
         return [_record(label, prop, float("nan"), False, None, "not run: Fashion-MNIST is missing",
                         f"fmnist.cnn needs Fashion-MNIST (set ADAMLAB_DATA): {str(exc).splitlines()[0]}")]
