@@ -459,8 +459,10 @@ def check_eps_dominance(*, seed: int = 0, long: bool = False, steps: int | None 
         return [_record(label, prop, float("nan"), False, None, "not run: Fashion-MNIST is missing",
                         f"fmnist.cnn needs Fashion-MNIST (set ADAMLAB_DATA): {str(exc).splitlines()[0]}")]
     first, last = rows[0], rows[-1]
+    # Step 1 is left out of the baseline: there v_hat = g_1^2, so every coordinate whose gradient is
+    # exactly 0 on the first batch counts; the fraction then falls as more batches arrive.
     low = min(rows[1:] or rows, key=lambda r: r["all"])
-    grows = last["all"] > low["all"] * 1.05 and last["all"] > first["all"]
+    grows = last["all"] > low["all"] * 1.05
     theory = True if long else None
     expected = ("grows during training (Kingma & Ba sec. 6.3: v_hat 'vanishes to zeros after a few epochs')"
                 if long else f"no prediction at {steps} steps (the paper speaks of epochs; use --data)")
