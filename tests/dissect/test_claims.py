@@ -67,6 +67,14 @@ def test_sgd_floor_and_short_rate_records():
     assert all(r.property == "svag_idealized_rate" and "per seed" in r.details for r in recs)
 
 
+def test_svag_rate_figure(tmp_path):
+    from adamlab.dissect.claims_figure import draw_svag_rate
+
+    paths = draw_svag_rate(tmp_path, steps=40, seeds=2)
+    assert [p.name for p in paths] == ["dissect_svag_rate.png", "dissect_svag_rate.pdf"]
+    assert all(p.stat().st_size > 0 for p in paths)
+
+
 @pytest.mark.slow
 def test_idealized_svag_converges_at_one_over_t():
     ideal, sgd, msvag = C.check_svag_idealized_rate()
