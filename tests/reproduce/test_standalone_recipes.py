@@ -107,14 +107,14 @@ def test_sparse_regression_gradient():
 def test_slides_quick_path_tiny(tmp_path, monkeypatch):
     monkeypatch.setattr(S, "QUAD_STEPS", 20)
     recipe = get("adam-slides")
-    tiny = replace(recipe, quick=replace(recipe.quick, steps=40, lr_grid=[0.01, 0.1], seeds=[0, 1]))
+    tiny = replace(recipe, quick=replace(recipe.quick, steps=30, lr_grid=[0.1], seeds=[0, 1]))
     summary = reproduce(tiny, quick=True, out=tmp_path, log=lambda s: None)
     for stem in ("acceleration", "noise", "sparsity"):
         assert (tmp_path / f"adam-slides_{stem}.png").stat().st_size > 0
     res = summary["results"]
     assert set(res["acceleration"]) == set(res["noise"]) == {"sgd", "momentum", "adam"}
     assert set(res["sparsity"]) == {"sgd", "adagrad", "adam"}
-    assert all(res["noise"][m]["lr"] in (0.01, 0.1) for m in res["noise"])
+    assert all(res["noise"][m]["lr"] == 0.1 for m in res["noise"])
     assert len(summary["claims"]) == 3
 
 

@@ -15,7 +15,7 @@ from adamlab.dissect.properties import PROPERTIES, Record, verify
 
 EPILOG = """\
 examples:
-  adamlab verify                                   # every optimizer, every property (~30 s)
+  adamlab verify                                   # every optimizer, every property (~1 min)
   adamlab verify --optimizer adam --optimizer sgd  # two optimizers
   adamlab verify --property rescaling_invariance --json out/rescaling.json
   adamlab verify --optimizer msvag --property step_bound --property cautiousness
