@@ -179,3 +179,17 @@ def test_eps_dominance_on_fixture_data(tiny_data_root):
 def test_eps_dominance_without_data_says_so():
     (rec,) = C.check_eps_dominance(steps=2)
     assert math.isnan(rec.measured) and rec.holds is None and "ADAMLAB_DATA" in rec.details
+
+
+def test_eps_record_verdict_reads_the_nonzero_fraction():
+    def row(step, all_, nonzero):
+        return {"step": float(step), "loss": 1.0, "all": all_, "all_nonzero": nonzero, "w": all_}
+
+    falling_all = [row(1, 0.27, 0.0002), row(100, 0.05, 0.001), row(200, 0.045, 0.003)]
+    rec = C.eps_record(falling_all, steps=200, seed=0, batch_size=64, long=True)
+    assert rec.has_property and rec.holds and rec.measured == 0.003
+    assert "grows: yes" in rec.details and "grows: no" in rec.details  # nonzero grows, all falls
+    flat = [row(1, 0.2, 0.01), row(100, 0.05, 0.01), row(200, 0.05, 0.0101)]
+    rec = C.eps_record(flat, steps=200, seed=0, batch_size=64, long=True)
+    assert not rec.has_property and rec.holds is False and rec.must_hold_failed
+    assert C.eps_record(flat, steps=200, seed=0, batch_size=64, long=False).holds is None

@@ -43,7 +43,9 @@ change the network functions in different ways.")
     Adam trains ``fmnist.cnn`` (Fashion-MNIST, Balles & Hennig's P1 network; *not* the paper's CIFAR-10
     CNN, which needs data not present here). Every ``every`` steps the step is taken apart with
     :class:`adamlab.dissect.StepRecorder` and the fraction of coordinates with
-    :math:`\sqrt{\hat v} < \epsilon` is read from the pieces' ``second_moment`` (no re-derivation).
+    :math:`\sqrt{\hat v} < \epsilon` is read from the pieces' ``second_moment`` (no re-derivation),
+    among the coordinates with :math:`\hat v > 0` (the measured number; a coordinate with
+    :math:`\hat v = 0` never had a gradient, so nothing vanished) and over all coordinates.
     Theory (the paper): the fraction grows during training ("after a few epochs"). The default
     ``adamlab verify`` makes a short run (no prediction at that length); ``adamlab verify --data`` the
     long one.
@@ -450,32 +452,45 @@ def check_eps_dominance(*, seed: int = 0, long: bool = False, steps: int | None 
 
     steps = steps or (LONG_STEPS if long else 30)
     every = every or (max(1, steps // 15))
-    label = "adam"
-    prop = "eps_dominance"
     try:
         rows = eps_fraction_curve(steps=steps, every=every, seed=seed, root=root, batch_size=batch_size,
                                   log=log, **hparams)
     except (FileNotFoundError, DataIntegrityError) as exc:
-        return [_record(label, prop, float("nan"), False, None, "not run: Fashion-MNIST is missing",
+        return [_record("adam", "eps_dominance", float("nan"), False, None, "not run: Fashion-MNIST is missing",
                         f"fmnist.cnn needs Fashion-MNIST (set ADAMLAB_DATA): {str(exc).splitlines()[0]}")]
-    first, last = rows[0], rows[-1]
-    # Step 1 is left out of the baseline: there v_hat = g_1^2, so every coordinate whose gradient is
-    # exactly 0 on the first batch counts; the fraction then falls as more batches arrive.
-    low = min(rows[1:] or rows, key=lambda r: r["all"])
-    grows = last["all"] > low["all"] * 1.05
+    return [eps_record(rows, steps=steps, seed=seed, batch_size=batch_size, long=long)]
+
+
+def eps_record(rows: Sequence[dict[str, float]], *, steps: int, seed: int, batch_size: int, long: bool) -> Any:
+    r"""The ``eps_dominance`` record from the rows of :func:`eps_fraction_curve`.
+
+    The verdict reads the fraction among coordinates with :math:`\hat v > 0`: a coordinate whose
+    :math:`\hat v` is exactly 0 has had a zero gradient on every batch so far (an input that is always 0,
+    a unit dead from the start), so it never had a second moment that could vanish; those are reported
+    apart. "Grows" means the last value exceeds the smallest after step 1 by more than 5% (at step 1,
+    :math:`\hat v = g_1^2`, and every coordinate with a zero gradient on the first batch counts).
+    """
+    last = rows[-1]
+    later = rows[1:] or rows
+    low = min(later, key=lambda r: r["all_nonzero"])
+    low_all = min(later, key=lambda r: r["all"])
+    grows = last["all_nonzero"] > low["all_nonzero"] * 1.05
+    grows_all = last["all"] > low_all["all"] * 1.05
     theory = True if long else None
     expected = ("grows during training (Kingma & Ba sec. 6.3: v_hat 'vanishes to zeros after a few epochs')"
                 if long else f"no prediction at {steps} steps (the paper speaks of epochs; use --data)")
     layers = {k: v for k, v in last.items() if k not in ("step", "loss", "all", "all_nonzero")}
     per_layer = ", ".join(f"{k} {v:.3g}" for k, v in layers.items())
-    curve = ", ".join(f"{int(r['step'])}: {r['all']:.4f}" for r in rows)
+    curve = ", ".join(f"{int(r['step'])}: {r['all_nonzero']:.4f}" for r in rows)
+    curve_all = ", ".join(f"{int(r['step'])}: {r['all']:.4f}" for r in rows)
     details = (f"fmnist.cnn (Fashion-MNIST, P1 2c2d; not the paper's CIFAR-10 CNN), Adam lr=1e-3, eps=1e-8, "
-               f"batch {batch_size}, seed {seed}, {steps} steps ({steps / 937:.2f} epochs); fraction of coordinates with "
-               f"sqrt(v_hat) < eps at step {curve}; at the end excluding v_hat = 0 (dead units): "
-               f"{last['all_nonzero']:.4f}; per parameter at the end: {per_layer}; final batch loss {last['loss']:.3f}; "
-               f"grows: {'yes' if grows else 'no'} (end {last['all']:.4f} vs min {low['all']:.4f} at step "
-               f"{int(low['step'])}, start {first['all']:.4f})")
-    return [_record(label, prop, last["all"], grows, theory, expected, details)]
+               f"batch {batch_size}, seed {seed}, {steps} steps ({steps / 937:.2f} epochs); fraction with "
+               f"sqrt(v_hat) < eps among coordinates with v_hat > 0 at step {curve}; grows: "
+               f"{'yes' if grows else 'no'} (end {last['all_nonzero']:.4f} vs min {low['all_nonzero']:.4f} at step "
+               f"{int(low['step'])}); over all coordinates (v_hat = 0 included) at step {curve_all}; grows: "
+               f"{'yes' if grows_all else 'no'}; per parameter at the end: {per_layer}; final batch loss "
+               f"{last['loss']:.3f}")
+    return _record("adam", "eps_dominance", last["all_nonzero"], grows, theory, expected, details)
 
 
 def data_available() -> bool:
