@@ -128,3 +128,51 @@ def test_list_shows_the_new_recipes(capsys):
     assert cli.main(["reproduce", "--list"]) == 0
     out = capsys.readouterr().out
     assert "reddi-counterexample" in out and "adam-slides" in out
+
+
+# -- each claim check can fail ------------------------------------------------------------------------------
+def _reddi_summary(adam_x, ams_x):
+    grid = [0.01, R.THEOREM_BETA2, 0.5, 0.9999]
+    res = {"beta2": grid, "theorem_beta2": R.THEOREM_BETA2,
+           "methods": {"adam": {"final_x": adam_x, "avg_regret": [0.5] * 4},
+                       "amsgrad": {"final_x": ams_x, "avg_regret": [0.01] * 4}}}
+    wrong = [b for b, x in zip(grid, adam_x, strict=True) if x > 0]
+    right = [b for b, x in zip(grid, adam_x, strict=True) if x < -0.9]
+    res["adam_wrong_end_max_beta2"] = max(wrong) if wrong else None
+    res["adam_right_end_min_beta2"] = min(right) if right else None
+    return {"results": res}
+
+
+def test_reddi_claims_can_fail():
+    good = _reddi_summary([1.0, 1.0, -1.0, -1.0], [-1.0] * 4)
+    assert all(c.check(good)[0] for c in R.RECIPE.claims)
+    adam_always_wrong = _reddi_summary([1.0] * 4, [-1.0] * 4)
+    assert R._depends(adam_always_wrong)[0] is False
+    adam_always_right = _reddi_summary([-1.0] * 4, [-1.0] * 4)
+    assert R._theorem(adam_always_right)[0] is False
+    ams_wrong = _reddi_summary([1.0, 1.0, -1.0, -1.0], [-1.0, 1.0, -1.0, -1.0])
+    assert R._amsgrad_always(ams_wrong)[0] is False and R._theorem(ams_wrong)[0] is False
+
+
+def test_slides_claims_can_fail():
+    acc = {m: {"steps_to_target": s, "lr": 0.1} for m, s in (("sgd", 50), ("momentum", 80), ("adam", 30))}
+    noise = {m: {"align": 0.5, "smooth": sm, "floor": fl, "lr": 0.1}
+             for m, sm, fl in (("sgd", 0.0, 1e-3), ("momentum", 0.9, 2e-3), ("adam", 0.9, 1e-3))}
+    sparse = {m: {"steps_rare": r, "steps_frequent": 10, "lr": 0.1, "speedup_rare_vs_sgd": 1.0}
+              for m, r in (("sgd", 100), ("adagrad", 50), ("adam", None))}
+    summary = {"results": {"acceleration": acc, "noise": noise, "sparsity": sparse, "sparse_steps": 200,
+                           "theory_steps": S.theory_steps()}}
+    assert S._acceleration(summary)[0] is False  # momentum slower than GD
+    assert S._noise(summary)[0] is False  # smoother but a higher floor
+    assert S._sparsity(summary)[0] is False  # Adam never reaches 10% on the rare weights
+    acc["momentum"]["steps_to_target"] = 20
+    noise["momentum"]["floor"] = 5e-4
+    sparse["adam"]["steps_rare"] = 60
+    assert S._acceleration(summary)[0] and S._noise(summary)[0] and S._sparsity(summary)[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["reddi-counterexample", "adam-slides"])
+def test_full_protocol_claims_agree(tmp_path, name):
+    summary = reproduce(name, quick=False, out=tmp_path, log=lambda s: None)
+    assert summary["all_claims_agree"], summary["claims"]
