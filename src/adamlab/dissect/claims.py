@@ -426,7 +426,7 @@ def eps_fraction_curve(*, steps: int, every: int, seed: int = 0, lr: float = 1e-
         opt.zero_grad()
         loss = prob.loss(model, batch)
         loss.backward()
-        if t % every == 0 or t == 1:
+        if t % every == 0 or t in (1, steps):
             with StepRecorder(opt) as rec:
                 opt.step()
             row = {"step": float(t), "loss": float(loss.detach()), **probe(rec.pieces, eps, names)}
