@@ -493,17 +493,6 @@ def eps_record(rows: Sequence[dict[str, float]], *, steps: int, seed: int, batch
     return _record("adam", "eps_dominance", last["all_nonzero"], grows, theory, expected, details)
 
 
-def data_available() -> bool:
-    """True when ``fmnist.cnn``'s data can be found (``ADAMLAB_DATA`` or the cache)."""
-    try:
-        from adamlab.problems.datasets import load_cached
-
-        load_cached("fashion_mnist", "train")
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "not available"
-        return False
-
-
 #: Claim properties that give several records (not one per optimizer).
 CLAIM_CHECKS: dict[str, Callable[..., list[Any]]] = {
     "svag_idealized_rate": check_svag_idealized_rate,
