@@ -189,4 +189,5 @@ def test_cli_help_has_examples(capsys):
 def test_full_verify_matches_theory():
     records = verify()
     assert not [r for r in records if r.must_hold_failed]
-    assert all(r.holds for r in records), [(r.optimizer, r.property) for r in records if not r.holds]
+    # holds is None only where theory makes no prediction (eps_dominance's short run, or its data missing)
+    assert all(r.holds is not False for r in records), [(r.optimizer, r.property) for r in records if r.holds is False]

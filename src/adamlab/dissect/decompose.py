@@ -84,6 +84,9 @@ class StepPieces:
         step were recorded; else None.
     step:
         The optimizer's (1-based) step count for this parameter.
+    second_moment:
+        The second-moment estimate in the denominator (Adam: :math:`\\hat v`, the bias-corrected EMA of
+        :math:`g^2`, or its running max for AMSGrad), else None.
     """
 
     index: int
@@ -97,6 +100,7 @@ class StepPieces:
     decay: Tensor | None = None
     update: Tensor | None = None
     step: int = 0
+    second_moment: Tensor | None = None
 
     def reconstructed(self) -> Tensor:
         """The update rebuilt from the pieces: :math:`-\\text{magnitude}\\, d \\odot \\gamma + \\delta`."""

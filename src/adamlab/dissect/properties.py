@@ -50,12 +50,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from adamlab.dissect.claims import CLAIM_CHECKS, OPTIMIZER_CHECKS
 from adamlab.dissect.decompose import StepRecorder
 from adamlab.dissect.stats import gaussian_sign_agreement, ideal_gamma_grad, ideal_gamma_sign
 
 PROPERTIES: tuple[str, ...] = (
     "rescaling_invariance", "step_bound", "constant_gradient_ratio", "cautiousness",
     "param_scale_lr_equivalence", "optimal_gamma_lemma", "erf_approximation",
+    # issue 13's claims (adamlab.dissect.claims)
+    "svag_idealized_rate", "ill_conditioning", "ill_conditioning_normalized", "eps_dominance",
 )
 #: Properties about the theory itself (not one optimizer); their records have optimizer "-".
 THEORY_PROPERTIES: tuple[str, ...] = ("optimal_gamma_lemma", "erf_approximation")
@@ -490,6 +493,7 @@ def verify(
     optimizers: Sequence[str] | None = None,
     properties: Iterable[str] | None = None,
     seed: int = 0,
+    data: bool = False,
 ) -> list[Record]:
     """Measure each property on each optimizer (default: all registered optimizers, all properties).
 
@@ -502,6 +506,9 @@ def verify(
         Names from :data:`PROPERTIES`.
     seed:
         Seed of every random draw.
+    data:
+        Run the long data-driven records (``eps_dominance``: 1,874 steps = 2 epochs of ``fmnist.cnn``, minutes)
+        instead of their short default (30 steps); ``adamlab verify --data``.
 
     Raises
     ------
@@ -523,6 +530,12 @@ def verify(
     for p in props:
         if p in THEORY_CHECKS:
             records.append(THEORY_CHECKS[p](seed=seed))
+            continue
+        if p in CLAIM_CHECKS:  # several records, named by method (adamlab.dissect.claims)
+            records.extend(CLAIM_CHECKS[p](seed=seed, long=data))
+            continue
+        if p in OPTIMIZER_CHECKS:
+            records.extend(OPTIMIZER_CHECKS[p](o, seed=seed) for o in opts)
             continue
         for o in opts:
             records.append(CHECKS[p](o, seed=seed))

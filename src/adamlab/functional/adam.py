@@ -145,5 +145,6 @@ def adam_step_pieces(
             raise ValueError("previous: AdamW's decoupled decay needs the parameters before the step; "
                              "use StepRecorder(optimizer)")
         decay = decoupled_decay(param, lr=lr, weight_decay=weight_decay) - param
+    v_hat = second / bias_correction2
     return dict(kind="sign", direction=sign, magnitude=float(lr), gamma=gamma,
-                eta2=safe_ratio(second / bias_correction2 - m2, m2), decay=decay)
+                eta2=safe_ratio(v_hat - m2, m2), decay=decay, second_moment=v_hat)

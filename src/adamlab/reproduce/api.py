@@ -57,6 +57,9 @@ def reproduce(
     """
     recipe = name if isinstance(name, Recipe) else get(name)
     out_dir = Path(out) if out is not None else default_out(recipe.name)
+    standalone = getattr(recipe, "run_standalone", None)
+    if standalone is not None:  # its own experiment loop, no sweep (adamlab.reproduce.recipes.standalone)
+        return standalone(quick=quick, out=out_dir, log=log)
     store_path = Path(store) if store is not None else out_dir / "store.sqlite"
     protocol = recipe.protocol(quick)
     check_data(recipe)  # a missing dataset stops here with adamlab.data's one-line error

@@ -12,4 +12,6 @@ from adamlab.reproduce.recipes import (  # noqa: F401, I001
     adam_cifar10_cnn,
     dissect_p2_cifar10,
     dissect_p3_cifar100,
+    reddi_counterexample,
+    adam_slides,
 )
