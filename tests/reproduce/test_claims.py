@@ -12,15 +12,27 @@ from adamlab.reproduce.recipes.common import as_good_as, group_wins
 from adamlab.reproduce.summary import ordering, stats
 
 
+SEEDS = [0, 1, 2, 3, 4]
+JITTER = [-0.01, 0.005, 0.0, 0.01, -0.005]  # relative seed-to-seed spread (mean 0)
+
+
 def _summary(settings):
-    """settings: {label: (options, {variant: mean train_loss or None for diverged})}."""
+    """settings: {label: (options, {variant: mean of every metric or None for diverged})}.
+
+    Each variant gets five seeds whose values are the mean times (1 + a 1% jitter), train error 0.
+    """
     out = {"settings": {}}
     for label, (options, values) in settings.items():
-        out["settings"][label] = {"options": options, "variants": {
-            v: {"final": {"train_loss": {"mean": x}, "test_error": {"mean": x}, "train_error": {"mean": 0.0},
-                          "test_accuracy": {"mean": x}},
-                "n_diverged": 0 if x is not None else 1, "lr_scores": {}}
-            for v, x in values.items()}}
+        variants = {}
+        for v, x in values.items():
+            seeds = None if x is None else [x * (1 + j) for j in JITTER]
+            per_seed = {m: seeds or [None] * len(SEEDS) for m in ("train_loss", "test_error", "test_accuracy")}
+            per_seed["train_error"] = [0.0] * len(SEEDS)
+            variants[v] = {"final": {"train_loss": {"mean": x}, "test_error": {"mean": x},
+                                     "train_error": {"mean": 0.0}, "test_accuracy": {"mean": x}},
+                           "n_diverged": 0 if x is not None else len(SEEDS), "lr_scores": {},
+                           "seeds": list(SEEDS), "per_seed": per_seed}
+        out["settings"][label] = {"options": options, "variants": variants}
     return out
 
 

@@ -61,7 +61,8 @@ def _wide_range(db: Any, entries: list[Any], metric: str) -> bool:
 
 def header(execution: Execution, summary: dict[str, Any], width: int = 110) -> str:
     """Figure title: recipe, protocol, selection rule, and QUICK where it applies."""
-    quick = "QUICK (reduced budget) -- " if execution.quick else ""
+    quick = "QUICK (reduced budget) -- " if execution.quick else (
+        "DeepOBS protocol -- " if execution.protocol_name == "deepobs" else "")
     lines = [execution.recipe.title, f"{quick}{summary['protocol']['description']}",
              f"selection: {summary['selection']}; lines: mean over seeds, band: min-max"]
     return "\n".join(textwrap.fill(line, width) for line in lines)
@@ -160,7 +161,8 @@ def plot_lr_sensitivity(execution: Execution, summary: dict[str, Any],
     variants = list(dict.fromkeys(v for _, v in tuned))
     cmap = plt.get_cmap("tab10")
     colors = {v: cmap(i % 10) for i, v in enumerate(variants)}
-    metric, mode = recipe.criterion.split(":", 1)[1], recipe.criterion.split(":", 1)[0]
+    crit = recipe.selection()
+    metric, mode = crit.metric, crit.mode
     for k, lab in enumerate(settings):
         ax = axes[k // cols][k % cols]
         top = blended_transform_factory(ax.transData, ax.transAxes)
