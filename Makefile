@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch==2.13.0 resolves to the local CPU wheel on these machines; a bare `torch` would pull CUDA.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: venv demo test test-all lint bench clean
+.PHONY: venv demo test test-all lint bench results clean
 
 $(BIN)/adamlab: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: venv
 
 test-all: venv
 	$(BIN)/python -m pytest -m "slow or not slow"
+
+# DeepOBS protocol for noisy-quadratic, wilson, adam-mnist-logreg; rewrites their marked sections of
+# docs/results.md (needs the MNIST files under $$ADAMLAB_DATA). RESULTS_ARGS="--recipes wilson" for one.
+results: venv
+	$(BIN)/python -m adamlab.reproduce.regenerate $(RESULTS_ARGS)
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
