@@ -11,7 +11,6 @@ from adamlab.reproduce.recipes import noisy_quadratic as nq
 from adamlab.reproduce.recipes.common import as_good_as, group_wins
 from adamlab.reproduce.summary import ordering, stats
 
-
 SEEDS = [0, 1, 2, 3, 4]
 JITTER = [-0.01, 0.005, 0.0, 0.01, -0.005]  # relative seed-to-seed spread (mean 0)
 
