@@ -136,3 +136,42 @@ def test_dissection_hook_matches_the_lemma_on_a_quadratic():
     rho = np.mean([0.5 * (1 + erf(abs(g) / (sqrt(2) * sqrt(s)))) for g, s in zip(grad, sigma2, strict=True)])
     assert out["rho"] == pytest.approx(rho, rel=1e-6)
     assert 0.0 <= out["gamma_measured"] <= 1.0
+
+
+def test_a_mean_advantage_within_the_seed_spread_does_not_agree():
+    """The means favour sign descent, but two of five seeds do not: the interval includes zero."""
+    s = _quad(axis_adv=0.5, rot_adv=-0.1, va_gain=0.1, adam_vs_va=0.05)
+    claim = get("noisy-quadratic").claims[0]
+    verdict = claim.check(s)
+    assert verdict.agree and verdict.effect.low > 0 and verdict.effect.n == len(SEEDS)
+    lab = nq.label("ill", "axis", 4.0)
+    v = s["settings"][lab]["variants"]["mssd"]
+    v["per_seed"]["train_loss"] = [0.5, 0.5, 0.5, 30.0, 30.0]  # msgd: 10; mean of log10 still below 1
+    verdict = claim.check(s)
+    assert verdict.effect.estimate > 0 and verdict.effect.low < 0 and not verdict.agree
+
+
+def test_as_good_as_effect_by_hand_and_with_diverged_runs():
+    s = _summary({"p": ({}, {"adam": 1.0, "sgd": 2.0, "bad": None})})
+    for v in s["settings"]["p"]["variants"].values():  # no jitter: the interval is a point
+        if v["per_seed"]["train_loss"][0] is not None:
+            v["per_seed"]["train_loss"] = [v["final"]["train_loss"]["mean"]] * len(SEEDS)
+    verdict = as_good_as("p", "adam", ["sgd"], "train_loss", "min", rel_tol=0.05)(s)
+    assert verdict.effect.estimate == pytest.approx(math.log10(2.0) + math.log10(1.05))
+    assert verdict.effect.low == verdict.effect.high == verdict.effect.estimate and verdict.agree
+    # a diverged competitor is infinitely worse (agree); a diverged target never agrees
+    assert as_good_as("p", "adam", ["sgd", "bad"], "train_loss", "min")(s).agree
+    assert not as_good_as("p", "bad", ["adam"], "train_loss", "min")(s).agree
+
+
+def test_summary_claim_entry_carries_the_effect():
+    from adamlab.reproduce.base import Claim
+    from adamlab.reproduce.summary import check_claim
+
+    s = _summary({"p": ({}, {"adam": 1.0, "sgd": 2.0})})
+    entry = check_claim(Claim("adam wins", as_good_as("p", "adam", ["sgd"], "train_loss", "min")), s)
+    assert entry["agree"] is True and entry["effect"]["low"] > 0 and entry["effect"]["n"] == len(SEEDS)
+    legacy = check_claim(Claim("old style", lambda summary: (True, "text")), s)
+    assert legacy == {"claim": "old style", "agree": True, "measured": "text", "effect": None}
+    missing = check_claim(Claim("needs nosuch", as_good_as("p", "nosuch", ["sgd"], "train_loss", "min")), s)
+    assert missing["agree"] is False and "could not be checked" in missing["measured"]

@@ -392,10 +392,13 @@ def select_lr(
     crit = Criterion.parse(criterion)
     db, owned = _open_store(store)
     try:
+        status = db.statuses(run_ids)  # indexed look-ups: no scan of the whole store per call
+        rows = [{"run_id": i, "status": status[i], "lr": db.config(i).lr} for i in dict.fromkeys(run_ids)
+                if i in status]
         by_lr: dict[float, list[float | None]] = {}
-        for r in _rows(db, run_ids):
-            (value,) = final_values(db, [r], crit.metric)
-            by_lr.setdefault(float(r["lr"]), []).append(value)
+        for r, value in zip(rows, final_values(db, rows, crit.metric), strict=True):
+            if r["lr"] is not None:
+                by_lr.setdefault(float(r["lr"]), []).append(value)
     finally:
         if owned:
             db.close()
