@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,7 @@ def execute(
     quiet: bool = False,
     log: Callable[[str], None] = print,
     quick: bool | None = None,
+    backend_options: Mapping[str, Any] | None = None,
 ) -> Execution:
     """Run ``recipe`` under ``protocol`` into ``store`` and return the run ids.
 
@@ -117,12 +118,16 @@ def execute(
         Where progress lines go.
     quick:
         Shorthand for ``protocol="quick"`` (kept for callers of the old signature).
+    backend_options:
+        Options of the backend (default: ``{"vmap": True}`` for ``ray``, so each task trains a batched
+        block; none otherwise).
     """
     from adamlab.runner import Store
     from adamlab.runner.backends import get_backend
     from adamlab.runner.sweep import expand_grid, run_configs, select_lr
 
-    get_backend(backend)  # an unknown name (or Ray missing) stops here, before anything runs
+    options = dict(backend_options) if backend_options is not None else ({"vmap": True} if backend == "ray" else {})
+    get_backend(backend, **options)  # an unknown name or option (or Ray missing) stops here, before any run
     name = protocol_name(True if quick else protocol)
     t0 = time.perf_counter()
     proto = recipe.protocol(name)
@@ -137,7 +142,8 @@ def execute(
 
     def run(configs: list[Any], instances: list[Any], hooks: Sequence[Any], desc: str) -> None:
         if configs:
-            run_configs(configs, db, backend, problems=instances, hooks=hooks, quiet=quiet, desc=desc)
+            run_configs(configs, db, backend, problems=instances, hooks=hooks, quiet=quiet, desc=desc,
+                        backend_options=options)
 
     def grid(inst: list[Any], variant: Variant, lrs: list[float], seeds: list[int],
              hooks: Sequence[Any] = ()) -> list[Any]:
