@@ -35,7 +35,7 @@ def test_every_recipe_has_the_deepobs_protocol(name):
     assert list(proto.lr_grid) == list(DEEPOBS_GRID)
     assert list(proto.tune_seeds) == [0] and list(proto.seeds) == list(range(10))
     assert proto.steps == recipe.full.steps  # the full budget
-    assert "DeepOBS" in proto.describe()
+    assert "DeepOBS" in proto.describe() and "lr grid of 36 log-spaced values in [1e-05, 100]" in proto.describe()
     assert recipe.protocol("full") is recipe.full and recipe.protocol(True) is recipe.quick
 
 

@@ -16,6 +16,7 @@ Each recipe has three protocols (:data:`PROTOCOLS`): ``full`` (the recipe's own,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -103,9 +104,8 @@ class Protocol:
 
     def describe(self) -> str:
         """One line: grid, seeds, budget (used in output, JSON and figures)."""
-        grid = ", ".join(f"{x:.3g}" for x in self.lr_grid)
         parts = [
-            f"lr grid {{{grid}}}",
+            _describe_grid(self.lr_grid),
             f"tune on {_count(len(self.tune_seeds), self.replicate_option)}, rerun best lr on "
             f"{_count(len(self.seeds), self.replicate_option)}",
             f"{self.steps} steps",
@@ -124,6 +124,16 @@ def deepobs_protocol(full: Protocol, **overrides: Any) -> Protocol:
     fields: dict[str, Any] = dict(lr_grid=list(DEEPOBS_GRID), tune_seeds=list(DEEPOBS_TUNE_SEEDS),
                                   seeds=list(DEEPOBS_SEEDS), note=note)
     return replace(full, **{**fields, **overrides})
+
+
+def _describe_grid(grid: Sequence[float]) -> str:
+    """``lr grid {a, b, ...}``; a long log-spaced grid as ``lr grid of n log-spaced values in [a, b]``."""
+    lrs = [float(x) for x in grid]
+    if len(lrs) > 12 and all(x > 0 for x in lrs):
+        steps = [math.log(b / a) for a, b in zip(lrs, lrs[1:], strict=False)]
+        if all(abs(st - steps[0]) <= 1e-6 * abs(steps[0]) for st in steps) and steps[0] > 0:
+            return f"lr grid of {len(lrs)} log-spaced values in [{lrs[0]:.3g}, {lrs[-1]:.3g}]"
+    return "lr grid {" + ", ".join(f"{x:.3g}" for x in lrs) + "}"
 
 
 def _count(n: int, replicate: str | None) -> str:

@@ -121,7 +121,7 @@ def build_summary(execution: Execution) -> dict[str, Any]:
             "problem_options": dict(protocol.problem_options),
             "hook_seeds": None if protocol.hook_seeds is None else list(protocol.hook_seeds),
         },
-        "selection": selection_rule(recipe.criterion),
+        "selection": selection_rule(recipe.criterion, replicated=protocol.replicate_option is not None),
         "compute_time_s": round(execution.wall_time, 2),
         "wall_time_s": round(execution.wall_time, 2),
         "phase_times_s": {k: round(v, 2) for k, v in execution.phase_times.items()},
@@ -152,9 +152,9 @@ def check_claim(claim: Any, summary: dict[str, Any]) -> dict[str, Any]:
     return {"claim": claim.text, "agree": bool(agree), "measured": measured, "effect": None}
 
 
-def selection_rule(criterion: str) -> str:
+def selection_rule(criterion: str, *, replicated: bool = False) -> str:
     """Human-readable selection rule of a criterion such as ``"min:train_loss"`` (the runner's words)."""
-    return Criterion.parse(criterion).describe()
+    return Criterion.parse(criterion).describe("the tune data draws" if replicated else "the tune seeds")
 
 
 def ordering(setting: dict[str, Any], metric: str, mode: str) -> list[str]:
