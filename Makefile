@@ -27,8 +27,10 @@ test-all: venv
 
 # DeepOBS protocol for noisy-quadratic, wilson, adam-mnist-logreg; rewrites their marked sections of
 # docs/results.md (needs the MNIST files under $$ADAMLAB_DATA). RESULTS_ARGS="--recipes wilson" for one.
+# One torch thread by default: the batched runs of these small problems were 12x slower with two
+# threads on a 2-core machine with one other busy process (override with OMP_NUM_THREADS=2).
 results: venv
-	$(BIN)/python -m adamlab.reproduce.regenerate $(RESULTS_ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m adamlab.reproduce.regenerate $(RESULTS_ARGS)
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
