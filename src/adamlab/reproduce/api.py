@@ -95,5 +95,5 @@ def reproduce(
             f"\n    effect: {effect_text(claim.get('effect'))}")
     log(f"wall time: {summary['wall_time_s']:.1f} s with the {backend} backend (compute time; all "
         f"{summary['n_runs']} runs of the recipe: {summary['training_time_s']:.1f} s of training, summed over "
-        f"runs); summary: {json_path}; figures: {', '.join(str(p) for p in figures)}; store: {store_path}")
+        f"runs, a batched run counting its whole block's time); summary: {json_path}; figures: {', '.join(str(p) for p in figures)}; store: {store_path}")
     return summary

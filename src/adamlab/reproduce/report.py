@@ -90,7 +90,8 @@ def markdown_section(summary: dict[str, Any], figure: str, metrics: list[str] | 
         claims_table(summary),
         "",
         f"Compute: {summary['n_runs']} runs, {summary['training_time_s']:.0f} s of training in total "
-        f"(summed over runs); wall time of the last invocation {summary.get('wall_time_s', summary['compute_time_s']):.0f} s "
+        f"(summed over runs; a run trained in a batch counts its whole block's time); wall time of the last "
+        f"invocation {summary.get('wall_time_s', summary['compute_time_s']):.0f} s "
         f"with the `{summary.get('backend', 'serial')}` backend.",
     ]
     return "\n".join(lines)
