@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 # What `make test` adds to the venv: Ray (the distributed backend's test) and pyarrow (parquet export).
 TEST_EXTRAS ?= dev,ray,parquet
 
-.PHONY: venv demo test test-ray test-all lint bench clean
+.PHONY: venv demo test test-ray test-all lint bench results clean
 
 $(BIN)/adamlab: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,13 @@ test-ray: $(VENV)/.test-extras
 
 test-all: $(VENV)/.test-extras
 	$(BIN)/python -m pytest -m "slow or not slow"
+
+# DeepOBS protocol for noisy-quadratic, wilson, adam-mnist-logreg; rewrites their marked sections of
+# docs/results.md (needs the MNIST files under $$ADAMLAB_DATA). RESULTS_ARGS="--recipes wilson" for one.
+# One torch thread by default: the batched runs of these small problems were 12x slower with two
+# threads on a 2-core machine with one other busy process (override with OMP_NUM_THREADS=2).
+results: venv
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m adamlab.reproduce.regenerate $(RESULTS_ARGS)
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

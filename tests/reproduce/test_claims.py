@@ -11,16 +11,27 @@ from adamlab.reproduce.recipes import noisy_quadratic as nq
 from adamlab.reproduce.recipes.common import as_good_as, group_wins
 from adamlab.reproduce.summary import ordering, stats
 
+SEEDS = [0, 1, 2, 3, 4]
+JITTER = [-0.01, 0.005, 0.0, 0.01, -0.005]  # relative seed-to-seed spread (mean 0)
+
 
 def _summary(settings):
-    """settings: {label: (options, {variant: mean train_loss or None for diverged})}."""
+    """settings: {label: (options, {variant: mean of every metric or None for diverged})}.
+
+    Each variant gets five seeds whose values are the mean times (1 + a 1% jitter), train error 0.
+    """
     out = {"settings": {}}
     for label, (options, values) in settings.items():
-        out["settings"][label] = {"options": options, "variants": {
-            v: {"final": {"train_loss": {"mean": x}, "test_error": {"mean": x}, "train_error": {"mean": 0.0},
-                          "test_accuracy": {"mean": x}},
-                "n_diverged": 0 if x is not None else 1, "lr_scores": {}}
-            for v, x in values.items()}}
+        variants = {}
+        for v, x in values.items():
+            seeds = None if x is None else [x * (1 + j) for j in JITTER]
+            per_seed = {m: seeds or [None] * len(SEEDS) for m in ("train_loss", "test_error", "test_accuracy")}
+            per_seed["train_error"] = [0.0] * len(SEEDS)
+            variants[v] = {"final": {"train_loss": {"mean": x}, "test_error": {"mean": x},
+                                     "train_error": {"mean": 0.0}, "test_accuracy": {"mean": x}},
+                           "n_diverged": 0 if x is not None else len(SEEDS), "lr_scores": {},
+                           "seeds": list(SEEDS), "per_seed": per_seed}
+        out["settings"][label] = {"options": options, "variants": variants}
     return out
 
 
@@ -125,3 +136,42 @@ def test_dissection_hook_matches_the_lemma_on_a_quadratic():
     rho = np.mean([0.5 * (1 + erf(abs(g) / (sqrt(2) * sqrt(s)))) for g, s in zip(grad, sigma2, strict=True)])
     assert out["rho"] == pytest.approx(rho, rel=1e-6)
     assert 0.0 <= out["gamma_measured"] <= 1.0
+
+
+def test_a_mean_advantage_within_the_seed_spread_does_not_agree():
+    """The means favour sign descent, but two of five seeds do not: the interval includes zero."""
+    s = _quad(axis_adv=0.5, rot_adv=-0.1, va_gain=0.1, adam_vs_va=0.05)
+    claim = get("noisy-quadratic").claims[0]
+    verdict = claim.check(s)
+    assert verdict.agree and verdict.effect.low > 0 and verdict.effect.n == len(SEEDS)
+    lab = nq.label("ill", "axis", 4.0)
+    v = s["settings"][lab]["variants"]["mssd"]
+    v["per_seed"]["train_loss"] = [0.5, 0.5, 0.5, 30.0, 30.0]  # msgd: 10; mean of log10 still below 1
+    verdict = claim.check(s)
+    assert verdict.effect.estimate > 0 and verdict.effect.low < 0 and not verdict.agree
+
+
+def test_as_good_as_effect_by_hand_and_with_diverged_runs():
+    s = _summary({"p": ({}, {"adam": 1.0, "sgd": 2.0, "bad": None})})
+    for v in s["settings"]["p"]["variants"].values():  # no jitter: the interval is a point
+        if v["per_seed"]["train_loss"][0] is not None:
+            v["per_seed"]["train_loss"] = [v["final"]["train_loss"]["mean"]] * len(SEEDS)
+    verdict = as_good_as("p", "adam", ["sgd"], "train_loss", "min", rel_tol=0.05)(s)
+    assert verdict.effect.estimate == pytest.approx(math.log10(2.0) + math.log10(1.05))
+    assert verdict.effect.low == verdict.effect.high == verdict.effect.estimate and verdict.agree
+    # a diverged competitor is infinitely worse (agree); a diverged target never agrees
+    assert as_good_as("p", "adam", ["sgd", "bad"], "train_loss", "min")(s).agree
+    assert not as_good_as("p", "bad", ["adam"], "train_loss", "min")(s).agree
+
+
+def test_summary_claim_entry_carries_the_effect():
+    from adamlab.reproduce.base import Claim
+    from adamlab.reproduce.summary import check_claim
+
+    s = _summary({"p": ({}, {"adam": 1.0, "sgd": 2.0})})
+    entry = check_claim(Claim("adam wins", as_good_as("p", "adam", ["sgd"], "train_loss", "min")), s)
+    assert entry["agree"] is True and entry["effect"]["low"] > 0 and entry["effect"]["n"] == len(SEEDS)
+    legacy = check_claim(Claim("old style", lambda summary: (True, "text")), s)
+    assert legacy == {"claim": "old style", "agree": True, "measured": "text", "effect": None}
+    missing = check_claim(Claim("needs nosuch", as_good_as("p", "nosuch", ["sgd"], "train_loss", "min")), s)
+    assert missing["agree"] is False and "could not be checked" in missing["measured"]

@@ -3,7 +3,16 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from adamlab.runner import Criterion, Store, expand_grid, get_backend, select_best, sweep, tune_and_rerun
+from adamlab.runner import (
+    Criterion,
+    Store,
+    expand_grid,
+    get_backend,
+    problem_key,
+    select_best,
+    sweep,
+    tune_and_rerun,
+)
 from adamlab.runner.result import RunResult
 from tests.runner import runner_tiny_problem as tiny
 
@@ -113,8 +122,9 @@ def test_select_best_separates_problem_options(store_path):
     sweep([(tiny.NAME, {"dropout": 0.0}), (tiny.NAME, {"dropout": 0.5})], ["sgd"], [0.001, 0.05], 1, 20,
           store_path, quiet=True)
     sel = select_best(store_path)
-    assert set(sel) == {(f"{tiny.NAME}[dropout=0.0]", "sgd"), (f"{tiny.NAME}[dropout=0.5]", "sgd")}
-    assert sel[(f"{tiny.NAME}[dropout=0.5]", "sgd")].problem_options == {"dropout": 0.5}
+    keys = [problem_key(tiny.NAME, {"dropout": 0.0}), problem_key(tiny.NAME, {"dropout": 0.5})]
+    assert set(sel) == {(keys[0], "sgd"), (keys[1], "sgd")}
+    assert sel[(keys[1], "sgd")].problem_options == {"dropout": 0.5}
 
 
 def test_criterion_parse():
@@ -127,7 +137,7 @@ def test_criterion_parse():
 def test_tune_and_rerun(store_path):
     rep = tune_and_rerun(tiny.NAME, ["sgd", "adam"], [0.001, 0.05], tune_seeds=1, rerun_seeds=3, budget=30,
                          store=store_path, quiet=True)
-    pid = f"{tiny.NAME}[dropout=0.0]"
+    pid = problem_key(tiny.NAME, {"dropout": 0.0})
     assert set(rep.selections) == {(pid, "sgd"), (pid, "adam")}
     assert rep.tune.finished == 4
     # seed 0 of each best lr was already trained during tuning

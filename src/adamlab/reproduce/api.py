@@ -8,15 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from adamlab.reproduce.base import Recipe, get
+from adamlab.reproduce.base import Recipe, get, protocol_name
 from adamlab.reproduce.engine import check_data, execute
 from adamlab.reproduce.figures import plot_lr_sensitivity, plot_recipe
+from adamlab.reproduce.report import effect_text
 from adamlab.reproduce.summary import build_summary, format_table, write_json
 
 
-def default_out(name: str) -> Path:
-    """``./results/<name>/``."""
-    return Path("results") / name
+def default_out(name: str, protocol: str = "full") -> Path:
+    """``./results/<name>/`` (``./results/<name>-deepobs/`` for the DeepOBS protocol)."""
+    return Path("results") / (f"{name}-deepobs" if protocol == "deepobs" else name)
 
 
 def reproduce(
@@ -27,6 +28,8 @@ def reproduce(
     store: str | os.PathLike[str] | None = None,
     quiet: bool = False,
     log: Callable[[str], None] = print,
+    protocol: str | None = None,
+    backend: str = "vmap",
 ) -> dict[str, Any]:
     """Run recipe ``name``; write its figures, ``<out>/summary.json`` and the store.
 
@@ -40,15 +43,22 @@ def reproduce(
         A recipe from :func:`adamlab.reproduce.names`, or a :class:`Recipe` (e.g. a registered one with
         a smaller protocol, made with ``dataclasses.replace``).
     quick:
-        The reduced budget of the recipe (marked "QUICK" on the figure and in the JSON).
+        The reduced budget of the recipe (marked "QUICK" on the figure and in the JSON); the same as
+        ``protocol="quick"``.
     out:
-        Output folder (default ``./results/<name>/``).
+        Output folder (default :func:`default_out`).
     store:
         SQLite results store (default ``<out>/store.sqlite``); finished runs in it are reused.
     quiet:
         No progress bars.
     log:
         Where the report lines go (``print`` by default).
+    protocol:
+        ``"full"`` (the recipe's own protocol, default), ``"quick"`` or ``"deepobs"`` (36 log-spaced
+        lrs in [1e-5, 1e2], tune on 1 seed, rerun the best on 10 seeds).
+    backend:
+        Runner backend: ``"vmap"`` (default; runs that cannot be batched fall back to the serial loop,
+        with the backend's message), ``"serial"`` or ``"ray"``.
 
     Returns
     -------
@@ -56,32 +66,40 @@ def reproduce(
         The JSON summary (see :mod:`adamlab.reproduce.summary`).
     """
     recipe = name if isinstance(name, Recipe) else get(name)
-    out_dir = Path(out) if out is not None else default_out(recipe.name)
+    if quick and protocol not in (None, "quick"):
+        raise ValueError(f"quick=True conflicts with protocol={protocol!r}; give one of them")
+    which = protocol_name("quick" if quick else (protocol or "full"))
+    out_dir = Path(out) if out is not None else default_out(recipe.name, which)
     standalone = getattr(recipe, "run_standalone", None)
     if standalone is not None:  # its own experiment loop, no sweep (adamlab.reproduce.recipes.standalone)
-        return standalone(quick=quick, out=out_dir, log=log)
+        if which not in ("quick", "full"):
+            raise ValueError(f"recipe {recipe.name!r} has its own experiment, not a learning-rate sweep: "
+                             f"protocol {which!r} does not apply (use --quick or the full run)")
+        return standalone(quick=which == "quick", out=out_dir, log=log)
     store_path = Path(store) if store is not None else out_dir / "store.sqlite"
-    protocol = recipe.protocol(quick)
+    proto = recipe.protocol(which)
     check_data(recipe)  # a missing dataset stops here with adamlab.data's one-line error
-    log(f"recipe {recipe.name}: {recipe.title}{' [QUICK]' if quick else ''}")
-    log(f"protocol: {protocol.describe()}")
-    log(f"selection: {recipe.criterion}; settings: {', '.join(s.label for s in recipe.settings_for(quick))}")
-    log(f"methods: {', '.join(v.label for v in recipe.variants_for(quick))}")
+    tag = {"quick": " [QUICK]", "deepobs": " [DeepOBS protocol]"}.get(which, "")
+    log(f"recipe {recipe.name}: {recipe.title}{tag}")
+    log(f"protocol ({which}): {proto.describe()}")
+    log(f"selection: {recipe.criterion}; settings: {', '.join(s.label for s in recipe.settings_for(which))}")
+    log(f"methods: {', '.join(v.label for v in recipe.variants_for(which))}; backend: {backend}")
     t0 = time.perf_counter()
-    execution = execute(recipe, quick=quick, store=store_path, quiet=quiet, log=log)
+    execution = execute(recipe, protocol=which, store=store_path, backend=backend, quiet=quiet, log=log)
     summary = build_summary(execution)
     figures = plot_recipe(execution, summary, out_dir) + plot_lr_sensitivity(execution, summary, out_dir)
     if recipe.extra_figures is not None:
         figures += recipe.extra_figures(execution, summary, out_dir)
     summary["figures"] = [str(p) for p in figures]
-    summary["compute_time_s"] = round(time.perf_counter() - t0, 2)
+    summary["compute_time_s"] = summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
     json_path = write_json(out_dir / "summary.json", summary)
     log("")
     log(format_table(summary, list(recipe.metrics)))
     log("")
     for claim in summary["claims"]:
-        log(f"[{'agree' if claim['agree'] else 'DISAGREE'}] {claim['claim']}\n    measured: {claim['measured']}")
-    log(f"compute time: {summary['compute_time_s']:.1f} s (all {summary['n_runs']} runs of the recipe: "
-        f"{summary['training_time_s']:.1f} s of training); summary: {json_path}; "
-        f"figures: {', '.join(str(p) for p in figures)}; store: {store_path}")
+        log(f"[{'agree' if claim['agree'] else 'DISAGREE'}] {claim['claim']}\n    measured: {claim['measured']}"
+            f"\n    effect: {effect_text(claim.get('effect'))}")
+    log(f"wall time: {summary['wall_time_s']:.1f} s with the {backend} backend (compute time; all "
+        f"{summary['n_runs']} runs of the recipe: {summary['training_time_s']:.1f} s of training, summed over "
+        f"runs, a batched run counting its whole block's time); summary: {json_path}; figures: {', '.join(str(p) for p in figures)}; store: {store_path}")
     return summary

@@ -5,16 +5,32 @@ sweep and selection (:mod:`adamlab.runner`), and :mod:`adamlab.reproduce.summary
 the JSON summary. Each recipe module defines one ``RECIPE`` and registers it.
 
 Tuning protocol (DESIGN.md, "Tuning protocol"): every (setting, variant) sweeps ``lr_grid`` with
-``tune_seeds``; the lr with the best ``criterion`` (final value of a metric, mean over the tune seeds;
-an lr where a seed diverged ranks last; ties go to the smaller lr) is rerun with ``seeds``. A variant
-with a fixed ``lr`` skips tuning.
+``tune_seeds``; the lr with the best ``criterion`` (the runner's rule,
+:meth:`adamlab.runner.sweep.Criterion.describe`) is rerun with ``seeds``. A variant with a fixed ``lr``
+skips tuning.
+
+Each recipe has three protocols (:data:`PROTOCOLS`): ``full`` (the recipe's own, the default),
+``quick`` (minutes on 2 cores) and ``deepobs`` (DeepOBS's: the 36 log-spaced lrs of
+:data:`DEEPOBS_GRID` in [1e-5, 1e2], tune on 1 seed, rerun the best on 10 seeds, the full budget).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from adamlab.reproduce.effects import Effect
+from adamlab.runner.sweep import Criterion
+
+#: The protocols every recipe has; ``full`` is the default.
+PROTOCOLS = ("full", "quick", "deepobs")
+
+#: DeepOBS's learning-rate grid: 36 log-spaced values from 1e-5 to 1e2 (both included).
+DEEPOBS_GRID: tuple[float, ...] = tuple(float(f"{10 ** (-5 + 7 * k / 35):.12g}") for k in range(36))
+DEEPOBS_TUNE_SEEDS: tuple[int, ...] = (0,)
+DEEPOBS_SEEDS: tuple[int, ...] = tuple(range(10))
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,10 @@ class Protocol:
         and the training seed stays 0: for deterministic problems such as full-batch least squares.
     hook_every:
         Dissection hook cadence in steps (recipes with a hook only).
+    hook_seeds:
+        Seeds whose final reruns record the hook (None: all of ``seeds``, on the final runs
+        themselves). When set, the hooked runs are extra runs of those seeds, and the final reruns
+        carry no hook, so that they can be batched (a hook needs a single run's model).
     note:
         Extra text for :meth:`describe` (e.g. the noise levels, a data subset).
     settings, variants:
@@ -77,15 +97,15 @@ class Protocol:
     problem_options: Mapping[str, Any] = field(default_factory=dict)
     replicate_option: str | None = None
     hook_every: int | None = None
+    hook_seeds: Sequence[int] | None = None
     note: str = ""
     settings: Sequence[Setting] | None = None
     variants: Sequence[Variant] | None = None
 
     def describe(self) -> str:
         """One line: grid, seeds, budget (used in output, JSON and figures)."""
-        grid = ", ".join(f"{x:.3g}" for x in self.lr_grid)
         parts = [
-            f"lr grid {{{grid}}}",
+            _describe_grid(self.lr_grid),
             f"tune on {_count(len(self.tune_seeds), self.replicate_option)}, rerun best lr on "
             f"{_count(len(self.seeds), self.replicate_option)}",
             f"{self.steps} steps",
@@ -97,21 +117,64 @@ class Protocol:
         return "; ".join(parts)
 
 
+def deepobs_protocol(full: Protocol, **overrides: Any) -> Protocol:
+    """DeepOBS's protocol on the budget of ``full``: :data:`DEEPOBS_GRID`, tune on seed 0, rerun the best
+    lr on seeds 0..9 (data draws for a replicated recipe). ``overrides`` replace further fields."""
+    note = "; ".join(x for x in (full.note, "DeepOBS protocol") if x)
+    fields: dict[str, Any] = dict(lr_grid=list(DEEPOBS_GRID), tune_seeds=list(DEEPOBS_TUNE_SEEDS),
+                                  seeds=list(DEEPOBS_SEEDS), note=note)
+    return replace(full, **{**fields, **overrides})
+
+
+def _describe_grid(grid: Sequence[float]) -> str:
+    """``lr grid {a, b, ...}``; a long log-spaced grid as ``lr grid of n log-spaced values in [a, b]``."""
+    lrs = [float(x) for x in grid]
+    if len(lrs) > 12 and all(x > 0 for x in lrs):
+        steps = [math.log(b / a) for a, b in zip(lrs, lrs[1:], strict=False)]
+        if all(abs(st - steps[0]) <= 1e-6 * abs(steps[0]) for st in steps) and steps[0] > 0:
+            return f"lr grid of {len(lrs)} log-spaced values in [{lrs[0]:.3g}, {lrs[-1]:.3g}]"
+    return "lr grid {" + ", ".join(f"{x:.3g}" for x in lrs) + "}"
+
+
 def _count(n: int, replicate: str | None) -> str:
     word = ("data draw" if replicate else "seed") + ("s" if n != 1 else "")
     return f"{n} {word}"
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """The check of a claim: its :class:`~adamlab.reproduce.effects.Effect` and what we measured.
+
+    ``agree`` is ``effect.agrees``: the bootstrap interval excludes zero on the paper's side.
+    Unpacks (and indexes) as the pair ``agree, measured`` of the older checks.
+    """
+
+    effect: Effect
+    measured: str
+
+    @property
+    def agree(self) -> bool:
+        return self.effect.agrees
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.agree, self.measured))
+
+    def __getitem__(self, i: int) -> Any:
+        return (self.agree, self.measured)[i]
+
+
+@dataclass(frozen=True)
 class Claim:
     """A claim of the paper and the check of it on a summary.
 
-    ``check(summary) -> (agree, what we measured)``; ``summary`` is the JSON dict of
-    :func:`adamlab.reproduce.summary.build_summary` (``summary["settings"][label]["variants"][v]``).
+    ``check(summary) -> Verdict`` (an effect with its interval over the seeds, and a sentence of what
+    we measured; a plain ``(agree, measured)`` pair is accepted too and reported without an effect);
+    ``summary`` is the JSON dict of :func:`adamlab.reproduce.summary.build_summary`
+    (``summary["settings"][label]["variants"][v]``, with the per-seed values in ``"per_seed"``).
     """
 
     text: str
-    check: Callable[[dict[str, Any]], tuple[bool, str]]
+    check: Callable[[dict[str, Any]], Verdict | tuple[bool, str]]
 
 
 @dataclass(frozen=True)
@@ -128,6 +191,8 @@ class Recipe:
         Panels of the figure and the curves in each.
     full, quick:
         The protocols of a normal and a ``--quick`` run.
+    deepobs:
+        The ``--protocol deepobs`` protocol (default: :func:`deepobs_protocol` of ``full``).
     criterion:
         Selection rule (``"min:train_loss"``, ``"max:test_accuracy"``...).
     metrics:
@@ -167,25 +232,44 @@ class Recipe:
     extra_figures: Callable[..., Any] | None = None
     order: str | None = None
     doc: str = ""
+    deepobs: Protocol | None = None
 
-    def protocol(self, quick: bool) -> Protocol:
-        """The quick or the full protocol."""
-        return self.quick if quick else self.full
+    def protocol(self, which: bool | str = False) -> Protocol:
+        """The protocol ``which``: a name of :data:`PROTOCOLS`, or a bool (True: quick, False: full)."""
+        name = protocol_name(which)
+        if name == "quick":
+            return self.quick
+        if name == "deepobs":
+            return self.deepobs if self.deepobs is not None else deepobs_protocol(self.full)
+        return self.full
 
-    def settings_for(self, quick: bool) -> list[Setting]:
-        """The settings run under the quick or full protocol."""
-        proto = self.protocol(quick)
+    def settings_for(self, which: bool | str = False) -> list[Setting]:
+        """The settings run under protocol ``which``."""
+        proto = self.protocol(which)
         return list(proto.settings if proto.settings is not None else self.settings)
 
-    def variants_for(self, quick: bool) -> list[Variant]:
-        """The optimizer variants run under the quick or full protocol."""
-        proto = self.protocol(quick)
+    def variants_for(self, which: bool | str = False) -> list[Variant]:
+        """The optimizer variants run under protocol ``which``."""
+        proto = self.protocol(which)
         return list(proto.variants if proto.variants is not None else self.variants)
+
+    def selection(self) -> Criterion:
+        """The tuning criterion (parsed by the runner, the one parser)."""
+        return Criterion.parse(self.criterion)
 
     def order_metric(self) -> tuple[str, str]:
         """``(metric, mode)`` that orders the methods: ``order`` (default: the criterion)."""
-        mode, _, metric = (self.order or self.criterion).partition(":")
-        return metric, mode
+        crit = Criterion.parse(self.order or self.criterion)
+        return crit.metric, crit.mode
+
+
+def protocol_name(which: bool | str) -> str:
+    """``"quick"`` for True, ``"full"`` for False, else a name of :data:`PROTOCOLS` (ValueError otherwise)."""
+    if isinstance(which, bool):
+        return "quick" if which else "full"
+    if which not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}; got {which!r}")
+    return which
 
 
 _REGISTRY: dict[str, Recipe] = {}

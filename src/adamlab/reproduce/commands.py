@@ -1,21 +1,29 @@
-"""``adamlab reproduce NAME [--quick] [--store PATH] [--out DIR] [--quiet]`` and ``--list``."""
+"""``adamlab reproduce NAME [--quick | --protocol full|quick|deepobs] [--backend vmap|serial|ray] [--store PATH]
+[--out DIR] [--quiet]`` and ``--list``."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+#: ``adamlab.reproduce.base.PROTOCOLS`` (repeated so that building the parser imports no torch).
+PROTOCOLS = ("full", "quick", "deepobs")
+
 EPILOG = """\
 examples:
   adamlab reproduce --list                         # the recipes, with their protocols
   adamlab reproduce noisy-quadratic --quick        # Balles & Hennig fig. 2, a few minutes on 2 cores
+  adamlab reproduce wilson --protocol deepobs      # 36 lrs in [1e-5, 1e2], tune on 1 seed, rerun on 10
+  adamlab reproduce wilson --backend serial        # one run after another (default: vmap, batched)
   adamlab reproduce wilson --quick --out /tmp/w    # figure, JSON summary and store into /tmp/w
   ADAMLAB_DATA=../shared/data adamlab reproduce adam-mnist-logreg --quick
   adamlab reproduce dissect-p1-fmnist --store results/all.sqlite   # reuse finished runs of a store
 
 Each run writes <out>/<recipe>.png and .pdf, <out>/summary.json (final metrics mean +- std over
 seeds, selected lrs, ordering of the methods, the paper's claims and whether we agree, compute time)
-and the SQLite store (default <out>/store.sqlite). Default <out>: ./results/<recipe>/.
+and the SQLite store (default <out>/store.sqlite). Default <out>: ./results/<recipe>/ (with
+--protocol deepobs: ./results/<recipe>-deepobs/). Each claim gets an effect size with a bootstrap 95%
+interval over the seeds; "agree" means the interval excludes zero. The output states the wall time.
 Exit codes: 0 done, 2 bad input or missing data (one line on stderr).
 """
 
@@ -32,7 +40,14 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("name", nargs="?", help="recipe name (omit, or use --list, to list them)")
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
-    parser.add_argument("--quick", action="store_true", help="the recipe's reduced budget (minutes on 2 cores)")
+    parser.add_argument("--quick", action="store_true",
+                        help="the recipe's reduced budget (minutes on 2 cores); the same as --protocol quick")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=None,
+                        help="full (the recipe's own, default), quick, or deepobs (36 log-spaced lrs in "
+                             "[1e-5, 1e2], tune on 1 seed, rerun the best on 10 seeds, full budget)")
+    parser.add_argument("--backend", default="vmap",
+                        help="runner backend: vmap (default: batched; runs that cannot batch fall back to "
+                             "serial with the backend's message), serial, or ray")
     parser.add_argument("--store", default=None, help="results store path (default <out>/store.sqlite)")
     parser.add_argument("--out", default=None, help="output folder (default ./results/<recipe>/)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -48,8 +63,9 @@ def list_recipes() -> str:
         r = get(name)
         data = f" [data: {', '.join(r.datasets)}]" if r.datasets else " [no data needed]"
         lines.append(f"{name:<26} {r.title}{data}")
-        lines.append(f"{'':<28}quick: {r.quick.describe()}")
-        lines.append(f"{'':<28}full:  {r.full.describe()}")
+        lines.append(f"{'':<28}quick:   {r.quick.describe()}")
+        lines.append(f"{'':<28}full:    {r.full.describe()}")
+        lines.append(f"{'':<28}deepobs: {r.protocol('deepobs').describe()}")
     return "\n".join(lines)
 
 
@@ -60,6 +76,13 @@ def _main(args: argparse.Namespace) -> int:
     if args.list or not args.name:
         print(list_recipes())
         return 0
+    from adamlab.runner.backends import names as backend_names
+
     get(args.name)  # ValueError listing the recipes -> exit 2
-    reproduce(args.name, quick=args.quick, out=args.out, store=args.store, quiet=args.quiet)
+    if args.quick and args.protocol not in (None, "quick"):
+        raise ValueError(f"--quick conflicts with --protocol {args.protocol}; give one of them")
+    if args.backend not in backend_names():
+        raise ValueError(f"unknown backend {args.backend!r}; known backends: {', '.join(backend_names())}")
+    reproduce(args.name, quick=args.quick, protocol=args.protocol, backend=args.backend, out=args.out,
+              store=args.store, quiet=args.quiet)
     return 0

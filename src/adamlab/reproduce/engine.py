@@ -1,29 +1,36 @@
 """Run a recipe: tune each (setting, variant) on the lr grid, rerun the best lr on the seeds.
 
-Runs go through :func:`adamlab.runner.sweep`, so they land in a results store and are skipped when
-already there (a rerun of a recipe resumes). The selection rule is the runner's (final value of the
-criterion's metric, mean over the tune seeds; an lr where a seed diverged ranks last; ties go to the
-smaller lr), applied by :func:`select_lr` to the pooled tune runs, so that data draws
-(``Protocol.replicate_option``) are averaged like seeds.
+Runs go through the runner (:func:`adamlab.runner.sweep.run_configs`, the body of
+:func:`~adamlab.runner.sweep.sweep`) with the chosen backend (``vmap`` by default), so they land in a
+results store and are skipped when already there (a rerun of a recipe resumes). Each phase hands all
+its runs to the backend at once, so that the batched backend can group the runs of every (setting,
+variant) that share a problem and an optimizer; runs it cannot batch fall back to the serial loop with
+the backend's own message. Phases: (1) the tuning runs of every tuned variant; (2) the selection, by the
+runner's rule (:func:`adamlab.runner.sweep.select_lr`: the pooled tune runs, so that data draws
+(``Protocol.replicate_option``) are averaged like seeds); (3) the final reruns at the selected lrs;
+(4) where ``Protocol.hook_seeds`` is set, the extra hooked runs of those seeds (serial: a hook needs a
+single run's model). Tuning runs never carry the recipe's hook, so that they batch.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adamlab.reproduce.base import Protocol, Recipe, Setting, Variant
-from adamlab.runner.result import RunStatus
+from adamlab.reproduce.base import Protocol, Recipe, Setting, Variant, protocol_name
 
 
 @dataclass
 class VariantRuns:
-    """Run ids of one (setting, variant): the tuning sweep and the final reruns."""
+    """Run ids of one (setting, variant): the tuning sweep, the final reruns and the hooked runs.
+
+    ``final_seeds[i]`` is the seed (or data draw) of ``final_ids[i]``. ``hook_ids`` are the runs
+    that recorded the recipe's hook (the final runs themselves unless ``Protocol.hook_seeds`` is set).
+    """
 
     setting: Setting
     variant: Variant
@@ -31,18 +38,31 @@ class VariantRuns:
     tune_ids: list[str] = field(default_factory=list)
     final_ids: list[str] = field(default_factory=list)
     lr_scores: dict[float, float] = field(default_factory=dict)
+    final_seeds: list[int] = field(default_factory=list)
+    hook_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Execution:
-    """Everything a recipe run produced (before summarising)."""
+    """Everything a recipe run produced (before summarising).
+
+    ``protocol_name`` is one of :data:`adamlab.reproduce.base.PROTOCOLS`; ``wall_time`` the seconds
+    this invocation took; ``backend`` the runner backend used.
+    """
 
     recipe: Recipe
-    quick: bool
+    protocol_name: str
     protocol: Protocol
     store: Path
     runs: list[VariantRuns]
     wall_time: float
+    backend: str = "vmap"
+    phase_times: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def quick(self) -> bool:
+        """The quick protocol (reduced budget, marked QUICK)."""
+        return self.protocol_name == "quick"
 
 
 def check_data(recipe: Recipe) -> None:
@@ -59,32 +79,6 @@ def check_data(recipe: Recipe) -> None:
         load_cached(name, "train")
 
 
-def select_lr(db: Any, run_ids: list[str], criterion: str) -> tuple[float, dict[float, float]]:
-    """The runner's selection rule over ``run_ids`` pooled (all seeds and data draws together).
-
-    Score of an lr: the mean final value of the criterion's metric over its runs, NaN (ranked last)
-    when any of them diverged, failed or lacks the metric; the best score wins, ties go to the
-    smaller lr. Returns ``(best_lr, {lr: score})``.
-    """
-    from adamlab.runner import Criterion
-
-    crit = Criterion.parse(criterion)
-    status = db.statuses(run_ids)
-    by_lr: dict[float, list[float | None]] = {}
-    for run_id in run_ids:
-        lr = db.config(run_id).lr
-        value = db.final_metric(run_id, crit.metric) if status.get(run_id) == RunStatus.FINISHED else None
-        by_lr.setdefault(float(lr), []).append(value)
-    scores: dict[float, float] = {}
-    for lr, values in sorted(by_lr.items()):
-        ok = [v for v in values if v is not None and math.isfinite(v)]
-        scores[lr] = sum(ok) / len(ok) if ok and len(ok) == len(values) else math.nan
-    sign = 1.0 if crit.mode == "min" else -1.0
-    best = min(scores, key=lambda lr: (math.isnan(scores[lr]), 0.0 if math.isnan(scores[lr]) else
-                                       sign * scores[lr], lr))
-    return best, scores
-
-
 def _instances(setting: Setting, protocol: Protocol, replicates: list[int]) -> list[Any]:
     from adamlab import problems
 
@@ -97,58 +91,131 @@ def _instances(setting: Setting, protocol: Protocol, replicates: list[int]) -> l
 def execute(
     recipe: Recipe,
     *,
-    quick: bool,
+    protocol: bool | str = "full",
     store: str | os.PathLike[str],
+    backend: str = "vmap",
     quiet: bool = False,
     log: Callable[[str], None] = print,
+    quick: bool | None = None,
+    backend_options: Mapping[str, Any] | None = None,
 ) -> Execution:
-    """Run ``recipe`` (its quick or full protocol) into ``store`` and return the run ids.
+    """Run ``recipe`` under ``protocol`` into ``store`` and return the run ids.
 
     Parameters
     ----------
     recipe:
         The recipe.
-    quick:
-        Use ``recipe.quick`` instead of ``recipe.full``.
+    protocol:
+        ``"full"`` (default), ``"quick"`` or ``"deepobs"`` (or a bool: True = quick).
     store:
         Path of the SQLite results store (created if missing; finished runs are reused).
+    backend:
+        Runner backend: ``"vmap"`` (default: batched where the runs can be, serial fallback otherwise),
+        ``"serial"`` or ``"ray"``.
     quiet:
         No progress bars.
     log:
         Where progress lines go.
+    quick:
+        Shorthand for ``protocol="quick"`` (kept for callers of the old signature).
+    backend_options:
+        Options of the backend (default: ``{"vmap": True}`` for ``ray``, so each task trains a batched
+        block; none otherwise).
     """
-    from adamlab.runner import Store, sweep
+    from adamlab.runner import Store
+    from adamlab.runner.backends import get_backend
+    from adamlab.runner.sweep import expand_grid, run_configs, select_lr
 
+    options = dict(backend_options) if backend_options is not None else ({"vmap": True} if backend == "ray" else {})
+    get_backend(backend, **options)  # an unknown name or option (or Ray missing) stops here, before any run
+    name = protocol_name(True if quick else protocol)
     t0 = time.perf_counter()
-    protocol = recipe.protocol(quick)
+    proto = recipe.protocol(name)
     check_data(recipe)
-    replicated = protocol.replicate_option is not None
-    out: list[VariantRuns] = []
+    replicated = proto.replicate_option is not None
+    tune_seeds = [0] if replicated else list(proto.tune_seeds)
+    final_seeds = [0] if replicated else list(proto.seeds)
+    common: dict[str, Any] = dict(batch_size=proto.batch_size, eval_every=proto.eval_every)
+    hooked = recipe.hook is not None and bool(proto.hook_every)
+    separate_hooks = hooked and proto.hook_seeds is not None
+    times: dict[str, float] = {}
+
+    def run(configs: list[Any], instances: list[Any], hooks: Sequence[Any], desc: str) -> None:
+        if configs:
+            run_configs(configs, db, backend, problems=instances, hooks=hooks, quiet=quiet, desc=desc,
+                        backend_options=options)
+
+    def grid(inst: list[Any], variant: Variant, lrs: list[float], seeds: list[int],
+             hooks: Sequence[Any] = ()) -> list[Any]:
+        return expand_grid(inst, [variant.optimizer], lrs, seeds, proto.steps, hparams=dict(variant.hparams),
+                           hooks=hooks, instances=inst, **common)
+
+    settings = recipe.settings_for(name)
+    variants = recipe.variants_for(name)
+    tune_inst = {s.label: _instances(s, proto, list(proto.tune_seeds)) for s in settings}
+    final_inst = {s.label: _instances(s, proto, list(proto.seeds)) for s in settings}
+    entries: list[VariantRuns] = []
     db = Store(store)
     try:
-        for setting in recipe.settings_for(quick):
-            tune_inst = _instances(setting, protocol, list(protocol.tune_seeds))
-            final_inst = _instances(setting, protocol, list(protocol.seeds))
-            hooks = []
-            if recipe.hook is not None and protocol.hook_every:
-                hooks = [recipe.hook(final_inst[0], protocol.hook_every)]
-            tune_seeds = [0] if replicated else list(protocol.tune_seeds)
-            final_seeds = [0] if replicated else list(protocol.seeds)
-            common: dict[str, Any] = dict(batch_size=protocol.batch_size, eval_every=protocol.eval_every,
-                                          hooks=hooks, quiet=quiet)
-            for variant in recipe.variants_for(quick):
+        # 1. tuning: every tuned (setting, variant) in one call, so the backend batches what it can
+        t = time.perf_counter()
+        tune_configs, tune_problems = [], []
+        for setting in settings:
+            tune_problems += tune_inst[setting.label]
+            for variant in variants:
                 entry = VariantRuns(setting, variant, selected_lr=float(variant.lr or 0.0))
                 if variant.lr is None:
-                    rep = sweep(tune_inst, [variant.optimizer], list(protocol.lr_grid), tune_seeds,
-                                protocol.steps, db, hparams=dict(variant.hparams), **common)
-                    entry.selected_lr, entry.lr_scores = select_lr(db, rep.run_ids, recipe.criterion)
-                    entry.tune_ids = list(rep.run_ids)
-                rep = sweep(final_inst, [variant.optimizer], [entry.selected_lr], final_seeds, protocol.steps,
-                            db, hparams=dict(variant.hparams), **common)
-                entry.final_ids = list(rep.run_ids)
-                out.append(entry)
-                log(f"  {setting.label:<28} {variant.label:<22} lr={entry.selected_lr:<10.4g} "
-                    f"({time.perf_counter() - t0:6.1f} s)")
+                    configs = grid(tune_inst[setting.label], variant, list(proto.lr_grid), tune_seeds)
+                    entry.tune_ids = [c.run_id for c in configs]
+                    tune_configs += configs
+                entries.append(entry)
+        run(tune_configs, tune_problems, (), "tune")
+        times["tune"] = time.perf_counter() - t
+        # 2. selection by the runner's rule
+        for entry in entries:
+            if entry.variant.lr is None:
+                entry.selected_lr, entry.lr_scores = select_lr(db, entry.tune_ids, recipe.criterion)
+            log(f"  {entry.setting.label:<28} {entry.variant.label:<22} lr={entry.selected_lr:<10.4g}")
+        # 3. final reruns (with the hook on them when it is not recorded separately: one call per
+        #    setting then, as a hook belongs to one problem instance)
+        t = time.perf_counter()
+        final_configs, final_problems = [], []
+        for setting in settings:
+            inst = final_inst[setting.label]
+            hooks = [recipe.hook(inst[0], proto.hook_every)] if hooked and not separate_hooks else []
+            configs_of_setting = []
+            for entry in (e for e in entries if e.setting is setting):
+                configs = grid(inst, entry.variant, [entry.selected_lr], final_seeds, hooks)
+                entry.final_ids = [c.run_id for c in configs]
+                entry.final_seeds = [int(x) for x in proto.seeds] if replicated else [c.seed for c in configs]
+                if hooks:
+                    entry.hook_ids = list(entry.final_ids)
+                configs_of_setting += configs
+            if hooks:
+                run(configs_of_setting, inst, hooks, f"final {setting.label}")
+            else:
+                final_configs += configs_of_setting
+                final_problems += inst
+        run(final_configs, final_problems, (), "final")
+        times["final"] = time.perf_counter() - t
+        # 4. hooked runs of a few seeds only
+        if separate_hooks:
+            t = time.perf_counter()
+            for setting in settings:
+                hook_seeds = [int(x) for x in proto.hook_seeds or ()]
+                inst = _instances(setting, proto, hook_seeds) if replicated else final_inst[setting.label][:1]
+                hooks = [recipe.hook(inst[0], proto.hook_every)]
+                configs_of_setting = []
+                for entry in (e for e in entries if e.setting is setting):
+                    configs = grid(inst, entry.variant, [entry.selected_lr], [0] if replicated else hook_seeds,
+                                   hooks)
+                    entry.hook_ids = [c.run_id for c in configs]
+                    configs_of_setting += configs
+                run(configs_of_setting, inst, hooks, f"dissection {setting.label}")
+            times["hooks"] = time.perf_counter() - t
     finally:
         db.close()
-    return Execution(recipe, quick, protocol, Path(store), out, time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    log(f"  wall time {wall:.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
+        + f"; backend {backend})")
+    return Execution(recipe, name, proto, Path(store), entries, wall, backend, times)

@@ -155,28 +155,31 @@ def plot_lr_sensitivity(execution: Execution, summary: dict[str, Any],
     variants = list(dict.fromkeys(v for _, v in tuned))
     cmap = plt.get_cmap("tab10")
     colors = {v: cmap(i % 10) for i, v in enumerate(variants)}
-    metric, mode = recipe.criterion.split(":", 1)[1], recipe.criterion.split(":", 1)[0]
+    crit = recipe.selection()
+    metric, mode = crit.metric, crit.mode
     for k, lab in enumerate(settings):
         ax = axes[k // cols][k % cols]
         top = blended_transform_factory(ax.transData, ax.transAxes)
-        finite: list[float] = []
-        for v, info in summary["settings"][lab]["variants"].items():
-            if len(info["lr_scores"]) < 2:
-                continue
+        tuned = [(v, info) for v, info in summary["settings"][lab]["variants"].items() if len(info["lr_scores"]) >= 2]
+        finite = [y for _, info in tuned for y in info["lr_scores"].values() if y is not None and np.isfinite(y)]
+        positive = [y for y in finite if y > 0]
+        # losses spanning decades on a log axis; exact zeros (a fitted training set) drawn at the floor
+        log_y = "loss" in metric and bool(positive) and max(positive) / min(positive) > LOG_RANGE
+        floor = max(min(positive), LOG_FLOOR) if log_y else 0.0
+        for v, info in tuned:
             lrs = sorted((float(x), y) for x, y in info["lr_scores"].items())
             xs = [x for x, _ in lrs]
-            ys = [np.nan if y is None else y for _, y in lrs]
-            finite += [y for y in ys if np.isfinite(y)]
+            ys = [np.nan if y is None else (max(y, floor) if log_y else y) for _, y in lrs]
             ax.plot(xs, ys, "o-", ms=3, lw=1.2, color=colors[v], label=v)
             bad = [x for x, y in lrs if y is None]
             if bad:
                 ax.plot(bad, [1.03] * len(bad), "x", color=colors[v], transform=top, clip_on=False)
             ax.axvline(info["selected_lr"], color=colors[v], lw=0.6, ls=":")
         ax.set_xscale("log")
-        if "loss" in metric and finite and min(finite) > 0 and max(finite) / min(finite) > LOG_RANGE:
+        if log_y:
             ax.set_yscale("log")
-            cap = float(np.median(finite)) * 1e4  # blown-up finite losses would squash the rest
-            if max(finite) > cap:
+            cap = float(np.median(positive)) * 1e4  # blown-up finite losses would squash the rest
+            if max(positive) > cap:
                 ax.set_ylim(top=cap)
         ax.set_title(lab, fontsize=9)
         ax.set_xlabel("learning rate", fontsize=8)

@@ -40,18 +40,42 @@ def metrics_table(summary: dict[str, Any], metrics: list[str] | None = None) -> 
     return "\n".join(rows)
 
 
+def _num(x: float | str | None) -> str:
+    if x is None:
+        return "n.a."
+    if isinstance(x, str):  # "inf" / "-inf" (a diverged run)
+        return x if x.startswith("-") else f"+{x}"
+    return f"{x:+.3g}"
+
+
+def effect_text(effect: dict[str, Any] | None) -> str:
+    """``what = estimate, 95% interval [low, high] over n seeds`` (from a summary's claim)."""
+    if not effect:
+        return "none (this check gives no effect size)"
+    head = f"{effect['what']} = {_num(effect['estimate'])}"
+    if effect["n"] <= 1 and effect["low"] == effect["high"]:
+        return head + " (one seed: no interval)"
+    return f"{head}, {effect['level']:.0%} interval [{_num(effect['low'])}, {_num(effect['high'])}] over {effect['n']} seeds"
+
+
 def claims_table(summary: dict[str, Any]) -> str:
-    """Markdown table: the paper's claim, what we measured, agree or not."""
-    rows = ["| paper's claim | we measured | agree? |", "|---|---|---|"]
+    """Markdown table: the paper's claim, what we measured, the effect with its bootstrap interval, agree or not.
+
+    "agree" means the interval excludes zero on the paper's side (see :mod:`adamlab.reproduce.effects`).
+    """
+    rows = ["| paper's claim | we measured | effect (bootstrap 95% interval over seeds) | agree? |",
+            "|---|---|---|---|"]
     for c in summary["claims"]:
         measured = c["measured"].replace("|", "/")
-        rows.append(f"| {c['claim']} | {measured} | {'yes' if c['agree'] else '**no**'} |")
+        eff = effect_text(c.get("effect")).replace("|", "/")
+        rows.append(f"| {c['claim']} | {measured} | {eff} | {'yes' if c['agree'] else '**no**'} |")
     return "\n".join(rows)
 
 
 def markdown_section(summary: dict[str, Any], figure: str, metrics: list[str] | None = None) -> str:
     """A results.md section: protocol, figure, metrics table, claims table, compute time."""
-    quick = " (`--quick`)" if summary["quick"] else " (full protocol)"
+    which = summary.get("protocol_name", "quick" if summary["quick"] else "full")
+    quick = {"quick": " (`--quick`)", "deepobs": " (`--protocol deepobs`)"}.get(which, " (full protocol)")
     lines = [
         f"### `{summary['recipe']}`{quick}",
         "",
@@ -66,6 +90,8 @@ def markdown_section(summary: dict[str, Any], figure: str, metrics: list[str] | 
         claims_table(summary),
         "",
         f"Compute: {summary['n_runs']} runs, {summary['training_time_s']:.0f} s of training in total "
-        f"(wall time of the last invocation {summary['compute_time_s']:.0f} s; 2 shared CPU cores).",
+        f"(summed over runs; a run trained in a batch counts its whole block's time); wall time of the last "
+        f"invocation {summary.get('wall_time_s', summary['compute_time_s']):.0f} s "
+        f"with the `{summary.get('backend', 'serial')}` backend.",
     ]
     return "\n".join(lines)

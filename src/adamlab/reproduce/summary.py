@@ -2,19 +2,24 @@
 
 Layout::
 
-    {"recipe", "title", "quick", "protocol": {...}, "selection", "compute_time_s", "training_time_s",
-     "n_runs", "store",
+    {"recipe", "title", "quick", "protocol_name", "backend", "protocol": {...}, "selection",
+     "compute_time_s", "wall_time_s", "phase_times_s", "training_time_s", "n_runs", "store",
      "settings": {label: {"problem", "options", "order_metric", "ordering": [variant, ...],
                           "variants": {label: {"optimizer", "hparams", "selected_lr", "lr_scores",
-                                               "n_runs", "n_diverged", "final": {metric: stats}}}}},
-     "claims": [{"claim", "agree", "measured"}], "all_claims_agree", "figures"}
+                                               "n_runs", "n_diverged", "final": {metric: stats},
+                                               "seeds": [...], "per_seed": {metric: [value or null]}}}}},
+     "claims": [{"claim", "agree", "measured", "effect"}], "all_claims_agree", "figures"}
 
-``compute_time_s`` is the wall time of this invocation (runs already in the store are reused, not
-rerun); ``training_time_s`` is the summed wall time of all the recipe's runs as recorded in the store
-(the total compute of the recipe, whichever invocation ran them).
+``wall_time_s`` (= ``compute_time_s``) is the wall time of this invocation (runs already in the store
+are reused, not rerun); ``training_time_s`` is the summed wall time of all the recipe's runs as recorded
+in the store (the total compute of the recipe, whichever invocation ran them).
 
 ``stats`` is ``{"mean", "std", "min", "max", "n"}`` over the final reruns (finished runs only; a
-diverged run counts in ``n_diverged`` and makes the variant rank last in ``ordering``).
+diverged run counts in ``n_diverged`` and makes the variant rank last in ``ordering``). ``per_seed``
+holds the final value of each rerun in the order of ``seeds`` (the seeds, or the data draws of a
+replicated recipe; null where the run diverged or failed): the samples of the claims' effects.
+``effect`` is ``{"what", "estimate", "low", "high", "level", "n"}`` (:mod:`adamlab.reproduce.effects`;
+``agree`` means ``low > 0``), or null for a check that gives no effect.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from adamlab.reproduce.base import Verdict
 from adamlab.reproduce.engine import Execution
 from adamlab.runner.result import RunStatus
+from adamlab.runner.sweep import Criterion
 
 
 def stats(values: list[float]) -> dict[str, float | int | None]:
@@ -64,8 +71,8 @@ def build_summary(execution: Execution) -> dict[str, Any]:
     metric, mode = recipe.order_metric()
     settings: dict[str, Any] = {}
     with Store(execution.store) as db:
-        status = db.statuses([i for r in execution.runs for i in r.final_ids])
-        wanted = {i for r in execution.runs for i in (*r.tune_ids, *r.final_ids)}
+        status = db.statuses([i for r in execution.runs for i in (*r.final_ids, *r.hook_ids)])
+        wanted = {i for r in execution.runs for i in (*r.tune_ids, *r.final_ids, *r.hook_ids)}
         run_time = sum(float(row["wall_time"] or 0.0) for row in db.runs() if row["run_id"] in wanted)
         for entry in execution.runs:
             s = settings.setdefault(entry.setting.label, {
@@ -74,11 +81,13 @@ def build_summary(execution: Execution) -> dict[str, Any]:
                 "order_metric": f"{mode}:{metric}",
                 "variants": {},
             })
-            finished = [i for i in entry.final_ids if status.get(i) == RunStatus.FINISHED]
-            final = {m: stats([db.final_metric(i, m) for i in finished]) for m in recipe.metrics}
+            per_seed = {m: [db.final_metric(i, m) if status.get(i) == RunStatus.FINISHED else None
+                            for i in entry.final_ids] for m in recipe.metrics}
+            final = {m: stats([v for v in per_seed[m] if v is not None]) for m in recipe.metrics}
+            hooked = [i for i in entry.hook_ids if status.get(i) == RunStatus.FINISHED]
             hook = {}
             for m in recipe.hook_metrics:
-                hook[m] = stats([_hook_average(db.metrics(i), m) for i in finished])
+                hook[m] = stats([_hook_average(db.metrics(i), m) for i in hooked])
             s["variants"][entry.variant.label] = {
                 "optimizer": entry.variant.optimizer,
                 "hparams": dict(entry.variant.hparams),
@@ -88,6 +97,8 @@ def build_summary(execution: Execution) -> dict[str, Any]:
                 "n_runs": len(entry.final_ids),
                 "n_diverged": sum(status.get(i) == RunStatus.DIVERGED for i in entry.final_ids),
                 "final": final,
+                "seeds": list(entry.final_seeds),
+                "per_seed": per_seed,
                 **({"dissection": hook} if hook else {}),
             }
     for s in settings.values():
@@ -96,6 +107,8 @@ def build_summary(execution: Execution) -> dict[str, Any]:
         "recipe": recipe.name,
         "title": recipe.title,
         "quick": execution.quick,
+        "protocol_name": execution.protocol_name,
+        "backend": execution.backend,
         "protocol": {
             "description": protocol.describe(),
             "lr_grid": list(protocol.lr_grid),
@@ -106,32 +119,42 @@ def build_summary(execution: Execution) -> dict[str, Any]:
             "batch_size": protocol.batch_size,
             "eval_every": protocol.eval_every,
             "problem_options": dict(protocol.problem_options),
+            "hook_seeds": None if protocol.hook_seeds is None else list(protocol.hook_seeds),
         },
-        "selection": selection_rule(recipe.criterion),
+        "selection": selection_rule(recipe.criterion, replicated=protocol.replicate_option is not None),
         "compute_time_s": round(execution.wall_time, 2),
+        "wall_time_s": round(execution.wall_time, 2),
+        "phase_times_s": {k: round(v, 2) for k, v in execution.phase_times.items()},
         "training_time_s": round(run_time, 2),
         "n_runs": len(wanted),
         "store": str(execution.store),
         "settings": settings,
     }
-    claims = []
-    for claim in recipe.claims:
-        try:
-            agree, measured = claim.check(summary)
-        except (KeyError, TypeError, ValueError) as err:  # a missing number: cannot check
-            agree, measured = False, f"could not be checked: {err!r}"
-        claims.append({"claim": claim.text, "agree": bool(agree), "measured": measured})
-    summary["claims"] = claims
-    summary["all_claims_agree"] = all(c["agree"] for c in claims)
+    summary["claims"] = [check_claim(claim, summary) for claim in recipe.claims]
+    summary["all_claims_agree"] = all(c["agree"] for c in summary["claims"])
     return summary
 
 
-def selection_rule(criterion: str) -> str:
-    """Human-readable selection rule of a criterion such as ``"min:train_loss"``."""
-    mode, _, metric = criterion.partition(":")
-    best = "lowest" if mode == "min" else "highest"
-    return (f"lr with the {best} final {metric}, mean over the tune seeds (an lr where a seed diverged ranks "
-            "last; ties go to the smaller lr)")
+def check_claim(claim: Any, summary: dict[str, Any]) -> dict[str, Any]:
+    """``{"claim", "agree", "measured", "effect"}`` of one claim on ``summary``.
+
+    ``agree`` is the effect's verdict (its interval excludes zero); a number the check needs but the
+    summary lacks makes it "could not be checked" (disagree).
+    """
+    try:
+        verdict = claim.check(summary)
+    except (KeyError, TypeError, ValueError, IndexError) as err:  # a missing number: cannot check
+        return {"claim": claim.text, "agree": False, "measured": f"could not be checked: {err!r}", "effect": None}
+    if isinstance(verdict, Verdict):
+        return {"claim": claim.text, "agree": verdict.agree, "measured": verdict.measured,
+                "effect": verdict.effect.to_dict()}
+    agree, measured = verdict
+    return {"claim": claim.text, "agree": bool(agree), "measured": measured, "effect": None}
+
+
+def selection_rule(criterion: str, *, replicated: bool = False) -> str:
+    """Human-readable selection rule of a criterion such as ``"min:train_loss"`` (the runner's words)."""
+    return Criterion.parse(criterion).describe("the tune data draws" if replicated else "the tune seeds")
 
 
 def ordering(setting: dict[str, Any], metric: str, mode: str) -> list[str]:

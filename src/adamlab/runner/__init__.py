@@ -6,7 +6,7 @@
 ...                    seeds=2, store="results/adamlab.sqlite")                   # doctest: +SKIP
 """
 
-from adamlab.runner.backends import Backend, RunContext, get_backend
+from adamlab.runner.backends import Backend, RunContext, get_backend, problem_key
 from adamlab.runner.config import Budget, RunConfig, make_config
 from adamlab.runner.hooks import RunHook
 from adamlab.runner.parsing import parse_lr_grid
@@ -19,9 +19,9 @@ from adamlab.runner.sweep import (
     SweepReport,
     TuneReport,
     expand_grid,
-    problem_id,
     run_configs,
     select_best,
+    select_lr,
     sweep,
     tune_and_rerun,
 )
@@ -46,10 +46,11 @@ __all__ = [
     "get_backend",
     "make_config",
     "parse_lr_grid",
-    "problem_id",
+    "problem_key",
     "run",
     "run_configs",
     "select_best",
+    "select_lr",
     "sweep",
     "tune_and_rerun",
 ]

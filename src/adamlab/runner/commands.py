@@ -428,9 +428,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise _usage(str(err)) from None
         print(f"best learning rate per optimizer ({crit}):")
-        for (pid, opt), sel in sorted(selections.items()):
+        for (_, opt), sel in sorted(selections.items()):
             score = "all diverged/failed" if math.isnan(sel.score) else f"{sel.score:.6g}"
-            print(f"  {pid.split('[', 1)[0]:<22} {opt:<10} lr={sel.best_lr:<10.3g} {crit.metric}={score}")
+            print(f"  {sel.problem:<22} {opt:<10} lr={sel.best_lr:<10.3g} {crit.metric}={score}")
     code = 0
     for i, rep in enumerate(reports):
         prefix = ("tuning: " if i == 0 else "rerun: ") if len(reports) > 1 else ""

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adamlab.runner.backends import problem_key
 from adamlab.runner.parsing import parse_lr_grid
 from adamlab.runner.plots import (
     best_lrs,
@@ -32,7 +33,7 @@ from adamlab.runner.plots import (
 )
 from adamlab.runner.result import RunStatus
 from adamlab.runner.store import Store
-from adamlab.runner.sweep import Criterion, problem_id, tune_and_rerun
+from adamlab.runner.sweep import Criterion, tune_and_rerun
 
 METHODS: tuple[str, ...] = ("msgd", "mssd", "msvag", "mssdva", "adam")
 LR_GRID = "1e-5:1e0:11"
@@ -112,14 +113,14 @@ def _task_table(db: Store, task: DemoTask, selections: dict[tuple[str, str], Any
     lines = [f"{task.title} ({task.problem}): {task.steps} steps, lr tuned on {LR_GRID} by {crit}, "
              f"{RERUN_SEEDS} seeds", head, "-" * len(head)]
     for method in METHODS:
-        sel = next((s for (pid, opt), s in selections.items()
-                    if opt == method and pid.split("[", 1)[0] == task.problem), None)
+        sel = next((s for (_, opt), s in selections.items()
+                    if opt == method and s.problem == task.problem), None)
         if sel is None:
             lines.append(f"{method:<8} {'-':>8}")
             continue
-        pid = problem_id(sel.problem, sel.problem_options)
+        pid = problem_key(sel.problem, sel.problem_options)
         runs = [r for r in db.runs(problem=task.problem)
-                if problem_id(r["problem"], r["problem_options"]) == pid and r["optimizer"] == method
+                if problem_key(r["problem"], r["problem_options"]) == pid and r["optimizer"] == method
                 and r["lr"] == sel.best_lr and r["seed"] < RERUN_SEEDS and r["steps"] == task.steps]
         cells = []
         for col in task.columns:

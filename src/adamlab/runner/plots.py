@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from adamlab.runner.backends import problem_key
 from adamlab.runner.result import RunStatus
 from adamlab.runner.store import Store
 from adamlab.runner.sweep import Criterion, select_best
@@ -120,7 +121,7 @@ def load_problem_runs(store: Store | str | os.PathLike[str], problem: str | None
         for row in db.runs(problem=problem):
             if not RunStatus(row["status"]).done:
                 continue
-            key = json.dumps([row["problem"], row["problem_options"]], sort_keys=True)
+            key = problem_key(row["problem"], row["problem_options"])
             grp = groups.setdefault(key, ProblemRuns(row["problem"], dict(row["problem_options"]), []))
             grp.runs.append(_Run(row["run_id"], row["optimizer"], row["lr"], int(row["seed"]), RunStatus(row["status"]),
                                  row, db.metrics(row["run_id"])))

@@ -49,10 +49,11 @@ from typing import Any
 
 import numpy as np
 
+from adamlab.runner.backends import problem_key
 from adamlab.runner.plots import ProblemRuns, load_problem_runs
 from adamlab.runner.result import RunStatus
 from adamlab.runner.store import Store
-from adamlab.runner.sweep import Criterion, problem_id, select_best
+from adamlab.runner.sweep import Criterion, select_best
 
 #: The metric a problem is scored by when none is given: the first one its runs recorded.
 DEFAULT_METRICS: tuple[str, ...] = ("max:test_accuracy", "min:test_loss", "min:train_loss", "min:loss")
@@ -239,8 +240,16 @@ def _initial(grp: ProblemRuns, metric: str) -> float:
     return float(np.mean(vals)) if vals else math.nan
 
 
+def _readable_id(name: str, options: dict[str, Any]) -> str:
+    """``name`` or ``name[k=v,...]``: how the report names a problem instance."""
+    if not options:
+        return name
+    return f"{name}[{','.join(f'{k}={v}' for k, v in sorted(options.items()))}]"
+
+
 def _problem_report(db: Store, grp: ProblemRuns, crit: Criterion, fraction: float, x: str) -> ProblemReport:
-    pid = problem_id(grp.problem, grp.options)
+    key = problem_key(grp.problem, grp.options)  # select_best's key
+    pid = _readable_id(grp.problem, grp.options)
     by_opt_lr: dict[tuple[str, float | None], list[Any]] = {}
     for r in grp.runs:
         by_opt_lr.setdefault((r.optimizer, r.lr), []).append(r)
@@ -252,7 +261,7 @@ def _problem_report(db: Store, grp: ProblemRuns, crit: Criterion, fraction: floa
         common[opt] = common[opt] & seeds if opt in common else seeds
     tune_ids = [r.run_id for r in grp.runs if r.seed in common[r.optimizer]]
     selections = {opt: sel for (p, opt), sel in select_best(db, crit, run_ids=tune_ids, problem=grp.problem).items()
-                  if p == pid}
+                  if p == key}
     eps = _epochs_per_step(grp.runs)
     perf: dict[str, tuple[float | None, list[Any], list[float]]] = {}
     for opt in sorted({r.optimizer for r in grp.runs}):

@@ -310,6 +310,10 @@ def sweep(
 
 
 # -- selection ------------------------------------------------------------------------------------
+# The one learning-rate selection rule (DESIGN.md, "One home for each concept"): Criterion.parse is the
+# one parse of a criterion, lr_score the one score of an lr, best_lr the one tie-break. select_best
+# (per problem and optimizer) and select_lr (all given runs pooled, e.g. data draws of a recipe) only
+# differ in how they group runs; both read the values with final_values.
 
 
 @dataclass(frozen=True)
@@ -337,12 +341,55 @@ class Criterion:
     def __str__(self) -> str:
         return f"{'lowest' if self.mode == 'min' else 'highest'} final {self.metric}, mean over seeds"
 
+    def describe(self, over: str = "the tune seeds") -> str:
+        """The whole selection rule in words (the rule of :func:`lr_score` and :func:`best_lr`)."""
+        return (f"lr with the {'lowest' if self.mode == 'min' else 'highest'} final {self.metric}, mean over "
+                f"{over} (an lr where a run diverged, failed or lacks the metric ranks last; ties go to the "
+                "smaller lr)")
 
-def problem_id(name: str, options: Mapping[str, Any]) -> str:
-    """``name`` or ``name[k=v,...]``: a problem with its options, as a key of :func:`select_best`."""
-    if not options:
-        return name
-    return f"{name}[{','.join(f'{k}={v}' for k, v in sorted(options.items()))}]"
+
+def lr_score(values: Sequence[float | None]) -> float:
+    """Score of one lr: the mean of its runs' final values; ``nan`` (ranked last) when any is missing.
+
+    A run that diverged, failed or lacks the metric contributes ``None``; a non-finite value counts
+    as missing too. No runs at all also gives ``nan``.
+    """
+    ok = [float(v) for v in values if v is not None and math.isfinite(v)]
+    return sum(ok) / len(ok) if ok and len(ok) == len(values) else math.nan
+
+
+def best_lr(scores: Mapping[float, float], criterion: str | Criterion) -> float:
+    """The lr with the best score by ``criterion``; ``nan`` scores rank last; ties go to the smaller lr."""
+    if not scores:
+        raise ValueError("scores must hold at least one learning rate")
+    sign = 1.0 if Criterion.parse(criterion).mode == "min" else -1.0
+
+    def key(lr: float) -> tuple[bool, float, float]:
+        s = scores[lr]
+        return (math.isnan(s), 0.0 if math.isnan(s) else sign * s, lr)
+
+    return min(scores, key=key)
+
+
+def rank_lrs(values_by_lr: Mapping[float, Sequence[float | None]],
+             criterion: str | Criterion) -> tuple[float, dict[float, float]]:
+    """``(best lr, {lr: score})`` for the final values of the runs at each lr (:func:`lr_score`,
+    :func:`best_lr`)."""
+    scores = {float(lr): lr_score(vals) for lr, vals in sorted(values_by_lr.items())}
+    return best_lr(scores, criterion), scores
+
+
+def final_values(db: Store, rows: Sequence[Mapping[str, Any]], metric: str) -> list[float | None]:
+    """The final ``metric`` of each store row (``db.runs()``); ``None`` unless the run finished."""
+    return [db.final_metric(r["run_id"], metric) if r["status"] == RunStatus.FINISHED else None for r in rows]
+
+
+def _rows(db: Store, run_ids: Sequence[str] | None, problem: str | None = None) -> list[dict[str, Any]]:
+    rows = db.runs(problem=problem)
+    if run_ids is not None:
+        wanted = set(run_ids)
+        rows = [r for r in rows if r["run_id"] in wanted]
+    return [r for r in rows if r["lr"] is not None]
 
 
 @dataclass
@@ -366,40 +413,57 @@ def select_best(
 ) -> dict[tuple[str, str], Selection]:
     """Best lr per (problem, optimizer) among ``run_ids`` (default: all runs in the store).
 
-    Keys are ``(problem_id(problem, options), optimizer)``: runs of one problem with different
-    options are ranked separately.
+    Keys are ``(problem_key(problem, options), optimizer)``
+    (:func:`adamlab.runner.backends.problem_key`): runs of one problem with different options are
+    ranked separately.
     """
     crit = Criterion.parse(criterion)
     db, owned = _open_store(store)
     try:
-        rows = db.runs(problem=problem)
-        if run_ids is not None:
-            wanted = set(run_ids)
-            rows = [r for r in rows if r["run_id"] in wanted]
         groups: dict[tuple[str, str], dict[float, list[float | None]]] = {}
-        options: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            if r["lr"] is None:
-                continue
-            value = db.final_metric(r["run_id"], crit.metric) if r["status"] == RunStatus.FINISHED else None
-            pid = problem_id(r["problem"], r["problem_options"])
-            options[pid] = dict(r["problem_options"])
-            groups.setdefault((pid, r["optimizer"]), {}).setdefault(float(r["lr"]), []).append(value)
+        first: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in _rows(db, run_ids, problem):
+            key = (problem_key(r["problem"], r["problem_options"]), r["optimizer"])
+            first.setdefault(key, r)
+            (value,) = final_values(db, [r], crit.metric)
+            groups.setdefault(key, {}).setdefault(float(r["lr"]), []).append(value)
     finally:
         if owned:
             db.close()
     out = {}
     for key, by_lr in groups.items():
-        scores = {}
-        for lr, values in sorted(by_lr.items()):
-            ok = [v for v in values if v is not None and math.isfinite(v)]
-            scores[lr] = sum(ok) / len(ok) if len(ok) == len(values) else math.nan
-        sign = 1.0 if crit.mode == "min" else -1.0
-        best = min(scores, key=lambda lr: (math.isnan(scores[lr]), sign * scores[lr] if not
-                                           math.isnan(scores[lr]) else 0.0, lr))
-        pid = key[0]
-        out[key] = Selection(pid.split("[", 1)[0], options[pid], key[1], best, scores[best], scores)
+        best, scores = rank_lrs(by_lr, crit)
+        row = first[key]
+        out[key] = Selection(row["problem"], dict(row["problem_options"]), key[1], best, scores[best], scores)
     return out
+
+
+def select_lr(
+    store: Store | str | os.PathLike[str],
+    run_ids: Sequence[str],
+    criterion: str | Criterion = "min:train_loss",
+) -> tuple[float, dict[float, float]]:
+    """The same rule as :func:`select_best` over all of ``run_ids`` pooled into one group.
+
+    For runs that belong together although their problem options differ, e.g. the data draws
+    (``Protocol.replicate_option``) of a recipe, averaged like seeds. Returns ``(best_lr, {lr: score})``.
+    """
+    crit = Criterion.parse(criterion)
+    db, owned = _open_store(store)
+    try:
+        status = db.statuses(run_ids)  # indexed look-ups: no scan of the whole store per call
+        rows = [{"run_id": i, "status": status[i], "lr": db.config(i).lr} for i in dict.fromkeys(run_ids)
+                if i in status]
+        by_lr: dict[float, list[float | None]] = {}
+        for r, value in zip(rows, final_values(db, rows, crit.metric), strict=True):
+            if r["lr"] is not None:
+                by_lr.setdefault(float(r["lr"]), []).append(value)
+    finally:
+        if owned:
+            db.close()
+    if not by_lr:
+        raise ValueError("select_lr needs at least one run with a learning rate among run_ids")
+    return rank_lrs(by_lr, crit)
 
 
 @dataclass
@@ -437,7 +501,7 @@ def tune_and_rerun(
         rerun_ids: list[str] = []
         total = SweepReport()
         for problem in instances:
-            pid = problem_id(*problem_name_and_options(problem))
+            pid = problem_key(*problem_name_and_options(problem))
             for opt in optimizers:
                 sel = selections.get((pid, opt))
                 if sel is None:

@@ -12,14 +12,21 @@ draws). The methods are ordered by final test error.
 Claim (Wilson et al., Lemma 3.1 and sec. 3.3): every method fits the training set, but the adaptive
 methods (AdaGrad, RMSProp, Adam) move along sign(X^T y) and label every test point +1, so their test
 error is the fraction of negatives (about 1 - p = 0.4, chance), while SGD and momentum converge to
-the minimum-norm solution and classify the test set correctly.
+the minimum-norm solution and classify the test set correctly. Checked as effects with a bootstrap 95%
+interval over the data draws: min(0.12 - the largest distance of an adaptive method's mean test error
+from 0.4, 0.05 - the largest mean test error of SGD / momentum) > 0, and 0.01 - the largest mean train
+error > 0. DeepOBS protocol (``--protocol deepobs``): 36 lrs in [1e-5, 1e2], tune on draw 0, rerun on
+draws 0 ... 9, 2,000 steps.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from adamlab.reproduce.base import Claim, Protocol, Recipe, Setting, Variant, register
+import numpy as np
+
+from adamlab.reproduce.base import Claim, Protocol, Recipe, Setting, Variant, Verdict, register
+from adamlab.reproduce.recipes.common import means_effect
 from adamlab.reproduce.summary import mean_of
 
 SETTING = "n=100, p=0.6, full batch"
@@ -28,18 +35,34 @@ NON_ADAPTIVE = ("sgd", "momentum")
 CHANCE = 0.4  # 1 - p: the expected fraction of negatives in the test set
 
 
-def _adaptive_at_chance(summary: dict[str, Any]) -> tuple[bool, str]:
-    errs = {v: mean_of(summary, SETTING, v, "test_error") for v in ADAPTIVE + NON_ADAPTIVE}
-    adaptive_chance = all(abs(errs[v] - CHANCE) <= 0.12 for v in ADAPTIVE)
-    sgd_good = all(errs[v] <= 0.05 for v in NON_ADAPTIVE)
+CHANCE_TOLERANCE = 0.12  # an adaptive method "is at chance" within this of 1 - p
+NEAR_ZERO = 0.05  # SGD and momentum "reach ~0 test error": at most this
+FIT = 0.01  # "fits the training set": mean train error at most this
+
+
+def _adaptive_at_chance(summary: dict[str, Any]) -> Verdict:
+    methods = ADAPTIVE + NON_ADAPTIVE
+    k = len(ADAPTIVE)
+
+    def combine(m: Any) -> Any:
+        at_chance = CHANCE_TOLERANCE - np.abs(m[:, :k] - CHANCE).max(axis=1)
+        near_zero = NEAR_ZERO - m[:, k:].max(axis=1)
+        return np.minimum(at_chance, near_zero)
+
+    eff = means_effect(f"min({CHANCE_TOLERANCE} - max over adaptive of abs(mean test error - {CHANCE}), "
+                       f"{NEAR_ZERO} - max over sgd/momentum of mean test error)", summary,
+                       [(SETTING, v) for v in methods], "test_error", "min", combine)
+    errs = {v: mean_of(summary, SETTING, v, "test_error") for v in methods}
     text = ", ".join(f"{v} {errs[v]:.3f}" for v in errs) + f" (chance = 1 - p = {CHANCE})"
-    return adaptive_chance and sgd_good, f"mean test error: {text}"
+    return Verdict(eff, f"mean test error: {text}")
 
 
-def _all_fit(summary: dict[str, Any]) -> tuple[bool, str]:
-    errs = {v: mean_of(summary, SETTING, v, "train_error") for v in ADAPTIVE + NON_ADAPTIVE}
-    return all(e <= 0.01 for e in errs.values()), "mean train error: " + ", ".join(
-        f"{v} {e:.3f}" for v, e in errs.items())
+def _all_fit(summary: dict[str, Any]) -> Verdict:
+    methods = ADAPTIVE + NON_ADAPTIVE
+    eff = means_effect(f"{FIT} - max over the methods of the mean train error", summary,
+                       [(SETTING, v) for v in methods], "train_error", "min", lambda m: FIT - m.max(axis=1))
+    errs = {v: mean_of(summary, SETTING, v, "train_error") for v in methods}
+    return Verdict(eff, "mean train error: " + ", ".join(f"{v} {e:.3f}" for v, e in errs.items()))
 
 
 RECIPE = register(Recipe(

@@ -46,8 +46,13 @@ from adamlab.runner.result import RunResult, RunStatus, utcnow
 
 
 def problem_key(name: str, options: Mapping[str, Any]) -> str:
-    """Key of a problem instance: its name and options (a config's problem is ``problem_key(
-    config.problem, config.problem_options)``)."""
+    """The one key of a problem instance: its name and options in canonical JSON.
+
+    A config's problem is ``problem_key(config.problem, config.problem_options)``; an instance's is
+    ``problem_key(*problem_name_and_options(problem))``. Options are canonicalised as in the run id
+    (floats to 12 digits, tuples as lists), so both give the same key. Used by the backends (problem
+    cache, blocks) and by :func:`adamlab.runner.sweep.select_best` (its keys). Never stored.
+    """
     return canonical_json({"problem": name, "options": dict(options)})
 
 
