@@ -3,9 +3,6 @@
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +10,7 @@ import pytest
 from adamlab.runner import Store, expand_grid, sweep
 from adamlab.runner.train import execute
 from tests.runner import runner_tiny_problem as tiny
+from tests.runner.kill9 import kill9_after
 
 HERE = Path(__file__).parent
 GRID = dict(optimizers=["sgd", "adam", "msvag"], lr_grid=[0.003, 0.01, 0.03, 0.1], seeds=2, budget=300)
@@ -26,30 +24,10 @@ sweep(runner_tiny_problem.NAME, store=sys.argv[1], quiet=True, checkpoint_every=
 """
 
 
-def _count(path, status):
-    try:
-        con = sqlite3.connect(path, timeout=10)
-        try:
-            return con.execute("SELECT COUNT(*) FROM runs WHERE status=?", (status,)).fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-
-
 @pytest.mark.skipif(os.name != "posix", reason="SIGKILL needs POSIX")
 def test_kill9_mid_sweep_loses_nothing(store_path):
     store_path.parent.mkdir(parents=True)
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(store_path)], env={**os.environ, "CI": "1"})
-    try:
-        deadline = time.monotonic() + 120
-        while _count(store_path, "finished") < 5:
-            assert proc.poll() is None, "the sweep ended before it could be killed"
-            assert time.monotonic() < deadline, "the sweep made no progress"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
+    proc = kill9_after(SCRIPT, store_path, finished=5, timeout=120)
     assert proc.returncode == -signal.SIGKILL
 
     configs = expand_grid(tiny.NAME, eval_every=50, **GRID)
