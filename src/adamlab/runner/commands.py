@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adamlab.runner.parsing import parse_assignments, parse_lr_grid
+from adamlab.runner.parsing import parse_assignments, parse_lr_grid, positive_float, positive_int
 from adamlab.runner.result import RunStatus
 from adamlab.runner.schedules import SCHEDULES
 from adamlab.runner.store import DEFAULT_STORE
@@ -75,26 +75,6 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
-
-
 def _add_common(p: argparse.ArgumentParser, *, store: bool = True) -> None:
     if store:
         p.add_argument("--store", default=str(DEFAULT_STORE), metavar="PATH",
@@ -104,23 +84,23 @@ def _add_common(p: argparse.ArgumentParser, *, store: bool = True) -> None:
 
 def _add_training(p: argparse.ArgumentParser) -> None:
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=_positive_int, metavar="N", help="optimizer steps (default: protocol)")
-    budget.add_argument("--epochs", type=_positive_float, metavar="N", help="epochs instead of steps")
-    p.add_argument("--seeds", type=_positive_int, default=1, metavar="N", help="seeds 0..N-1 (default: 1)")
+    budget.add_argument("--steps", type=positive_int, metavar="N", help="optimizer steps (default: protocol)")
+    budget.add_argument("--epochs", type=positive_float, metavar="N", help="epochs instead of steps")
+    p.add_argument("--seeds", type=positive_int, default=1, metavar="N", help="seeds 0..N-1 (default: 1)")
     p.add_argument("--option", action="append", metavar="K=V", help="problem option, repeatable (see adamlab list)")
     p.add_argument("--hparam", action="append", metavar="K=V",
                    help="optimizer hyperparameter, repeatable (e.g. momentum=0.9, betas=[0.9,0.99])")
-    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="override the protocol's batch size")
-    p.add_argument("--eval-every", type=_positive_int, metavar="N", help="override the protocol's eval cadence")
+    p.add_argument("--batch-size", type=positive_int, metavar="N", help="override the protocol's batch size")
+    p.add_argument("--eval-every", type=positive_int, metavar="N", help="override the protocol's eval cadence")
     p.add_argument("--schedule", choices=SCHEDULES, help="lr schedule (default: the protocol's)")
-    p.add_argument("--decay-gamma", type=_positive_float, metavar="G", help="step schedule: factor (default 0.1)")
-    p.add_argument("--decay-every", type=_positive_int, metavar="N",
+    p.add_argument("--decay-gamma", type=positive_float, metavar="G", help="step schedule: factor (default 0.1)")
+    p.add_argument("--decay-every", type=positive_int, metavar="N",
                    help="step schedule: period in steps (default: a third of the budget)")
-    p.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
+    p.add_argument("--checkpoint-every", type=positive_int, metavar="N",
                    help="checkpoint every N steps so an interrupted run resumes where it was")
     p.add_argument("--backend", default="serial", help="execution backend: serial, vmap or ray (default: serial)")
     p.add_argument("--address", metavar="ADDR", help="--backend ray: the Ray cluster to join (default: a local Ray)")
-    p.add_argument("--max-runs", type=_positive_int, default=MAX_RUNS, metavar="N",
+    p.add_argument("--max-runs", type=positive_int, default=MAX_RUNS, metavar="N",
                    help=f"refuse to plan more than N runs (default: {MAX_RUNS})")
 
 
@@ -139,7 +119,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "and print their final metrics.", epilog=RUN_EPILOG, formatter_class=_formatter)
     p.add_argument("problem", metavar="PROBLEM", help="a problem name (see adamlab list)")
     p.add_argument("--optimizer", required=True, metavar="NAME", help="optimizer short name, e.g. adam, msvag")
-    p.add_argument("--lr", type=_positive_float, metavar="X", help="learning rate (default: the optimizer's)")
+    p.add_argument("--lr", type=positive_float, metavar="X", help="learning rate (default: the optimizer's)")
     _add_training(p)
     _add_common(p)
     p.set_defaults(func=cmd_run)
@@ -153,7 +133,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-grid", required=True, metavar="GRID", help="START:STOP:COUNT (log-spaced) or a,b,c")
     p.add_argument("--criterion", default="min:train_loss", metavar="MODE:METRIC",
                    help="best-lr criterion on the final metric, mean over seeds (default: min:train_loss)")
-    p.add_argument("--rerun-seeds", type=_positive_int, metavar="N",
+    p.add_argument("--rerun-seeds", type=positive_int, metavar="N",
                    help="after the sweep, rerun each optimizer's best lr with seeds 0..N-1")
     _add_training(p)
     _add_common(p)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -74,3 +76,28 @@ def parse_assignments(items: list[str] | None, what: str = "option") -> dict[str
             raise ValueError(f"--{what} {item!r} must look like KEY=VALUE")
         out[key.strip()] = parse_value(value.strip())
     return out
+
+
+def number_type(cast: Callable[[str], float], accept: Callable[[float], bool],
+                wanted: str) -> Callable[[str], Any]:
+    """An argparse ``type=``: ``cast(text)``, refused unless finite and ``accept(value)``.
+
+    ``wanted`` words the allowed range for the one-line error, e.g. ``"an integer >= 1"``.
+    """
+
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
+        if not (math.isfinite(value) and accept(value)):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+
+    return parse
+
+
+#: ``--steps``, ``--seeds``, ``--batch-size`` and the like.
+positive_int = number_type(int, lambda v: v >= 1, "an integer >= 1")
+#: ``--epochs``, ``--decay-gamma``.
+positive_float = number_type(float, lambda v: v > 0, "a finite number > 0")

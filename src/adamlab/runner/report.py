@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from adamlab.runner.backends import problem_key
+from adamlab.runner.parsing import number_type
 from adamlab.runner.plots import ProblemRuns, load_problem_runs
 from adamlab.runner.result import RunStatus
 from adamlab.runner.store import Store
@@ -355,26 +356,8 @@ page's "Definitions" section and docs/runner.md.
 """
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}")
-    return value
-
-
-def _tau(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 1, got {text!r}") from None
-    if not (value > 1.0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 1, got {text!r}")
-    return value
-
-
+_fraction = number_type(float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
+_tau = number_type(float, lambda v: v > 1.0, "a finite number > 1")
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``report``."""
     p = subparsers.add_parser("report", help="a benchmark report across problems (HTML page, PNG/PDF figures)",
