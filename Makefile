@@ -42,7 +42,7 @@ test-all: $(VENV)/.test-extras
 # One torch thread by default: the batched runs of these small problems were 12x slower with two
 # threads on a 2-core machine with one other busy process (override with OMP_NUM_THREADS=2).
 results: venv
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m adamlab.reproduce.regenerate $(RESULTS_ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m scripts.regenerate_results $(RESULTS_ARGS)
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

@@ -19,21 +19,18 @@ import sys
 from collections.abc import Sequence
 
 from adamlab import __version__
+from adamlab.commands import UsageError
 
 # Modules that add subcommands, in the order they appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
-    "adamlab.runner.commands",  # demo, run, sweep, plot
-    "adamlab.runner.export",  # export
-    "adamlab.runner.report",  # report
-    "adamlab.problems.commands",  # list
-    "adamlab.dissect.commands",  # verify
-    "adamlab.data.commands",  # data fetch | verify
-    "adamlab.reproduce.commands",  # reproduce
+    "adamlab.commands.runner",  # demo, run, sweep, plot
+    "adamlab.commands.export",  # export
+    "adamlab.commands.report",  # report
+    "adamlab.commands.problems",  # list
+    "adamlab.commands.verify",  # verify
+    "adamlab.commands.data",  # data fetch | verify
+    "adamlab.commands.reproduce",  # reproduce
 )
-
-
-class UsageError(Exception):
-    """Bad user input: printed as one line, exit code 2."""
 
 
 def os_error_line(err: OSError) -> str:
@@ -94,8 +91,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    # ``python -m adamlab.cli``: run the imported module's main, so that the UsageError the commands
-    # raise (adamlab.cli.UsageError) is the class main catches, not a second copy in __main__.
-    from adamlab.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

@@ -99,7 +99,7 @@ def test_hook_errors():
 
 
 def test_cost_measurement_runs():
-    from adamlab.dissect.cost import hook_cost
+    from benchmarks.dissect_cost import hook_cost
 
     r = hook_cost(hidden=8, batch=8, repeats=1)
     assert r["step_s"] > 0 and r["hook_s"] > 0 and r["ratio"] > 0
@@ -107,7 +107,7 @@ def test_cost_measurement_runs():
 
 @pytest.mark.slow
 def test_figure_is_written(tmp_path):
-    from adamlab.dissect.figures import make_figure, measured_vs_ideal
+    from scripts.dissect_figures import make_figure, measured_vs_ideal
 
     gamma, ideal = measured_vs_ideal("adam")
     assert float(torch.corrcoef(torch.stack([gamma, ideal]))[0, 1]) > 0.8

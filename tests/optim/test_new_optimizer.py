@@ -1,7 +1,7 @@
 """A new optimizer needs only its rule, its class and its registration: the tables read the rest from them.
 
 The toy optimizer here is defined in this file only (nothing in adamlab names it). It is decomposed by
-``adamlab.dissect.decompose``, has theory for ``adamlab.dissect.properties``, and its per-step scalars are
+``adamlab.dissect.decompose``, has theory for ``adamlab.claims.properties``, and its per-step scalars are
 split off for the compiled path (``adamlab.optim.fast.split_kwargs``).
 """
 
@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from adamlab import functional as F
+from adamlab.claims import properties as P
 from adamlab.dissect import StepRecorder
-from adamlab.dissect import properties as P
 from adamlab.optim import fast, registry
 from adamlab.optim.base import AdamlabOptimizer
 

@@ -14,7 +14,7 @@ from torch import nn
 
 import adamlab.optim as O
 from adamlab.optim import validation as V
-from adamlab.runner.parsing import parse_assignments, parse_value
+from adamlab.runs.parsing import parse_assignments, parse_value
 from tests.optim.cases import CASES, NAMES, inner
 
 CLASSES = [O.SGD, O.Adagrad, O.RMSprop, O.Adam, O.Adamax, O.Dissected, O.SSD, O.MSSD, O.SVAG, O.MSVAG, O.MSSDVA]

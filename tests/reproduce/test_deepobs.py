@@ -10,12 +10,12 @@ import warnings
 
 import numpy as np
 import pytest
+from scripts.regenerate_results import begin_marker, end_marker, regenerate, replace_region
 
 from adamlab import cli
+from adamlab.commands.reproduce import PROTOCOLS as CLI_PROTOCOLS
 from adamlab.reproduce import base, reproduce
 from adamlab.reproduce.base import DEEPOBS_GRID, PROTOCOLS, get, names
-from adamlab.reproduce.commands import PROTOCOLS as CLI_PROTOCOLS
-from adamlab.reproduce.regenerate import begin_marker, end_marker, regenerate, replace_region
 
 
 def _quiet(_: str) -> None:
@@ -174,7 +174,7 @@ def test_regenerate_checks_the_markers_before_running(tmp_path, tiny_recipe):
 def test_docs_results_md_has_the_markers_of_the_default_regeneration():
     from pathlib import Path
 
-    from adamlab.reproduce.regenerate import DEFAULT_RECIPES
+    from scripts.regenerate_results import DEFAULT_RECIPES
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "results.md").read_text()
     for key in [f"{name} deepobs" for name in DEFAULT_RECIPES] + ["overview deepobs"]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from adamlab import cli
+from adamlab.commands.reproduce import list_recipes
 from adamlab.reproduce import get, names
-from adamlab.reproduce.commands import list_recipes
 
 EXPECTED = [
     "noisy-quadratic", "wilson", "adam-mnist-logreg", "adam-imdb-bow", "adam-mnist-mlp",

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from adamlab.runner import Store, expand_grid, sweep
-from adamlab.runner.result import RunResult, RunStatus
+from adamlab.runs.result import RunResult, RunStatus
 from tests.runner import runner_tiny_problem as tiny
 
 HERE = Path(__file__).parent

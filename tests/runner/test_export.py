@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from adamlab import cli
+from adamlab.analysis.export import PARQUET_HINT, export_store, runs_table
 from adamlab.runner import Store, sweep
-from adamlab.runner.export import PARQUET_HINT, export_store, runs_table
 from tests.runner import runner_tiny_problem as tiny
 
 

@@ -9,7 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from adamlab.runner import plots, sweep  # noqa: E402
+from adamlab.analysis import plots  # noqa: E402
+from adamlab.runner import sweep  # noqa: E402
 from tests.runner import runner_tiny_problem as tiny  # noqa: E402
 
 TYPE3 = re.compile(rb"/Subtype\s*/Type3|/FontType\s+3")

@@ -8,8 +8,8 @@ import pytest
 
 from adamlab.runner import Store, expand_grid, sweep
 from adamlab.runner.backends import failed_result
-from adamlab.runner.result import RunStatus
 from adamlab.runner.train import execute
+from adamlab.runs.result import RunStatus
 from tests.runner import runner_tiny_problem as tiny
 
 

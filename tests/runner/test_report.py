@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from adamlab import cli
-from adamlab.runner import RunConfig, RunResult, Store
-from adamlab.runner.report import (
+from adamlab.analysis.report import (
     benchmark_score,
     build_report,
     make_target,
@@ -20,7 +19,8 @@ from adamlab.runner.report import (
     profile_ratios,
     time_to_target,
 )
-from adamlab.runner.result import RunStatus
+from adamlab.runner import RunConfig, RunResult, Store
+from adamlab.runs.result import RunStatus
 
 STEPS = (0, 10, 20, 30, 40)
 

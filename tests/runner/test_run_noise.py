@@ -6,8 +6,8 @@ import torch
 
 from adamlab import problems
 from adamlab.problems import noise
-from adamlab.runner.config import make_config
 from adamlab.runner.train import execute
+from adamlab.runs.config import make_config
 
 
 def test_dropout_draws_from_the_active_generator_and_the_global_rng_otherwise():

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from adamlab.problems import get as get_problem
-from adamlab.runner.config import make_config
-from adamlab.runner.result import DONE_STATUSES, RunResult, RunStatus
 from adamlab.runner.sweep import SweepReport
+from adamlab.runs.config import make_config
+from adamlab.runs.result import DONE_STATUSES, RunResult, RunStatus
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "adamlab"
 LITERAL = re.compile(r"""(==|!=|\bin\b|\bis\b)\s*\(?\s*["'](pending|running|finished|diverged|failed)["']""")

@@ -3,7 +3,7 @@ import sqlite3
 import pytest
 
 from adamlab.cli import build_parser, main
-from adamlab.runner import demo
+from adamlab.reproduce import demo
 from tests.runner import runner_tiny_problem as tiny
 
 
@@ -229,7 +229,7 @@ def test_unknown_criterion_metric_in_plot_is_an_error(tmp_path, capsys):
 
 
 def test_plot_api_warns_about_an_unknown_criterion_metric(tmp_path, capsys):
-    from adamlab.runner.plots import CriterionWarning, plot_curves
+    from adamlab.analysis.plots import CriterionWarning, plot_curves
 
     store = tmp_path / "r.sqlite"
     assert main(_sweep_argv(store)) == 0

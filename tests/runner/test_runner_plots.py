@@ -2,8 +2,8 @@ import math
 
 import pytest
 
+from adamlab.analysis.plots import load_problem_runs, plot_curves, plot_lr_sensitivity, plot_store
 from adamlab.runner import sweep
-from adamlab.runner.plots import load_problem_runs, plot_curves, plot_lr_sensitivity, plot_store
 from tests.runner import runner_tiny_problem as tiny
 
 

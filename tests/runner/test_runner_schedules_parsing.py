@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from adamlab.runner.parsing import parse_assignments, parse_lr_grid
-from adamlab.runner.schedules import Schedule, make_schedule
+from adamlab.runs.parsing import parse_assignments, parse_lr_grid
+from adamlab.runs.schedules import Schedule, make_schedule
 
 
 def test_constant_schedule():

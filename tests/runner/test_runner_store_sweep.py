@@ -13,7 +13,7 @@ from adamlab.runner import (
     sweep,
     tune_and_rerun,
 )
-from adamlab.runner.result import RunResult
+from adamlab.runs.result import RunResult
 from tests.runner import runner_tiny_problem as tiny
 
 

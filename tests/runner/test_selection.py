@@ -7,8 +7,8 @@ import math
 import pytest
 
 from adamlab.runner import Criterion, Store, problem_key, select_best, select_lr, sweep, tune_and_rerun
-from adamlab.runner.config import problem_name_and_options
-from adamlab.runner.sweep import best_lr, lr_score, rank_lrs
+from adamlab.runs.config import problem_name_and_options
+from adamlab.selection.lr import best_lr, lr_score, rank_lrs
 from tests.runner import runner_tiny_problem as tiny
 
 

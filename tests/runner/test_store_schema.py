@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from adamlab.runner import Store, sweep
-from adamlab.runner.store import SCHEMA_VERSION
+from adamlab.store.core import SCHEMA_VERSION
 from tests.runner import runner_tiny_problem as tiny
 
 
@@ -108,7 +108,7 @@ def test_cli_refuses_a_foreign_store_before_training(store_path, capsys):
 
 
 def _downgrade_to_v1(path):
-    from adamlab.runner.store import MIGRATIONS, NEW_TABLES
+    from adamlab.store.core import MIGRATIONS, NEW_TABLES
 
     con = sqlite3.connect(path)
     for version in range(2, SCHEMA_VERSION + 1):

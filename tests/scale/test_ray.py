@@ -55,7 +55,7 @@ def test_ray_cli_error_is_exit_2(monkeypatch, capsys, tmp_path):
         pass
     out = capsys.readouterr().out
     if "--backend" not in out:
-        pytest.skip("the sweep command (adamlab.runner.commands) has no --backend option yet")
+        pytest.skip("the sweep command (adamlab.commands.runner) has no --backend option yet")
     real_import = builtins.__import__
 
     def no_ray(name, *args, **kwargs):

@@ -4,7 +4,7 @@ Matches :class:`adamlab.runner.hooks.RunHook`: the runner calls ``hook(step, mod
 batch)`` after optimizer step ``step`` whenever ``step % hook.every == 0`` and records the returned
 ``{name: float}`` at that step.
 
-Cost (measured with ``python -m adamlab.dissect.cost``, see docs/dissect.md): one call costs about
+Cost (measured with ``python -m benchmarks.dissect_cost``, see docs/dissect.md): one call costs about
 5 to 25 training steps of a small MLP (784-256-10, batch 128, Adam, 2 CPU threads), dominated by the
 per-example gradients and the resampled sign agreement; with ``every=k`` the overhead is that divided by
 k (``every=100``: 5-25%). ``max_examples`` and ``resamples`` lower it.

@@ -29,7 +29,7 @@ class Adam(AdamlabOptimizer):
                              "bias_correction": V.boolean, "maximize": V.boolean}
     #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
     pieces = F.adam_step_pieces
-    #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
+    #: What theory predicts for the property checks of :mod:`adamlab.claims.properties`: per property,
     #: a bool or a function of the param group (reasons in that module's docstring).
     theory = {
         "rescaling_invariance": lambda g: g["weight_decay"] == 0 or g["decoupled_weight_decay"],
@@ -90,7 +90,7 @@ class Adamax(AdamlabOptimizer):
                              "weight_decay": V.nonnegative, "maximize": V.boolean}
     #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
     pieces = F.adamax_step_pieces
-    #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
+    #: What theory predicts for the property checks of :mod:`adamlab.claims.properties`: per property,
     #: a bool or a function of the param group (reasons in that module's docstring).
     theory = {
         "rescaling_invariance": lambda g: g["weight_decay"] == 0,

@@ -60,7 +60,7 @@ class Dissected(AdamlabOptimizer):
                              "maximize": V.boolean}
     #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
     pieces = F.dissected_step_pieces
-    #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
+    #: What theory predicts for the property checks of :mod:`adamlab.claims.properties`: per property,
     #: a bool or a function of the param group (reasons in that module's docstring).
     theory = {
         # Sign directions (and gamma, a ratio of moments) do not see the gradient's scale; g and m do.

@@ -58,7 +58,7 @@ class NDAdam(AdamlabOptimizer):
     #: The step taken apart (:func:`adamlab.dissect.decompose`): Adam's pieces, plus the step back
     #: onto the sphere for weight vectors.
     pieces = F.ndadam_step_pieces
-    #: What theory predicts for :mod:`adamlab.dissect.properties`. Those checks step one 1-D parameter
+    #: What theory predicts for :mod:`adamlab.claims.properties`. Those checks step one 1-D parameter
     #: vector, which ND-Adam steps with Adam: Adam's predictions. (On weight vectors ND-Adam is *not*
     #: invariant to a diagonal rescaling of the gradient: the projection and the one v per vector mix
     #: coordinates.)

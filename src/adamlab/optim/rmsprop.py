@@ -23,7 +23,7 @@ class RMSprop(AdamlabOptimizer):
                              "maximize": V.boolean}
     #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
     pieces = F.rmsprop_step_pieces
-    #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
+    #: What theory predicts for the property checks of :mod:`adamlab.claims.properties`: per property,
     #: a bool or a function of the param group (reasons in that module's docstring).
     theory = {
         "rescaling_invariance": lambda g: g["weight_decay"] == 0,

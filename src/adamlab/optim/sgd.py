@@ -28,7 +28,7 @@ class SGD(AdamlabOptimizer):
                              "weight_decay": V.nonnegative, "nesterov": V.boolean, "maximize": V.boolean}
     #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
     pieces = F.sgd_step_pieces
-    #: What theory predicts for the property checks of :mod:`adamlab.dissect.properties`: per property,
+    #: What theory predicts for the property checks of :mod:`adamlab.claims.properties`: per property,
     #: a bool or a function of the param group (reasons in that module's docstring).
     theory = {
         "rescaling_invariance": False,  # the step is proportional to the gradient

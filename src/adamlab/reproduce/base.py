@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from adamlab.reproduce.effects import Effect
-from adamlab.runner.sweep import Criterion
+from adamlab.selection.lr import Criterion
 
 #: The protocols every recipe has; ``full`` is the default.
 PROTOCOLS = ("full", "quick", "deepobs")

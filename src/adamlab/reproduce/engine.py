@@ -124,7 +124,8 @@ def execute(
     """
     from adamlab.runner import Store
     from adamlab.runner.backends import get_backend
-    from adamlab.runner.sweep import expand_grid, run_configs, select_lr
+    from adamlab.runner.sweep import expand_grid, run_configs
+    from adamlab.selection.lr import select_lr
 
     options = dict(backend_options) if backend_options is not None else ({"vmap": True} if backend == "ray" else {})
     get_backend(backend, **options)  # an unknown name or option (or Ray missing) stops here, before any run

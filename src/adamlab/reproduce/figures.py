@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from adamlab.analysis.plots import save_figure  # noqa: F401  (the one writer; recipes import it from here)
 from adamlab.reproduce.engine import Execution
-from adamlab.runner.plots import save_figure  # noqa: F401  (the one writer; recipes import it from here)
 
 _LABELS = {
     "train_loss": "train loss",

@@ -35,8 +35,8 @@ import numpy as np
 
 from adamlab.reproduce.base import Verdict
 from adamlab.reproduce.engine import Execution
-from adamlab.runner.result import RunStatus
-from adamlab.runner.sweep import Criterion
+from adamlab.runs.result import RunStatus
+from adamlab.selection.lr import Criterion
 
 
 def stats(values: list[float]) -> dict[str, float | int | None]:

@@ -18,7 +18,7 @@ before it (all finite) is kept, plus ``batch_loss`` since the last eval point wh
 Streaming: with a ``sink`` (the results store), the records are handed to ``sink.stage`` at an eval
 point once more than ``chunk`` eval-point records are held (over all K runs), so memory stays bounded
 however long the run; the store moves them into its ``metrics`` table only with the run's final
-commit (see :mod:`adamlab.runner.store`).
+commit (see :mod:`adamlab.store.core`).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from adamlab.runner.config import RunConfig
-from adamlab.runner.result import RunResult, RunStatus, utcnow
-from adamlab.runner.schedules import Schedule
+from adamlab.runs.config import RunConfig
+from adamlab.runs.result import RunResult, RunStatus, utcnow
+from adamlab.runs.schedules import Schedule
 
 #: Eval-point records (summed over the runs of a loop) held in memory before they are staged: about
 #: 125 MB at ~1.25 KB per record. A block of 640 runs x 100 eval points (64,000) is not staged at all.
@@ -58,7 +58,7 @@ def default_chunk() -> int:
 
 
 class MetricSink(Protocol):
-    """Where a run in progress streams its metrics (:class:`adamlab.runner.store.Store` is one)."""
+    """Where a run in progress streams its metrics (:class:`adamlab.store.core.Store` is one)."""
 
     def stage(self, rows: Iterable[tuple[str, int, str, float]]) -> None: ...
 

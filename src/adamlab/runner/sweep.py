@@ -4,7 +4,7 @@ Resume rule: a run whose status in the store is ``finished`` or ``diverged`` is 
 ``running`` (interrupted) and ``failed`` runs are (re)started, from their checkpoint when there is one.
 
 Concurrent sweeps on one store: a run is trained only after this process claims it in the store
-(:meth:`~adamlab.runner.store.Store.claim_many`); a run another live process holds is not trained
+(:meth:`~adamlab.store.core.Store.claim_many`); a run another live process holds is not trained
 again but waited for, and taken over if that process dies. So overlapping sweeps train each shared
 run once, and each returns when every run of its grid is done (by whichever process).
 
@@ -28,11 +28,12 @@ from typing import Any
 
 from adamlab.problems import Problem
 from adamlab.runner.backends import RunContext, get_backend, problem_key, result_batches
-from adamlab.runner.config import Budget, ProblemSpec, RunConfig, make_config, problem_name_and_options
 from adamlab.runner.hooks import RunHook
 from adamlab.runner.progress import sweep_bar
-from adamlab.runner.result import DONE_STATUSES, RunStatus
-from adamlab.runner.store import DEFAULT_STORE, Store
+from adamlab.runs.config import Budget, ProblemSpec, RunConfig, make_config, problem_name_and_options
+from adamlab.runs.result import DONE_STATUSES, RunStatus
+from adamlab.selection.lr import Criterion, Selection, select_best
+from adamlab.store.core import DEFAULT_STORE, Store, borrowed
 
 
 @dataclass
@@ -140,12 +141,6 @@ def expand_grid(
     return configs
 
 
-def _open_store(store: Store | str | os.PathLike[str]) -> tuple[Store, bool]:
-    if isinstance(store, Store):
-        return store, False
-    return Store(store), True
-
-
 #: Seconds between two looks at the runs another process holds, while a sweep waits for them.
 WAIT_POLL = 0.5
 
@@ -173,8 +168,7 @@ def run_configs(
     """
     t0 = time.perf_counter()
     backend_impl = get_backend(backend, **dict(backend_options or {}))
-    db, owned = _open_store(store)
-    try:
+    with borrowed(store) as db:
         unique = list({c.run_id: c for c in configs}.values())  # drop duplicates, keep order
         report = SweepReport(total=len(unique), run_ids=[c.run_id for c in unique])
         db.plan(unique)
@@ -243,9 +237,6 @@ def run_configs(
             if held:
                 with contextlib.suppress(sqlite3.Error, ValueError):  # never hide the exception in flight
                     db.release(held)
-    finally:
-        if owned:
-            db.close()
     report.wall_time = time.perf_counter() - t0
     return report
 
@@ -279,7 +270,7 @@ def sweep(
     optimizers:
         Registry short names.
     lr_grid:
-        Learning rates (e.g. :func:`adamlab.runner.parsing.parse_lr_grid`), or None for ``hparams["lr"]``.
+        Learning rates (e.g. :func:`adamlab.runs.parsing.parse_lr_grid`), or None for ``hparams["lr"]``.
     seeds:
         A count ``N`` (seeds ``0..N-1``) or explicit seeds.
     budget:
@@ -309,163 +300,6 @@ def sweep(
                        backend_options=backend_options)
 
 
-# -- selection ------------------------------------------------------------------------------------
-# The one learning-rate selection rule (DESIGN.md, "One home for each concept"): Criterion.parse is the
-# one parse of a criterion, lr_score the one score of an lr, best_lr the one tie-break. select_best
-# (per problem and optimizer) and select_lr (all given runs pooled, e.g. data draws of a recipe) only
-# differ in how they group runs; both read the values with final_values.
-
-
-@dataclass(frozen=True)
-class Criterion:
-    """Rank learning rates by the final value of ``metric``, mean over seeds, ``mode`` min or max."""
-
-    metric: str = "train_loss"
-    mode: str = "min"
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("min", "max"):
-            raise ValueError(f"criterion mode must be 'min' or 'max'; got {self.mode!r}")
-
-    @classmethod
-    def parse(cls, spec: str | Criterion) -> Criterion:
-        """``"min:train_loss"``, ``"max:test_accuracy"``, or a bare metric name (``*accuracy`` -> max)."""
-        if isinstance(spec, Criterion):
-            return spec
-        if ":" in spec:
-            mode, metric = spec.split(":", 1)
-            return cls(metric, mode)
-        metric = spec.removeprefix("final_")
-        return cls(metric, "max" if "accuracy" in metric else "min")
-
-    def __str__(self) -> str:
-        return f"{'lowest' if self.mode == 'min' else 'highest'} final {self.metric}, mean over seeds"
-
-    def describe(self, over: str = "the tune seeds") -> str:
-        """The whole selection rule in words (the rule of :func:`lr_score` and :func:`best_lr`)."""
-        return (f"lr with the {'lowest' if self.mode == 'min' else 'highest'} final {self.metric}, mean over "
-                f"{over} (an lr where a run diverged, failed or lacks the metric ranks last; ties go to the "
-                "smaller lr)")
-
-
-def lr_score(values: Sequence[float | None]) -> float:
-    """Score of one lr: the mean of its runs' final values; ``nan`` (ranked last) when any is missing.
-
-    A run that diverged, failed or lacks the metric contributes ``None``; a non-finite value counts
-    as missing too. No runs at all also gives ``nan``.
-    """
-    ok = [float(v) for v in values if v is not None and math.isfinite(v)]
-    return sum(ok) / len(ok) if ok and len(ok) == len(values) else math.nan
-
-
-def best_lr(scores: Mapping[float, float], criterion: str | Criterion) -> float:
-    """The lr with the best score by ``criterion``; ``nan`` scores rank last; ties go to the smaller lr."""
-    if not scores:
-        raise ValueError("scores must hold at least one learning rate")
-    sign = 1.0 if Criterion.parse(criterion).mode == "min" else -1.0
-
-    def key(lr: float) -> tuple[bool, float, float]:
-        s = scores[lr]
-        return (math.isnan(s), 0.0 if math.isnan(s) else sign * s, lr)
-
-    return min(scores, key=key)
-
-
-def rank_lrs(values_by_lr: Mapping[float, Sequence[float | None]],
-             criterion: str | Criterion) -> tuple[float, dict[float, float]]:
-    """``(best lr, {lr: score})`` for the final values of the runs at each lr (:func:`lr_score`,
-    :func:`best_lr`)."""
-    scores = {float(lr): lr_score(vals) for lr, vals in sorted(values_by_lr.items())}
-    return best_lr(scores, criterion), scores
-
-
-def final_values(db: Store, rows: Sequence[Mapping[str, Any]], metric: str) -> list[float | None]:
-    """The final ``metric`` of each store row (``db.runs()``); ``None`` unless the run finished."""
-    return [db.final_metric(r["run_id"], metric) if r["status"] == RunStatus.FINISHED else None for r in rows]
-
-
-def _rows(db: Store, run_ids: Sequence[str] | None, problem: str | None = None) -> list[dict[str, Any]]:
-    rows = db.runs(problem=problem)
-    if run_ids is not None:
-        wanted = set(run_ids)
-        rows = [r for r in rows if r["run_id"] in wanted]
-    return [r for r in rows if r["lr"] is not None]
-
-
-@dataclass
-class Selection:
-    """The best lr of one (problem, optimizer) and the scores of every lr (``nan`` = ranked last)."""
-
-    problem: str
-    problem_options: dict[str, Any]
-    optimizer: str
-    best_lr: float
-    score: float
-    scores: dict[float, float]
-
-
-def select_best(
-    store: Store | str | os.PathLike[str],
-    criterion: str | Criterion = "min:train_loss",
-    *,
-    run_ids: Sequence[str] | None = None,
-    problem: str | None = None,
-) -> dict[tuple[str, str], Selection]:
-    """Best lr per (problem, optimizer) among ``run_ids`` (default: all runs in the store).
-
-    Keys are ``(problem_key(problem, options), optimizer)``
-    (:func:`adamlab.runner.backends.problem_key`): runs of one problem with different options are
-    ranked separately.
-    """
-    crit = Criterion.parse(criterion)
-    db, owned = _open_store(store)
-    try:
-        groups: dict[tuple[str, str], dict[float, list[float | None]]] = {}
-        first: dict[tuple[str, str], dict[str, Any]] = {}
-        for r in _rows(db, run_ids, problem):
-            key = (problem_key(r["problem"], r["problem_options"]), r["optimizer"])
-            first.setdefault(key, r)
-            (value,) = final_values(db, [r], crit.metric)
-            groups.setdefault(key, {}).setdefault(float(r["lr"]), []).append(value)
-    finally:
-        if owned:
-            db.close()
-    out = {}
-    for key, by_lr in groups.items():
-        best, scores = rank_lrs(by_lr, crit)
-        row = first[key]
-        out[key] = Selection(row["problem"], dict(row["problem_options"]), key[1], best, scores[best], scores)
-    return out
-
-
-def select_lr(
-    store: Store | str | os.PathLike[str],
-    run_ids: Sequence[str],
-    criterion: str | Criterion = "min:train_loss",
-) -> tuple[float, dict[float, float]]:
-    """The same rule as :func:`select_best` over all of ``run_ids`` pooled into one group.
-
-    For runs that belong together although their problem options differ, e.g. the data draws
-    (``Protocol.replicate_option``) of a recipe, averaged like seeds. Returns ``(best_lr, {lr: score})``.
-    """
-    crit = Criterion.parse(criterion)
-    db, owned = _open_store(store)
-    try:
-        status = db.statuses(run_ids)  # indexed look-ups: no scan of the whole store per call
-        rows = [{"run_id": i, "status": status[i], "lr": db.config(i).lr} for i in dict.fromkeys(run_ids)
-                if i in status]
-        by_lr: dict[float, list[float | None]] = {}
-        for r, value in zip(rows, final_values(db, rows, crit.metric), strict=True):
-            if r["lr"] is not None:
-                by_lr.setdefault(float(r["lr"]), []).append(value)
-    finally:
-        if owned:
-            db.close()
-    if not by_lr:
-        raise ValueError("select_lr needs at least one run with a learning rate among run_ids")
-    return rank_lrs(by_lr, crit)
-
-
 @dataclass
 class TuneReport:
     """Result of :func:`tune_and_rerun`: the selections and both sweeps' reports."""
@@ -492,8 +326,7 @@ def tune_and_rerun(
     (e.g. seed 0 of the best lr is not trained twice)."""
     crit = Criterion.parse(criterion)
     instances = _problem_instances(problems)
-    db, owned = _open_store(store)
-    try:
+    with borrowed(store) as db:
         tune = sweep(instances, optimizers, lr_grid, tune_seeds, budget, db, **sweep_options)
         selections = select_best(db, crit, run_ids=tune.run_ids)
         hp = dict(sweep_options.pop("hparams", None) or {})
@@ -513,7 +346,4 @@ def tune_and_rerun(
                     setattr(total, f, getattr(total, f) + getattr(rep, f))
                 total.errors.update(rep.errors)
         total.run_ids = rerun_ids
-    finally:
-        if owned:
-            db.close()
     return TuneReport(crit, selections, tune, total)

@@ -33,11 +33,11 @@ import torch
 from adamlab.problems import Problem
 from adamlab.problems.noise import run_noise
 from adamlab.runner.checkpoint import restore_checkpoint, rng_states, save_checkpoint, set_rng_states
-from adamlab.runner.config import Budget, RunConfig, make_config, train_set_size
 from adamlab.runner.hooks import RunHook
 from adamlab.runner.loop import DEFAULT_CHUNK, LoopCore, MetricSink
 from adamlab.runner.progress import run_bar
-from adamlab.runner.result import RunResult, RunStatus, utcnow
+from adamlab.runs.config import Budget, RunConfig, make_config, train_set_size
+from adamlab.runs.result import RunResult, RunStatus, utcnow
 
 
 def build_problem(name: str, options: dict[str, Any] | None = None) -> Problem:
@@ -69,7 +69,7 @@ def execute(
     Parameters
     ----------
     config:
-        The run (see :func:`adamlab.runner.config.make_config`).
+        The run (see :func:`adamlab.runs.config.make_config`).
     problem:
         An already built problem matching ``config`` (else it is built from the registry).
     hooks:
@@ -220,7 +220,7 @@ def run(
         Steps (an int), ``Budget(epochs=...)``, or None for the problem's default protocol.
     batch_size, eval_every, schedule:
         Override the problem's protocol. ``schedule`` is ``"constant"``, ``"inv_sqrt"``, ``"step"`` or
-        ``{"name": "step", "gamma": 0.1, "every": 1000}`` (see :mod:`adamlab.runner.schedules`).
+        ``{"name": "step", "gamma": 0.1, "every": 1000}`` (see :mod:`adamlab.runs.schedules`).
     hooks, checkpoint_path, checkpoint_every, progress:
         See :func:`execute`.
 
@@ -229,7 +229,7 @@ def run(
     RunResult
         Status ``"finished"`` or ``"diverged"`` (see the module's divergence policy).
     """
-    from adamlab.runner.config import problem_name_and_options
+    from adamlab.runs.config import problem_name_and_options
 
     if isinstance(problem, Problem):
         instance = problem

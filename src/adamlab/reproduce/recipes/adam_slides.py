@@ -98,7 +98,7 @@ def run_quadratic(method: str, lr: float, steps: int, seeds: int, sigma: float, 
     Returns ``{"traj": [steps+1, S, 2], "loss": [steps+1, S], "align": [steps, S], "smooth": [steps-1, S]}``:
     ``align`` is cos(update, -grad L) and ``smooth`` cos(update_t, update_{t-1}).
     """
-    from adamlab.dissect.claims import single_thread
+    from adamlab.claims.seed_claims import single_thread
     from adamlab.optim.registry import make_optimizer
 
     q = hessian()
@@ -155,7 +155,7 @@ def sparse_data(seed: int) -> tuple[Tensor, Tensor]:
 
 def run_sparse(method: str, lr: float, steps: int, seeds: list[int], batch: int = 8) -> dict[str, Tensor]:
     """Rows = seeds; returns the rare / frequent mean squared errors ``[steps+1, S]`` and the total."""
-    from adamlab.dissect.claims import single_thread
+    from adamlab.claims.seed_claims import single_thread
     from adamlab.optim.registry import make_optimizer
 
     stars = torch.stack([sparse_data(s)[0] for s in seeds])

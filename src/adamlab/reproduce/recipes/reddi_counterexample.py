@@ -76,7 +76,7 @@ def run_online(method: str, beta2s: list[float], steps: int, *, alpha: float = A
     Returns ``{"final_x": [...], "avg_regret": [...], "steps": [...], "trajectory": [[x per kept step]]}``
     (``keep`` log-spaced steps of each trajectory).
     """
-    from adamlab.dissect.claims import single_thread
+    from adamlab.claims.seed_claims import single_thread
     from adamlab.optim.registry import make_optimizer
 
     buffer = torch.full((len(beta2s),), x0, dtype=torch.float64)

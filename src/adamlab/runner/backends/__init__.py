@@ -7,7 +7,7 @@ A :class:`Backend` has a ``name`` and one method::
 
     backend.run(configs: Sequence[RunConfig], context: RunContext) -> Iterator[RunResult]
 
-- It yields exactly one :class:`~adamlab.runner.result.RunResult` per config, in any order, as soon
+- It yields exactly one :class:`~adamlab.runs.result.RunResult` per config, in any order, as soon
   as each run ends, so the caller can commit it to the store at once (a crash loses only the runs in
   flight). Backends never write to the store themselves.
 - A run's own exception becomes a result with status ``"failed"`` and ``error`` set (use
@@ -33,27 +33,16 @@ import importlib
 import importlib.util
 import pkgutil
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from adamlab.problems import Problem
-from adamlab.runner.config import RunConfig, canonical_json
 from adamlab.runner.hooks import RunHook
 from adamlab.runner.loop import MetricSink, default_chunk
-from adamlab.runner.result import RunResult, RunStatus, utcnow
-
-
-def problem_key(name: str, options: Mapping[str, Any]) -> str:
-    """The one key of a problem instance: its name and options in canonical JSON.
-
-    A config's problem is ``problem_key(config.problem, config.problem_options)``; an instance's is
-    ``problem_key(*problem_name_and_options(problem))``. Options are canonicalised as in the run id
-    (floats to 12 digits, tuples as lists), so both give the same key. Used by the backends (problem
-    cache, blocks) and by :func:`adamlab.runner.sweep.select_best` (its keys). Never stored.
-    """
-    return canonical_json({"problem": name, "options": dict(options)})
+from adamlab.runs.config import RunConfig, problem_key  # noqa: F401  (re-exported)
+from adamlab.runs.result import RunResult, RunStatus, utcnow
 
 
 @dataclass

@@ -24,8 +24,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from adamlab.runner.backends import RunContext, failed_result
-from adamlab.runner.config import RunConfig
-from adamlab.runner.result import RunResult
+from adamlab.runs.config import RunConfig
+from adamlab.runs.result import RunResult
 
 INSTALL_HINT = "the ray backend needs Ray, which is not installed; install it with: pip install 'adamlab[ray]'"
 DEFAULT_LOCAL_CPUS = 2

@@ -7,8 +7,8 @@ from typing import Any
 
 from adamlab.data.errors import DataIntegrityError, DataNotFoundError
 from adamlab.runner.backends import RunContext, failed_result
-from adamlab.runner.config import RunConfig
-from adamlab.runner.result import RunResult, utcnow
+from adamlab.runs.config import RunConfig
+from adamlab.runs.result import RunResult, utcnow
 
 
 class SerialBackend:

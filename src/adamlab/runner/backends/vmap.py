@@ -22,7 +22,7 @@ floating-point rounding (the batched matrix products sum in another order; see d
 tolerance). Each result records ``execution = {"backend": "vmap", "block_size": K}``.
 
 Commits. :meth:`VmapBackend.run_blocks` yields the results of a block together when the block ends,
-and the sweep writes them in ONE store transaction (:meth:`adamlab.runner.store.Store.record_many`), so
+and the sweep writes them in ONE store transaction (:meth:`adamlab.store.core.Store.record_many`), so
 a kill -9 loses the block in flight and nothing else, and a resumed sweep retrains it whole (the same
 runs form the same block again).
 
@@ -48,8 +48,8 @@ from adamlab.runner.backends import RunContext, problem_key
 from adamlab.runner.backends.serial import SerialBackend
 from adamlab.runner.backends.vmap_optim import NotVectorizable
 from adamlab.runner.backends.vmap_train import same_batch
-from adamlab.runner.config import RunConfig, canonical_json
-from adamlab.runner.result import RunResult
+from adamlab.runs.config import RunConfig, canonical_json
+from adamlab.runs.result import RunResult
 
 #: Block size where no problem is at hand to size it (the Ray head plans blocks without the data).
 DEFAULT_MAX_BLOCK = 64

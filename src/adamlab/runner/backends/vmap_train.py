@@ -28,9 +28,9 @@ from adamlab.problems import noise as noise_source
 from adamlab.problems.supervised import DatasetProblem, cross_entropy
 from adamlab.runner.backends.vmap_models import Stack, stack_models
 from adamlab.runner.backends.vmap_optim import NotVectorizable, StackedOptimizer
-from adamlab.runner.config import RunConfig, train_set_size
 from adamlab.runner.loop import DEFAULT_CHUNK, LoopCore, MetricSink
-from adamlab.runner.result import RunResult
+from adamlab.runs.config import RunConfig, train_set_size
+from adamlab.runs.result import RunResult
 
 
 def _standard_supervised(problem: Problem) -> bool:

@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adamlab.runner.parsing import parse_assignments, parse_lr_grid, positive_float, positive_int
-from adamlab.runner.result import RunStatus
-from adamlab.runner.schedules import SCHEDULES
-from adamlab.runner.store import DEFAULT_STORE
+from adamlab.runs.parsing import parse_assignments, parse_lr_grid, positive_float, positive_int
+from adamlab.runs.result import RunStatus
+from adamlab.runs.schedules import SCHEDULES
+from adamlab.store.core import DEFAULT_STORE
 
 #: Most runs one ``run`` or ``sweep`` command plans (problems x optimizers x lrs x seeds, plus the
 #: rerun seeds), unless ``--max-runs`` says otherwise: a typo such as ``1e-3:1e0:1000000`` would
@@ -155,7 +155,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _usage(message: str) -> Exception:
-    from adamlab.cli import UsageError
+    from adamlab.commands import UsageError
 
     return UsageError(message)
 
@@ -223,7 +223,7 @@ def _schedule(args: argparse.Namespace) -> Any:
 
 
 def _budget(args: argparse.Namespace) -> Any:
-    from adamlab.runner.config import Budget
+    from adamlab.runs.config import Budget
 
     if args.epochs is not None:
         return Budget(epochs=args.epochs)
@@ -231,7 +231,7 @@ def _budget(args: argparse.Namespace) -> Any:
 
 
 def _open_store(path: str, *, readonly: bool = False) -> Any:
-    from adamlab.runner.store import Store
+    from adamlab.store.core import Store
 
     try:
         return Store(path, readonly=readonly)
@@ -248,7 +248,7 @@ def _backend(name: str) -> str:
 
 
 def _criterion(spec: str) -> Any:
-    from adamlab.runner.sweep import Criterion
+    from adamlab.selection.lr import Criterion
 
     try:
         return Criterion.parse(spec)
@@ -284,7 +284,7 @@ def _check_size(n_runs: int, args: argparse.Namespace, what: str) -> None:
 
 
 def _final_table(store: Any, run_ids: list[str]) -> str:
-    from adamlab.runner.plots import CURVE_METRICS
+    from adamlab.analysis.plots import CURVE_METRICS
 
     rows = {r["run_id"]: r for r in store.runs()}
     wanted = [rows[i] for i in run_ids if i in rows]
@@ -322,7 +322,7 @@ def _failures(rep: Any) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from adamlab.runner.demo import run_demo
+    from adamlab.reproduce.demo import run_demo
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -378,7 +378,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from adamlab.runner.sweep import select_best, sweep, tune_and_rerun
+    from adamlab.runner.sweep import sweep, tune_and_rerun
+    from adamlab.selection.lr import select_best
 
     grid = _lr_grid(args)
     crit = _criterion(args.criterion)
@@ -420,7 +421,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from adamlab.runner.plots import plot_store
+    from adamlab.analysis.plots import plot_store
 
     path = Path(args.store)
     if not path.is_file():

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from adamlab.runner.backends import problem_key
-from adamlab.runner.result import RunStatus
-from adamlab.runner.store import Store
-from adamlab.runner.sweep import Criterion, select_best
+from adamlab.runs.config import problem_key
+from adamlab.runs.result import RunStatus
+from adamlab.selection.lr import Criterion, select_best
+from adamlab.store.core import Store
 
 #: Metrics drawn by :func:`plot_curves`, in panel order, when present.
 CURVE_METRICS: tuple[str, ...] = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")

@@ -66,8 +66,8 @@ from typing import Any
 import torch
 
 from adamlab import __version__
-from adamlab.runner.config import RunConfig, canonical_json
-from adamlab.runner.result import DONE_STATUSES, RunResult, RunStatus, utcnow
+from adamlab.runs.config import RunConfig, canonical_json
+from adamlab.runs.result import DONE_STATUSES, RunResult, RunStatus, utcnow
 
 DEFAULT_STORE = Path("results") / "adamlab.sqlite"
 
@@ -737,3 +737,17 @@ def _config_row(c: RunConfig, now: str) -> tuple[Any, ...]:
         j["config"],
         now,
     )
+
+
+@contextlib.contextmanager
+def borrowed(store: Store | str | os.PathLike[str], *, readonly: bool = False) -> Iterator[Store]:
+    """The one "open a store or use the given one": yield ``store`` itself if it is a :class:`Store`
+    (the caller keeps owning it), else open the path and close it on exit."""
+    if isinstance(store, Store):
+        yield store
+        return
+    db = Store(store, readonly=readonly)
+    try:
+        yield db
+    finally:
+        db.close()

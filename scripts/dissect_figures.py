@@ -1,6 +1,6 @@
 """The figure of docs/dissect.md: the erf approximation, and measured gamma against the ideal gamma.
 
-Regenerate with ``python -m adamlab.dissect.figures [--out docs/figures/dissect_gamma.png]`` (about 10 s
+Regenerate with ``python -m scripts.dissect_figures [--out docs/figures/dissect_gamma.png]`` (about 10 s
 on 2 CPU cores; no data download: the small model trains on synthetic data).
 
 Left: :math:`2\\rho - 1 = \\operatorname{erf}(1/(\\sqrt2\\eta))` for Gaussian gradients, its approximation
@@ -127,7 +127,7 @@ def make_figure(out: str | os.PathLike[str] = DEFAULT_OUT) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m adamlab.dissect.figures", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m scripts.dissect_figures", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"output PNG (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)

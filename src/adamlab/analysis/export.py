@@ -19,7 +19,6 @@ Both files are written atomically (a temporary file, then ``os.replace``).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -29,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from adamlab.runner.store import Store
+from adamlab.store.core import Store
 
 FORMATS: tuple[str, ...] = ("csv", "parquet")
 
@@ -196,35 +195,3 @@ def export_store(store: Store | str | os.PathLike[str], out_dir: str | os.PathLi
         if owned:
             db.close()
     return paths
-
-
-# -- command line ---------------------------------------------------------------------------------
-
-EXPORT_EPILOG = """examples:
-  adamlab export results/adamlab.sqlite                      CSV next to the store
-  adamlab export results/adamlab.sqlite --format parquet --out tables/
-
-Writes <stem>.runs.<ext> (one row per run: problem, option.*, optimizer, lr, hparam.*, seed, status,
-diverged_step, wall_time, final.* metrics) and <stem>.metrics.<ext> (run_id, step, name, value).
-Parquet needs pyarrow: pip install 'adamlab[parquet]'.
-"""
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``export``."""
-    p = subparsers.add_parser("export", help="a results store as tidy CSV or Parquet tables",
-                              description="Export STORE as a runs table (one row per run) and a long metrics "
-                              "table.", epilog=EXPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("store", metavar="STORE", help="an SQLite results store")
-    p.add_argument("--format", choices=FORMATS, default="csv", help="file format (default: csv)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: the store's folder)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    p.set_defaults(func=cmd_export)
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    paths = export_store(args.store, args.out, args.format)
-    if not args.quiet:
-        for p in paths:
-            print(p)
-    return 0

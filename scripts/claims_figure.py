@@ -1,4 +1,4 @@
-"""Figure of the ``svag_idealized_rate`` record: ``python -m adamlab.dissect.claims_figure [OUT_DIR]``.
+"""Figure of the ``svag_idealized_rate`` record: ``python -m scripts.claims_figure [OUT_DIR]``.
 
 Draws log L against log t for idealized SVAG, constant-lr SGD and M-SVAG on ``quadratic.noisy`` (the
 record's settings: 8 seeds, 10,000 steps, lr 0.5), with a c/t reference, SGD's theoretical noise floor and
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adamlab.dissect.claims import loglog_slope, seed_interval, svag_rate_curves
+from adamlab.claims.seed_claims import loglog_slope, seed_interval, svag_rate_curves
 
 
 def draw_svag_rate(out_dir: str | Path = "docs/figures", *, steps: int = 10_000, seeds: int = 8,
@@ -23,7 +23,7 @@ def draw_svag_rate(out_dir: str | Path = "docs/figures", *, steps: int = 10_000,
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from adamlab.runner.plots import save_figure
+    from adamlab.analysis.plots import save_figure
 
     curves = svag_rate_curves(seeds=seeds, steps=steps, lr=lr)
     t = np.arange(1, steps + 1)

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from adamlab.runner.config import RunConfig
+from adamlab.runs.config import RunConfig
 
 
 class RunStatus(str, Enum):

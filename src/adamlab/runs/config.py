@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adamlab.problems import Problem
-from adamlab.runner.schedules import make_schedule
+from adamlab.runs.schedules import make_schedule
 
 ProblemSpec = str | tuple[str, Mapping[str, Any]] | Problem
 """A problem: a registered name, ``(name, options)``, or a :class:`~adamlab.problems.Problem`."""
@@ -250,3 +250,14 @@ def make_config(
         problem_options=_canonical(options),
         hooks=tuple(hook_name(h) for h in hooks),
     )
+
+
+def problem_key(name: str, options: Mapping[str, Any]) -> str:
+    """The one key of a problem instance: its name and options in canonical JSON.
+
+    A config's problem is ``problem_key(config.problem, config.problem_options)``; an instance's is
+    ``problem_key(*problem_name_and_options(problem))``. Options are canonicalised as in the run id
+    (floats to 12 digits, tuples as lists), so both give the same key. Used by the backends (problem
+    cache, blocks) and by :func:`adamlab.selection.lr.select_best` (its keys). Never stored.
+    """
+    return canonical_json({"problem": name, "options": dict(options)})

@@ -13,9 +13,9 @@ import torch
 
 from adamlab import functional as F
 from adamlab import optim
+from adamlab.claims import properties as P
+from adamlab.claims import verify
 from adamlab.cli import main
-from adamlab.dissect import properties as P
-from adamlab.dissect import verify
 
 
 def _adam_with(change):

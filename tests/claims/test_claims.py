@@ -1,4 +1,4 @@
-"""The claim records of issue 13 (adamlab.dissect.claims): each check's math on a tiny case."""
+"""The claim records of issue 13 (adamlab.claims.seed_claims): each check's math on a tiny case."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from adamlab.dissect import claims as C
-from adamlab.dissect import verify
+from adamlab.claims import seed_claims as C
+from adamlab.claims import verify
 from adamlab.dissect.decompose import StepRecorder
 from adamlab.optim.registry import make_optimizer, names
 
@@ -68,7 +68,7 @@ def test_sgd_floor_and_short_rate_records():
 
 
 def test_svag_rate_figure(tmp_path):
-    from adamlab.dissect.claims_figure import draw_svag_rate
+    from scripts.claims_figure import draw_svag_rate
 
     paths = draw_svag_rate(tmp_path, steps=40, seeds=2)
     assert [p.name for p in paths] == ["dissect_svag_rate.png", "dissect_svag_rate.pdf"]

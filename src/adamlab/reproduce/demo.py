@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adamlab.runner.backends import problem_key
-from adamlab.runner.parsing import parse_lr_grid
-from adamlab.runner.plots import (
+from adamlab.analysis.plots import (
     best_lrs,
     draw_curves,
     draw_lr_sensitivity,
@@ -31,9 +29,12 @@ from adamlab.runner.plots import (
     marker_legend_entries,
     save_figure,
 )
-from adamlab.runner.result import RunStatus
-from adamlab.runner.store import Store
-from adamlab.runner.sweep import Criterion, tune_and_rerun
+from adamlab.runner.sweep import tune_and_rerun
+from adamlab.runs.config import problem_key
+from adamlab.runs.parsing import parse_lr_grid
+from adamlab.runs.result import RunStatus
+from adamlab.selection.lr import Criterion
+from adamlab.store.core import Store
 
 METHODS: tuple[str, ...] = ("msgd", "mssd", "msvag", "mssdva", "adam")
 LR_GRID = "1e-5:1e0:11"

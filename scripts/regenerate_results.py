@@ -1,7 +1,7 @@
 """Rerun recipes under a protocol and regenerate their sections of ``docs/results.md`` from the runs.
 
-    python -m adamlab.reproduce.regenerate            # = make results
-    python -m adamlab.reproduce.regenerate --recipes wilson --backend vmap
+    python -m scripts.regenerate_results            # = make results
+    python -m scripts.regenerate_results --recipes wilson --backend vmap
 
 By default: the DeepOBS protocol (``--protocol deepobs``) for ``noisy-quadratic`` (all 12 settings x
 5 methods), ``wilson`` and ``adam-mnist-logreg``. Each recipe writes its store, summary and figures to
@@ -147,7 +147,7 @@ def regenerate(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m adamlab.reproduce.regenerate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m scripts.regenerate_results", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipes", nargs="+", default=list(DEFAULT_RECIPES), help="recipe names")
     parser.add_argument("--protocol", default="deepobs", choices=PROTOCOLS)

@@ -19,8 +19,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from adamlab.runner.plots import _colors, _linestyles, draw_curves, draw_lr_sensitivity, save_figure
-from adamlab.runner.report import Entry, ProblemReport, Report
+from adamlab.analysis.plots import _colors, _linestyles, draw_curves, draw_lr_sensitivity, save_figure
+from adamlab.analysis.report import Entry, ProblemReport, Report
 
 _LABELS = {"test_accuracy": "test accuracy", "test_loss": "test loss", "train_loss": "train loss", "loss": "loss"}
 
@@ -188,7 +188,7 @@ def _summary_table(report: Report) -> str:
 
 def _ratio_table(report: Report) -> str:
     """``t_{s,p} / min_s' t_{s',p}`` per optimizer and problem: what the profiles are drawn from."""
-    from adamlab.runner.report import profile_ratios
+    from adamlab.analysis.report import profile_ratios
 
     times = {p.pid: {o: e.time_to_target for o, e in p.entries.items()} for p in report.problems}
     ratios = profile_ratios(times)

@@ -1,6 +1,6 @@
 """Measure what :class:`~adamlab.dissect.hooks.GradientStatsHook` costs relative to one training step.
 
-``python -m adamlab.dissect.cost`` prints, for a small MLP on synthetic data (784-256-10 by default,
+``python -m benchmarks.dissect_cost`` prints, for a small MLP on synthetic data (784-256-10 by default,
 batch 128, Adam), the median wall time of one training step (forward, backward, ``optimizer.step``) and of
 one hook call, and their ratio. The number quoted in docs/dissect.md comes from here.
 """
@@ -58,7 +58,7 @@ def hook_cost(*, hidden: int = 256, batch: int = 128, repeats: int = 10, max_exa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m adamlab.dissect.cost", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.dissect_cost", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--batch", type=int, default=128)

@@ -50,14 +50,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from adamlab.dissect.claims import CLAIM_CHECKS, OPTIMIZER_CHECKS
+from adamlab.claims.seed_claims import CLAIM_CHECKS, OPTIMIZER_CHECKS
 from adamlab.dissect.decompose import StepRecorder
 from adamlab.dissect.stats import gaussian_sign_agreement, ideal_gamma_grad, ideal_gamma_sign
 
 PROPERTIES: tuple[str, ...] = (
     "rescaling_invariance", "step_bound", "constant_gradient_ratio", "cautiousness",
     "param_scale_lr_equivalence", "optimal_gamma_lemma", "erf_approximation",
-    # issue 13's claims (adamlab.dissect.claims)
+    # issue 13's claims (adamlab.claims.seed_claims)
     "svag_idealized_rate", "ill_conditioning", "ill_conditioning_normalized", "eps_dominance",
 )
 #: Properties about the theory itself (not one optimizer); their records have optimizer "-".
@@ -531,7 +531,7 @@ def verify(
         if p in THEORY_CHECKS:
             records.append(THEORY_CHECKS[p](seed=seed))
             continue
-        if p in CLAIM_CHECKS:  # several records, named by method (adamlab.dissect.claims)
+        if p in CLAIM_CHECKS:  # several records, named by method (adamlab.claims.seed_claims)
             records.extend(CLAIM_CHECKS[p](seed=seed, long=data))
             continue
         if p in OPTIMIZER_CHECKS:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adamlab.dissect.properties import PROPERTIES, Record, verify
+from adamlab.claims.properties import PROPERTIES, Record, verify
 
 EPILOG = """\
 examples:

@@ -87,7 +87,7 @@ def single_thread() -> Iterator[None]:
 
 def _record(optimizer: str, prop: str, measured: float, has: bool, theory: bool | None, expected: str,
             details: str) -> Any:
-    from adamlab.dissect.properties import Record
+    from adamlab.claims.properties import Record
 
     holds = None if theory is None else bool(has) == bool(theory)
     return Record(optimizer, prop, float(measured), expected, holds, details, bool(has), theory)

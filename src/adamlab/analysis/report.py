@@ -33,13 +33,12 @@ and AlgoPerf's benchmark score, the normalised area under the profile
 ``B_s = 1/(tau_max - 1) * integral_1^tau_max rho_s(tau) dtau`` (1 = fastest everywhere, 0 = never within
 tau_max of the fastest). An optimizer that never reaches the target on p has t = inf there.
 
-The page (:mod:`adamlab.runner.report_page`) shows these tables and figures; :func:`build_report` returns
+The page (:mod:`adamlab.analysis.report_page`) shows these tables and figures; :func:`build_report` returns
 the numbers.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -49,12 +48,11 @@ from typing import Any
 
 import numpy as np
 
-from adamlab.runner.backends import problem_key
-from adamlab.runner.parsing import number_type
-from adamlab.runner.plots import ProblemRuns, load_problem_runs
-from adamlab.runner.result import RunStatus
-from adamlab.runner.store import Store
-from adamlab.runner.sweep import Criterion, select_best
+from adamlab.analysis.plots import ProblemRuns, load_problem_runs
+from adamlab.runs.config import problem_key
+from adamlab.runs.result import RunStatus
+from adamlab.selection.lr import Criterion, select_best
+from adamlab.store.core import Store
 
 #: The metric a problem is scored by when none is given: the first one its runs recorded.
 DEFAULT_METRICS: tuple[str, ...] = ("max:test_accuracy", "min:test_loss", "min:train_loss", "min:loss")
@@ -343,55 +341,3 @@ def build_report(store: Store | str | os.PathLike[str], *, metric: str | Criteri
 
 
 # -- command line ---------------------------------------------------------------------------------
-
-REPORT_EPILOG = """examples:
-  adamlab report results/adamlab.sqlite                     results/report/report.html + figures
-  adamlab report results/adamlab.sqlite --out report/ --target-fraction 0.9 --time wall
-
-Per problem: each optimizer's performance (final metric at the best lr, mean +- sd over seeds), speed
-(steps to the target at the best lr) and tunability (fraction of the lr grid reaching the target), as
-DeepOBS reports them; across problems: AlgoPerf's performance profiles (fraction of problems reached
-within tau times the fastest time to target, tau in [1, 4]) and benchmark score. Definitions: the
-page's "Definitions" section and docs/runner.md.
-"""
-
-
-_fraction = number_type(float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
-_tau = number_type(float, lambda v: v > 1.0, "a finite number > 1")
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``report``."""
-    p = subparsers.add_parser("report", help="a benchmark report across problems (HTML page, PNG/PDF figures)",
-                              description="DeepOBS-style performance / speed / tunability tables and "
-                              "AlgoPerf-style performance profiles for the runs in STORE.",
-                              epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("store", metavar="STORE", help="an SQLite results store")
-    p.add_argument("--out", default="results/report", metavar="DIR", help="output folder (default: results/report)")
-    p.add_argument("--problem", metavar="P", help="only this problem (default: all in the store)")
-    p.add_argument("--metric", metavar="MODE:METRIC",
-                   help="score every problem by this metric (default: test_accuracy, else test_loss, else "
-                   "train_loss)")
-    p.add_argument("--target-fraction", type=_fraction, default=TARGET_FRACTION, metavar="Q",
-                   help=f"target = initial + Q (best - initial) (default: {TARGET_FRACTION})")
-    p.add_argument("--time", choices=TIMES, default="steps",
-                   help="time to target in steps or in wall-clock seconds (default: steps)")
-    p.add_argument("--tau-max", type=_tau, default=TAU_MAX, metavar="T",
-                   help=f"performance profiles for tau in [1, T] (default: {TAU_MAX:g})")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    p.set_defaults(func=cmd_report)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from adamlab.runner.report_page import write_report
-
-    if args.metric is not None:
-        try:
-            Criterion.parse(args.metric)
-        except ValueError as err:
-            raise ValueError(f"--metric {args.metric!r}: {err}") from None
-    report = build_report(args.store, metric=args.metric, target_fraction=args.target_fraction, time=args.time,
-                          tau_max=args.tau_max, problem=args.problem)
-    written = write_report(report, args.out)
-    if not args.quiet:
-        for path in written:
-            print(path)
-    return 0
