@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from adamlab.claims.properties import PROPERTIES, Record, verify
+from adamlab.commands import COMMANDS
 
 EPILOG = """\
 examples:
@@ -29,6 +30,7 @@ must have is missing; 2 for an unknown optimizer or property.
 """
 
 
+@COMMANDS.register("verify", order=50)
 def register(subparsers: Any) -> None:
     """Add the ``verify`` subcommand."""
     parser = subparsers.add_parser(

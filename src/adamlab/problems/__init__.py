@@ -1,15 +1,16 @@
 """Test problems of the Adam paper and of "Dissecting Adam", registered by name.
 
-``get(name, **options)`` builds one, ``names()`` lists them; see :mod:`adamlab.problems.base`
-for the contract. Importing this package registers the built-in problems:
+Layer ``problems`` (above :mod:`adamlab.data`, below :mod:`adamlab.runs`; see docs/architecture.md):
+a problem is a model, a loss, a seeded data pipeline, an evaluation and its paper's default protocol.
+``get(name, **options)`` builds one, ``names()`` lists them (sorted); see :mod:`adamlab.problems.base`
+for the contract. Each module of this package registers its problems (``@register``); the registry
+imports every module on first use, so a new problem is one new module, with no list to edit:
 
 - ``quadratic.noisy`` and ``leastsquares.wilson`` (synthetic, no files needed);
 - ``mnist.logreg``, ``imdb.bow_logreg``, ``mnist.mlp``, ``mnist.vae``, ``cifar10.cnn`` (Kingma & Ba 2015);
 - ``fmnist.cnn``, ``cifar10.3c3d``, ``cifar100.allcnnc``, ``tolstoi.char_rnn`` (Balles & Hennig 2018, P1-P4).
 """
 
-# Registration happens on import (each module decorates its classes with @register).
-from adamlab.problems import cifar, fmnist, imdb, leastsquares, mnist, quadratic, tolstoi  # noqa: E402, I001, F401
 from adamlab.problems.base import Batch, Problem, Protocol, get, names, register
 
 __all__ = ["Batch", "Problem", "Protocol", "get", "names", "register"]
