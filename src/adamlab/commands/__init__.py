@@ -1,18 +1,20 @@
-"""The ``adamlab`` subcommands (layer ``commands``, just below :mod:`adamlab.cli`, above everything else).
+"""The ``adamlab`` subcommands (layer ``commands``, just below :mod:`adamlab.cli`).
 
-Layers, bottom to top: util < plotting < functional < optim < dissect < data < problems < runs < store
-< selection < runner < analysis < claims < reproduce < commands < cli (docs/architecture.md).
-
-Each module here adds one or more subcommands with a function ``register(subparsers) -> None`` that
-sets ``func`` (``args -> int`` exit code) on them, and registers that function in :data:`COMMANDS`
-with an ``order`` (its place in ``adamlab --help``)::
+One job: parse a subcommand's arguments and call the library. Each module here adds one or more
+subcommands with a function ``register(subparsers) -> None`` that sets ``func`` (``args -> int`` exit
+code) on them, and registers that function in :data:`COMMANDS` with an ``order`` (its place in
+``adamlab --help``)::
 
     @COMMANDS.register("export", order=20)
     def register(subparsers): ...
 
 :func:`adamlab.cli.build_parser` imports every module of this package (a module that fails to import
 is a :class:`~adamlab.util.registry.RegistryImportError` naming it) and calls the registered functions
-in order. The modules parse arguments and call the library; no library code imports them.
+in order. No library code imports these modules.
+
+Layers, bottom to top (imports only go down; docs/architecture.md): util < plotting < functional
+< optim < dissect < data < problems < runs < store < selection < runner < analysis < claims < reproduce
+< commands < cli.
 """
 
 from __future__ import annotations
