@@ -250,6 +250,17 @@ def test_modules_are_found() -> None:
     assert any(e.source == "adamlab.cli" for e in edges())
 
 
+def test_relative_imports_resolve() -> None:
+    def node(code: str) -> ast.ImportFrom:
+        return ast.parse(code).body[0]  # type: ignore[return-value]
+
+    assert resolve("adamlab.problems.mnist", node("from .noise import Dropout")) == "adamlab.problems.noise"
+    assert resolve("adamlab.problems", node("from .base import get")) == "adamlab.problems.base"
+    assert resolve("adamlab.runner.backends.vmap", node("from ..train import run")) == "adamlab.runner.train"
+    assert resolve("adamlab.problems.mnist", node("from . import noise")) == "adamlab.problems"
+    assert resolve("adamlab.cli", node("from adamlab.commands import COMMANDS")) == "adamlab.commands"
+
+
 def test_no_import_cycles() -> None:
     found = cycles()
     lines = []
