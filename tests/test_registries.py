@@ -60,6 +60,14 @@ def test_a_module_that_fails_to_import_is_named(plugin_package: Path) -> None:
         registry.get("alpha")
 
 
+def test_a_replaced_entry_keeps_its_place() -> None:
+    registry: Registry[int] = Registry("thing")
+    registry.add("late", 1)
+    registry.add("early", 2, order=1)
+    registry.add("early", 3, replace=True)
+    assert list(registry.items()) == [("early", 3), ("late", 1)]
+
+
 def test_sorted_names() -> None:
     registry: Registry[int] = Registry("thing", sort_names=True)
     for name in ("b", "c", "a"):

@@ -92,13 +92,15 @@ class Registry(Generic[T]):
     def add(self, name: str, entry: T, *, replace: bool = False, order: float | None = None) -> T:
         """Register ``entry`` under ``name``; a taken name is a ``ValueError`` unless ``replace``.
 
-        ``order`` places the name in :meth:`names` (smaller first; ``None``: after every ordered entry).
+        ``order`` places the name in :meth:`names` (smaller first; ``None``: after every ordered entry,
+        or where it was for a replaced entry).
         """
         key = self._normalize(name)
         if key in self._entries and not replace:
             raise ValueError(f"{self.kind} name {name!r} is already registered")
         self._entries[key] = entry
-        self._order[key] = math.inf if order is None else float(order)
+        if order is not None or key not in self._order:
+            self._order[key] = math.inf if order is None else float(order)
         return entry
 
     def register(self, name: str, *, replace: bool = False,
