@@ -45,7 +45,7 @@ results: venv
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m scripts.regenerate_results $(RESULTS_ARGS)
 
 lint: venv
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests scripts benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

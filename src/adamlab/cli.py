@@ -1,8 +1,11 @@
-"""The ``adamlab`` command line.
+"""The ``adamlab`` command line (layer ``cli``, the top: nothing imports it).
 
-Each subcommand lives with the layer it belongs to, in a module that exposes
-``register(subparsers) -> None``. ``register`` adds one or more subparsers and sets
-``func`` (``args -> int`` exit code) as their default. This file only wires them together.
+Each subcommand lives in a module of :mod:`adamlab.commands` that registers a function
+``register(subparsers) -> None`` in :data:`adamlab.commands.COMMANDS` with an ``order``. ``register``
+adds one or more subparsers and sets ``func`` (``args -> int`` exit code) as their default. This file
+only wires them together: it imports every command module (one that fails to import is a
+:class:`~adamlab.util.registry.RegistryImportError` naming it, never a missing subcommand) and calls
+the registered functions in order, which is the order of ``--help``.
 
 Exit codes: 0 success, 1 the job ran but failed (e.g. a property did not hold where it must,
 a run diverged when that is an error), 2 bad arguments or bad input (one clear line on stderr):
@@ -13,24 +16,12 @@ is needed, read-only, ...; the line names the path), or a ``MemoryError`` (sizes
 from __future__ import annotations
 
 import argparse
-import importlib
 import sqlite3
 import sys
 from collections.abc import Sequence
 
 from adamlab import __version__
-from adamlab.commands import UsageError
-
-# Modules that add subcommands, in the order they appear in --help.
-COMMAND_MODULES: tuple[str, ...] = (
-    "adamlab.commands.runner",  # demo, run, sweep, plot
-    "adamlab.commands.export",  # export
-    "adamlab.commands.report",  # report
-    "adamlab.commands.problems",  # list
-    "adamlab.commands.verify",  # verify
-    "adamlab.commands.data",  # data fetch | verify
-    "adamlab.commands.reproduce",  # reproduce
-)
+from adamlab.commands import COMMANDS, UsageError
 
 
 def os_error_line(err: OSError) -> str:
@@ -42,6 +33,7 @@ def os_error_line(err: OSError) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``adamlab`` parser with every registered subcommand, in their registered order."""
     parser = argparse.ArgumentParser(
         prog="adamlab",
         description="Adam and its relatives: optimizers, dissection, and the papers' experiments.",
@@ -49,15 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"adamlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            # Only tolerate the command module itself being absent, never a broken import inside it.
-            if err.name != name:
-                raise
-            continue
-        module.register(sub)
+    for _, add_commands in COMMANDS.items():  # imports every command module; a broken one raises
+        add_commands(sub)
     return parser
 
 

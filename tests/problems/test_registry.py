@@ -24,15 +24,15 @@ ALL = [
 
 def test_names_lists_every_problem() -> None:
     # Tests elsewhere register their own tiny problems; the built-in ones come from adamlab's modules.
-    from adamlab.problems.base import _REGISTRY
+    from adamlab.problems.base import REGISTRY
 
-    builtin = [n for n in problems.names() if _REGISTRY[n].factory.__module__.startswith("adamlab.")]
+    builtin = [n for n in problems.names() if REGISTRY.entries[n].factory.__module__.startswith("adamlab.")]
     assert builtin == ALL
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_every_problem_has_a_sourced_protocol_and_docstring(name: str) -> None:
-    cls = problems.base._REGISTRY[name].factory
+    cls = problems.base.REGISTRY.entries[name].factory
     proto = cls.protocol
     assert proto.batch_size >= 1 and proto.steps >= proto.eval_every >= 1
     assert proto.source, name

@@ -116,7 +116,7 @@ def test_serial_and_vmap_backends_select_the_same_lrs(tmp_path, tiny_recipe):
 
 def test_cli_protocol_and_backend(tmp_path, tiny_recipe, monkeypatch, capsys):
     recipe = tiny_recipe("wilson", which="deepobs", steps=10, lr_grid=(1e-2,), seeds=(0, 1), variants=2)
-    monkeypatch.setitem(base._REGISTRY, "wilson", recipe)
+    monkeypatch.setitem(base.REGISTRY.entries, "wilson", recipe)
     out = tmp_path / "w"
     assert cli.main(["reproduce", "wilson", "--protocol", "deepobs", "--backend", "serial", "--out", str(out),
                      "--quiet"]) == 0

@@ -88,7 +88,7 @@ def test_summary_statistics_match_numpy(tmp_path, tiny_recipe):
 
 def test_tiny_wilson_via_cli_and_resume(tmp_path, tiny_recipe, monkeypatch, capsys):
     recipe = tiny_recipe("wilson", steps=20, lr_grid=(1e-2, 1e-1), seeds=(0, 1))
-    monkeypatch.setitem(base._REGISTRY, "wilson", recipe)
+    monkeypatch.setitem(base.REGISTRY.entries, "wilson", recipe)
     out, store = tmp_path / "w", tmp_path / "other.sqlite"
     argv = ["reproduce", "wilson", "--quick", "--out", str(out), "--store", str(store), "--quiet"]
     assert cli.main(argv) == 0

@@ -12,9 +12,9 @@ def _tiny_registered():
     runner_tiny_problem.ensure_registered()
     yield
     # Leave the global registry as other test folders expect it (built-in problems only).
-    from adamlab.problems.base import _REGISTRY
+    from adamlab.problems.base import REGISTRY
 
-    _REGISTRY.pop(runner_tiny_problem.NAME, None)
+    REGISTRY.entries.pop(runner_tiny_problem.NAME, None)
 
 
 @pytest.fixture

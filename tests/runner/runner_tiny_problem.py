@@ -68,5 +68,5 @@ class TinyRegression(Problem):
 
 def ensure_registered() -> None:
     """Register the tiny problem once (tests and subprocesses call this)."""
-    if NAME not in problems_base._REGISTRY:
+    if NAME not in problems_base.REGISTRY:
         problems_base.register(TinyRegression)

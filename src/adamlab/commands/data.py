@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from adamlab.commands import COMMANDS
 from adamlab.data.errors import DataFetchError
 from adamlab.data.fetch import fetch
 from adamlab.data.integrity import FileStatus, check_dataset
@@ -109,6 +110,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+@COMMANDS.register("data", order=60)
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``data fetch`` and ``data verify`` to the adamlab command line."""
     data = subparsers.add_parser(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from adamlab.analysis.export import FORMATS, export_store
+from adamlab.commands import COMMANDS
 
 EXPORT_EPILOG = """examples:
   adamlab export results/adamlab.sqlite                      CSV next to the store
@@ -16,6 +17,7 @@ Parquet needs pyarrow: pip install 'adamlab[parquet]'.
 """
 
 
+@COMMANDS.register("export", order=20)
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``export``."""
     p = subparsers.add_parser("export", help="a results store as tidy CSV or Parquet tables",

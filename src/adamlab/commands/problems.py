@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from adamlab.problems.base import _REGISTRY, names
+from adamlab.commands import COMMANDS
+from adamlab.problems.base import entry, names
 
 EPILOG = """examples:
   adamlab list                 every problem, its description and default protocol
@@ -15,9 +16,9 @@ EPILOG = """examples:
 
 def describe(name: str) -> str:
     """A few lines about problem ``name``: description, protocol and options."""
-    entry = _REGISTRY[name]
-    lines = [f"{name}", f"    {entry.description}"]
-    proto = entry.protocol
+    registered = entry(name)
+    lines = [f"{name}", f"    {registered.description}"]
+    proto = registered.protocol
     if proto is not None:
         lines.append(
             f"    batch {proto.batch_size}, {proto.steps} steps, eval every {proto.eval_every}, "
@@ -25,7 +26,7 @@ def describe(name: str) -> str:
         )
         if proto.source:
             lines.append(f"    source: {proto.source}")
-    defaults = getattr(entry.factory, "default_options", None)
+    defaults = getattr(registered.factory, "default_options", None)
     if defaults:
         opts = ", ".join(f"{k}={v!r}" for k, v in sorted(defaults.items()))
         lines.append(f"    options: {opts}")
@@ -45,6 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+@COMMANDS.register("problems", order=40)
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``list`` subcommand."""
     parser = subparsers.add_parser(

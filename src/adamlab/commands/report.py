@@ -6,6 +6,7 @@ import argparse
 
 from adamlab.analysis.report import TARGET_FRACTION, TAU_MAX, TIMES, build_report
 from adamlab.analysis.report_page import write_report
+from adamlab.commands import COMMANDS
 from adamlab.runs.parsing import number_type
 from adamlab.selection.lr import Criterion
 
@@ -23,6 +24,9 @@ page's "Definitions" section and docs/runner.md.
 
 _fraction = number_type(float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
 _tau = number_type(float, lambda v: v > 1.0, "a finite number > 1")
+
+
+@COMMANDS.register("report", order=30)
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``report``."""
     p = subparsers.add_parser("report", help="a benchmark report across problems (HTML page, PNG/PDF figures)",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from adamlab.commands import COMMANDS
+
 #: ``adamlab.reproduce.base.PROTOCOLS`` (repeated so that building the parser imports no torch).
 PROTOCOLS = ("full", "quick", "deepobs")
 
@@ -28,6 +30,7 @@ Exit codes: 0 done, 2 bad input or missing data (one line on stderr).
 """
 
 
+@COMMANDS.register("reproduce", order=70)
 def register(subparsers: Any) -> None:
     """Add the ``reproduce`` subcommand."""
     parser = subparsers.add_parser(

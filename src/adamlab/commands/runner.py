@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from adamlab.commands import COMMANDS
 from adamlab.runs.parsing import parse_assignments, parse_lr_grid, positive_float, positive_int
 from adamlab.runs.result import RunStatus
 from adamlab.runs.schedules import SCHEDULES
@@ -104,6 +105,7 @@ def _add_training(p: argparse.ArgumentParser) -> None:
                    help=f"refuse to plan more than N runs (default: {MAX_RUNS})")
 
 
+@COMMANDS.register("runner", order=10)
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``demo``, ``run``, ``sweep`` and ``plot``."""
     p = subparsers.add_parser("demo", help="the 2x2 grid plus Adam on two built-in problems (no downloads)",

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from adamlab.claims.properties import PROPERTIES, Record, verify
+from adamlab.commands import COMMANDS
+from adamlab.util import files
 
 EPILOG = """\
 examples:
@@ -29,6 +28,7 @@ must have is missing; 2 for an unknown optimizer or property.
 """
 
 
+@COMMANDS.register("verify", order=50)
 def register(subparsers: Any) -> None:
     """Add the ``verify`` subcommand."""
     parser = subparsers.add_parser(
@@ -68,18 +68,8 @@ def format_table(records: Sequence[Record]) -> str:
 
 
 def write_json(records: Sequence[Record], path: str | os.PathLike[str]) -> None:
-    """Write the records atomically (temporary file in the same directory, then rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump([r.to_dict() for r in records], fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the records as a JSON list, atomically (:func:`adamlab.util.files.write_json`)."""
+    files.write_json(path, [r.to_dict() for r in records], indent=2)
 
 
 def run_verify(args: argparse.Namespace) -> int:

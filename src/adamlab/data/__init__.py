@@ -1,11 +1,15 @@
-"""Dataset readers for the original file formats, with checksums and an optional download.
+"""Dataset readers for the original file formats, with checksums and an optional download (layer ``data``).
 
-``load(name, split, root=None)`` returns ``(inputs, targets)`` tensors for ``mnist``,
-``fashion_mnist``, ``imdb``, ``cifar10``, ``cifar100`` and ``tolstoi``. Files live under the data
-root (``root``, else ``$ADAMLAB_DATA``, else ``~/.cache/adamlab``) in the layout of the original
-releases (see :mod:`adamlab.data.registry`); every file is verified against a known checksum
-before use. Processed caches go to ``$ADAMLAB_CACHE`` (else ``~/.cache/adamlab/processed``); the
-data root is never written to except by ``adamlab data fetch``.
+One job: verified files in, tensors out. ``load(name, split, root=None)`` returns ``(inputs, targets)``
+tensors for ``mnist``, ``fashion_mnist``, ``imdb``, ``cifar10``, ``cifar100`` and ``tolstoi``. Files
+live under the data root (``root``, else ``$ADAMLAB_DATA``, else ``~/.cache/adamlab``) in the layout
+of the original releases (see :mod:`adamlab.data.registry`); every file is verified against a known
+checksum before use. Processed caches go to ``$ADAMLAB_CACHE`` (else ``~/.cache/adamlab/processed``);
+the data root is never written to except by ``adamlab data fetch``.
+
+Layers, bottom to top (imports only go down; docs/architecture.md): util < plotting < functional
+< optim < dissect < data < problems < runs < store < selection < runner < analysis < claims < reproduce
+< commands < cli.
 """
 
 from __future__ import annotations

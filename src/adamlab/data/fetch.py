@@ -1,7 +1,8 @@
 """Download dataset files from their official URLs, verified before they land in place.
 
-Each file is streamed to a temporary file in its destination folder while its checksum is
-computed; only a file with the expected checksum is renamed (atomically) onto its final name.
+Each file is streamed to a temporary file in its destination folder
+(:func:`adamlab.util.files.atomic_path`) while its checksum is computed; only a file with the expected
+checksum is moved (atomically) onto its final name.
 URLs are tried in order (official first, then known mirrors with byte-identical files).
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +22,7 @@ from adamlab.data.errors import DataFetchError, DataIntegrityError, DataNotFound
 from adamlab.data.integrity import FileStatus, check_file, resolve
 from adamlab.data.paths import data_root
 from adamlab.data.registry import FileSpec, expected_checksum, get_spec
+from adamlab.util.files import atomic_path
 
 Opener = Callable[[str], IO[bytes]]
 _CHUNK = 1 << 16
@@ -51,41 +52,41 @@ def download_file(
     open_url = opener or _default_opener
     errors: list[str] = []
     for url in spec.urls:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
         try:
-            h = hashlib.new(checksum.algorithm) if checksum else None
-            size = 0
-            with os.fdopen(fd, "wb") as out, contextlib.closing(open_url(url)) as resp:
-                total = getattr(resp, "length", None) or None
-                with tqdm(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    desc=f"{dataset}: {spec.name}",
-                    disable=not progress,
-                ) as bar:
-                    while chunk := resp.read(_CHUNK):
-                        out.write(chunk)
-                        if h is not None:
-                            h.update(chunk)
-                        size += len(chunk)
-                        bar.update(len(chunk))
-                out.flush()
-                os.fsync(out.fileno())
-            if checksum is not None and h is not None and h.hexdigest() != checksum.hexdigest.lower():
-                errors.append(f"{url}: expected {checksum}, found {checksum.algorithm}:{h.hexdigest()}")
-                continue
-            if checksum is None and spec.size is not None and size != spec.size:
-                errors.append(f"{url}: expected size {spec.size} bytes, found {size}")
-                continue
-            os.replace(tmp, dest)
+            # The temporary file is moved onto dest only when the block ends normally, so a rejected
+            # download (_Rejected) or a network error leaves dest as it was and no temporary behind.
+            with atomic_path(dest, fsync=True) as tmp:
+                digest, size = _stream(open_url, url, tmp, checksum.algorithm if checksum else None,
+                                       f"{dataset}: {spec.name}", progress)
+                if checksum is not None and digest != checksum.hexdigest.lower():
+                    raise _Rejected(f"expected {checksum}, found {checksum.algorithm}:{digest}")
+                if checksum is None and spec.size is not None and size != spec.size:
+                    raise _Rejected(f"expected size {spec.size} bytes, found {size}")
             return dest
-        except OSError as err:  # URLError and HTTPError are OSErrors
+        except (_Rejected, OSError) as err:  # URLError and HTTPError are OSErrors
             errors.append(f"{url}: {err}")
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
     raise DataFetchError(f"{dataset}: could not download {spec.relpath} to {dest}: " + "; ".join(errors))
+
+
+class _Rejected(Exception):
+    """A download that completed but has the wrong checksum or size."""
+
+
+def _stream(open_url: Opener, url: str, tmp: Path, algorithm: str | None, desc: str,
+            progress: bool) -> tuple[str | None, int]:
+    """Copy ``url`` to ``tmp`` while hashing it; returns ``(hex digest or None, size in bytes)``."""
+    h = hashlib.new(algorithm) if algorithm else None
+    size = 0
+    with open(tmp, "wb") as out, contextlib.closing(open_url(url)) as resp:
+        total = getattr(resp, "length", None) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress) as bar:
+            while chunk := resp.read(_CHUNK):
+                out.write(chunk)
+                if h is not None:
+                    h.update(chunk)
+                size += len(chunk)
+                bar.update(len(chunk))
+    return (h.hexdigest() if h is not None else None), size
 
 
 def fetch(

@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from adamlab.data.errors import DataFormatError
-from adamlab.data.paths import atomic_writer, cache_dir
+from adamlab.data.paths import cache_dir
+from adamlab.util.files import atomic_open
 
 TOKENIZER_VERSION = 1
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
@@ -159,9 +160,9 @@ def store_cached(key: str, split: str, x: np.ndarray, y: np.ndarray) -> None:
     """Write one split's packed matrix and targets atomically (targets last)."""
     xp, yp = _cache_files(key, split)
     try:
-        with atomic_writer(xp) as fh:
+        with atomic_open(xp, "wb", fsync=True) as fh:
             np.save(fh, np.packbits(x, axis=1), allow_pickle=False)
-        with atomic_writer(yp) as fh:
+        with atomic_open(yp, "wb", fsync=True) as fh:
             np.save(fh, y.astype(np.int64), allow_pickle=False)
     except OSError:  # an unwritable cache only costs speed
         pass

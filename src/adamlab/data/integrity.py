@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adamlab.data.errors import DataIntegrityError, DataNotFoundError
-from adamlab.data.paths import atomic_writer, cache_dir, data_root
+from adamlab.data.paths import cache_dir, data_root
 from adamlab.data.registry import Checksum, DatasetSpec, FileSpec, Variant, expected_checksum, get_spec
+from adamlab.util.files import atomic_open
 
 _CACHE_NAME = "verified.json"
 
@@ -93,7 +94,7 @@ def _store_cache(key: str, entry: dict) -> None:
     data = _load_cache()  # drops unusable entries, so a broken file is repaired by the next write
     data[key] = entry
     try:
-        with atomic_writer(_cache_path(), "w") as fh:
+        with atomic_open(_cache_path(), "w", fsync=True) as fh:
             json.dump(data, fh, indent=0, sort_keys=True)
     except OSError:  # a read-only cache dir only costs speed
         pass

@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from adamlab.data import cifar, imdb, tolstoi
+import adamlab.data.cifar as cifar
+import adamlab.data.imdb as imdb
+import adamlab.data.tolstoi as tolstoi
 from adamlab.data.idx import read_idx_pair
 from adamlab.data.integrity import Resolved, resolve
 from adamlab.data.registry import NAMES, TOLSTOI_SHA256

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from torch import Tensor, nn
+
+from adamlab.util.registry import Registry
 
 Batch = tuple[Tensor, ...]
 """One mini-batch: usually ``(inputs, targets)``; for synthetic problems whatever ``loss`` needs."""
@@ -139,39 +141,40 @@ class Problem(ABC):
         return {"problem": self.name, **{k: v for k, v in sorted(self.options.items())}}
 
 
-@dataclass
-class _Entry:
+@dataclass(frozen=True)
+class Entry:
+    """A registered problem: its class (or factory), description and default protocol."""
+
     factory: Callable[..., Problem]
     description: str
     protocol: Protocol | None = None
-    defaults: dict[str, Any] = field(default_factory=dict)
 
 
-_REGISTRY: dict[str, _Entry] = {}
+#: The problems by name, registered by the modules of :mod:`adamlab.problems` (each decorates its
+#: classes with :func:`register`); listed sorted by name.
+REGISTRY: Registry[Entry] = Registry("problem", package="adamlab.problems", sort_names=True)
 
 
 def register(cls: type[Problem]) -> type[Problem]:
-    """Class decorator: register ``cls`` under ``cls.name``."""
-    if cls.name in _REGISTRY:
-        raise ValueError(f"problem {cls.name!r} is already registered")
-    _REGISTRY[cls.name] = _Entry(cls, cls.description, getattr(cls, "protocol", None))
+    """Class decorator: register ``cls`` under ``cls.name``.
+
+    A module of :mod:`adamlab.problems` is found and imported on first use of the registry; code
+    elsewhere (a test, a plug-in) registers its own problems the same way.
+    """
+    REGISTRY.add(cls.name, Entry(cls, cls.description, getattr(cls, "protocol", None)))
     return cls
 
 
 def names() -> list[str]:
     """Registered problem names, sorted."""
-    _load_builtin()
-    return sorted(_REGISTRY)
+    return REGISTRY.names()
+
+
+def entry(name: str) -> Entry:
+    """The registry entry of ``name`` (class, description, protocol). Unknown names raise ``ValueError``."""
+    return REGISTRY.get(name)
 
 
 def get(name: str, **options: Any) -> Problem:
     """Build the problem registered as ``name``. Unknown names raise ``ValueError`` listing the known ones."""
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown problem {name!r}; known problems: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name].factory(**options)
-
-
-def _load_builtin() -> None:
-    # Importing the package registers the built-in problems (each module decorates its classes).
-    import adamlab.problems  # noqa: F401
+    return REGISTRY.get(name).factory(**options)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from adamlab.problems import noise
+import adamlab.problems.noise as noise
 from adamlab.problems.base import Batch, Protocol, register
 from adamlab.problems.datasets import fixed_subset
 from adamlab.problems.noise import Dropout

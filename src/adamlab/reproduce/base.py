@@ -2,7 +2,8 @@
 
 A :class:`Recipe` is plain data. :func:`adamlab.reproduce.engine.execute` runs it with the runner's
 sweep and selection (:mod:`adamlab.runner`), and :mod:`adamlab.reproduce.summary` turns the store into
-the JSON summary. Each recipe module defines one ``RECIPE`` and registers it.
+the JSON summary. Each module of :mod:`adamlab.reproduce.recipes` defines one ``RECIPE`` and registers
+it (:func:`register`); the registry imports those modules on first use, so there is no list to edit.
 
 Tuning protocol (DESIGN.md, "Tuning protocol"): every (setting, variant) sweeps ``lr_grid`` with
 ``tune_seeds``; the lr with the best ``criterion`` (the runner's rule,
@@ -23,6 +24,7 @@ from typing import Any
 
 from adamlab.reproduce.effects import Effect
 from adamlab.selection.lr import Criterion
+from adamlab.util.registry import Registry
 
 #: The protocols every recipe has; ``full`` is the default.
 PROTOCOLS = ("full", "quick", "deepobs")
@@ -272,30 +274,22 @@ def protocol_name(which: bool | str) -> str:
     return which
 
 
-_REGISTRY: dict[str, Recipe] = {}
+#: The recipes by name, registered by the modules of :mod:`adamlab.reproduce.recipes` (each module
+#: registers its ``RECIPE`` with an ``order``: the order of ``reproduce --list``).
+REGISTRY: Registry[Recipe] = Registry("recipe", package="adamlab.reproduce.recipes")
 
 
-def register(recipe: Recipe) -> Recipe:
-    """Add ``recipe`` to the registry (names are unique)."""
-    if recipe.name in _REGISTRY:
-        raise ValueError(f"recipe {recipe.name!r} is already registered")
-    _REGISTRY[recipe.name] = recipe
-    return recipe
+def register(recipe: Recipe, *, order: float | None = None) -> Recipe:
+    """Add ``recipe`` to the registry (names are unique); ``order`` places it in :func:`names`
+    (smaller first; ``None``: after the built-in recipes)."""
+    return REGISTRY.add(recipe.name, recipe, order=order)
 
 
 def names() -> list[str]:
-    """Registered recipe names, in registration order."""
-    _load()
-    return list(_REGISTRY)
+    """Registered recipe names, in their listing order."""
+    return REGISTRY.names()
 
 
 def get(name: str) -> Recipe:
     """The recipe ``name``; ``ValueError`` listing the known names otherwise."""
-    _load()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown recipe {name!r}; known recipes: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
-
-
-def _load() -> None:
-    import adamlab.reproduce.recipes  # noqa: F401  (registers the built-in recipes)
+    return REGISTRY.get(name)

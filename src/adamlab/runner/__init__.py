@@ -1,7 +1,7 @@
 """Execution: run one training, sweep a grid, tune and rerun (layer ``runner``).
 
-It trains runs and writes them to the store; it does not analyse them (that is
-:mod:`adamlab.analysis`). The names of the layers below it that a training script needs are
+One job: it trains runs (the loop core in :mod:`adamlab.runner.loop`, serial / vmap / ray backends,
+checkpoints) and writes them to the store; it does not analyse them (that is :mod:`adamlab.analysis`). The names of the layers below it that a training script needs are
 re-exported here (``Store`` from :mod:`adamlab.store`, ``Criterion`` and ``select_best`` from
 :mod:`adamlab.selection`, ``RunConfig`` and ``parse_lr_grid`` from :mod:`adamlab.runs`).
 
@@ -9,6 +9,10 @@ re-exported here (``Store`` from :mod:`adamlab.store`, ``Criterion`` and ``selec
 >>> res = runner.run("quadratic.noisy", "msvag", {"lr": 0.1}, seed=0, budget=500)  # doctest: +SKIP
 >>> rep = runner.sweep("quadratic.noisy", ["sgd", "adam"], runner.parse_lr_grid("1e-3:1e0:4"),
 ...                    seeds=2, store="results/adamlab.sqlite")                   # doctest: +SKIP
+
+Layers, bottom to top (imports only go down; docs/architecture.md): util < plotting < functional
+< optim < dissect < data < problems < runs < store < selection < runner < analysis < claims < reproduce
+< commands < cli.
 """
 
 from adamlab.runner.backends import Backend, RunContext, get_backend

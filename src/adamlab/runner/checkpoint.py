@@ -1,8 +1,9 @@
 """Checkpoints of a run in progress, so a long run resumes bit for bit.
 
 A checkpoint holds the model and optimizer ``state_dict``, the RNG states, the data position (batches
-consumed), the step, and the metrics so far. It is written with ``torch.save`` to a temporary file in
-the same directory, then moved into place with ``os.replace`` (atomic), and read back with
+consumed), the step, and the metrics so far. It is written with ``torch.save`` through
+:func:`adamlab.util.files.atomic_open` (a temporary file in the same directory, flushed to disk, then
+moved into place atomically), and read back with
 ``torch.load(weights_only=True)`` (no unpickling of arbitrary objects).
 
 A checkpoint that cannot be used -- unreadable, of another format or run, or one that loads but does
@@ -14,13 +15,14 @@ from step 0. So a bad checkpoint costs the time it saved, never a failed run.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from adamlab.util.files import atomic_open
 
 FORMAT_VERSION = 1
 
@@ -48,19 +50,9 @@ def set_rng_states(states: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
-    """Write ``payload`` (plus a format version) atomically to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"format": FORMAT_VERSION, **payload}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``payload`` (plus a format version) atomically to ``path``, flushed to disk before the move."""
+    with atomic_open(path, "wb", fsync=True) as fh:
+        torch.save({"format": FORMAT_VERSION, **payload}, fh)
 
 
 def load_checkpoint(path: str | os.PathLike[str], run_id: str) -> dict[str, Any] | None:

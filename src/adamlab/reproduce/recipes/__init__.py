@@ -1,17 +1,6 @@
-"""The built-in recipes (importing this package registers them, in this order)."""
+"""The built-in recipes: one module per paper figure or table, each registering its ``RECIPE``.
 
-from adamlab.reproduce.recipes import (  # noqa: F401, I001
-    noisy_quadratic,
-    wilson,
-    adam_mnist_logreg,
-    adam_imdb_bow,
-    adam_mnist_mlp,
-    adam_vae_bias_correction,
-    dissect_p1_fmnist,
-    dissect_p4_tolstoi,
-    adam_cifar10_cnn,
-    dissect_p2_cifar10,
-    dissect_p3_cifar100,
-    reddi_counterexample,
-    adam_slides,
-)
+:data:`adamlab.reproduce.base.REGISTRY` imports every module of this package on first use; a module's
+``register(RECIPE, order=...)`` places it in ``adamlab reproduce --list``. Shared building blocks
+(``common``, ``adam_paper``, ``dissect_paper``, ``standalone``) register nothing.
+"""

@@ -26,4 +26,4 @@ RECIPE = register(adam_paper_recipe(
     quick=Protocol(lr_grid=[1e-3, 1e-2, 1e-1, 1.0, 10.0], tune_seeds=[0], seeds=[0, 1, 2], steps=600, eval_every=100,
                    problem_options={"eval_size": 2000}, note="eval on 2,000 examples"),
     doc=__doc__ or "",
-))
+), order=30)

@@ -25,4 +25,4 @@ RECIPE = register(adam_paper_recipe(
     quick=Protocol(lr_grid=[1e-4, 1e-3, 1e-2, 1e-1, 1.0], tune_seeds=[0], seeds=[0, 1], steps=300, eval_every=50,
                    problem_options={"eval_size": 2000}, note="eval on 2,000 examples"),
     doc=__doc__ or "",
-))
+), order=50)

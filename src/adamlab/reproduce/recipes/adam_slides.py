@@ -404,4 +404,4 @@ RECIPE = register(StandaloneRecipe(
     experiment=experiment,
     draw=draw,
     doc=__doc__ or "",
-))
+), order=130)

@@ -97,4 +97,4 @@ RECIPE = register(Recipe(
     ],
     datasets=["mnist"],
     doc=__doc__ or "",
-))
+), order=60)

@@ -23,4 +23,4 @@ RECIPE = register(dissect_recipe(
     quick=Protocol(lr_grid=[1e-4, 1e-3, 1e-2], tune_seeds=[0], seeds=[0, 1], steps=100, eval_every=50,
                    problem_options={"eval_size": 1000}, note="eval on 1,000 images"),
     doc=__doc__ or "",
-))
+), order=110)

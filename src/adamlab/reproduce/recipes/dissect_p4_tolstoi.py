@@ -26,4 +26,4 @@ RECIPE = register(dissect_recipe(
     quick=Protocol(lr_grid=[1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0], tune_seeds=[0], seeds=[0, 1], steps=150, eval_every=50,
                    problem_options={"eval_size": 200}, note="eval on 200 sequences"),
     doc=__doc__ or "",
-))
+), order=80)

@@ -320,4 +320,4 @@ RECIPE = register(Recipe(
     figure_cols=4,
     extra_figures=_dissection_figure,
     doc=__doc__ or "",
-))
+), order=10)

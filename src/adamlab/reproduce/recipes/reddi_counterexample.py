@@ -253,4 +253,4 @@ RECIPE = register(StandaloneRecipe(
     experiment=experiment,
     draw=draw,
     doc=__doc__ or "",
-))
+), order=120)

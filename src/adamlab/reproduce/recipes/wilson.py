@@ -86,4 +86,4 @@ RECIPE = register(Recipe(
         Claim("All methods fit the training set (zero training error)", _all_fit),
     ],
     doc=__doc__ or "",
-))
+), order=20)
