@@ -17,16 +17,18 @@ FONT_RC: dict[str, Any] = {"pdf.fonttype": 42, "ps.fonttype": 42}
 FORMATS: tuple[str, ...] = ("png", "pdf")
 
 
-def write_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 150, **savefig: Any) -> Path:
+def write_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 150, fmt: str | None = None,
+                 **savefig: Any) -> Path:
     """Save ``fig`` to ``path`` atomically (:func:`adamlab.util.files.atomic_path`) with :data:`FONT_RC`.
 
-    The format is the suffix of ``path``; ``savefig`` goes to ``Figure.savefig`` (e.g.
-    ``bbox_inches="tight"``). The global matplotlib settings are left as they are. Returns ``path``.
+    The format is ``fmt``, by default the suffix of ``path`` (PNG without one); ``savefig`` goes to
+    ``Figure.savefig`` (e.g. ``bbox_inches="tight"``). The global matplotlib settings are left as they
+    are. Returns ``path``.
     """
     import matplotlib
 
     target = Path(path)
-    fmt = target.suffix.lstrip(".").lower() or "png"
+    fmt = fmt or target.suffix.lstrip(".").lower() or "png"
     with matplotlib.rc_context(FONT_RC), atomic_path(target) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi, **savefig)
     return target
