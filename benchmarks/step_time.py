@@ -29,7 +29,6 @@ import json
 import math
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import torch
 
 from adamlab.optim.registry import make_optimizer, names
+from adamlab.util.files import write_json
 
 SIZES = {"7850": 7_850, "1M": 1_000_000, "10M": 10_000_000, "50M": 50_000_000}
 #: The sizes and methods of issue 11's targets (and the bound on each ratio to torch fused Adam).
@@ -281,20 +281,6 @@ def target_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: str, data: dict[str, Any]) -> None:
-    """Write ``data`` atomically (temporary file in the same directory, then rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".step_time.", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=None,
@@ -335,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     if reps < 1 or args.warmup < 1 or args.threads < 1:
         parser.error("--reps, --warmup and --threads must be >= 1")
     results = run(sizes, optimizers, args.paths, reps, args.warmup, args.threads, torch_paths=not args.targets)
-    write_json(args.out, results)
+    write_json(args.out, results, indent=1)
     print(markdown_table(results))
     print()
     print(target_table(results))

@@ -40,7 +40,6 @@ quadratic vmap >= 30x at K = 640; serial <= 1.2x the reference per run.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -250,10 +249,9 @@ def main(argv: list[str] | None = None) -> int:
               "batch_size": 128, "threads": args.threads, "repeats": args.repeats, "torch": torch.__version__,
               "load_average": os.getloadavg(), "rows": rows}
     if args.out:
-        out = Path(args.out)
-        tmp_out = out.with_name(f".{out.name}.tmp")
-        tmp_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp_out, out)
+        from adamlab.util.files import write_json
+
+        write_json(args.out, result)
     return 0
 
 

@@ -13,18 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from adamlab.claims.seed_claims import loglog_slope, seed_interval, svag_rate_curves
+from adamlab.plotting import pyplot, save_figure
 
 
 def draw_svag_rate(out_dir: str | Path = "docs/figures", *, steps: int = 10_000, seeds: int = 8,
                    lr: float = 0.5) -> list[Path]:
     """Run the record's curves and draw them; returns the written paths."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from adamlab.analysis.plots import save_figure
-
+    plt = pyplot()
     curves = svag_rate_curves(seeds=seeds, steps=steps, lr=lr)
     t = np.arange(1, steps + 1)
     fig, ax = plt.subplots(figsize=(7.5, 4.6), layout="constrained")

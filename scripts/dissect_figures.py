@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -23,6 +22,7 @@ from torch.nn import functional as F
 
 from adamlab.dissect.decompose import decompose
 from adamlab.dissect.stats import gaussian_sign_agreement, gradient_stats, ideal_gamma_grad, ideal_gamma_sign
+from adamlab.plotting import pyplot, write_figure
 
 DEFAULT_OUT = Path("docs/figures/dissect_gamma.png")
 
@@ -69,11 +69,7 @@ def measured_vs_ideal(optimizer: str, *, steps: int = 300, batch: int = 32, lr: 
 
 def make_figure(out: str | os.PathLike[str] = DEFAULT_OUT) -> Path:
     """Draw the two panels and save a PNG atomically; returns the path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
     eta = torch.logspace(-2, 2, 400, dtype=torch.float64)
     exact = ideal_gamma_sign(gaussian_sign_agreement(torch.ones_like(eta), eta))
@@ -112,18 +108,10 @@ def make_figure(out: str | os.PathLike[str] = DEFAULT_OUT) -> Path:
     right.grid(alpha=0.3)
     fig.tight_layout()
 
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.stem + ".", suffix=".png", dir=target.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, target)
+        return write_figure(fig, out, dpi=110, fmt="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
 
 
 def main(argv: list[str] | None = None) -> int:

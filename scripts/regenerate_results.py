@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 from adamlab.reproduce.base import PROTOCOLS, Recipe, get
 from adamlab.reproduce.report import markdown_section
+from adamlab.util.files import write_bytes, write_text
 
 DEFAULT_RECIPES = ("noisy-quadratic", "wilson", "adam-mnist-logreg")
 DEFAULT_DOCS = Path("docs") / "results.md"
@@ -70,7 +70,7 @@ def _copy_figures(summary: dict[str, Any], figures_dir: Path, stem: str) -> dict
             continue
         suffix = path.stem[len(recipe):]  # "", "_lr", "_dissection"
         target = figures_dir / f"{stem}{suffix}.png"
-        shutil.copyfile(path, target)
+        write_bytes(target, path.read_bytes())  # atomic: a reader never sees half a figure
         out[suffix] = target.name
     return out
 
@@ -129,7 +129,7 @@ def regenerate(
         figures = _copy_figures(summary, docs_path.parent / "figures", f"results_{recipe.name}_{protocol}")
         body = section(summary, figures, "figures", list(recipe.metrics))
         text = replace_region(docs_path.read_text(encoding="utf-8"), f"{recipe.name} {protocol}", body)
-        docs_path.write_text(text, encoding="utf-8")  # after each recipe, so finished ones are kept
+        write_text(docs_path, text)  # after each recipe, so finished ones are kept
         summaries.append(summary)
         log(f"regenerated the {recipe.name} {protocol} section of {docs_path}")
     # the overview lists every recipe of this protocol that has a summary (this run's or an earlier one)
@@ -142,7 +142,7 @@ def regenerate(
         listed[s["recipe"]] = s
     text = replace_region(docs_path.read_text(encoding="utf-8"), f"overview {protocol}",
                           overview(list(listed.values())))
-    docs_path.write_text(text, encoding="utf-8")
+    write_text(docs_path, text)
     return summaries
 
 

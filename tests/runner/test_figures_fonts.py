@@ -6,12 +6,12 @@ import re
 
 import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from adamlab.analysis import plots
+from adamlab.plotting import pyplot
+from adamlab.runner import sweep
+from tests.runner import runner_tiny_problem as tiny
 
-from adamlab.analysis import plots  # noqa: E402
-from adamlab.runner import sweep  # noqa: E402
-from tests.runner import runner_tiny_problem as tiny  # noqa: E402
+plt = pyplot()  # the one backend choice (Agg unless the user chose one)
 
 TYPE3 = re.compile(rb"/Subtype\s*/Type3|/FontType\s+3")
 

@@ -4,13 +4,15 @@
   problem option, ``optimizer``, ``lr``, one ``hparam.<name>`` column per other hyperparameter, ``seed``,
   ``steps``, ``batch_size``, ``eval_every``, ``schedule`` (JSON), ``status``, ``diverged_step``, ``attempts``,
   ``wall_time`` (s), ``final_step`` (the last recorded step), one ``final.<metric>`` column per metric
-  (its value at the largest step where it was recorded, as :meth:`Store.final_metric`), ``error``, the
+  (its value at the largest step where it was recorded, as :meth:`Store.final_metrics`), ``error``, the
   timestamps and the package versions. A run without some option, hyperparameter or metric has an empty
   cell there. List values (e.g. ``betas``) are JSON text.
 - ``<stem>.metrics.<ext>``: the long table ``run_id, step, name, value``, sorted.
 
 CSV needs nothing beyond the standard library; Parquet needs ``pyarrow`` (``pip install 'adamlab[parquet]'``).
-Both files are written atomically (a temporary file, then ``os.replace``).
+Both tables come from the store's read queries (:meth:`~adamlab.store.Store.run_table`,
+:meth:`~adamlab.store.Store.metric_rows`); both files are written atomically
+(:func:`adamlab.util.files.atomic_path`).
 
 >>> import pandas as pd                                         # doctest: +SKIP
 >>> runs = pd.read_csv("results/adamlab.runs.csv")              # doctest: +SKIP
@@ -22,13 +24,12 @@ from __future__ import annotations
 import csv
 import json
 import os
-import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from adamlab.store.core import Store
+from adamlab.store import Store, borrowed
+from adamlab.util.files import atomic_open, atomic_path
 
 FORMATS: tuple[str, ...] = ("csv", "parquet")
 
@@ -50,30 +51,12 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _final_metrics(db: Store) -> dict[str, dict[str, float]]:
-    """``run_id -> {name: value at the largest recorded step}`` in one query."""
-    out: dict[str, dict[str, float]] = {}
-    rows = db._con.execute(
-        "SELECT m.run_id, m.name, m.value FROM metrics m JOIN "
-        "(SELECT run_id, name, MAX(step) AS step FROM metrics GROUP BY run_id, name) last "
-        "ON m.run_id = last.run_id AND m.name = last.name AND m.step = last.step"
-    )
-    for run_id, name, value in rows:
-        out.setdefault(run_id, {})[name] = float(value)
-    return out
-
-
-def _last_steps(db: Store) -> dict[str, int]:
-    return {r[0]: int(r[1]) for r in db._con.execute("SELECT run_id, MAX(step) FROM metrics GROUP BY run_id")}
-
-
 def runs_table(db: Store) -> tuple[list[str], list[dict[str, Any]]]:
     """The tidy runs table: ``(columns, rows)``, one row (a dict) per run, in the store's order."""
-    finals, last = _final_metrics(db), _last_steps(db)
-    runs = db.runs()
+    runs = db.run_table()
     options = sorted({k for r in runs for k in r["problem_options"]})
     hparams = sorted({k for r in runs for k in r["hparams"] if k != "lr"})
-    metrics = sorted({k for f in finals.values() for k in f})
+    metrics = sorted({k for r in runs for k in r["final"]})
     rows = []
     for r in runs:
         row: dict[str, Any] = {"run_id": r["run_id"], "problem": r["problem"]}
@@ -82,9 +65,8 @@ def runs_table(db: Store) -> tuple[list[str], list[dict[str, Any]]]:
         row.update({f"hparam.{k}": _cell(r["hparams"].get(k)) for k in hparams})
         row.update({k: r.get(k) for k in _TRAILING if k != "final_step"})
         row["schedule"] = _cell(r["schedule"])
-        row["final_step"] = last.get(r["run_id"])
-        run_finals = finals.get(r["run_id"], {})
-        row.update({f"final.{m}": run_finals.get(m) for m in metrics})
+        row["final_step"] = r["final_step"]
+        row.update({f"final.{m}": r["final"].get(m) for m in metrics})
         row.update({k: r.get(k) for k in _META})
         rows.append(row)
     columns = [*_LEADING, *(f"option.{k}" for k in options), *_MIDDLE, *(f"hparam.{k}" for k in hparams),
@@ -94,22 +76,11 @@ def runs_table(db: Store) -> tuple[list[str], list[dict[str, Any]]]:
 
 def metrics_rows(db: Store) -> Iterator[tuple[str, int, str, float]]:
     """The long metrics table, sorted by ``(run_id, step, name)``."""
-    yield from db._con.execute("SELECT run_id, step, name, value FROM metrics ORDER BY run_id, step, name")
-
-
-@contextmanager
-def _atomic(path: Path, mode: str = "w") -> Iterator[str]:
-    tmp = str(path.parent / f".{path.name}.{uuid.uuid4().hex}")  # created by the writer: umask permissions
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    yield from db.metric_rows()
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: Any) -> None:
-    with _atomic(path) as tmp, open(tmp, "w", newline="") as fh:
+    with atomic_open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(columns)
         for row in rows:
@@ -152,8 +123,8 @@ def _write_parquet(path: Path, columns: Sequence[str], rows: Any) -> None:
         types = [pa.string(), pa.int64(), pa.string(), pa.float64()]
         data = {c: pa.array(list(v), type=t) for c, v, t in zip(columns, cols, types, strict=True)}
     table = pa.table(data) if data else pa.table({c: pa.array([], type=pa.null()) for c in columns})
-    with _atomic(path) as tmp:
-        pa.parquet.write_table(table, tmp)
+    with atomic_path(path) as tmp:
+        pa.parquet.write_table(table, str(tmp))
 
 
 _WRITERS: dict[str, Callable[[Path, Sequence[str], Any], None]] = {"csv": _write_csv, "parquet": _write_parquet}
@@ -179,11 +150,7 @@ def export_store(store: Store | str | os.PathLike[str], out_dir: str | os.PathLi
         raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     if fmt == "parquet":
         _pyarrow()  # fail before writing anything
-    owned = not isinstance(store, Store)
-    if owned and not Path(store).is_file():  # type: ignore[arg-type]
-        raise FileNotFoundError(f"results store {str(store)!r} does not exist")
-    db = Store(store) if owned else store  # type: ignore[arg-type]
-    try:
+    with borrowed(store, must_exist=True) as db:
         out = Path(out_dir) if out_dir is not None else db.path.parent
         out.mkdir(parents=True, exist_ok=True)
         stem = db.path.stem
@@ -191,7 +158,4 @@ def export_store(store: Store | str | os.PathLike[str], out_dir: str | os.PathLi
         paths = [out / f"{stem}.runs.{fmt}", out / f"{stem}.metrics.{fmt}"]
         _WRITERS[fmt](paths[0], columns, rows)
         _WRITERS[fmt](paths[1], METRIC_COLUMNS, list(metrics_rows(db)))
-    finally:
-        if owned:
-            db.close()
     return paths

@@ -1,13 +1,15 @@
 """Figures from a results store: learning curves and learning-rate sensitivity (PNG and PDF).
 
 - :func:`plot_curves`: loss and accuracy against steps (or epochs), one line per optimizer at its best
-  learning rate (by a :class:`~adamlab.runner.sweep.Criterion`), the mean over seeds with a min-max band.
+  learning rate (by a :class:`~adamlab.selection.lr.Criterion`), the mean over seeds with a min-max band.
 - :func:`plot_lr_sensitivity`: the final metric against the learning rate (log x), mean over seeds with a
   min-max band; learning rates where a seed diverged are crosses at the top of the panel.
 
 Titles name the problem (and options) and the protocol (batch size, steps, schedule, seeds).
 A store given as a path is opened read-only, so figures can be made from a store on a read-only
-file system.
+file system. Runs and curves are read with the store's queries (:meth:`~adamlab.store.Store.runs`,
+:meth:`~adamlab.store.Store.curves`); the figure set-up, colours, labels and the saver are those of
+:mod:`adamlab.plotting` (``save_figure`` is re-exported here).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import contextlib
 import json
 import math
 import os
-import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,10 +26,27 @@ from typing import Any
 
 import numpy as np
 
+from adamlab.plotting import (
+    FONT_RC,
+    LOG_RANGE,
+    method_colors,
+    method_linestyles,
+    metric_label,
+    pyplot,
+    save_figure,
+    seed_band,
+)
 from adamlab.runs.config import problem_key
 from adamlab.runs.result import RunStatus
 from adamlab.selection.lr import Criterion, select_best
-from adamlab.store.core import Store
+from adamlab.store import Store, borrowed
+from adamlab.util.stats import summarize
+
+__all__ = [
+    "CURVE_METRICS", "FONT_RC", "OFF_SCALE", "CriterionWarning", "ProblemRuns", "best_lrs", "draw_curves",
+    "draw_lr_sensitivity", "has_lr_grid", "load_problem_runs", "marker_legend_entries", "plot_curves",
+    "plot_lr_sensitivity", "plot_store", "reading", "save_figure",
+]
 
 #: Metrics drawn by :func:`plot_curves`, in panel order, when present.
 CURVE_METRICS: tuple[str, ...] = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
@@ -36,14 +54,6 @@ CURVE_METRICS: tuple[str, ...] = ("train_loss", "test_loss", "train_accuracy", "
 #: In lr-sensitivity plots, final losses above this multiple of the initial loss are drawn as
 #: triangles on the top frame (they blew up without becoming non-finite).
 OFF_SCALE = 10.0
-
-_LABELS = {
-    "train_loss": "train loss",
-    "test_loss": "test loss",
-    "train_accuracy": "train accuracy",
-    "test_accuracy": "test accuracy",
-}
-
 
 @dataclass
 class _Run:
@@ -95,20 +105,13 @@ class ProblemRuns:
 
 @contextlib.contextmanager
 def reading(store: Store | str | os.PathLike[str]) -> Iterator[Store]:
-    """``store`` itself, or the store at that path opened read-only (closed afterwards).
+    """``store`` itself, or the store at that path opened read-only (closed afterwards):
+    :func:`adamlab.store.borrowed` with ``readonly=True, must_exist=True``.
 
     Raises ``FileNotFoundError`` if ``store`` is a path that does not exist.
     """
-    if isinstance(store, Store):
-        yield store
-        return
-    if not Path(store).is_file():
-        raise FileNotFoundError(f"results store {str(store)!r} does not exist")
-    db = Store(store, readonly=True)
-    try:
+    with borrowed(store, readonly=True, must_exist=True) as db:
         yield db
-    finally:
-        db.close()
 
 
 def load_problem_runs(store: Store | str | os.PathLike[str], problem: str | None = None) -> list[ProblemRuns]:
@@ -117,30 +120,15 @@ def load_problem_runs(store: Store | str | os.PathLike[str], problem: str | None
     Raises ``FileNotFoundError`` if ``store`` is a path that does not exist.
     """
     with reading(store) as db:
-        groups: dict[str, ProblemRuns] = {}
-        for row in db.runs(problem=problem):
-            if not RunStatus(row["status"]).done:
-                continue
-            key = problem_key(row["problem"], row["problem_options"])
-            grp = groups.setdefault(key, ProblemRuns(row["problem"], dict(row["problem_options"]), []))
-            grp.runs.append(_Run(row["run_id"], row["optimizer"], row["lr"], int(row["seed"]), RunStatus(row["status"]),
-                                 row, db.metrics(row["run_id"])))
+        rows = [row for row in db.runs(problem=problem) if RunStatus(row["status"]).done]
+        curves = db.curves([row["run_id"] for row in rows])
+    groups: dict[str, ProblemRuns] = {}
+    for row in rows:
+        key = problem_key(row["problem"], row["problem_options"])
+        grp = groups.setdefault(key, ProblemRuns(row["problem"], dict(row["problem_options"]), []))
+        grp.runs.append(_Run(row["run_id"], row["optimizer"], row["lr"], int(row["seed"]), RunStatus(row["status"]),
+                             row, curves[row["run_id"]]))
     return [groups[k] for k in sorted(groups)]
-
-
-_STYLES = ("-", "--", "-.", ":")
-
-
-def _colors(optimizers: Sequence[str]) -> dict[str, Any]:
-    import matplotlib.pyplot as plt
-
-    cmap = plt.get_cmap("tab10")
-    return {opt: cmap(i % 10) for i, opt in enumerate(optimizers)}
-
-
-def _linestyles(optimizers: Sequence[str]) -> dict[str, str]:
-    """Line styles too, so that curves lying on top of each other stay visible."""
-    return {opt: _STYLES[i % len(_STYLES)] for i, opt in enumerate(optimizers)}
 
 
 def _stack(runs: Sequence[_Run], metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -163,47 +151,6 @@ def _epochs_per_step(runs: Sequence[_Run]) -> float | None:
     return None
 
 
-#: Matplotlib settings for every file :func:`save_figure` writes: TrueType (Type 42) fonts in PDF and
-#: PostScript instead of matplotlib's default Type 3 bitmaps-as-glyphs, which many venues reject.
-FONT_RC: dict[str, Any] = {"pdf.fonttype": 42, "ps.fonttype": 42}
-
-
-def save_figure(fig: Any, out_dir: str | os.PathLike[str], stem: str, dpi: int = 150) -> list[Path]:
-    """Write ``stem.png`` and ``stem.pdf`` into ``out_dir`` atomically (temp file + os.replace).
-
-    The one writer of the package's figures (runner, demo and reproduce): PDFs embed Type 42 fonts
-    (:data:`FONT_RC`).
-    """
-    import matplotlib
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    with matplotlib.rc_context(FONT_RC):
-        for ext in ("png", "pdf"):
-            path = out_dir / f"{stem}.{ext}"
-            # a fresh name, not mkstemp: savefig creates the file, so it gets the umask's permissions
-            tmp = out_dir / f".{stem}.{uuid.uuid4().hex}.{ext}"
-            try:
-                fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight")
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            paths.append(path)
-    return paths
-
-
-def _nanmean_minmax(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ok = ~np.isnan(values)
-    count = ok.sum(axis=0)
-    filled = np.where(ok, values, 0.0)
-    mean = np.where(count > 0, filled.sum(axis=0) / np.maximum(count, 1), np.nan)
-    lo = np.where(count > 0, np.where(ok, values, np.inf).min(axis=0), np.nan)
-    hi = np.where(count > 0, np.where(ok, values, -np.inf).max(axis=0), np.nan)
-    return mean, lo, hi
-
-
 def _off_scale_cap(runs: Sequence[_Run], metric: str) -> float | None:
     """For losses: ``OFF_SCALE`` times the largest initial (step 0) value, else None."""
     if "loss" not in metric:
@@ -217,7 +164,7 @@ def _off_scale_cap(runs: Sequence[_Run], metric: str) -> float | None:
 def _use_log(values: np.ndarray, metric: str) -> bool:
     finite = values[np.isfinite(values)]
     return "loss" in metric and finite.size > 0 and bool((finite > 0).all()) and \
-        finite.max() / finite.min() > 20
+        finite.max() / finite.min() > LOG_RANGE
 
 
 def best_lrs(store: Store | str | os.PathLike[str], grp: ProblemRuns,
@@ -232,14 +179,14 @@ def draw_curves(ax: Any, grp: ProblemRuns, metric: str, best: dict[str, float], 
     """Draw ``metric`` against steps (or epochs) on ``ax``: per optimizer at ``best[opt]``, the mean over
     seeds and a min-max band."""
     optimizers = sorted({r.optimizer for r in grp.runs})
-    colors, styles = _colors(optimizers), _linestyles(optimizers)
+    colors, styles = method_colors(optimizers), method_linestyles(optimizers)
     all_vals = []
     for opt in optimizers:
         runs = [r for r in grp.runs if r.optimizer == opt and (opt not in best or r.lr == best[opt])]
         steps, vals = _stack(runs, metric)
         if steps.size == 0:
             continue
-        mean, lo, hi = _nanmean_minmax(vals)
+        mean, lo, hi = seed_band(vals)
         xs = steps * epochs_per_step if epochs_per_step is not None else steps
         lr = runs[0].lr
         label = f"{opt} (lr={lr:.3g})" if lr is not None else opt
@@ -252,7 +199,7 @@ def draw_curves(ax: Any, grp: ProblemRuns, metric: str, best: dict[str, float], 
     if all_vals and _use_log(np.concatenate([v.ravel() for v in all_vals]), metric):
         ax.set_yscale("log")
     ax.set_xlabel("epoch" if epochs_per_step is not None else "step")
-    ax.set_ylabel(_LABELS.get(metric, metric))
+    ax.set_ylabel(metric_label(metric))
     ax.grid(True, alpha=0.3)
 
 
@@ -265,7 +212,7 @@ def draw_lr_sensitivity(ax: Any, grp: ProblemRuns, metric: str) -> tuple[bool, b
         if r.lr is not None:
             lrs_per_opt.setdefault(r.optimizer, set()).add(r.lr)
     optimizers = sorted({r.optimizer for r in grp.runs})
-    colors = _colors(optimizers)
+    colors = method_colors(optimizers)
     top = blended_transform_factory(ax.transData, ax.transAxes)
     finals: list[float] = []
     cap = _off_scale_cap(grp.runs, metric)
@@ -279,7 +226,7 @@ def draw_lr_sensitivity(ax: Any, grp: ProblemRuns, metric: str) -> tuple[bool, b
             if any(r.status is RunStatus.DIVERGED for r in runs):
                 crosses.append(lr)
             ok = len(vals) == len(runs) and vals
-            m = float(np.mean(vals)) if ok else math.nan
+            m = summarize(vals).mean if ok else math.nan
             if cap is not None and m > cap:  # blew up without overflowing: off the scale
                 off.append(lr)
                 m = math.nan
@@ -301,7 +248,7 @@ def draw_lr_sensitivity(ax: Any, grp: ProblemRuns, metric: str) -> tuple[bool, b
     if _use_log(np.asarray(finals, dtype=float), metric):
         ax.set_yscale("log")
     ax.set_xlabel("learning rate")
-    ax.set_ylabel(f"final {_LABELS.get(metric, metric)}")
+    ax.set_ylabel(f"final {metric_label(metric)}")
     ax.grid(True, alpha=0.3)
     return any_diverged, any_off
 
@@ -368,7 +315,7 @@ def _warn_missing_metric(grp: ProblemRuns, crit: Criterion) -> None:
 
 def _plot_curves(store: Store, out_dir: str | os.PathLike[str], problem: str | None, crit: Criterion, x: str,
                  metrics: Sequence[str], stem: str | None) -> list[Path]:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     written: list[Path] = []
     for grp in load_problem_runs(store, problem):
@@ -406,7 +353,7 @@ def plot_lr_sensitivity(
 
     Problems with a single learning rate per optimizer get no sensitivity plot.
     """
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     written: list[Path] = []
     with reading(store) as db:

@@ -33,8 +33,10 @@ and AlgoPerf's benchmark score, the normalised area under the profile
 ``B_s = 1/(tau_max - 1) * integral_1^tau_max rho_s(tau) dtau`` (1 = fastest everywhere, 0 = never within
 tau_max of the fastest). An optimizer that never reaches the target on p has t = inf there.
 
-The page (:mod:`adamlab.analysis.report_page`) shows these tables and figures; :func:`build_report` returns
-the numbers.
+:func:`build_report` returns the numbers; :mod:`adamlab.analysis.report_page` draws them (it imports this
+module, never the reverse). Runs and curves are read with :func:`adamlab.analysis.plots.load_problem_runs`
+(the store's queries); means and standard deviations over seeds follow :mod:`adamlab.util.stats`
+(sample sd, NaN for a single seed).
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,8 @@ from adamlab.analysis.plots import ProblemRuns, load_problem_runs
 from adamlab.runs.config import problem_key
 from adamlab.runs.result import RunStatus
 from adamlab.selection.lr import Criterion, select_best
-from adamlab.store.core import Store
+from adamlab.store import Store, borrowed
+from adamlab.util.stats import summarize
 
 #: The metric a problem is scored by when none is given: the first one its runs recorded.
 DEFAULT_METRICS: tuple[str, ...] = ("max:test_accuracy", "min:test_loss", "min:train_loss", "min:loss")
@@ -204,8 +206,8 @@ def _mean_curve(runs: Sequence[Any], metric: str, x: str = "steps") -> tuple[np.
     series = [dict(zip(*r.metrics.get(metric, ([], [])), strict=True)) for r in runs]
     clocks = [dict(zip(*r.metrics.get("wall_time", ([], [])), strict=True)) for r in runs]
     steps = sorted(set.intersection(*(set(s) for s in series))) if series else []
-    mean = np.array([np.mean([s[k] for s in series]) for k in steps], dtype=float)
-    if x == "wall":
+    mean = np.array([summarize([s[k] for s in series]).mean for k in steps], dtype=float)
+    if x == "wall":  # NaN where a run lacks the clock: the time never pretends either
         time = np.array([np.mean([c.get(k, math.nan) for c in clocks]) for k in steps], dtype=float)
     else:
         time = np.asarray(steps, dtype=float)
@@ -236,7 +238,7 @@ def _initial(grp: ProblemRuns, metric: str) -> float:
     vals = [r.metrics[metric][1][0] for r in grp.runs if metric in r.metrics and r.metrics[metric][0][:1] == [0]]
     if not vals:
         vals = [r.metrics[metric][1][0] for r in grp.runs if r.metrics.get(metric, ([], []))[1]]
-    return float(np.mean(vals)) if vals else math.nan
+    return summarize(vals).mean
 
 
 def _readable_id(name: str, options: dict[str, Any]) -> str:
@@ -274,15 +276,15 @@ def _problem_report(db: Store, grp: ProblemRuns, crit: Criterion, fraction: floa
         perf[opt] = (best_lr, best_runs, finals)
     # the target comes from the reported performance: s* is the best mean final value at a best lr
     initial = _initial(grp, crit.metric)
-    means = [float(np.mean(f)) for _, _, f in perf.values() if f]
+    means = [summarize(f).mean for _, _, f in perf.values() if f]
     best = (min(means) if crit.mode == "min" else max(means)) if means else math.nan
     values = [v for r in grp.runs for v in r.metrics.get(crit.metric, ([], []))[1]]
     log_scale = "loss" in crit.metric and bool(values) and min(values) > 0 and initial > 0 and best > 0
     target = make_target(initial, best, fraction, log_scale) if means and math.isfinite(initial) else math.nan
     rep = ProblemReport(pid, grp.label, grp.protocol(), crit, initial, best, target, log_scale, group=grp)
     for opt, (best_lr, best_runs, finals) in perf.items():
-        mean = float(np.mean(finals)) if finals else math.nan
-        sd = float(np.std(finals, ddof=1)) if len(finals) > 1 else math.nan
+        stats = summarize(finals)
+        mean, sd = stats.mean, stats.sd
         speed = clock_time = math.inf
         if finals:
             steps, curve, clock = _mean_curve(best_runs, crit.metric, x)
@@ -313,11 +315,7 @@ def build_report(store: Store | str | os.PathLike[str], *, metric: str | Criteri
         raise ValueError(f"target fraction must be in (0, 1]; got {target_fraction}")
     if not tau_max > 1.0:
         raise ValueError(f"tau_max must be > 1; got {tau_max}")
-    owned = not isinstance(store, Store)
-    if owned and not Path(store).is_file():  # type: ignore[arg-type]
-        raise FileNotFoundError(f"results store {str(store)!r} does not exist")
-    db = Store(store) if owned else store  # type: ignore[arg-type]
-    try:
+    with borrowed(store, must_exist=True) as db:
         problems, left_out = [], []
         for grp in load_problem_runs(db, problem):
             crit = _criterion_for(grp, metric)
@@ -326,9 +324,6 @@ def build_report(store: Store | str | os.PathLike[str], *, metric: str | Criteri
                 continue
             problems.append(_problem_report(db, grp, crit, target_fraction, time))
         path = str(db.path)
-    finally:
-        if owned:
-            db.close()
     if not problems:
         why = f" ({'; '.join(left_out)})" if left_out else ""
         raise ValueError(f"nothing to report in {str(store)!r}: no finished runs{why}")
@@ -338,6 +333,3 @@ def build_report(store: Store | str | os.PathLike[str], *, metric: str | Criteri
     return Report(path, problems, sorted(ratios), taus, performance_profiles(times, taus),
                   {s: benchmark_score(r, tau_max) for s, r in ratios.items()}, time, target_fraction, tau_max,
                   left_out)
-
-
-# -- command line ---------------------------------------------------------------------------------

@@ -7,6 +7,10 @@
   dashed line, and the lr sensitivity of the final metric with the target;
 - ``report.html``: the tables and the figures (embedded as base64 PNG), inline CSS, no script, no
   external URL, so the page can be mailed or attached as it is.
+
+It draws what :func:`adamlab.analysis.report.build_report` computed (imports go one way: this module
+uses :mod:`adamlab.analysis.report`, never the reverse); the figure set-up, colours, labels and the saver
+are those of :mod:`adamlab.plotting`, the page is written by :func:`adamlab.util.files.write_text`.
 """
 
 from __future__ import annotations
@@ -15,14 +19,13 @@ import base64
 import html
 import math
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
-from adamlab.analysis.plots import _colors, _linestyles, draw_curves, draw_lr_sensitivity, save_figure
-from adamlab.analysis.report import Entry, ProblemReport, Report
-
-_LABELS = {"test_accuracy": "test accuracy", "test_loss": "test loss", "train_loss": "train loss", "loss": "loss"}
+from adamlab.analysis.plots import draw_curves, draw_lr_sensitivity
+from adamlab.analysis.report import Entry, ProblemReport, Report, profile_ratios
+from adamlab.plotting import method_colors, method_linestyles, metric_label, pyplot, save_figure
+from adamlab.util.files import write_text
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
@@ -61,10 +64,9 @@ def _steps(x: float) -> str:
 
 def profile_figure(report: Report) -> Any:
     """rho_s(tau) against tau, a right-continuous step line per optimizer, AlgoPerf score in the legend."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    colors, styles = _colors(report.optimizers), _linestyles(report.optimizers)
+    colors, styles = method_colors(report.optimizers), method_linestyles(report.optimizers)
     order = sorted(report.optimizers, key=lambda s: -report.scores[s])
     widths = [1.6 + 1.8 * (len(order) - 1 - i) / max(len(order) - 1, 1) for i in range(len(order))]
     for opt, lw in zip(order, widths, strict=True):  # widest first, so lines on top of each other stay visible
@@ -85,17 +87,16 @@ def profile_figure(report: Report) -> Any:
 
 def problem_figure(prob: ProblemReport) -> Any:
     """Curves at the best lr and lr sensitivity of the problem's metric, each with the target line."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     assert prob.group is not None
     metric = prob.criterion.metric
     fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.6))
     best = {o: e.best_lr for o, e in prob.entries.items() if e.best_lr is not None}
     best_runs = [r for r in prob.group.runs if best.get(r.optimizer) == r.lr]
     draw_curves(left, type(prob.group)(prob.group.problem, prob.group.options, best_runs), metric, best)
-    left.set_title(f"{_LABELS.get(metric, metric)} at the best lr (mean, min-max over seeds)", fontsize=9)
+    left.set_title(f"{metric_label(metric)} at the best lr (mean, min-max over seeds)", fontsize=9)
     draw_lr_sensitivity(right, prob.group, metric)
-    right.set_title(f"final {_LABELS.get(metric, metric)} against lr", fontsize=9)
+    right.set_title(f"final {metric_label(metric)} against lr", fontsize=9)
     for ax in (left, right):
         if math.isfinite(prob.target):
             ax.axhline(prob.target, color="0.25", ls="--", lw=1.0, zorder=0)
@@ -109,8 +110,7 @@ def problem_figure(prob: ProblemReport) -> Any:
 
 
 def _save(fig: Any, out: Path, stem: str) -> list[Path]:
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     try:
         return save_figure(fig, out, stem, dpi=110)
     finally:
@@ -188,8 +188,6 @@ def _summary_table(report: Report) -> str:
 
 def _ratio_table(report: Report) -> str:
     """``t_{s,p} / min_s' t_{s',p}`` per optimizer and problem: what the profiles are drawn from."""
-    from adamlab.analysis.report import profile_ratios
-
     times = {p.pid: {o: e.time_to_target for o, e in p.entries.items()} for p in report.problems}
     ratios = profile_ratios(times)
     names = [p.group.problem if p.group else p.pid for p in report.problems]
@@ -264,9 +262,6 @@ def render_html(report: Report, images: dict[str, Path]) -> str:
 
 def write_report(report: Report, out_dir: str | os.PathLike[str]) -> list[Path]:
     """Write the figures (PNG + PDF) and ``report.html`` into ``out_dir``; return the paths (the page first)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -278,12 +273,5 @@ def write_report(report: Report, out_dir: str | os.PathLike[str]) -> list[Path]:
         paths = _save(problem_figure(prob), out, f"{prob.group.slug if prob.group else prob.pid}_report")
         images[prob.pid] = paths[0]
         written += paths
-    page = out / "report.html"
-    tmp = out / f".report.{uuid.uuid4().hex}.html"  # not mkstemp: the page gets the umask's permissions
-    try:
-        Path(tmp).write_text(render_html(report, images), encoding="utf-8")
-        os.replace(tmp, page)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    page = write_text(out / "report.html", render_html(report, images))
     return [page, *written]

@@ -10,8 +10,10 @@ failures (exit 0).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -232,13 +234,17 @@ def _budget(args: argparse.Namespace) -> Any:
     return Budget(steps=args.steps) if args.steps is not None else None
 
 
-def _open_store(path: str, *, readonly: bool = False) -> Any:
-    from adamlab.store.core import Store
+@contextlib.contextmanager
+def _open_store(path: str, *, readonly: bool = False, must_exist: bool = False) -> Iterator[Any]:
+    """:func:`adamlab.store.borrowed`, with a store that cannot be opened as a usage error (exit 2)."""
+    from adamlab.store import borrowed
 
-    try:
-        return Store(path, readonly=readonly)
-    except ValueError as err:
-        raise _usage(str(err)) from None
+    with contextlib.ExitStack() as stack:
+        try:
+            store = stack.enter_context(borrowed(path, readonly=readonly, must_exist=must_exist))
+        except ValueError as err:
+            raise _usage(str(err)) from None
+        yield store
 
 
 def _backend(name: str) -> str:
@@ -288,9 +294,9 @@ def _check_size(n_runs: int, args: argparse.Namespace, what: str) -> None:
 def _final_table(store: Any, run_ids: list[str]) -> str:
     from adamlab.analysis.plots import CURVE_METRICS
 
-    rows = {r["run_id"]: r for r in store.runs()}
+    rows = {r["run_id"]: r for r in store.run_table(run_ids=run_ids)}
     wanted = [rows[i] for i in run_ids if i in rows]
-    metrics = [m for m in CURVE_METRICS if any(store.final_metric(r["run_id"], m) is not None for r in wanted)]
+    metrics = [m for m in CURVE_METRICS if any(m in r["final"] for r in wanted)]
     head = f"{'problem':<22} {'optimizer':<10} {'lr':>9} {'seed':>4} {'status':<9}" + "".join(
         f" {m:>14}" for m in metrics)
     lines = [head, "-" * len(head)]
@@ -298,7 +304,7 @@ def _final_table(store: Any, run_ids: list[str]) -> str:
         lr = f"{r['lr']:.3g}" if r["lr"] is not None else "default"
         cells = []
         for m in metrics:
-            v = store.final_metric(r["run_id"], m)
+            v = r["final"].get(m)
             cells.append(f" {v:>14.6g}" if v is not None else f" {'-':>14}")
         status = r["status"] + (f"@{r['diverged_step']}" if r["status"] == RunStatus.DIVERGED else "")
         lines.append(f"{r['problem']:<22} {r['optimizer']:<10} {lr:>9} {r['seed']:>4} {status:<9}" + "".join(cells))
@@ -425,12 +431,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from adamlab.analysis.plots import plot_store
 
-    path = Path(args.store)
-    if not path.is_file():
-        raise FileNotFoundError(f"results store {args.store!r} does not exist")
-    crit = _criterion(args.criterion)
-    store = _open_store(args.store, readonly=True)  # plots only read: works on a read-only file system
-    try:
+    # plots only read: opened read-only, so that they work on a read-only file system
+    with _open_store(args.store, readonly=True, must_exist=True) as store:
+        crit = _criterion(args.criterion)
         problems = store.problems()
         if args.problem is not None and args.problem not in problems:
             known = ", ".join(problems) or "none"
@@ -438,8 +441,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
         ids = None if args.problem is None else [r["run_id"] for r in store.runs(problem=args.problem)]
         _check_metric(store, crit, args.criterion, ids)
         written = plot_store(store, args.out, problem=args.problem, criterion=args.criterion)
-    finally:
-        store.close()
     if not written:
         raise _usage(f"nothing to plot in {args.store}: no finished runs")
     if not args.quiet:

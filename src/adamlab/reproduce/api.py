@@ -12,7 +12,8 @@ from adamlab.reproduce.base import Recipe, get, protocol_name
 from adamlab.reproduce.engine import check_data, execute
 from adamlab.reproduce.figures import plot_lr_sensitivity, plot_recipe
 from adamlab.reproduce.report import effect_text
-from adamlab.reproduce.summary import build_summary, format_table, write_json
+from adamlab.reproduce.summary import build_summary, format_table
+from adamlab.util.files import write_json
 
 
 def default_out(name: str, protocol: str = "full") -> Path:

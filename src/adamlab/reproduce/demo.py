@@ -27,14 +27,15 @@ from adamlab.analysis.plots import (
     draw_lr_sensitivity,
     load_problem_runs,
     marker_legend_entries,
-    save_figure,
 )
+from adamlab.plotting import pyplot, save_figure
 from adamlab.runner.sweep import tune_and_rerun
 from adamlab.runs.config import problem_key
 from adamlab.runs.parsing import parse_lr_grid
 from adamlab.runs.result import RunStatus
 from adamlab.selection.lr import Criterion
-from adamlab.store.core import Store
+from adamlab.store import Store, borrowed
+from adamlab.util.stats import summarize
 
 METHODS: tuple[str, ...] = ("msgd", "mssd", "msvag", "mssdva", "adam")
 LR_GRID = "1e-5:1e0:11"
@@ -94,7 +95,7 @@ def run_demo(out: str | os.PathLike[str] = "results/demo", *, quiet: bool = Fals
     grid = parse_lr_grid(LR_GRID)
     lines: list[str] = []
     result = DemoResult(table="", store=db_path)
-    with Store(db_path) as db:
+    with borrowed(db_path) as db:
         for task in TASKS:
             rep = tune_and_rerun((task.problem, task.options), list(METHODS), grid, tune_seeds=TUNE_SEEDS,
                                  rerun_seeds=RERUN_SEEDS, budget=task.steps, store=db, criterion=task.criterion,
@@ -120,18 +121,17 @@ def _task_table(db: Store, task: DemoTask, selections: dict[tuple[str, str], Any
             lines.append(f"{method:<8} {'-':>8}")
             continue
         pid = problem_key(sel.problem, sel.problem_options)
-        runs = [r for r in db.runs(problem=task.problem)
+        runs = [r for r in db.run_table(problem=task.problem)
                 if problem_key(r["problem"], r["problem_options"]) == pid and r["optimizer"] == method
                 and r["lr"] == sel.best_lr and r["seed"] < RERUN_SEEDS and r["steps"] == task.steps]
         cells = []
         for col in task.columns:
-            vals = [db.final_metric(r["run_id"], col) for r in runs if r["status"] == RunStatus.FINISHED]
-            vals = [v for v in vals if v is not None]
+            stats = summarize([r["final"].get(col) for r in runs if r["status"] == RunStatus.FINISHED])
             diverged = sum(r["status"] == RunStatus.DIVERGED for r in runs)
-            if not vals:
+            if not stats.n:
                 cell = "diverged" if diverged else "-"
             else:
-                cell = f"{_fmt(sum(vals) / len(vals))} [{_fmt(min(vals))}, {_fmt(max(vals))}]"
+                cell = f"{_fmt(stats.mean)} [{_fmt(stats.min)}, {_fmt(stats.max)}]"
                 if diverged:
                     cell += f" ({diverged} diverged)"
             cells.append(f" {cell:>34}")
@@ -141,7 +141,7 @@ def _task_table(db: Store, task: DemoTask, selections: dict[tuple[str, str], Any
 
 
 def _figure(db: Store, out: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(len(TASKS), 2, figsize=(10, 3.6 * len(TASKS)), squeeze=False)
     any_div = any_off = False

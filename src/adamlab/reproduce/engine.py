@@ -122,10 +122,10 @@ def execute(
         Options of the backend (default: ``{"vmap": True}`` for ``ray``, so each task trains a batched
         block; none otherwise).
     """
-    from adamlab.runner import Store
     from adamlab.runner.backends import get_backend
     from adamlab.runner.sweep import expand_grid, run_configs
     from adamlab.selection.lr import select_lr
+    from adamlab.store import borrowed
 
     options = dict(backend_options) if backend_options is not None else ({"vmap": True} if backend == "ray" else {})
     get_backend(backend, **options)  # an unknown name or option (or Ray missing) stops here, before any run
@@ -156,8 +156,7 @@ def execute(
     tune_inst = {s.label: _instances(s, proto, list(proto.tune_seeds)) for s in settings}
     final_inst = {s.label: _instances(s, proto, list(proto.seeds)) for s in settings}
     entries: list[VariantRuns] = []
-    db = Store(store)
-    try:
+    with borrowed(store) as db:
         # 1. tuning: every tuned (setting, variant) in one call, so the backend batches what it can
         t = time.perf_counter()
         tune_configs, tune_problems = [], []
@@ -214,8 +213,6 @@ def execute(
                     configs_of_setting += configs
                 run(configs_of_setting, inst, hooks, f"dissection {setting.label}")
             times["hooks"] = time.perf_counter() - t
-    finally:
-        db.close()
     wall = time.perf_counter() - t0
     log(f"  wall time {wall:.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
         + f"; backend {backend})")

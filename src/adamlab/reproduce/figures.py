@@ -2,7 +2,9 @@
 
 Each line is the mean over the final seeds with a min-max band (the runner's plotting convention).
 The title states the recipe, its protocol (grid, seeds, budget) and selection rule; a quick run is
-marked "QUICK" in red on the figure. Files are written atomically as PNG and PDF.
+marked "QUICK" in red on the figure. Files are written atomically as PNG and PDF. The set-up, colours,
+labels, log floor, band and stamp are those of :mod:`adamlab.plotting` (``save_figure`` is re-exported
+here for the recipes); curves are read with the store's :meth:`~adamlab.store.Store.curves`.
 """
 
 from __future__ import annotations
@@ -15,23 +17,27 @@ from typing import Any
 
 import numpy as np
 
-from adamlab.analysis.plots import save_figure  # noqa: F401  (the one writer; recipes import it from here)
+from adamlab.plotting import (
+    LOG_FLOOR,
+    LOG_RANGE,
+    method_colors,
+    metric_label,
+    pyplot,
+    quick_prefix,
+    quick_stamp,
+    save_figure,
+    seed_band,
+)
 from adamlab.reproduce.engine import Execution
+from adamlab.store import borrowed
 
-_LABELS = {
-    "train_loss": "train loss",
-    "test_loss": "test loss",
-    "train_accuracy": "train accuracy",
-    "test_accuracy": "test accuracy",
-    "test_error": "test error",
-    "train_error": "train error",
-    "loss": "loss",
-}
+__all__ = ["LOG_FLOOR", "LOG_RANGE", "header", "plot_lr_sensitivity", "plot_recipe", "save_figure"]
 
 
 def _curves(db: Any, run_ids: list[str], metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Steps (union) and a [runs, steps] array (NaN where a run has no value)."""
-    series = [db.metrics(i).get(metric, ([], [])) for i in run_ids]
+    curves = db.curves(run_ids, [metric])
+    series = [curves[i].get(metric, ([], [])) for i in run_ids]
     steps = sorted({s for st, _ in series for s in st})
     index = {s: k for k, s in enumerate(steps)}
     arr = np.full((len(series), len(steps)), np.nan)
@@ -39,11 +45,6 @@ def _curves(db: Any, run_ids: list[str], metric: str) -> tuple[np.ndarray, np.nd
         for s, v in zip(st, vals, strict=True):
             arr[r, index[s]] = v
     return np.asarray(steps, dtype=float), arr
-
-
-#: Losses are drawn on a log axis when they span more than this factor (values below LOG_FLOOR clipped).
-LOG_RANGE = 20.0
-LOG_FLOOR = 1e-12
 
 
 def _wide_range(db: Any, entries: list[Any], metric: str) -> bool:
@@ -56,27 +57,19 @@ def _wide_range(db: Any, entries: list[Any], metric: str) -> bool:
 
 def header(execution: Execution, summary: dict[str, Any], width: int = 110) -> str:
     """Figure title: recipe, protocol, selection rule, and QUICK where it applies."""
-    quick = "QUICK (reduced budget) -- " if execution.quick else ""
-    lines = [execution.recipe.title, f"{quick}{summary['protocol']['description']}",
+    lines = [execution.recipe.title, f"{quick_prefix(execution.quick)}{summary['protocol']['description']}",
              f"selection: {summary['selection']}; lines: mean over seeds, band: min-max"]
     return "\n".join(textwrap.fill(line, width) for line in lines)
 
 
 def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os.PathLike[str]) -> list[Path]:
     """The recipe's learning-curve figure (``<recipe>.png`` / ``.pdf``)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from adamlab.runner import Store
-
+    plt = pyplot()
     recipe = execution.recipe
     metrics = list(recipe.plot_metrics) or [recipe.metrics[0]]
     settings = list(dict.fromkeys(r.setting.label for r in execution.runs))
     variants = list(dict.fromkeys(r.variant.label for r in execution.runs))
-    cmap = plt.get_cmap("tab10")
-    colors = {v: cmap(i % 10) for i, v in enumerate(variants)}
+    colors = method_colors(variants)
     panels: list[tuple[str, str]]
     if len(metrics) == 1:
         cols = min(recipe.figure_cols, len(settings))
@@ -87,7 +80,7 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
         panels = [(s, m) for m in metrics for s in settings]
     width = max(3.6 * cols, 7.5)
     fig, axes = plt.subplots(rows, cols, figsize=(width, 2.8 * rows + 1.0), squeeze=False, layout="constrained")
-    with Store(execution.store) as db:
+    with borrowed(execution.store) as db:
         for k, (setting, metric) in enumerate(panels):
             ax = axes[k // cols][k % cols]
             log_scale = "loss" in metric and _wide_range(db, [r for r in execution.runs
@@ -96,9 +89,7 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
                 steps, arr = _curves(db, entry.final_ids, metric)
                 if steps.size == 0:
                     continue
-                with np.errstate(all="ignore"):
-                    mean = np.nanmean(arr, axis=0)
-                    lo, hi = np.nanmin(arr, axis=0), np.nanmax(arr, axis=0)
+                mean, lo, hi = seed_band(arr)
                 info = summary["settings"][setting]["variants"][entry.variant.label]
                 label = f"{entry.variant.label} (lr {entry.selected_lr:.2g})"
                 if info["n_diverged"]:
@@ -113,16 +104,14 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
                 ax.set_yscale("log")
             ax.set_title(setting if len(metrics) == 1 or k < cols else "", fontsize=9)
             ax.set_xlabel("step", fontsize=8)
-            ax.set_ylabel(_LABELS.get(metric, metric), fontsize=8)
+            ax.set_ylabel(metric_label(metric), fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=6, loc="best")
         for k in range(len(panels), rows * cols):
             axes[k // cols][k % cols].axis("off")
     fig.suptitle(header(execution, summary, width=int(18 * width)), fontsize=8)
-    if execution.quick:
-        fig.text(0.99, 0.01, "QUICK", color="red", fontsize=14, ha="right", va="bottom", alpha=0.6,
-                 fontweight="bold")
+    quick_stamp(fig, execution.quick)
     paths = save_figure(fig, out_dir, recipe.name, dpi=110)
     plt.close(fig)
     return paths
@@ -136,11 +125,9 @@ def plot_lr_sensitivity(execution: Execution, summary: dict[str, Any],
     where a tune run diverged are drawn as crosses at the top of the panel. Variants with a fixed lr
     are left out. Returns no files when no variant was tuned on at least two lrs.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     from matplotlib.transforms import blended_transform_factory
+
+    plt = pyplot()
 
     recipe = execution.recipe
     settings = list(summary["settings"])
@@ -153,8 +140,7 @@ def plot_lr_sensitivity(execution: Execution, summary: dict[str, Any],
     width = max(3.6 * cols, 7.5)
     fig, axes = plt.subplots(rows, cols, figsize=(width, 2.6 * rows + 1.0), squeeze=False, layout="constrained")
     variants = list(dict.fromkeys(v for _, v in tuned))
-    cmap = plt.get_cmap("tab10")
-    colors = {v: cmap(i % 10) for i, v in enumerate(variants)}
+    colors = method_colors(variants)
     crit = recipe.selection()
     metric, mode = crit.metric, crit.mode
     for k, lab in enumerate(settings):
@@ -183,7 +169,7 @@ def plot_lr_sensitivity(execution: Execution, summary: dict[str, Any],
                 ax.set_ylim(top=cap)
         ax.set_title(lab, fontsize=9)
         ax.set_xlabel("learning rate", fontsize=8)
-        ax.set_ylabel(f"final {_LABELS.get(metric, metric)} ({mode})", fontsize=8)
+        ax.set_ylabel(f"final {metric_label(metric)} ({mode})", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6, loc="best")
@@ -192,9 +178,7 @@ def plot_lr_sensitivity(execution: Execution, summary: dict[str, Any],
     text = header(execution, summary, width=int(18 * width)).split("\n", 1)[1]
     fig.suptitle(f"{recipe.title}: tuning (score of each lr, tune seeds; x above the frame: diverged; "
                  f"dotted: selected lr)\n{text}", fontsize=8)
-    if execution.quick:
-        fig.text(0.99, 0.01, "QUICK", color="red", fontsize=14, ha="right", va="bottom", alpha=0.6,
-                 fontweight="bold")
+    quick_stamp(fig, execution.quick)
     paths = save_figure(fig, out_dir, f"{recipe.name}_lr", dpi=110)
     plt.close(fig)
     return paths

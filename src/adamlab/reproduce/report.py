@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-_PRETTY = {
-    "train_loss": "final train loss",
-    "test_loss": "final test loss",
-    "test_accuracy": "final test accuracy",
-    "test_error": "final test error",
-    "train_error": "final train error",
-}
+from adamlab.plotting import METRIC_LABELS, metric_label
+
+
+def _pretty(metric: str) -> str:
+    """A column head: ``final <label>`` for a known metric (:data:`adamlab.plotting.METRIC_LABELS`),
+    else the metric's name."""
+    return f"final {metric_label(metric)}" if metric in METRIC_LABELS else metric
 
 
 def _cell(st: dict[str, Any] | None) -> str:
@@ -28,7 +28,7 @@ def metrics_table(summary: dict[str, Any], metrics: list[str] | None = None) -> 
     first = next(iter(summary["settings"].values()))
     some = next(iter(first["variants"].values()))
     metrics = metrics or list(some["final"])
-    head = "| setting | method | selected lr | " + " | ".join(_PRETTY.get(m, m) for m in metrics) + " |"
+    head = "| setting | method | selected lr | " + " | ".join(_pretty(m) for m in metrics) + " |"
     rule = "|" + "---|" * (3 + len(metrics))
     rows = [head, rule]
     for label, s in summary["settings"].items():

@@ -15,7 +15,8 @@ are reused, not rerun); ``training_time_s`` is the summed wall time of all the r
 in the store (the total compute of the recipe, whichever invocation ran them).
 
 ``stats`` is ``{"mean", "std", "min", "max", "n"}`` over the final reruns (finished runs only; a
-diverged run counts in ``n_diverged`` and makes the variant rank last in ``ordering``). ``per_seed``
+diverged run counts in ``n_diverged`` and makes the variant rank last in ``ordering``), computed by
+:func:`adamlab.util.stats.summarize` (sample sd, ``ddof = 1``); see :func:`stats` for a single value. ``per_seed``
 holds the final value of each rerun in the order of ``seeds`` (the seeds, or the data draws of a
 replicated recipe; null where the run diverged or failed): the samples of the claims' effects.
 ``effect`` is ``{"what", "estimate", "low", "high", "level", "n"}`` (:mod:`adamlab.reproduce.effects`;
@@ -24,11 +25,7 @@ replicated recipe; null where the run diverged or failed): the samples of the cl
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,21 +34,23 @@ from adamlab.reproduce.base import Verdict
 from adamlab.reproduce.engine import Execution
 from adamlab.runs.result import RunStatus
 from adamlab.selection.lr import Criterion
+from adamlab.store import borrowed
+from adamlab.util.stats import summarize
+
+#: ``std`` of a single value in a JSON summary. The convention of :mod:`adamlab.util.stats` is NaN
+#: (one seed says nothing about the spread); the summaries still write 0.0, because
+#: tests/reproduce/test_claims.py pins ``stats([5.0])["std"] == 0.0``.
+SINGLE_VALUE_STD = 0.0
 
 
-def stats(values: list[float]) -> dict[str, float | int | None]:
-    """Mean, sample standard deviation (0 for one value), min, max and count of ``values``."""
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    if not vals:
+def stats(values: list[float | None]) -> dict[str, float | int | None]:
+    """Mean, sample standard deviation, min, max and count of the finite ``values``
+    (:func:`adamlab.util.stats.summarize`); all None when there is none, and ``std`` is
+    :data:`SINGLE_VALUE_STD` for one value."""
+    s = summarize(values)
+    if s.n == 0:
         return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
-    arr = np.asarray(vals, dtype=float)
-    return {
-        "mean": float(arr.mean()),
-        "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0,
-        "min": float(arr.min()),
-        "max": float(arr.max()),
-        "n": int(arr.size),
-    }
+    return {"mean": s.mean, "std": s.sd if s.n > 1 else SINGLE_VALUE_STD, "min": s.min, "max": s.max, "n": s.n}
 
 
 def _hook_average(metrics: dict[str, tuple[list[int], list[float]]], name: str) -> float | None:
@@ -65,15 +64,13 @@ def _hook_average(metrics: dict[str, tuple[list[int], list[float]]], name: str) 
 
 def build_summary(execution: Execution) -> dict[str, Any]:
     """Summarise an :class:`Execution` (reads the final metrics from its store)."""
-    from adamlab.runner import Store
-
     recipe, protocol = execution.recipe, execution.protocol
     metric, mode = recipe.order_metric()
     settings: dict[str, Any] = {}
-    with Store(execution.store) as db:
+    with borrowed(execution.store) as db:
         status = db.statuses([i for r in execution.runs for i in (*r.final_ids, *r.hook_ids)])
         wanted = {i for r in execution.runs for i in (*r.tune_ids, *r.final_ids, *r.hook_ids)}
-        run_time = sum(float(row["wall_time"] or 0.0) for row in db.runs() if row["run_id"] in wanted)
+        run_time = sum(float(row["wall_time"] or 0.0) for row in db.runs(run_ids=sorted(wanted)))
         for entry in execution.runs:
             s = settings.setdefault(entry.setting.label, {
                 "problem": entry.setting.problem,
@@ -81,13 +78,13 @@ def build_summary(execution: Execution) -> dict[str, Any]:
                 "order_metric": f"{mode}:{metric}",
                 "variants": {},
             })
-            per_seed = {m: [db.final_metric(i, m) if status.get(i) == RunStatus.FINISHED else None
-                            for i in entry.final_ids] for m in recipe.metrics}
-            final = {m: stats([v for v in per_seed[m] if v is not None]) for m in recipe.metrics}
+            per_seed = {m: db.final_values(entry.final_ids, m) for m in recipe.metrics}
+            final = {m: stats(per_seed[m]) for m in recipe.metrics}
             hooked = [i for i in entry.hook_ids if status.get(i) == RunStatus.FINISHED]
+            curves = db.curves(hooked, list(recipe.hook_metrics)) if recipe.hook_metrics else {}
             hook = {}
             for m in recipe.hook_metrics:
-                hook[m] = stats([_hook_average(db.metrics(i), m) for i in hooked])
+                hook[m] = stats([_hook_average(curves[i], m) for i in hooked])
             s["variants"][entry.variant.label] = {
                 "optimizer": entry.variant.optimizer,
                 "hparams": dict(entry.variant.hparams),
@@ -176,22 +173,6 @@ def mean_of(summary: dict[str, Any], setting: str, variant: str, metric: str) ->
     if mean is None or v["n_diverged"]:
         return math.nan
     return float(mean)
-
-
-def write_json(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
-    """Write ``data`` as indented JSON atomically (temp file in the same folder + ``os.replace``)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
 
 
 def format_table(summary: dict[str, Any], metrics: list[str]) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from adamlab.runs.config import problem_key
 from adamlab.runs.result import RunStatus
-from adamlab.store.core import Store, borrowed
+from adamlab.store import Store, borrowed
 
 
 @dataclass(frozen=True)
@@ -85,13 +85,16 @@ def rank_lrs(values_by_lr: Mapping[float, Sequence[float | None]],
 
 
 def final_values(db: Store, rows: Sequence[Mapping[str, Any]], metric: str) -> list[float | None]:
-    """The final ``metric`` of each store row (``db.runs()``); ``None`` unless the run finished."""
-    return [db.final_metric(r["run_id"], metric) if r["status"] == RunStatus.FINISHED else None for r in rows]
+    """The final ``metric`` of each store row (``db.runs()``); ``None`` unless the row's status is
+    finished (read with the store's :meth:`~adamlab.store.Store.final_metrics`, in one go)."""
+    finished = [r["run_id"] for r in rows if r["status"] == RunStatus.FINISHED]
+    finals = db.final_metrics(finished, [metric])
+    return [finals[r["run_id"]].get(metric) if r["status"] == RunStatus.FINISHED else None for r in rows]
 
 
 def _rows(db: Store, run_ids: Sequence[str] | None, problem: str | None = None) -> list[dict[str, Any]]:
     rows = db.runs(problem=problem)
-    if run_ids is not None:
+    if run_ids is not None:  # a filter of the whole list keeps the store's order of runs
         wanted = set(run_ids)
         rows = [r for r in rows if r["run_id"] in wanted]
     return [r for r in rows if r["lr"] is not None]
@@ -126,10 +129,10 @@ def select_best(
     with borrowed(store) as db:
         groups: dict[tuple[str, str], dict[float, list[float | None]]] = {}
         first: dict[tuple[str, str], dict[str, Any]] = {}
-        for r in _rows(db, run_ids, problem):
+        rows = _rows(db, run_ids, problem)
+        for r, value in zip(rows, final_values(db, rows, crit.metric), strict=True):
             key = (problem_key(r["problem"], r["problem_options"]), r["optimizer"])
             first.setdefault(key, r)
-            (value,) = final_values(db, [r], crit.metric)
             groups.setdefault(key, {}).setdefault(float(r["lr"]), []).append(value)
     out = {}
     for key, by_lr in groups.items():

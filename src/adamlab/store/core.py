@@ -1,28 +1,9 @@
-"""The results store: one SQLite file (stdlib ``sqlite3``, WAL mode), readable with ``pandas.read_sql``.
+"""The :class:`Store`: opening a results store, its write contract, and :func:`borrowed`.
 
-Tables
-------
-``runs``: one row per run config, keyed by ``run_id`` (the config hash). Columns: ``problem``,
-``problem_options`` (JSON), ``optimizer``, ``hparams`` (JSON), ``lr``, ``seed``, ``steps``,
-``batch_size``, ``eval_every``, ``schedule`` (JSON), ``hooks`` (JSON), ``config`` (the full JSON),
-``status`` (pending | running | finished | diverged | failed), ``diverged_step``, ``error``,
-``attempts``, ``wall_time`` (s), ``created_at``, ``started_at``, ``finished_at`` (UTC ISO-8601),
-``adamlab_version``, ``torch_version``, ``python_version``, and the claim of the process that
-trains (or last trained) the run: ``owner_pid``, ``owner_host``, ``heartbeat`` (Unix time of the
-claim's last sign of life), and ``execution`` (JSON: how the run was trained,
-``{"backend": "vmap", "block_size": 640}``; batched runs agree with serial ones to rounding, see
-docs/scale.md).
+The contract (who writes what, what readers may assume) is stated in :mod:`adamlab.store`; the tables
+in :mod:`adamlab.store.schema`; the read queries in :mod:`adamlab.store.reads`. This module holds the
+writing side, each method a short ``BEGIN IMMEDIATE`` transaction:
 
-``metrics``: long format ``(run_id, step, name, value)`` with primary key ``(run_id, step, name)``.
-
-``metrics_staging``: the same columns, for a run in progress. The runner streams a run's metrics here in
-bounded chunks (:meth:`Store.stage`), so a long run does not hold them all in memory; nothing reads
-this table, and a run's commit moves its staged rows into ``metrics``.
-
-``meta``: ``schema_version`` (see :data:`SCHEMA_VERSION`).
-
-Guarantees
-----------
 - Crash safety: a finished run's metrics and its final status are written in ONE transaction (a batched
   block of runs: one transaction for the block, :meth:`Store.record_many`), so a ``kill -9`` leaves
   either the whole run or none of it; the primary keys make duplicates impossible. Staged rows of a run
@@ -35,9 +16,8 @@ Guarantees
   conditional ``UPDATE`` in one ``BEGIN IMMEDIATE`` transaction). A claim held by another live
   process is refused; a claim whose process died (its pid is not alive on this host) or whose
   heartbeat is older than ``claim_timeout`` seconds (any host) is taken over.
-- The schema is checked when the store is opened, before anything is written: a file with foreign
-  tables, foreign columns or a newer ``schema_version`` is refused with one line (``ValueError``);
-  an older adamlab store is migrated in one transaction.
+- The schema is checked when the store is opened, before anything is written
+  (:func:`adamlab.store.schema.prepare`).
 
 Example
 -------
@@ -50,10 +30,8 @@ Example
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
-import re
 import socket
 import sqlite3
 import threading
@@ -68,23 +46,16 @@ import torch
 from adamlab import __version__
 from adamlab.runs.config import RunConfig, canonical_json
 from adamlab.runs.result import DONE_STATUSES, RunResult, RunStatus, utcnow
+from adamlab.store.reads import StoreReads
+from adamlab.store.schema import MIGRATIONS, NEW_TABLES, SCHEMA_VERSION, expected_columns, prepare
+from adamlab.store.sql import Transaction, chunks, each_chunk, placeholders
+
+__all__ = [
+    "CLAIM_TIMEOUT", "DEFAULT_STORE", "HEARTBEAT_EVERY", "MIGRATIONS", "NEW_TABLES", "SCHEMA_VERSION", "Claims",
+    "Store", "borrowed", "expected_columns", "pid_alive",
+]
 
 DEFAULT_STORE = Path("results") / "adamlab.sqlite"
-
-#: Version of the schema this adamlab writes. 1: the first release; 2: the claim columns
-#: ``owner_pid``, ``owner_host``, ``heartbeat`` of ``runs``; 3: ``runs.execution`` and the
-#: ``metrics_staging`` table.
-SCHEMA_VERSION = 3
-
-#: Columns added by each schema version (``version -> [(table, column definition)]``): the
-#: migration from ``version - 1``, and what an older store lacks.
-MIGRATIONS: dict[int, list[tuple[str, str]]] = {
-    2: [("runs", "owner_pid INTEGER"), ("runs", "owner_host TEXT"), ("runs", "heartbeat REAL")],
-    3: [("runs", "execution TEXT")],
-}
-
-#: Tables added by each schema version (created by the migration, absent from an older store).
-NEW_TABLES: dict[int, list[str]] = {3: ["metrics_staging"]}
 
 #: A claim whose heartbeat is older than this many seconds is taken over (default of ``claim_timeout``).
 CLAIM_TIMEOUT = 300.0
@@ -92,81 +63,7 @@ CLAIM_TIMEOUT = 300.0
 #: Seconds between two heartbeats of a sweep's claims (default of ``heartbeat_every``).
 HEARTBEAT_EVERY = 30.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    problem TEXT NOT NULL,
-    problem_options TEXT NOT NULL,
-    optimizer TEXT NOT NULL,
-    hparams TEXT NOT NULL,
-    lr REAL,
-    seed INTEGER NOT NULL,
-    steps INTEGER NOT NULL,
-    batch_size INTEGER NOT NULL,
-    eval_every INTEGER NOT NULL,
-    schedule TEXT NOT NULL,
-    hooks TEXT NOT NULL,
-    config TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending'
-        CHECK (status IN ('pending', 'running', 'finished', 'diverged', 'failed')),
-    diverged_step INTEGER,
-    error TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    wall_time REAL,
-    created_at TEXT NOT NULL,
-    started_at TEXT,
-    finished_at TEXT,
-    adamlab_version TEXT,
-    torch_version TEXT,
-    python_version TEXT,
-    owner_pid INTEGER,
-    owner_host TEXT,
-    heartbeat REAL,
-    execution TEXT
-);
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    step INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    value REAL NOT NULL,
-    PRIMARY KEY (run_id, step, name)
-);
-CREATE INDEX IF NOT EXISTS runs_problem ON runs(problem, optimizer);
-CREATE TABLE IF NOT EXISTS metrics_staging (
-    run_id TEXT NOT NULL,
-    step INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    value REAL NOT NULL,
-    PRIMARY KEY (run_id, step, name)
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
 _FINAL_SQL = ",".join(f"'{s.value}'" for s in sorted(DONE_STATUSES))
-
-
-def _schema_columns() -> dict[str, list[str]]:
-    """``table -> column names`` of the current schema (read from ``_SCHEMA`` itself)."""
-    con = sqlite3.connect(":memory:")
-    try:
-        con.executescript(_SCHEMA)
-        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        return {t: [r[1] for r in con.execute(f"PRAGMA table_info({t})")] for t in tables}
-    finally:
-        con.close()
-
-
-_COLUMNS = _schema_columns()
-
-
-def expected_columns(version: int) -> dict[str, set[str]]:
-    """``table -> column names`` of a store at schema ``version`` (1 .. :data:`SCHEMA_VERSION`)."""
-    out = {t: set(cols) for t, cols in _COLUMNS.items()}
-    for later in range(version + 1, SCHEMA_VERSION + 1):
-        for table, definition in MIGRATIONS.get(later, []):
-            out[table].discard(definition.split()[0])
-    return out
-
 
 def _versions() -> dict[str, str]:
     return {
@@ -214,7 +111,7 @@ class Claims:
     done: list[RunConfig] = field(default_factory=list)
 
 
-class Store:
+class Store(StoreReads):
     """A results store in the SQLite file ``path`` (created with its parent directory if missing).
 
     Parameters
@@ -234,6 +131,8 @@ class Store:
     Raises ``ValueError`` with one clear line when the file cannot be created or opened, or is not
     an adamlab store this version can use (foreign tables or columns, a newer ``schema_version``).
     Safe for several processes: WAL mode, a 60 s busy timeout, and short ``BEGIN IMMEDIATE`` transactions.
+    The read queries are those of :class:`~adamlab.store.reads.StoreReads`; what they may assume is
+    the contract of :mod:`adamlab.store`.
     """
 
     def __init__(self, path: str | os.PathLike[str] = DEFAULT_STORE, *, readonly: bool = False,
@@ -253,7 +152,7 @@ class Store:
                 raise ValueError("it is a directory")
             self._con = self._connect_readonly() if self.readonly else self._connect()
             self._con.row_factory = sqlite3.Row
-            self._check_schema()
+            self.schema_version = prepare(self._con, readonly=self.readonly)
         except (OSError, sqlite3.Error, ValueError) as err:
             if self._con is not None:
                 self._con.close()
@@ -280,88 +179,6 @@ class Store:
                 last = err
         raise last or sqlite3.OperationalError("cannot open read-only")
 
-    def _check_schema(self) -> None:
-        """Refuse a foreign or newer store; create a new one; migrate an older one (see module docs)."""
-        con = self._db
-        tables = sorted(r[0] for r in con.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"))
-        if not tables:
-            if self.readonly:
-                raise ValueError("it is not an adamlab results store (it holds no tables)")
-            self._create()
-            return
-        foreign = [t for t in tables if t not in _COLUMNS]
-        if foreign:
-            raise ValueError(f"it is not an adamlab results store: it holds tables adamlab does not use "
-                             f"({', '.join(foreign)}); adamlab uses {', '.join(sorted(_COLUMNS))}")
-        version = self._stored_version(tables)
-        if version > SCHEMA_VERSION:
-            raise ValueError(f"its schema_version is {version}, newer than this adamlab {__version__} "
-                             f"reads (1 to {SCHEMA_VERSION}); upgrade adamlab or use another store")
-        expected = expected_columns(version)
-        for table in sorted(_COLUMNS):
-            if table not in tables and any(table in NEW_TABLES.get(v, ()) for v in range(version + 1,
-                                                                                      SCHEMA_VERSION + 1)):
-                continue  # added by a later version: the migration creates it
-            if table not in tables:
-                raise ValueError(f"it is not an adamlab results store: table {table!r} is missing")
-            have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
-            if have != expected[table]:
-                detail = "; ".join(x for x in (
-                    f"missing {', '.join(sorted(expected[table] - have))}" if expected[table] - have else "",
-                    f"foreign {', '.join(sorted(have - expected[table]))}" if have - expected[table] else "",
-                ) if x)
-                raise ValueError(f"it is not an adamlab results store of schema_version {version}: "
-                                 f"table {table!r} has other columns ({detail})")
-        self.schema_version = version
-        if not self.readonly:
-            con.execute("PRAGMA journal_mode=WAL")
-            # WAL + NORMAL: a commit survives a crash or kill -9 of the process (only a power loss
-            # can lose the last commits), without an fsync per transaction.
-            con.execute("PRAGMA synchronous=NORMAL")
-            if version < SCHEMA_VERSION:
-                self._migrate(version)
-            con.executescript(_SCHEMA)  # indexes a store may lack; every table exists already
-
-    def _stored_version(self, tables: list[str]) -> int:
-        if "meta" not in tables:
-            raise ValueError("it is not an adamlab results store: it has no table 'meta'")
-        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            raise ValueError("it is not an adamlab results store: table 'meta' holds no schema_version")
-        text = str(row[0])
-        if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) < 1:
-            raise ValueError(f"it is not an adamlab results store: schema_version {text!r} is not a "
-                             f"version (1 to {SCHEMA_VERSION})")
-        return int(text)
-
-    def _create(self) -> None:
-        con = self._db
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=NORMAL")
-        with self._tx() as cur:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    cur.execute(statement)
-            cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-
-    def _migrate(self, version: int) -> None:
-        """Bring a store from schema ``version`` to :data:`SCHEMA_VERSION` in one transaction."""
-        with self._tx() as cur:
-            now = cur.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
-            if int(now) != version:  # another process migrated it meanwhile
-                return
-            for later in range(version + 1, SCHEMA_VERSION + 1):
-                for table, definition in MIGRATIONS.get(later, []):
-                    cur.execute(f"ALTER TABLE {table} ADD COLUMN {definition}")
-            cur.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
-        self.schema_version = SCHEMA_VERSION
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        assert self._con is not None
-        return self._con
-
     # -- context manager ---------------------------------------------------------------------
     def close(self) -> None:
         if self._con is not None:
@@ -373,10 +190,10 @@ class Store:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _tx(self) -> _Transaction:
+    def _tx(self) -> Transaction:
         if self.readonly:
             raise ValueError(f"results store {str(self.path)!r} was opened read-only")
-        return _Transaction(self._db)
+        return Transaction(self._db)
 
     # -- writing -------------------------------------------------------------------------------
     def plan(self, configs: Iterable[RunConfig]) -> None:
@@ -416,10 +233,9 @@ class Store:
 
     def _rows(self, cur: sqlite3.Cursor, run_ids: Sequence[str]) -> dict[str, sqlite3.Row]:
         out: dict[str, sqlite3.Row] = {}
-        for i in range(0, len(run_ids), 500):
-            chunk = list(run_ids[i : i + 500])
+        for chunk in chunks(run_ids):
             q = ("SELECT run_id, status, owner_pid, owner_host, heartbeat FROM runs"
-                 f" WHERE run_id IN ({','.join('?' * len(chunk))})")
+                 f" WHERE run_id IN ({placeholders(len(chunk))})")
             out.update({r["run_id"]: r for r in cur.execute(q, chunk).fetchall()})
         return out
 
@@ -485,11 +301,10 @@ class Store:
         ids = list(run_ids)
         n = 0
         with self._tx() as cur:
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
+            for chunk in chunks(ids):
                 cur.execute("UPDATE runs SET status='pending', owner_pid=NULL, owner_host=NULL, heartbeat=NULL"
-                            f" WHERE status='running' AND owner_pid=? AND owner_host=?"
-                            f" AND run_id IN ({','.join('?' * len(chunk))})",
+                            " WHERE status='running' AND owner_pid=? AND owner_host=?"
+                            f" AND run_id IN ({placeholders(len(chunk))})",
                             (os.getpid(), self.host, *chunk))
                 n += cur.rowcount
         return n
@@ -567,15 +382,15 @@ class Store:
                 return written
             ids = [r.run_id for r in results]
             kept = [r.run_id for r in results if r.status is not RunStatus.FAILED]
-            _each_chunk(cur, "DELETE FROM metrics WHERE run_id IN ({})", ids)
+            each_chunk(cur, "DELETE FROM metrics WHERE run_id IN ({})", ids)
             cur.executemany(
                 "INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
                 [(result.run_id, s, n, v) for result in results for s, n, v in result.long_rows()],
             )
             if self._has_staged(cur):
-                _each_chunk(cur, "INSERT OR IGNORE INTO metrics (run_id, step, name, value)"
+                each_chunk(cur, "INSERT OR IGNORE INTO metrics (run_id, step, name, value)"
                                  " SELECT run_id, step, name, value FROM metrics_staging WHERE run_id IN ({})", kept)
-                _each_chunk(cur, "DELETE FROM metrics_staging WHERE run_id IN ({})", ids)
+                each_chunk(cur, "DELETE FROM metrics_staging WHERE run_id IN ({})", ids)
             cur.executemany(
                 "UPDATE runs SET status=?, diverged_step=?, error=?, wall_time=?,"
                 " started_at=COALESCE(?, started_at), finished_at=?, adamlab_version=?,"
@@ -612,108 +427,6 @@ class Store:
                 cur.executemany("DELETE FROM metrics_staging WHERE run_id=? AND step>?",
                                 [(r, int(after_step)) for r in run_ids])
 
-    def staged_count(self, run_id: str | None = None) -> int:
-        """Number of staged rows (of one run, or all)."""
-        if run_id is None:
-            return int(self._con.execute("SELECT COUNT(*) FROM metrics_staging").fetchone()[0])
-        return int(self._con.execute("SELECT COUNT(*) FROM metrics_staging WHERE run_id=?",
-                                     (run_id,)).fetchone()[0])
-
-    # -- reading -------------------------------------------------------------------------------
-    def statuses(self, run_ids: Sequence[str] | None = None) -> dict[str, RunStatus]:
-        """``run_id -> status`` for ``run_ids`` (all runs when None); unknown ids are left out."""
-        if run_ids is None:
-            rows = self._db.execute("SELECT run_id, status FROM runs").fetchall()
-        else:
-            rows = []
-            ids = list(run_ids)
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                q = f"SELECT run_id, status FROM runs WHERE run_id IN ({','.join('?' * len(chunk))})"
-                rows.extend(self._db.execute(q, chunk).fetchall())
-        return {r["run_id"]: RunStatus(r["status"]) for r in rows}
-
-    def runs(
-        self, *, problem: str | None = None, status: Sequence[str] | None = None
-    ) -> list[dict[str, Any]]:
-        """Rows of ``runs`` as dicts (JSON columns decoded), optionally filtered."""
-        q, args = "SELECT * FROM runs WHERE 1=1", []
-        if problem is not None:
-            q += " AND problem=?"
-            args.append(problem)
-        if status is not None:
-            q += f" AND status IN ({','.join('?' * len(status))})"
-            args.extend(status)
-        out = []
-        for row in self._db.execute(q + " ORDER BY problem, optimizer, lr, seed", args):
-            d = dict(row)
-            for key in ("problem_options", "hparams", "schedule", "hooks", "config"):
-                d[key] = json.loads(d[key])
-            d["execution"] = None if d.get("execution") is None else json.loads(d["execution"])
-            out.append(d)
-        return out
-
-    def metrics(self, run_id: str) -> dict[str, tuple[list[int], list[float]]]:
-        """``name -> (steps, values)`` of one run, sorted by step."""
-        out: dict[str, tuple[list[int], list[float]]] = {}
-        rows = self._db.execute(
-            "SELECT step, name, value FROM metrics WHERE run_id=? ORDER BY name, step", (run_id,)
-        )
-        for r in rows:
-            steps, values = out.setdefault(r["name"], ([], []))
-            steps.append(int(r["step"]))
-            values.append(float(r["value"]))
-        return out
-
-    def final_metric(self, run_id: str, name: str) -> float | None:
-        """Value of ``name`` at the largest step where it was recorded, or None."""
-        row = self._db.execute(
-            "SELECT value FROM metrics WHERE run_id=? AND name=? ORDER BY step DESC LIMIT 1", (run_id, name)
-        ).fetchone()
-        return None if row is None else float(row["value"])
-
-    def metric_names(self, run_ids: Sequence[str] | None = None) -> list[str]:
-        """The metric names recorded for ``run_ids`` (all runs when None), sorted."""
-        if run_ids is None:
-            return [r[0] for r in self._db.execute("SELECT DISTINCT name FROM metrics ORDER BY name")]
-        names: set[str] = set()
-        ids = list(run_ids)
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            q = f"SELECT DISTINCT name FROM metrics WHERE run_id IN ({','.join('?' * len(chunk))})"
-            names.update(r[0] for r in self._db.execute(q, chunk))
-        return sorted(names)
-
-    def problems(self) -> list[str]:
-        return [r[0] for r in self._db.execute("SELECT DISTINCT problem FROM runs ORDER BY problem")]
-
-    def config(self, run_id: str) -> RunConfig:
-        row = self._db.execute("SELECT config FROM runs WHERE run_id=?", (run_id,)).fetchone()
-        if row is None:
-            raise KeyError(run_id)
-        return RunConfig.from_dict(json.loads(row["config"]))
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error)."""
-
-    def __init__(self, con: sqlite3.Connection) -> None:
-        self.con = con
-
-    def __enter__(self) -> sqlite3.Cursor:
-        self.con.execute("BEGIN IMMEDIATE")
-        return self.con.cursor()
-
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        self.con.execute("ROLLBACK" if exc_type is not None else "COMMIT")
-
-
-def _each_chunk(cur: sqlite3.Cursor, sql: str, ids: Sequence[str], size: int = 500) -> None:
-    """Run ``sql`` (with one ``IN ({})`` placeholder list) over ``ids``, ``size`` at a time."""
-    for start in range(0, len(ids), size):
-        chunk = ids[start:start + size]
-        cur.execute(sql.format(",".join("?" * len(chunk))), chunk)
-
 
 def _now() -> str:
     return utcnow()
@@ -740,12 +453,26 @@ def _config_row(c: RunConfig, now: str) -> tuple[Any, ...]:
 
 
 @contextlib.contextmanager
-def borrowed(store: Store | str | os.PathLike[str], *, readonly: bool = False) -> Iterator[Store]:
-    """The one "open a store or use the given one": yield ``store`` itself if it is a :class:`Store`
-    (the caller keeps owning it), else open the path and close it on exit."""
+def borrowed(store: Store | str | os.PathLike[str], *, readonly: bool = False,
+             must_exist: bool = False) -> Iterator[Store]:
+    """The one "open a store or use the given one".
+
+    Parameters
+    ----------
+    store:
+        A :class:`Store`, yielded as it is (the caller keeps owning it: it is not closed), or the path
+        of a store, opened here and closed on exit.
+    readonly:
+        Open the path read-only (see :class:`Store`).
+    must_exist:
+        Raise ``FileNotFoundError`` (``results store '...' does not exist``) when the path is not a
+        file, instead of creating a new store there.
+    """
     if isinstance(store, Store):
         yield store
         return
+    if must_exist and not Path(store).is_file():
+        raise FileNotFoundError(f"results store {str(store)!r} does not exist")
     db = Store(store, readonly=readonly)
     try:
         yield db

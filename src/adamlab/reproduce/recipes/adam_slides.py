@@ -48,8 +48,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from adamlab.plotting import LOG_FLOOR, pyplot, quick_stamp, save_figure
 from adamlab.reproduce.base import Claim, Protocol, Setting, Variant, register
-from adamlab.reproduce.recipes.standalone import StandaloneRecipe, quick_mark
+from adamlab.reproduce.recipes.standalone import StandaloneRecipe
 
 DTYPE = torch.float64
 KAPPA = 100.0
@@ -295,13 +296,7 @@ def _contours(ax: Any, traj_sets: list[np.ndarray]) -> None:
 
 def _trajectory_figure(results: dict[str, Any], key: str, out_dir: Path, quick: bool, subtitle: str,
                        stem: str, title: str) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from adamlab.reproduce.figures import save_figure
-
+    plt = pyplot()
     data = results[key]
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.4), layout="constrained")
     trajs = [np.asarray(data[m]["traj"]) for m in MOMENTUM_METHODS]
@@ -327,26 +322,20 @@ def _trajectory_figure(results: dict[str, Any], key: str, out_dir: Path, quick: 
     axes[3].tick_params(labelsize=7)
     fig.suptitle(f"{title}: L = 1/2 theta^T Q theta, Q = R diag(1, 1/{KAPPA:g}) R^T (rotated 30 deg); "
                  f"first 60 steps dotted; each method at its tuned lr\n{subtitle}", fontsize=8)
-    quick_mark(fig, quick)
+    quick_stamp(fig, quick)
     paths = save_figure(fig, out_dir, stem)
     plt.close(fig)
     return paths
 
 
 def _sparsity_figure(results: dict[str, Any], out_dir: Path, quick: bool, subtitle: str) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from adamlab.reproduce.figures import save_figure
-
+    plt = pyplot()
     sp = results["sparsity"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained", sharey=True)
     for ax, part, p in ((axes[0], "frequent", P_FREQ), (axes[1], "rare", P_RARE)):
         for m in SPARSE_METHODS:
             curve = np.asarray(sp[m][part])
-            ax.plot(np.arange(curve.size), np.maximum(curve, 1e-12), color=COLORS[m],
+            ax.plot(np.arange(curve.size), np.maximum(curve, LOG_FLOOR), color=COLORS[m],
                     label=f"{NAMES[m]} (lr {sp[m]['lr']:.3g}): "
                           f"{_fmt_steps(sp[m]['steps_' + part], results['sparse_steps'])} steps to 10%")
         ax.axhline(0.1, color="k", ls=":", lw=0.8)
@@ -360,7 +349,7 @@ def _sparsity_figure(results: dict[str, Any], out_dir: Path, quick: bool, subtit
     fig.suptitle("Second moment helps with sparsity: linear regression, 10 frequent + 10 rare binary features, "
                  f"batch 8, mean over seeds {sp['sgd']['seeds']}; each method at its tuned lr\n{subtitle}",
                  fontsize=8)
-    quick_mark(fig, quick)
+    quick_stamp(fig, quick)
     paths = save_figure(fig, out_dir, "adam-slides_sparsity")
     plt.close(fig)
     return paths

@@ -22,8 +22,11 @@ from adamlab.reproduce.summary import mean_of
 Check = Callable[[dict[str, Any]], Verdict]
 Column = tuple[str, str]  # (setting label, variant label)
 
-#: Values at or below this count as this value before a log10 (a loss of exactly 0).
-LOG_FLOOR = 1e-30
+#: Values at or below this count as this value before the log10 of a claim's effect (a loss of exactly 0).
+#: It is not the figures' floor (:data:`adamlab.plotting.LOG_FLOOR`, 1e-12, a display clip): this one
+#: enters the recorded effect sizes and verdicts (docs/results.md; e.g. a noise-free quadratic's loss
+#: goes far below 1e-12), so it keeps its value.
+EFFECT_LOG_FLOOR = 1e-30
 
 
 def per_seed(summary: dict[str, Any], setting: str, variant: str, metric: str, mode: str) -> dict[int, float]:
@@ -40,7 +43,7 @@ def samples(summary: dict[str, Any], columns: Sequence[Column], metric: str, mod
             log10: bool = False) -> np.ndarray:
     """Matrix ``[seed, column]`` of the final ``metric`` on the seeds all columns share (sorted).
 
-    ``log10``: the values' log10 (floored at :data:`LOG_FLOOR`; infinities stay infinite).
+    ``log10``: the values' log10 (floored at :data:`EFFECT_LOG_FLOOR`; infinities stay infinite).
     """
     per = [per_seed(summary, s, v, metric, mode) for s, v in columns]
     seeds = sorted(set.intersection(*(set(p) for p in per))) if per else []
@@ -49,7 +52,7 @@ def samples(summary: dict[str, Any], columns: Sequence[Column], metric: str, mod
     x = np.array([[p[s] for p in per] for s in seeds], dtype=float)
     if log10:
         with np.errstate(invalid="ignore"):
-            x = np.where(np.isinf(x), x, np.log10(np.maximum(x, LOG_FLOOR)))
+            x = np.where(np.isinf(x), x, np.log10(np.maximum(x, EFFECT_LOG_FLOOR)))
     return x
 
 

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from adamlab.plotting import pyplot, quick_stamp, save_figure
 from adamlab.reproduce.base import (
     Claim,
     Protocol,
@@ -236,12 +237,9 @@ def _adam_like_mssdva(summary: dict[str, Any]) -> Verdict:
 
 def _dissection_figure(execution: Any, summary: dict[str, Any], out_dir: Path) -> list[Path]:
     """Bars: measured vs ideal gamma per setting for M-SVAG, M-SSD-VA and Adam; sign agreement rho."""
-    import matplotlib
+    from adamlab.reproduce.figures import header
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from adamlab.reproduce.figures import header, save_figure
+    plt = pyplot()
 
     labels = list(summary["settings"])
     methods = ["msvag", "mssdva", "adam"]
@@ -277,9 +275,7 @@ def _dissection_figure(execution: Any, summary: dict[str, Any], out_dir: Path) -
     fig.suptitle("Dissection statistics (mean over coordinates, 2nd half of each run, mean over seeds)\n"
                  "ideal gamma: 1/(1+eta^2) for gradient directions, 2 rho - 1 for sign directions\n"
                  + header(execution, summary).split("\n", 1)[1], fontsize=7)
-    if execution.quick:
-        fig.text(0.99, 0.01, "QUICK", color="red", fontsize=14, ha="right", va="bottom", alpha=0.6,
-                 fontweight="bold")
+    quick_stamp(fig, execution.quick)
     paths = save_figure(fig, out_dir, f"{execution.recipe.name}_dissection")
     plt.close(fig)
     return paths

@@ -42,8 +42,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from adamlab.plotting import pyplot, quick_stamp, save_figure
 from adamlab.reproduce.base import Claim, Protocol, Setting, Variant, register
-from adamlab.reproduce.recipes.standalone import StandaloneRecipe, quick_mark
+from adamlab.reproduce.recipes.standalone import StandaloneRecipe
 
 C = 3.0
 ALPHA = 0.1
@@ -173,13 +174,7 @@ def _amsgrad_always(summary: dict[str, Any]) -> tuple[bool, str]:
 
 def draw(results: dict[str, Any], out_dir: Path, quick: bool, subtitle: str) -> list[Path]:
     """Final x and average regret against 1 - beta2; trajectories at three beta2 values."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from adamlab.reproduce.figures import save_figure
-
+    plt = pyplot()
     grid = np.asarray(results["beta2"])
     fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.2), layout="constrained")
     colors = {"adam": "tab:red", "amsgrad": "tab:blue"}
@@ -221,7 +216,7 @@ def draw(results: dict[str, Any], out_dir: Path, quick: bool, subtitle: str) -> 
     fig.suptitle(f"Reddi et al. 2018 counterexample: f_t(x) = {C:g}x if t mod 3 = 1 else -x, x in [-1, 1] "
                  f"(projected), beta1 = {results['beta1']:g}, alpha_t = {results['alpha']:g}/sqrt(t)\n{subtitle}",
                  fontsize=8)
-    quick_mark(fig, quick)
+    quick_stamp(fig, quick)
     paths = save_figure(fig, out_dir, "reddi-counterexample")
     plt.close(fig)
     return paths

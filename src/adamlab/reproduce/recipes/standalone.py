@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adamlab.plotting import quick_prefix
 from adamlab.reproduce.base import Recipe
+from adamlab.util.files import write_json
 
 #: ``experiment(protocol, quick, log) -> results`` (JSON-serialisable dict).
 Experiment = Callable[..., dict[str, Any]]
@@ -46,8 +48,6 @@ class StandaloneRecipe(Recipe):
     def run_standalone(self, *, quick: bool, out: str | os.PathLike[str], log: Callable[[str], None] = print,
                        ) -> dict[str, Any]:
         """Run the experiment, draw the figures, check the claims and write ``<out>/summary.json``."""
-        from adamlab.reproduce.summary import write_json
-
         if self.experiment is None:
             raise ValueError(f"recipe {self.name!r}: a StandaloneRecipe needs an experiment")
         out_dir = Path(out)
@@ -62,7 +62,7 @@ class StandaloneRecipe(Recipe):
                          "seeds": list(protocol.seeds), "steps": protocol.steps},
             "selection": self.criterion, "results": results,
         }
-        subtitle = ("QUICK (reduced budget) -- " if quick else "") + protocol.describe()
+        subtitle = quick_prefix(quick) + protocol.describe()
         figures = self.draw(results, out_dir, quick, subtitle) if self.draw is not None else []
         claims = []
         for claim in self.claims:
@@ -80,9 +80,3 @@ class StandaloneRecipe(Recipe):
             f"figures: {', '.join(str(p) for p in figures)}")
         return summary
 
-
-def quick_mark(fig: Any, quick: bool) -> None:
-    """The red "QUICK" stamp of the recipe figures."""
-    if quick:
-        fig.text(0.99, 0.01, "QUICK", color="red", fontsize=14, ha="right", va="bottom", alpha=0.6,
-                 fontweight="bold")
