@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from adamlab.plotting import METRIC_LABELS, metric_label
+from adamlab.reproduce.summary import mean_pm_sd
 
 
 def _pretty(metric: str) -> str:
@@ -18,9 +19,7 @@ def _pretty(metric: str) -> str:
 
 
 def _cell(st: dict[str, Any] | None) -> str:
-    if not st or st.get("mean") is None:
-        return "diverged / n.a."
-    return f"{st['mean']:.4g} ± {st['std']:.2g}"
+    return mean_pm_sd(st, missing="diverged / n.a.")
 
 
 def metrics_table(summary: dict[str, Any], metrics: list[str] | None = None) -> str:

@@ -37,20 +37,15 @@ from adamlab.selection.lr import Criterion
 from adamlab.store import borrowed
 from adamlab.util.stats import summarize
 
-#: ``std`` of a single value in a JSON summary. The convention of :mod:`adamlab.util.stats` is NaN
-#: (one seed says nothing about the spread); the summaries still write 0.0, because
-#: tests/reproduce/test_claims.py pins ``stats([5.0])["std"] == 0.0``.
-SINGLE_VALUE_STD = 0.0
-
 
 def stats(values: list[float | None]) -> dict[str, float | int | None]:
     """Mean, sample standard deviation, min, max and count of the finite ``values``
-    (:func:`adamlab.util.stats.summarize`); all None when there is none, and ``std`` is
-    :data:`SINGLE_VALUE_STD` for one value."""
+    (:func:`adamlab.util.stats.summarize`); all None when there is none. ``std`` of one value is
+    undefined (NaN in :mod:`adamlab.util.stats`): None here, as every undefined number in a summary."""
     s = summarize(values)
     if s.n == 0:
         return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
-    return {"mean": s.mean, "std": s.sd if s.n > 1 else SINGLE_VALUE_STD, "min": s.min, "max": s.max, "n": s.n}
+    return {"mean": s.mean, "std": s.sd if s.n > 1 else None, "min": s.min, "max": s.max, "n": s.n}
 
 
 def _hook_average(metrics: dict[str, tuple[list[int], list[float]]], name: str) -> float | None:
@@ -186,13 +181,16 @@ def format_table(summary: dict[str, Any], metrics: list[str]) -> str:
             cells = []
             for m in metrics:
                 st = v["final"].get(m, {})
-                cells.append(f"{_pm(st):>22}")
+                cells.append(f"{mean_pm_sd(st):>22}")
             div = f"  [{v['n_diverged']} diverged]" if v["n_diverged"] else ""
             lines.append(f"{label:<26} {vlabel:<20} {v['selected_lr']:>9.3g} " + " ".join(cells) + div)
     return "\n".join(lines)
 
 
-def _pm(st: dict[str, Any]) -> str:
+def mean_pm_sd(st: dict[str, Any] | None, missing: str = "-") -> str:
+    """``mean ± sd`` of a :func:`stats` dict; ``mean (1 seed)`` where the sd is undefined."""
     if not st or st.get("mean") is None:
-        return "-"
+        return missing
+    if st.get("std") is None:
+        return f"{st['mean']:.4g} (1 seed)"
     return f"{st['mean']:.4g} ± {st['std']:.2g}"
