@@ -220,7 +220,7 @@ class AdamlabOptimizer(Optimizer):
         spec = next(h for h in self.hypers if h.name == new)
         spec.check(f"{old} (the old name of {new})", value)
         warnings.warn(f"{type(self).__name__}({old}=...) is deprecated: the keyword is now {new}=...",
-                      DeprecationWarning, stacklevel=4)
+                      DeprecationWarning, stacklevel=3)  # the caller of the constructor
         return value
 
     # -- the step ---------------------------------------------------------------------------------

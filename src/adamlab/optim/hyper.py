@@ -57,7 +57,7 @@ class Hyper:
         After the ``*`` of the constructor's signature.
     passed:
         Whether :meth:`~adamlab.optim.base.AdamlabOptimizer.rule_kwargs` passes it to the rule (False:
-        only the class's per-step coefficients read it, e.g. Adam's ``bias_correction``).
+        only the class reads it, e.g. Adam's ``bias_correction`` in its per-step coefficients).
     unpack:
         The rule's names for the items of a sequence-valued hyperparameter (``betas`` -> ``beta1,
         beta2``); such a value is stored as a tuple.
