@@ -55,9 +55,6 @@ from adamlab.claims.seed_claims import CLAIM_CHECKS, OPTIMIZER_CHECKS
 from adamlab.dissect.decompose import StepRecorder
 from adamlab.dissect.stats import gaussian_sign_agreement, ideal_gamma_grad, ideal_gamma_sign
 
-__all__ = ["CHECKS", "PROPERTIES", "THEORY_CHECKS", "THEORY_PROPERTIES", "Record", "predicted", "theory_table",
-           "verify"]
-
 PROPERTIES: tuple[str, ...] = (
     "rescaling_invariance", "step_bound", "constant_gradient_ratio", "cautiousness",
     "param_scale_lr_equivalence", "optimal_gamma_lemma", "erf_approximation",

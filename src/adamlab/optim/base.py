@@ -3,10 +3,11 @@
 A subclass names its functional rule, declares its hyperparameters once (``hypers``, a tuple of
 :class:`adamlab.optim.hyper.Hyper`: the constructor, the param-group defaults, their validation and the
 rule's keyword arguments are made from it), the state tensors the rule takes, and the per-step
-coefficients of one step (``step_kwargs``). This base class does the rest: closures, None and sparse grads, lazy state, step counters,
-the non-finite gradient policy, and running the rule per tensor (``foreach=False``), over the whole
-group at once (``foreach=True``), or as a compiled in-place kernel made from the same rule
-(``fused=True``, see :mod:`adamlab.optim.fast`). The math is never here: it is in :mod:`adamlab.functional`.
+coefficients of one step (``step_kwargs``). This base class does the rest: closures, None and sparse
+grads, lazy state, step counters, the non-finite gradient policy, and running the rule per tensor
+(``foreach=False``), over the whole group at once (``foreach=True``), or as a compiled in-place kernel
+made from the same rule (``fused=True``, see :mod:`adamlab.optim.fast`). The math is never here: it is
+in :mod:`adamlab.functional`.
 
 Path choice per parameter group:
 
