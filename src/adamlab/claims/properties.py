@@ -5,7 +5,8 @@ on a tiny synthetic problem in float64, measures one number, and compares it wit
 *for that optimizer*. A :class:`Record` says whether the optimizer showed the property
 (``has_property``), whether theory says it should (``theory``), and ``holds`` = the two agree. So SGD's
 rescaling record has ``has_property=False, theory=False, holds=True``: the absence is reported, with
-its number.
+its number. Theory is the optimizer's own: its class's ``theory`` table (the prediction, the step
+bound, the reasons; :mod:`adamlab.optim.theory`), read through :mod:`adamlab.claims.records`.
 
 Properties (seeds 000-003):
 
@@ -44,12 +45,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from adamlab.claims.records import DTYPE, Record, make_record, predicted, theory_fact
 from adamlab.claims.seed_claims import CLAIM_CHECKS, OPTIMIZER_CHECKS
 from adamlab.dissect.decompose import StepRecorder
 from adamlab.dissect.stats import gaussian_sign_agreement, ideal_gamma_grad, ideal_gamma_sign
@@ -64,30 +65,6 @@ PROPERTIES: tuple[str, ...] = (
 THEORY_PROPERTIES: tuple[str, ...] = ("optimal_gamma_lemma", "erf_approximation")
 
 Factory = Callable[..., torch.optim.Optimizer]
-DTYPE = torch.float64
-
-# What theory predicts lives on each optimizer class, as ``theory = {property: bool or f(group)}``
-# (reasons next to it); :func:`predicted` reads it. Names used by the step-bound and ratio checks:
-_ADAM = ("adam", "amsgrad", "adamw", "adam-nobc")
-
-
-def predicted(name: str, prop: str) -> bool | None:
-    """What theory predicts for registry optimizer ``name`` and property ``prop``; None: no prediction.
-
-    Read from the class's ``theory`` attribute, evaluated on the param group the registry builds for
-    ``name`` (its presets over the class defaults). Unknown names, and properties a class does not
-    list, make no prediction.
-    """
-    if not _known(name):
-        return None
-    from adamlab.optim.registry import make_optimizer
-
-    opt = make_optimizer(name, [torch.zeros(1, dtype=DTYPE, requires_grad=True)], lr=1e-3)
-    inner = getattr(opt, "optimizer", opt)
-    claim = getattr(type(inner), "theory", {}).get(prop)
-    if claim is None:
-        return None
-    return bool(claim(inner.param_groups[0]) if callable(claim) else claim)
 
 
 def theory_table(properties: Iterable[str] | None = None) -> dict[str, frozenset[str]]:
@@ -98,6 +75,7 @@ def theory_table(properties: Iterable[str] | None = None) -> dict[str, frozenset
     return {p: frozenset(n for n in names() if predicted(n, p)) for p in props}
 
 
+#: The generic reason for an absent property, where the optimizer's class gives none (``<property>.why``).
 WHY_NOT: dict[str, str] = {
     "rescaling_invariance": "the step is proportional to the gradient's scale",
     "step_bound": "the step is proportional to the gradient's scale",
@@ -107,47 +85,16 @@ WHY_NOT: dict[str, str] = {
 }
 
 
-@dataclass
-class Record:
-    """One measured property of one optimizer.
-
-    ``holds`` is True when the measurement matches theory (present where predicted, absent where not);
-    None where theory makes no prediction for this optimizer.
-    """
-
-    optimizer: str
-    property: str
-    measured: float
-    expected: str
-    holds: bool | None
-    details: str
-    has_property: bool
-    theory: bool | None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        if not math.isfinite(out["measured"]):
-            out["measured"] = str(out["measured"])  # JSON has no inf/nan
-        return out
-
-    @property
-    def must_hold_failed(self) -> bool:
-        """Theory says the optimizer has the property, and the measurement says it does not."""
-        return bool(self.theory) and not self.has_property
-
-
 def _record(name: str, prop: str, measured: float, has: bool, expected_yes: str, expected_no: str,
             details: str) -> Record:
     theory = True if prop in THEORY_PROPERTIES else predicted(name, prop)
     expected = "no prediction" if theory is None else (expected_yes if theory else expected_no)
-    holds = None if theory is None else has == theory
-    return Record(name, prop, float(measured), expected, holds, details, bool(has), theory)
+    return make_record(name, prop, measured, has, theory, expected, details)
 
 
-def _known(name: str) -> bool:
-    from adamlab.optim.registry import names
-
-    return name in names()
+def _why(optimizer: torch.optim.Optimizer, prop: str) -> str:
+    """The reason the optimizer's class gives for its prediction of ``prop``, else the generic one."""
+    return theory_fact(optimizer, f"{prop}.why") or WHY_NOT[prop]
 
 
 def _factory(name: str, factory: Factory | None) -> Factory:
@@ -218,28 +165,6 @@ def check_rescaling_invariance(name: str, *, seed: int = 0, factory: Factory | N
 
 
 # -- step_bound ------------------------------------------------------------------------------------------
-def _adam_bound(beta1: float, beta2: float) -> float:
-    """Seed 003: |Delta|/alpha <= (1-beta1)/sqrt(1-beta2) if (1-beta1) > sqrt(1-beta2), else <= 1."""
-    return (1 - beta1) / math.sqrt(1 - beta2) if (1 - beta1) > math.sqrt(1 - beta2) else 1.0
-
-
-def _theory_bound(name: str, opt: torch.optim.Optimizer) -> tuple[float | None, str]:
-    group = opt.param_groups[0]
-    if name in _ADAM and group.get("bias_correction", True):
-        b1, b2 = group["betas"]
-        return _adam_bound(b1, b2), f"seed 003 bound for betas=({b1}, {b2})"
-    if name == "adam-nobc":
-        return None, ("the seed's bound assumes bias correction; without it a constant gradient gives "
-                      "(1-beta1^t)/sqrt(1-beta2^t), up to 6.7 for the default betas")
-    if name == "adamax":
-        return 1.0, "Kingma & Ba sec. 7.1: |Delta| <= alpha"
-    if name == "rmsprop":
-        return 1.0 / math.sqrt(1 - group["alpha"]), "v >= (1-alpha) g^2 gives 1/sqrt(1-alpha)"
-    if name in ("adagrad", "ssd", "mssd", "mssdva"):
-        return 1.0, "|sign| = 1, gamma <= 1" if name != "adagrad" else "|g_t| <= sqrt(sum g^2)"
-    return None, WHY_NOT["step_bound"]
-
-
 def _bound_stream(seed: int, steps: int, dim: int, scale: float) -> Callable[[int, Tensor], Tensor]:
     g = _gen(seed)
     half = dim // 2
@@ -268,28 +193,27 @@ def check_step_bound(name: str, *, seed: int = 0, factory: Factory | None = None
     _, moves = _run(fac, theta0, stream, steps, lr)
     measured = float(moves.abs().max()) / lr
     opt_probe = _hparams(fac, [torch.zeros(1, dtype=DTYPE, requires_grad=True)], lr)
-    bound, why = _theory_bound(name, opt_probe)
+    bound = theory_fact(opt_probe, "step_bound.value")  # adamlab.optim.theory.StepBound, or None
     extra = ""
-    if name == "adam-nobc":
-        b1, b2 = opt_probe.param_groups[0]["betas"]
-        seed_bound = _adam_bound(b1, b2)
-        has = measured <= seed_bound * (1 + 1e-9)
-        expected_yes = f"<= {seed_bound:.4g} (seed 003)"
-        expected_no = f"exceeds the seed's {seed_bound:.4g}: {why}"
-    elif bound is None:
+    if bound is None:
+        why = _why(opt_probe, "step_bound")
         has = measured <= 10.0
         expected_yes = f"bounded <= 10 (theory: {why})"
         expected_no = f"unbounded: grows with |g| ({why}; gradients here ~100)"
-    else:
-        has = measured <= bound * (1 + 1e-2 if name == "adamax" else 1 + 1e-9)
-        expected_yes = expected_no = f"<= {bound:.4g} ({why})"
-    if name in _ADAM:
-        # The seed's second case, (1 - beta1) <= sqrt(1 - beta2): "|Delta| <= alpha", which seed 003 itself
-        # softens to "in general |Delta| <~ alpha". Reported, not required: Cauchy-Schwarz allows more.
-        _, moves2 = _run(fac, theta0, stream, steps, lr, betas=(0.9, 0.99))
-        m2 = float(moves2.abs().max()) / lr
-        extra = (f"; with betas=(0.9, 0.99) the seed's approximate bound is 1: measured {m2:.4g} "
-                 f"({'within' if m2 <= 1 + 1e-9 else 'EXCEEDED'}; it is |Delta| <~ alpha, not a strict bound)")
+    else:  # measured against the bound whether theory predicts it (Adam) or not (Adam without bias correction)
+        has = measured <= bound.value * (1 + bound.rtol)
+        expected_yes = f"<= {bound.value:.4g} ({bound.why})"
+        expected_no = f"exceeds the seed's {bound.value:.4g}: {bound.why}"
+        if bound.approximate is not None:
+            # e.g. Adam's second case, (1 - beta1) <= sqrt(1 - beta2): "|Delta| <= alpha", which seed 003
+            # itself softens to "in general |Delta| <~ alpha". Reported, not required: Cauchy-Schwarz allows more.
+            setting, approx = bound.approximate
+            _, moves2 = _run(fac, theta0, stream, steps, lr, **setting)
+            m2 = float(moves2.abs().max()) / lr
+            where = ", ".join(f"{k}={v}" for k, v in setting.items())
+            extra = (f"; with {where} the seed's approximate bound is {approx:g}: measured {m2:.4g} "
+                     f"({'within' if m2 <= approx * (1 + 1e-9) else 'EXCEEDED'}; it is |Delta| <~ alpha, "
+                     "not a strict bound)")
     return _record(name, "step_bound", measured, has, expected_yes, expected_no,
                    f"{steps} steps, lr={lr}, half dense N(mu, s^2) and half isolated spikes, x100; "
                    f"max |Delta|/alpha = {measured:.4g}{extra}; has the property: {'yes' if has else 'no'}")
@@ -318,11 +242,10 @@ def check_constant_gradient_ratio(name: str, *, seed: int = 0, factory: Factory 
     measured = float((moves / (-lr * c.sign()) - 1).abs().max())
     has = measured < 1e-3
     extra = ""
-    if name in ("adam", "amsgrad", "adam-nobc"):
+    opt_probe = _hparams(fac, [torch.zeros(1, dtype=DTYPE, requires_grad=True)], lr)
+    if theory_fact(opt_probe, "constant_gradient_ratio.noise_std"):
         extra = f"; zero-mean noise, beta1=0: std(m_hat/sqrt(v_hat)) = {_noise_ratio_std(fac, seed, lr):.3f} (seed 001: ~1)"
-    why = {"adam-nobc": "without bias correction m/sqrt(v) = (1-beta1^t)/sqrt(1-beta2^t)",
-           "rmsprop": "|g|/sqrt(v) = 1/sqrt(1-alpha^t) without bias correction",
-           "adagrad": "|g|/sqrt(sum g^2) = 1/sqrt(t)"}.get(name, WHY_NOT["constant_gradient_ratio"])
+    why = _why(opt_probe, "constant_gradient_ratio")
     return _record(name, "constant_gradient_ratio", measured, has,
                    "|Delta| = alpha exactly: deviation ~ 0 (< 1e-3)",
                    f"deviation > 1e-3 ({why})",
@@ -412,8 +335,7 @@ def check_param_scale_lr_equivalence(name: str, *, seed: int = 0, factory: Facto
         gaps.append(float((runs[p] - runs[q]).abs().max()) / max(travelled, 1e-300))
     measured = max(gaps)
     has = measured < 1e-3
-    why = ("decoupled decay lr*lambda*w' scales with lr, not with the weight scale" if name == "adamw"
-           else WHY_NOT["param_scale_lr_equivalence"])
+    why = _why(_hparams(fac, [torch.zeros(1, dtype=DTYPE, requires_grad=True)], a), "param_scale_lr_equivalence")
     return _record(name, "param_scale_lr_equivalence", measured, has,
                    "(1)==(2) and (3)==(4): gap ~ 0 (< 1e-3)",
                    f"gap > 1e-3 ({why})",

@@ -34,10 +34,12 @@ change the network functions in different ways.")
     :math:`\operatorname{RMS}(f_A - f_{A,0})`. Theory: SGD on B is SGD on A with per-unit learning rates
     :math:`\alpha/c_i^2` (input weights) and :math:`\alpha c_i^2` (output weights), Adam the same with
     :math:`\alpha/c_i` and :math:`\alpha c_i` (its step is invariant to rescaled *gradients*, not to
-    rescaled *parameters*), so neither is invariant. ND-Adam (registry name ``ndadam``, looked up at run
-    time) keeps each normalised input weight vector on the unit sphere, which removes the gap where the
-    function does not depend on those norms (``_normalized``); where the rescaling is compensated by the
-    output layer, which it does not normalise, it does not.
+    rescaled *parameters*), so neither is invariant: an optimizer is predicted *not* to remove the gap
+    unless its class's ``theory`` says so. ND-Adam's does: it keeps each normalised input weight vector
+    on the unit sphere, which removes the gap where the function does not depend on those norms
+    (``_normalized``); where the rescaling is compensated by the output layer, which it does not
+    normalise, it does not. Which tensors an optimizer normalises is a param-group option its class
+    names (``normalize_key``).
 
 ``eps_dominance`` (Kingma & Ba 2015, sec. 6.3, via seed 003's CNN slide: "Second momentum vanishes")
     Adam trains ``fmnist.cnn`` (Fashion-MNIST, Balles & Hennig's P1 network; *not* the paper's CIFAR-10
@@ -62,8 +64,7 @@ import torch
 from torch import Tensor, nn
 
 from adamlab import functional as F
-
-DTYPE = torch.float64
+from adamlab.claims.records import DTYPE, Record, known, make_record, predicted, probe, theory_fact
 
 #: The interval the SVAG slope's 95% interval must lie in (issue 13).
 RATE_BAND = (-1.2, -0.8)
@@ -83,14 +84,6 @@ def single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _record(optimizer: str, prop: str, measured: float, has: bool, theory: bool | None, expected: str,
-            details: str) -> Any:
-    from adamlab.claims.properties import Record
-
-    holds = None if theory is None else bool(has) == bool(theory)
-    return Record(optimizer, prop, float(measured), expected, holds, details, bool(has), theory)
 
 
 def t_quantile_975(df: int) -> float:
@@ -198,7 +191,7 @@ def svag_rate_curves(*, seeds: int = 8, steps: int = 20_000, lr: float = 0.5, se
 
 
 def check_svag_idealized_rate(*, seed: int = 0, seeds: int = 8, steps: int = 10_000, lr: float = 0.5,
-                              **_: Any) -> list[Any]:
+                              **_: Any) -> list[Record]:
     """Records for idealized SVAG (the claim), constant-lr SGD and M-SVAG (see the module docstring)."""
     curves = svag_rate_curves(seeds=seeds, steps=steps, lr=lr, seed=seed)
     prob = curves["problem"]
@@ -206,26 +199,25 @@ def check_svag_idealized_rate(*, seed: int = 0, seeds: int = 8, steps: int = 10_
     setup = (f"quadratic.noisy d={prob.d}, {prob.options['rotation']}, {prob.options['spectrum']}, nu={prob.nu:g}, "
              f"batch 1, lr={lr:g} constant, {steps} steps, {seeds} seeds; slope of log L vs log t over "
              f"steps {steps // 2 + 1}..{steps}, 95% t-interval over seeds")
+    floor = curves["floor"]
+    # (curve, record label, theory: O(1/t)?, expected, what to add about the second half's mean loss)
+    claims = (
+        ("ideal", "svag-ideal", True, f"O(1/t): slope interval inside [{lo}, {hi}] (seed 002)", None),
+        ("sgd", "sgd", False, f"stalls at its noise floor (slope ~ 0; L_inf = {floor:.4g} by theory)",
+         f"vs theoretical floor {floor:.4g}"),
+        ("msvag", "msvag", False, "stalls: the estimated gamma tends to about 1/2, not 0, as grad L -> 0 (m^2 "
+         "carries m's own variance rho sigma^2), so the step does not shrink like the ideal one",
+         f"(SGD's floor at this lr: {floor:.4g})"),
+    )
     records = []
-    for name, label in (("ideal", "svag-ideal"), ("sgd", "sgd"), ("msvag", "msvag")):
+    for name, label, theory, expected, versus in claims:
         slopes = loglog_slope(curves[name])
         mean, low, high = seed_interval(slopes)
         has = lo <= low and high <= hi
         final = float(curves[name][-1].mean())
         half = float(curves[name][steps // 2:].mean())
-        extra = ""
-        if name == "ideal":
-            theory, expected = True, f"O(1/t): slope interval inside [{lo}, {hi}] (seed 002)"
-        elif name == "sgd":
-            theory = False
-            expected = f"stalls at its noise floor (slope ~ 0; L_inf = {curves['floor']:.4g} by theory)"
-            extra = f"; mean L over the 2nd half {half:.4g} vs theoretical floor {curves['floor']:.4g}"
-        else:
-            theory = False
-            expected = ("stalls: the estimated gamma tends to about 1/2, not 0, as grad L -> 0 (m^2 carries "
-                        "m's own variance rho sigma^2), so the step does not shrink like the ideal one")
-            extra = f"; mean L over the 2nd half {half:.4g} (SGD's floor at this lr: {curves['floor']:.4g})"
-        records.append(_record(label, "svag_idealized_rate", mean, has, theory, expected,
+        extra = "" if versus is None else f"; mean L over the 2nd half {half:.4g} {versus}"
+        records.append(make_record(label, "svag_idealized_rate", mean, has, theory, expected,
                                f"{setup}: slope {mean:.3f} [{low:.3f}, {high:.3f}], per seed "
                                f"{', '.join(f'{s:.3f}' for s in slopes.tolist())}; final L {final:.3g}{extra}"))
     return records
@@ -285,20 +277,16 @@ def _regression_data(seed: int, d_in: int, d_out: int, n: int) -> tuple[Tensor, 
 def param_groups(name: str, model: TwoLayerNet) -> list[dict[str, Any]] | list[Tensor]:
     """The parameters as the optimizer ``name`` wants them.
 
-    ND-Adam normalises the hidden layer's input weight vectors (rows of ``hidden.weight``) and treats the
-    output layer with plain Adam, as in Zhang et al.'s Algorithm 1 (the class's own convention for
-    which tensors it normalises, :func:`_ndadam_groups`). Every other optimizer gets the parameter list.
+    An optimizer whose class names a ``normalize_key`` (the param-group option that marks weight vectors
+    to normalise: ND-Adam's ``normalized``) normalises the hidden layer's input weight vectors (rows of
+    ``hidden.weight``) and treats the output layer as plain parameters, as in Zhang et al.'s Algorithm 1.
+    Every other optimizer gets the parameter list.
     """
-    if name == "ndadam":
-        return _ndadam_groups(model)
-    return list(model.parameters())
-
-
-def _ndadam_groups(model: TwoLayerNet) -> list[dict[str, Any]]:
     from adamlab.optim.registry import optimizer_class
 
-    cls = optimizer_class("ndadam")
-    key = getattr(cls, "normalize_key", "normalized")
+    key = getattr(optimizer_class(name), "normalize_key", None) if known(name) else None
+    if key is None:
+        return list(model.parameters())
     return [{"params": [model.hidden.weight], key: True},
             {"params": [model.out.weight, model.out.bias], key: False}]
 
@@ -343,33 +331,32 @@ def _train_pair(name: str, a: TwoLayerNet, b: TwoLayerNet, x: Tensor, y: Tensor,
 
 #: A relative gap below this counts as "moves the two networks the same way" (float64 rounding ~1e-14).
 GAP_TOL = 1e-6
+#: Why an optimizer is predicted not to remove the gap, where its class gives no reason of its own.
+GAP_WHY = "the update depends on the parameters' scale (SGD: per-unit lr/c^2, Adam-like: lr/c)"
 
 
 def check_ill_conditioning(name: str, *, seed: int = 0, normalized: bool = False, steps: int = 10,
                            lr: float = 1e-2, factory: Callable[..., torch.optim.Optimizer] | None = None,
-                           **_: Any) -> Any:
+                           **_: Any) -> Record:
     """Function-space gap of two equivalent networks after ``steps`` steps (seed 000, Zhang et al. 2017)."""
     prop = "ill_conditioning_normalized" if normalized else "ill_conditioning"
     r = function_gap(name, seed=seed, normalized=normalized, steps=steps, lr=lr, factory=factory)
     has = r["relative"] < GAP_TOL
-    theory = name == "ndadam" and normalized
+    theory = bool(predicted(name, prop))  # not invariant unless the class's theory says so
+    why = theory_fact(probe(name), f"{prop}.why") if known(name) else None
     if theory:
-        expected = "same function after the steps (ND-Adam keeps each normalised input vector on the unit sphere)"
-    elif name == "ndadam":
-        expected = ("gap > 0: the rescaling is compensated by the output layer, which ND-Adam does not "
-                    "normalise (its unit-sphere projection changes A and B differently)")
+        expected = "same function after the steps" + (f" ({why})" if why else "")
     else:
-        expected = ("gap > 0: the update depends on the parameters' scale (SGD: per-unit lr/c^2, "
-                    "Adam-like: lr/c)")
+        expected = f"gap > 0: {why or GAP_WHY}"
     pair = ("pre-activations divided by |w_i|, B: W1' = C W1" if normalized
             else "ReLU, B: W1' = C W1, W2' = W2 C^-1")
     details = (f"1-hidden-layer net 6-16-2 ({pair}), c_i in [1/3, 3]; {steps} steps, lr={lr:g}, batch 16; "
                f"held-out RMS(f_A - f_B) before {r['gap0']:.2g}, after {r['gap']:.3g}; A moved {r['moved']:.3g}; "
                f"relative gap {r['relative']:.3g}; same function: {'yes' if has else 'no'}")
-    return _record(name, prop, r["relative"], has, theory, expected, details)
+    return make_record(name, prop, r["relative"], has, theory, expected, details)
 
 
-def check_ill_conditioning_normalized(name: str, **kwargs: Any) -> Any:
+def check_ill_conditioning_normalized(name: str, **kwargs: Any) -> Record:
     """:func:`check_ill_conditioning` on the scale-invariant (normalised) hidden layer."""
     return check_ill_conditioning(name, normalized=True, **kwargs)
 
@@ -448,7 +435,7 @@ LONG_STEPS = 1874
 
 def check_eps_dominance(*, seed: int = 0, long: bool = False, steps: int | None = None, every: int | None = None,
                         root: str | None = None, batch_size: int = 64,
-                        log: Callable[[str], None] | None = None, **hparams: Any) -> list[Any]:
+                        log: Callable[[str], None] | None = None, **hparams: Any) -> list[Record]:
     """The fraction of sqrt(v_hat) < eps during Adam training of ``fmnist.cnn`` (Adam paper sec. 6.3)."""
     from adamlab.data.errors import DataIntegrityError
 
@@ -458,12 +445,12 @@ def check_eps_dominance(*, seed: int = 0, long: bool = False, steps: int | None 
         rows = eps_fraction_curve(steps=steps, every=every, seed=seed, root=root, batch_size=batch_size,
                                   log=log, **hparams)
     except (FileNotFoundError, DataIntegrityError) as exc:
-        return [_record("adam", "eps_dominance", float("nan"), False, None, "not run: Fashion-MNIST is missing",
+        return [make_record("adam", "eps_dominance", float("nan"), False, None, "not run: Fashion-MNIST is missing",
                         f"fmnist.cnn needs Fashion-MNIST (set ADAMLAB_DATA): {str(exc).splitlines()[0]}")]
     return [eps_record(rows, steps=steps, seed=seed, batch_size=batch_size, long=long)]
 
 
-def eps_record(rows: Sequence[dict[str, float]], *, steps: int, seed: int, batch_size: int, long: bool) -> Any:
+def eps_record(rows: Sequence[dict[str, float]], *, steps: int, seed: int, batch_size: int, long: bool) -> Record:
     r"""The ``eps_dominance`` record from the rows of :func:`eps_fraction_curve`.
 
     The verdict reads the fraction among coordinates with :math:`\hat v > 0`: a coordinate whose
@@ -492,16 +479,16 @@ def eps_record(rows: Sequence[dict[str, float]], *, steps: int, seed: int, batch
                f"{int(low['step'])}); over all coordinates (v_hat = 0 included) at step {curve_all}; grows: "
                f"{'yes' if grows_all else 'no'}; per parameter at the end: {per_layer}; final batch loss "
                f"{last['loss']:.3f}")
-    return _record("adam", "eps_dominance", last["all_nonzero"], grows, theory, expected, details)
+    return make_record("adam", "eps_dominance", last["all_nonzero"], grows, theory, expected, details)
 
 
 #: Claim properties that give several records (not one per optimizer).
-CLAIM_CHECKS: dict[str, Callable[..., list[Any]]] = {
+CLAIM_CHECKS: dict[str, Callable[..., list[Record]]] = {
     "svag_idealized_rate": check_svag_idealized_rate,
     "eps_dominance": check_eps_dominance,
 }
 #: Per-optimizer properties.
-OPTIMIZER_CHECKS: dict[str, Callable[..., Any]] = {
+OPTIMIZER_CHECKS: dict[str, Callable[..., Record]] = {
     "ill_conditioning": check_ill_conditioning,
     "ill_conditioning_normalized": check_ill_conditioning_normalized,
 }

@@ -10,7 +10,9 @@ recompiled every step. The rules use only operators and ``Tensor`` methods, so t
 What a rule knows about itself lives next to it:
 
 - :func:`~adamlab.functional.common.update_rule` marks a rule with the names of its per-step scalar
-  keywords (read back by :func:`~adamlab.functional.common.step_scalars`, for the compiled paths);
+  keywords (read back by :func:`~adamlab.functional.common.step_scalars`, for every compiled path) and
+  whether a compiled kernel may divide by those scalars as products with their reciprocals
+  (:func:`~adamlab.functional.common.divides_by_reciprocal`);
 - ``<name>_step_pieces(param_before, grad, *state_after, **rule_kwargs)`` takes one step of the rule
   apart for :func:`adamlab.dissect.decompose`: it returns a dict with ``kind`` (``"sign"`` or
   ``"grad"``), ``direction`` :math:`d`, ``magnitude``, ``gamma`` and optionally ``eta2``,

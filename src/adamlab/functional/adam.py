@@ -51,7 +51,7 @@ def decoupled_decay(param: T, *, lr: Any, weight_decay: Any) -> T:
     return param * (1 - lr * weight_decay)
 
 
-@update_rule(step_scalars=("lr", "bias_correction1", "bias_correction2"))
+@update_rule(step_scalars=("lr", "bias_correction1", "bias_correction2"), reciprocal_division=True)
 def adam(
     param: T,
     grad: T,

@@ -16,8 +16,8 @@ from torch import Tensor
 T = TypeVar("T")
 RuleT = TypeVar("RuleT", bound=Callable[..., Any])
 
-__all__ = ["RHO_MAX", "bias_correction", "ema", "msvag_rho", "nan_sign", "prepare_grad", "rule_grad", "safe_ratio", "update_rule",
-           "step_scalars"]
+__all__ = ["RHO_MAX", "bias_correction", "divides_by_reciprocal", "ema", "msvag_rho", "nan_sign", "prepare_grad",
+           "rule_grad", "safe_ratio", "step_scalars", "update_rule"]
 
 #: Cap on M-SVAG's :math:`\rho_t`, as in the reference code (github.com/lballes/msvag, ``msvag/msvag.py``:
 #: ``tf.minimum(rho, 0.999)``). At :math:`t = 1`, :math:`\rho_1 = 1` and :math:`s = (v - m^2)/(1 - \rho)`
@@ -37,23 +37,42 @@ RHO_MAX = 0.999
 DEFAULT_STEP_SCALARS = frozenset({"lr"})
 
 
-def update_rule(*, step_scalars: Iterable[str] = ("lr",)) -> Callable[[RuleT], RuleT]:
+def update_rule(*, step_scalars: Iterable[str] = ("lr",),
+                reciprocal_division: bool = False) -> Callable[[RuleT], RuleT]:
     """Mark a function as an update rule and record what it knows about itself.
 
     ``step_scalars`` names the float keyword arguments that change from step to step (the learning
-    rate under a schedule, bias corrections, rho, ...). The compiled paths pass them as 0-dim tensors
-    so that a new step never recompiles (:func:`step_scalars` reads them back)::
+    rate under a schedule, bias corrections, rho, ...). Every compiled path (the optimizers' kernels
+    and the batched backend's) passes them as tensors, so that a new step never recompiles
+    (:func:`step_scalars` reads them back)::
 
         @update_rule(step_scalars=("lr", "bias_correction1"))
         def adamax(param, grad, exp_avg, exp_inf, *, lr, ..., bias_correction1=1.0): ...
+
+    ``reciprocal_division=True`` lets a compiled kernel turn the rule's divisions by those scalars
+    into multiplications by their reciprocals (quotients move by about one unit in the last place;
+    :func:`adamlab.optim.fast.scalar_division_to_reciprocal`). Only for rules whose round-off is not
+    amplified afterwards (:func:`divides_by_reciprocal` reads it back).
     """
     names = frozenset(step_scalars)
 
     def mark(fn: RuleT) -> RuleT:
         fn.step_scalars = names  # type: ignore[attr-defined]
+        fn.reciprocal_division = bool(reciprocal_division)  # type: ignore[attr-defined]
         return fn
 
     return mark
+
+
+def _marked(fn: Any, attribute: str) -> Any:
+    """What :func:`update_rule` recorded on ``fn`` (through :func:`functools.partial` and
+    ``__wrapped__``), or None for an unmarked function."""
+    while fn is not None:
+        value = getattr(fn, attribute, None)
+        if value is not None:
+            return value
+        fn = fn.func if isinstance(fn, partial) else getattr(fn, "__wrapped__", None)
+    return None
 
 
 def step_scalars(fn: Any) -> frozenset[str]:
@@ -61,12 +80,13 @@ def step_scalars(fn: Any) -> frozenset[str]:
 
     Looks through :func:`functools.partial` (the Dissected presets) and ``__wrapped__``.
     """
-    while fn is not None:
-        names = getattr(fn, "step_scalars", None)
-        if names is not None:
-            return frozenset(names)
-        fn = fn.func if isinstance(fn, partial) else getattr(fn, "__wrapped__", None)
-    return DEFAULT_STEP_SCALARS
+    names = _marked(fn, "step_scalars")
+    return DEFAULT_STEP_SCALARS if names is None else frozenset(names)
+
+
+def divides_by_reciprocal(fn: Any) -> bool:
+    """Whether rule ``fn`` allows its compiled divisions by per-step scalars as products (:func:`update_rule`)."""
+    return bool(_marked(fn, "reciprocal_division"))
 
 
 def prepare_grad(param: T, grad: T, *, weight_decay: float = 0.0, maximize: bool = False) -> T:

@@ -9,7 +9,10 @@ from torch import Tensor
 
 from adamlab import functional as F
 from adamlab.optim import validation as V
-from adamlab.optim.base import AdamlabOptimizer, ParamsT
+from adamlab.optim.base import AdamlabOptimizer
+from adamlab.optim.hyper import MAXIMIZE, Hyper
+from adamlab.optim.registry import declare
+from adamlab.optim.theory import StepBound
 
 
 class Adagrad(AdamlabOptimizer):
@@ -24,40 +27,26 @@ class Adagrad(AdamlabOptimizer):
 
     rule = F.adagrad
     sparse_grads = "touched"
-    hyperparameter_checks = {"lr": V.learning_rate, "lr_decay": V.nonnegative, "weight_decay": V.nonnegative,
-                             "initial_accumulator_value": V.nonnegative, "eps": V.nonnegative,
-                             "maximize": V.boolean}
+    hypers = (
+        Hyper("lr", 1e-2, V.learning_rate),  # passed decayed, by step_kwargs
+        Hyper("lr_decay", 0.0, V.nonnegative, passed=False),
+        Hyper("weight_decay", 0.0, V.nonnegative),
+        Hyper("initial_accumulator_value", 0.0, V.nonnegative, passed=False),  # read by initial_state
+        Hyper("eps", 1e-10, V.nonnegative),
+        MAXIMIZE,
+    )
     #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
     pieces = F.adagrad_step_pieces
-    #: What theory predicts for the property checks of :mod:`adamlab.claims.properties`: per property,
-    #: a bool or a function of the param group (reasons in that module's docstring).
+    #: What theory predicts for the property checks of :mod:`adamlab.claims` (keys: :mod:`adamlab.optim.theory`).
     theory = {
         "rescaling_invariance": lambda g: g["weight_decay"] == 0 and g["initial_accumulator_value"] == 0,
         "step_bound": True,
-        "constant_gradient_ratio": False,  # |g|/sqrt(sum g^2) = 1/sqrt(t)
+        "step_bound.value": StepBound(1.0, "|g_t| <= sqrt(sum g^2)"),
+        "constant_gradient_ratio": False,
+        "constant_gradient_ratio.why": "|g|/sqrt(sum g^2) = 1/sqrt(t)",
         "cautiousness": False,
         "param_scale_lr_equivalence": lambda g: g["weight_decay"] == 0 and g["initial_accumulator_value"] == 0,
     }
-
-    def __init__(
-        self,
-        params: ParamsT,
-        lr: float = 1e-2,
-        lr_decay: float = 0.0,
-        weight_decay: float = 0.0,
-        initial_accumulator_value: float = 0.0,
-        eps: float = 1e-10,
-        *,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        fused: bool | None = None,
-        differentiable: bool = False,
-        nonfinite: str = "propagate",
-    ) -> None:
-        defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
-                        initial_accumulator_value=initial_accumulator_value, maximize=maximize,
-                        foreach=foreach, fused=fused, differentiable=differentiable)
-        super().__init__(params, defaults, nonfinite=nonfinite)
 
     def _check_sparse(self, group: dict[str, Any], param: Tensor) -> None:
         super()._check_sparse(group, param)
@@ -70,6 +59,8 @@ class Adagrad(AdamlabOptimizer):
     def initial_state(self, name: str, param: Tensor, group: dict[str, Any]) -> Tensor:
         return torch.full_like(param, group["initial_accumulator_value"], memory_format=torch.preserve_format)
 
-    def rule_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
-        return dict(lr=F.adagrad_lr(group["lr"], group["lr_decay"], step), eps=group["eps"],
-                    weight_decay=group["weight_decay"], maximize=group["maximize"])
+    def step_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        return {"lr": F.adagrad_lr(group["lr"], group["lr_decay"], step)}
+
+
+declare("adagrad", Adagrad, {}, "AdaGrad")

@@ -6,7 +6,10 @@ from typing import Any
 
 from adamlab import functional as F
 from adamlab.optim import validation as V
-from adamlab.optim.base import AdamlabOptimizer, ParamsT
+from adamlab.optim.base import AdamlabOptimizer
+from adamlab.optim.hyper import MAXIMIZE, Hyper
+from adamlab.optim.registry import declare
+from adamlab.optim.theory import StepBound, adam_step_bound
 
 
 class Adam(AdamlabOptimizer):
@@ -23,58 +26,42 @@ class Adam(AdamlabOptimizer):
     """
 
     rule = F.adam
-    hyperparameter_checks = {"lr": V.learning_rate, "betas": V.beta_pair, "eps": V.nonnegative,
-                             "weight_decay": V.nonnegative, "amsgrad": V.boolean,
-                             "decoupled_weight_decay": V.boolean, "eps_inside_sqrt": V.boolean,
-                             "bias_correction": V.boolean, "maximize": V.boolean}
+    hypers = (
+        Hyper("lr", 1e-3, V.learning_rate),
+        Hyper("betas", (0.9, 0.999), V.beta_pair, unpack=("beta1", "beta2")),
+        Hyper("eps", 1e-8, V.nonnegative),
+        Hyper("weight_decay", 0.0, V.nonnegative),
+        Hyper("amsgrad", False, V.boolean),
+        Hyper("decoupled_weight_decay", False, V.boolean),
+        Hyper("eps_inside_sqrt", False, V.boolean),
+        Hyper("bias_correction", True, V.boolean, passed=False),  # read by step_kwargs
+        MAXIMIZE,
+    )
     #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
     pieces = F.adam_step_pieces
-    #: What theory predicts for the property checks of :mod:`adamlab.claims.properties`: per property,
-    #: a bool or a function of the param group (reasons in that module's docstring).
+    #: What theory predicts for the property checks of :mod:`adamlab.claims` (keys: :mod:`adamlab.optim.theory`).
     theory = {
         "rescaling_invariance": lambda g: g["weight_decay"] == 0 or g["decoupled_weight_decay"],
         "step_bound": lambda g: g["bias_correction"],
+        "step_bound.value": lambda g: adam_step_bound(*g["betas"], bias_correction=g["bias_correction"]),
         "constant_gradient_ratio": lambda g: g["bias_correction"] and (g["weight_decay"] == 0
                                                                        or g["decoupled_weight_decay"]),
+        "constant_gradient_ratio.why": lambda g: None if g["bias_correction"] else
+        "without bias correction m/sqrt(v) = (1-beta1^t)/sqrt(1-beta2^t)",
+        # seed 001: for zero-mean noise and beta1 = 0, m_hat/sqrt(v_hat) has a standard deviation of about 1
+        "constant_gradient_ratio.noise_std": lambda g: g["weight_decay"] == 0,
         "cautiousness": True,
-        # AdamW's decoupled decay lr * lambda * theta scales with lr, not with the weight scale.
         "param_scale_lr_equivalence": lambda g: g["weight_decay"] == 0,
+        "param_scale_lr_equivalence.why": lambda g: "decoupled decay lr*lambda*w' scales with lr, not with the "
+        "weight scale" if g["decoupled_weight_decay"] and g["weight_decay"] != 0 else None,
     }
-
-    def __init__(
-        self,
-        params: ParamsT,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        amsgrad: bool = False,
-        decoupled_weight_decay: bool = False,
-        eps_inside_sqrt: bool = False,
-        bias_correction: bool = True,
-        *,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        fused: bool | None = None,
-        differentiable: bool = False,
-        nonfinite: str = "propagate",
-    ) -> None:
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                        decoupled_weight_decay=decoupled_weight_decay, eps_inside_sqrt=eps_inside_sqrt,
-                        bias_correction=bias_correction, maximize=maximize, foreach=foreach, fused=fused,
-                        differentiable=differentiable)
-        super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
         return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq" if group["amsgrad"] else None)
 
-    def rule_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+    def step_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
         beta1, beta2 = group["betas"]
-        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                    weight_decay=group["weight_decay"],
-                    decoupled_weight_decay=group["decoupled_weight_decay"], amsgrad=group["amsgrad"],
-                    eps_inside_sqrt=group["eps_inside_sqrt"], maximize=group["maximize"],
-                    **F.adam_coefficients(step, beta1, beta2, group["bias_correction"]))
+        return F.adam_coefficients(step, beta1, beta2, group["bias_correction"])
 
 
 class Adamax(AdamlabOptimizer):
@@ -86,43 +73,35 @@ class Adamax(AdamlabOptimizer):
     """
 
     rule = F.adamax
-    hyperparameter_checks = {"lr": V.learning_rate, "betas": V.beta_pair, "eps": V.nonnegative,
-                             "weight_decay": V.nonnegative, "maximize": V.boolean}
+    hypers = (
+        Hyper("lr", 2e-3, V.learning_rate),
+        Hyper("betas", (0.9, 0.999), V.beta_pair, unpack=("beta1", "beta2")),
+        Hyper("eps", 1e-8, V.nonnegative),
+        Hyper("weight_decay", 0.0, V.nonnegative),
+        MAXIMIZE,
+    )
     #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
     pieces = F.adamax_step_pieces
-    #: What theory predicts for the property checks of :mod:`adamlab.claims.properties`: per property,
-    #: a bool or a function of the param group (reasons in that module's docstring).
+    #: What theory predicts for the property checks of :mod:`adamlab.claims` (keys: :mod:`adamlab.optim.theory`).
     theory = {
         "rescaling_invariance": lambda g: g["weight_decay"] == 0,
         "step_bound": True,
+        # |m_hat|/u <= (1-beta1)/(1-beta1/beta2) = 1.009 for the default betas: 1 holds to about 1%
+        "step_bound.value": StepBound(1.0, "Kingma & Ba sec. 7.1: |Delta| <= alpha", rtol=1e-2),
         "constant_gradient_ratio": lambda g: g["weight_decay"] == 0,
         "cautiousness": True,
         "param_scale_lr_equivalence": lambda g: g["weight_decay"] == 0,
     }
 
-    def __init__(
-        self,
-        params: ParamsT,
-        lr: float = 2e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        *,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        fused: bool | None = None,
-        differentiable: bool = False,
-        nonfinite: str = "propagate",
-    ) -> None:
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize,
-                        foreach=foreach, fused=fused, differentiable=differentiable)
-        super().__init__(params, defaults, nonfinite=nonfinite)
-
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
         return ("exp_avg", "exp_inf")
 
-    def rule_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
-        beta1, beta2 = group["betas"]
-        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                    weight_decay=group["weight_decay"], maximize=group["maximize"],
-                    bias_correction1=F.bias_correction(beta1, step))
+    def step_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        return {"bias_correction1": F.bias_correction(group["betas"][0], step)}
+
+
+declare("adam", Adam, {}, "Adam (Kingma & Ba)")
+declare("amsgrad", Adam, {"amsgrad": True}, "Adam with the AMSGrad max")
+declare("adamw", Adam, {"decoupled_weight_decay": True, "weight_decay": 1e-2}, "Adam, decoupled weight decay")
+declare("adam-nobc", Adam, {"bias_correction": False}, "Adam without bias correction")
+declare("adamax", Adamax, {}, "AdaMax (Adam paper sec. 7.1)")

@@ -1,10 +1,13 @@
 """The machinery every adamlab optimizer shares: state, param groups, dispatch to a functional rule.
 
-A subclass names its functional rule, the state tensors that rule takes, and the keyword arguments
-of one step. This base class does the rest: closures, None and sparse grads, lazy state, step counters,
-the non-finite gradient policy, and running the rule per tensor (``foreach=False``), over the whole
-group at once (``foreach=True``), or as a compiled in-place kernel made from the same rule
-(``fused=True``, see :mod:`adamlab.optim.fast`). The math is never here: it is in :mod:`adamlab.functional`.
+A subclass names its functional rule, declares its hyperparameters once (``hypers``, a tuple of
+:class:`adamlab.optim.hyper.Hyper`: the constructor, the param-group defaults, their validation and the
+rule's keyword arguments are made from it), the state tensors the rule takes, and the per-step
+coefficients of one step (``step_kwargs``). This base class does the rest: closures, None and sparse
+grads, lazy state, step counters, the non-finite gradient policy, and running the rule per tensor
+(``foreach=False``), over the whole group at once (``foreach=True``), or as a compiled in-place kernel
+made from the same rule (``fused=True``, see :mod:`adamlab.optim.fast`). The math is never here: it is
+in :mod:`adamlab.functional`.
 
 Path choice per parameter group:
 
@@ -40,6 +43,7 @@ Conventions shared with ``torch.optim`` (tested against it in ``tests/optim/test
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -49,7 +53,8 @@ from torch.optim import Optimizer
 from torch.optim.optimizer import _get_scalar_dtype
 
 from adamlab.functional.tensorlist import TensorList, copy_into
-from adamlab.optim import fast, validation
+from adamlab.optim import fast, hyper, validation
+from adamlab.optim.hyper import OPTIONS, Hyper
 from adamlab.optim.validation import NONFINITE_POLICIES, check_choice
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
@@ -75,15 +80,42 @@ class AdamlabOptimizer(Optimizer):
     #: The functional rule ``rule(param, grad, *state, **kwargs) -> (param, *state)``.
     rule: Callable[..., tuple[Any, ...]]
 
+    #: The hyperparameters, in constructor order, each written once (:mod:`adamlab.optim.hyper`). A class
+    #: that declares them gets its ``__init__`` (unless it writes one), ``hyperparameter_checks`` and
+    #: ``rule_kwargs`` from them.
+    hypers: ClassVar[tuple[Hyper, ...]] = ()
+
+    #: Hyperparameters a subclass fixes (a named corner of its parent's grid, such as ``MSVAG`` of
+    #: ``Dissected``): left out of its constructor, refused there with a ``TypeError``, set in its groups.
+    preset: ClassVar[dict[str, Any]] = {}
+
+    #: Old constructor keywords still accepted, ``{old: new hyperparameter}`` (:meth:`renamed_value` warns).
+    renamed: ClassVar[dict[str, str]] = {}
+
+    #: The machinery's constructor keywords the class takes (after the hyperparameters; :data:`OPTIONS`).
+    options: ClassVar[tuple[str, ...]] = tuple(OPTIONS)
+
     #: ``{hyperparameter: check(name, value)}``, run on every param group (defaults and per-group
     #: overrides alike); a check raises ``ValueError`` naming the parameter and its allowed range.
+    #: Made from :attr:`hypers` when the class declares them.
     hyperparameter_checks: ClassVar[dict[str, Callable[[str, Any], None]]] = {}
+    _passed: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = ()  # (hyperparameter, unpacked names) the rule takes
 
     #: Sparse gradients: ``None`` (refused with a clear error), ``"dense"`` (the rule on the densified
     #: gradient: ``torch.optim.SGD``'s semantics, where untouched entries see a zero gradient) or
     #: ``"touched"`` (the rule on the touched entries only, the others and their state untouched:
     #: ``torch.optim.Adagrad``'s semantics).
     sparse_grads: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Make the constructor and the checks of a class from its :attr:`hypers` (see :mod:`adamlab.optim.hyper`)."""
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if "hypers" in own:
+            cls.hyperparameter_checks = hyper.checks(cls.hypers)
+            cls._passed = tuple((h.name, h.unpack) for h in cls.hypers if h.passed)
+        if cls.hypers and "__init__" not in own and any(k in own for k in ("hypers", "preset", "renamed", "options")):
+            cls.__init__ = hyper.constructor(cls, AdamlabOptimizer.__init__)  # type: ignore[method-assign]
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any], *, nonfinite: str = "propagate") -> None:
         check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
@@ -158,11 +190,39 @@ class AdamlabOptimizer(Optimizer):
     def rule_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
         """Keyword arguments of the rule for a group at (1-based) step ``step``.
 
+        Every :attr:`hypers` entry the rule takes (a pair such as ``betas`` unpacked), then the per-step
+        coefficients of :meth:`step_kwargs`, which may replace one of them (Adagrad's decayed ``lr``).
         ``step`` is a Python ``int`` (what :mod:`adamlab.optim.fast` and the vectorised backend pass
         too), or a 0-dim float64 tensor while ``torch.compile`` traces the step; the host-side
-        ``*_coefficients`` helpers of :mod:`adamlab.functional` accept both.
+        ``*_coefficients`` helpers of :mod:`adamlab.functional` accept both. The vectorised backend
+        calls it on a stacked group, where a number may be a ``[K]`` tensor (one value per run).
         """
-        raise NotImplementedError
+        if not self.hypers:
+            raise NotImplementedError(f"{type(self).__name__} declares no hypers: it must define rule_kwargs")
+        kwargs: dict[str, Any] = {}
+        for name, unpack in self._passed:
+            if unpack:
+                kwargs.update(zip(unpack, group[name], strict=True))
+            else:
+                kwargs[name] = group[name]
+        kwargs.update(self.step_kwargs(group, step))
+        return kwargs
+
+    def step_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        """The rule's per-step coefficients at step ``step`` (bias corrections, rho, ...); none by default."""
+        return {}
+
+    def complete_defaults(self, defaults: dict[str, Any]) -> None:
+        """Add derived keys to the defaults the generated constructor made, in place; none by default."""
+
+    def renamed_value(self, old: str, value: Any) -> Any:
+        """A value given under a :attr:`renamed` keyword: checked as its new name, with a ``DeprecationWarning``."""
+        new = self.renamed[old]
+        spec = next(h for h in self.hypers if h.name == new)
+        spec.check(f"{old} (the old name of {new})", value)
+        warnings.warn(f"{type(self).__name__}({old}=...) is deprecated: the keyword is now {new}=...",
+                      DeprecationWarning, stacklevel=3)  # the caller of the constructor
+        return value
 
     # -- the step ---------------------------------------------------------------------------------
     def step(self, closure: Callable[[], Any] | None = None) -> Any:

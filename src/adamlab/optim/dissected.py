@@ -10,9 +10,10 @@ from torch import Tensor
 from adamlab import functional as F
 from adamlab.functional.dissected import DIRECTIONS, PRESETS, VARIANCE_ESTIMATES
 from adamlab.optim import validation as V
-from adamlab.optim.base import AdamlabOptimizer, ParamsT
-
-_UNSET: Any = object()
+from adamlab.optim.base import AdamlabOptimizer
+from adamlab.optim.hyper import MAXIMIZE, Hyper
+from adamlab.optim.registry import declare
+from adamlab.optim.theory import StepBound
 
 
 class Dissected(AdamlabOptimizer):
@@ -54,51 +55,38 @@ class Dissected(AdamlabOptimizer):
     """
 
     rule = F.dissected
-    hyperparameter_checks = {"lr": V.learning_rate, "beta": V.decay_rate, "direction": V.one_of(*DIRECTIONS),
-                             "variance_adaptation": V.boolean, "use_momentum": V.boolean,
-                             "variance_estimate": V.one_of(*VARIANCE_ESTIMATES), "weight_decay": V.nonnegative,
-                             "maximize": V.boolean}
+    hypers = (
+        Hyper("lr", V.REQUIRED, V.learning_rate),
+        Hyper("beta", 0.9, V.decay_rate),
+        Hyper("direction", "grad", V.one_of(*DIRECTIONS)),
+        Hyper("variance_adaptation", False, V.boolean),
+        Hyper("use_momentum", True, V.boolean),
+        Hyper("variance_estimate", "unbiased", V.one_of(*VARIANCE_ESTIMATES), keyword_only=True),
+        Hyper("weight_decay", 0.0, V.nonnegative, keyword_only=True),
+        MAXIMIZE,
+    )
+    #: ``momentum=True/False``, the switch's old name (a ``DeprecationWarning``; :func:`_renamed_switch`).
+    renamed = {"momentum": "use_momentum"}
     #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
     pieces = F.dissected_step_pieces
-    #: What theory predicts for the property checks of :mod:`adamlab.claims.properties`: per property,
-    #: a bool or a function of the param group (reasons in that module's docstring).
+    #: What theory predicts for the property checks of :mod:`adamlab.claims` (keys: :mod:`adamlab.optim.theory`).
     theory = {
         # Sign directions (and gamma, a ratio of moments) do not see the gradient's scale; g and m do.
         "rescaling_invariance": lambda g: g["direction"] == "sign" and g["weight_decay"] == 0,
-        "step_bound": lambda g: g["direction"] == "sign",  # |sign| = 1, gamma <= 1
+        "step_bound": lambda g: g["direction"] == "sign",
+        "step_bound.value": lambda g: StepBound(1.0, "|sign| = 1, gamma <= 1") if g["direction"] == "sign" else None,
         "constant_gradient_ratio": lambda g: g["direction"] == "sign" and g["weight_decay"] == 0,
         # Variance adaptation shrinks the step as the SNR falls, and so does averaging g over time.
         "cautiousness": lambda g: g["variance_adaptation"] or (g["use_momentum"] and g["direction"] == "grad"),
         "param_scale_lr_equivalence": lambda g: g["direction"] == "sign" and g["weight_decay"] == 0,
     }
 
-    def __init__(
-        self,
-        params: ParamsT,
-        lr: float = V.REQUIRED,
-        beta: float = 0.9,
-        direction: str = "grad",
-        variance_adaptation: bool = False,
-        use_momentum: bool = True,
-        *,
-        variance_estimate: str = "unbiased",
-        weight_decay: float = 0.0,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        fused: bool | None = None,
-        differentiable: bool = False,
-        nonfinite: str = "propagate",
-        momentum: Any = _UNSET,
-    ) -> None:
-        if momentum is not _UNSET:
-            use_momentum = _renamed_switch(momentum)
-        defaults = dict(lr=lr, beta=beta, direction=direction, variance_adaptation=variance_adaptation,
-                        use_momentum=use_momentum, variance_estimate=variance_estimate,
-                        weight_decay=weight_decay, maximize=maximize, foreach=foreach, fused=fused,
-                        differentiable=differentiable)
-        if use_momentum is True:
+    def complete_defaults(self, defaults: dict[str, Any]) -> None:
+        if defaults["use_momentum"] is True:
             defaults["momentum"] = None  # where cyclic LR schedulers write the momentum coefficient
-        super().__init__(params, defaults, nonfinite=nonfinite)
+
+    def renamed_value(self, old: str, value: Any) -> Any:
+        return _renamed_switch(value, stacklevel=4)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         self.upgrade_group(param_group)
@@ -135,49 +123,21 @@ class Dissected(AdamlabOptimizer):
         va = group["variance_adaptation"]
         return ("exp_avg" if (group["use_momentum"] or va) else None, "exp_avg_sq" if va else None)
 
-    def rule_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
-        return dict(lr=group["lr"], beta=group["beta"], direction=group["direction"],
-                    variance_adaptation=group["variance_adaptation"], use_momentum=group["use_momentum"],
-                    variance_estimate=group["variance_estimate"], weight_decay=group["weight_decay"],
-                    maximize=group["maximize"], **F.dissected_coefficients(step, group["beta"]))
+    def step_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        return F.dissected_coefficients(step, group["beta"])
 
 
-def _renamed_switch(value: Any) -> bool:
+def _renamed_switch(value: Any, stacklevel: int = 3) -> bool:
     """``momentum=True/False``, the old name of ``use_momentum``: accepted with a DeprecationWarning."""
     V.boolean("momentum (the old name of use_momentum)", value)
     warnings.warn("Dissected(momentum=...) is deprecated: the switch is now use_momentum=True/False "
-                  "(momentum is the float that LR schedulers cycle)", DeprecationWarning, stacklevel=3)
+                  "(momentum is the float that LR schedulers cycle)", DeprecationWarning, stacklevel=stacklevel)
     return value
 
 
-class _Preset(Dissected):
-    """A named corner of the grid: ``Dissected`` with its switches fixed."""
-
-    preset: dict[str, Any] = {}
-
-    def __init__(
-        self,
-        params: ParamsT,
-        lr: float = V.REQUIRED,
-        beta: float = 0.9,
-        *,
-        weight_decay: float = 0.0,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        fused: bool | None = None,
-        differentiable: bool = False,
-        nonfinite: str = "propagate",
-        **extra: Any,
-    ) -> None:
-        fixed = sorted(set(extra) & {*self.preset, "momentum"})
-        if fixed:
-            raise TypeError(f"{type(self).__name__} fixes {', '.join(fixed)}; use Dissected to choose it")
-        super().__init__(params, lr, beta, **self.preset, weight_decay=weight_decay, maximize=maximize,
-                         foreach=foreach, fused=fused, differentiable=differentiable, nonfinite=nonfinite,
-                         **extra)
-
-
-class SSD(_Preset):
+# The named corners of the grid: Dissected with the switches of adamlab.functional.dissected.PRESETS
+# fixed (their constructors leave them out and refuse them, naming Dissected).
+class SSD(Dissected):
     r"""Stochastic sign descent, :math:`\theta \leftarrow \theta - \alpha \operatorname{sign}(g)` (seed 002).
 
     No state; ``beta`` is accepted for a uniform signature and unused.
@@ -186,19 +146,19 @@ class SSD(_Preset):
     preset = PRESETS["ssd"]
 
 
-class MSSD(_Preset):
+class MSSD(Dissected):
     r"""Momentum sign descent, :math:`\theta \leftarrow \theta - \alpha \operatorname{sign}(m)`, :math:`m` = EMA\ :sub:`beta`\ (g)."""
 
     preset = PRESETS["mssd"]
 
 
-class SVAG(_Preset):
+class SVAG(Dissected):
     r"""Stochastic variance-adapted gradient, :math:`\theta \leftarrow \theta - \alpha \frac{m^2}{m^2 + s} \odot g`."""
 
     preset = PRESETS["svag"]
 
 
-class MSVAG(_Preset):
+class MSVAG(Dissected):
     r"""M-SVAG (Balles & Hennig 2018, Algorithm "Practical implementation of M-SVAG"), line by line.
 
     .. math::
@@ -213,7 +173,7 @@ class MSVAG(_Preset):
     preset = PRESETS["msvag"]
 
 
-class MSSDVA(_Preset):
+class MSSDVA(Dissected):
     r"""Momentum sign descent with variance adaptation, :math:`\theta \leftarrow \theta - \alpha \operatorname{sign}(m)\sqrt{m^2/(m^2 + \rho_t s)}`.
 
     ``variance_estimate="naive"`` makes it Adam with ``betas=(beta, beta)`` and ``eps=0``.
@@ -221,7 +181,10 @@ class MSSDVA(_Preset):
 
     preset = PRESETS["mssdva"]
 
-    def __init__(self, params: ParamsT, lr: float = V.REQUIRED, beta: float = 0.9, *,
-                 variance_estimate: str = "unbiased",
-                 **kwargs: Any) -> None:
-        super().__init__(params, lr, beta, variance_estimate=variance_estimate, **kwargs)
+
+declare("ssd", SSD, {}, "stochastic sign descent")
+declare("msgd", Dissected, PRESETS["msgd"], "momentum SGD (EMA form)")
+declare("mssd", MSSD, {}, "momentum sign descent")
+declare("svag", SVAG, {}, "variance-adapted SGD")
+declare("msvag", MSVAG, {}, "momentum variance-adapted SGD (Balles & Hennig)")
+declare("mssdva", MSSDVA, {}, "momentum sign descent with variance adaptation")

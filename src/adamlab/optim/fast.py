@@ -21,9 +21,10 @@ One compile per rule, switches, dtype and device, for every model:
   would specialise on, non-contiguous ones and gradients of another dtype take the reference path);
 - the OpenMP loop takes its thread count at run time: tensors of at least :data:`PARALLEL_MIN_NUMEL`
   elements run on all threads, smaller ones on one (no thread barrier per bias), same kernel;
-- the per-step floats (:data:`STEP_SCALARS`: ``lr``, the bias corrections, ``rho``) go in one float64
-  vector, computed on the host exactly as in the reference path and rounded to the parameter dtype
-  inside the kernel as PyTorch rounds a Python scalar, so a new step or an LR schedule never recompiles;
+- the per-step floats (those the rule declares, :func:`adamlab.functional.common.step_scalars`: ``lr``,
+  the bias corrections, ``rho``, ...) go in one float64 vector, computed on the host exactly as in the
+  reference path and rounded to the parameter dtype inside the kernel as PyTorch rounds a Python
+  scalar, so a new step or an LR schedule never recompiles;
   everything else (betas, eps, switches) is a constant of the kernel and part of the cache key,
   together with the rule, which state slots are present, dtype, device and layout;
 - after the first call (Dynamo traces, Inductor compiles) a kernel is called directly, without Dynamo
@@ -61,11 +62,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from adamlab.functional.common import step_scalars
-
-#: Keyword arguments of a rule that change from step to step (or under an LR schedule). They are passed
-#: to compiled kernels in one float64 vector (``hyper``) so that the kernel is compiled once.
-STEP_SCALARS = frozenset({"lr", "bias_correction1", "bias_correction2", "bias_correction", "rho"})
+from adamlab.functional.common import divides_by_reciprocal, step_scalars
+from adamlab.util.files import write_json
 
 #: ``fused=None`` (the default) uses the compiled path from the first step for a parameter group of at
 #: least this many elements (and a compiler is available). At 1M parameters the compiled step saves
@@ -87,10 +85,6 @@ MIN_KERNEL_NUMEL = 2
 #: ``at::parallel_for``'s grain size, 32768, in torch's own fused kernels). Parallel loops over small
 #: tensors cost a thread barrier each, which on a busy 2-core host was measured at milliseconds.
 PARALLEL_MIN_NUMEL = 32768
-
-#: Rules (``module.qualname``) whose divisions by per-step scalars are compiled as multiplications by
-#: the reciprocal (see :func:`scalar_division_to_reciprocal`).
-RECIPROCAL_RULES = frozenset({"adamlab.functional.adam.adam"})
 
 #: Environment switch: ``ADAMLAB_NO_COMPILE=1`` disables the compiled path everywhere.
 NO_COMPILE_ENV = "ADAMLAB_NO_COMPILE"
@@ -171,14 +165,14 @@ def warn_fallback(reason: str) -> None:
     )
 
 
-def split_kwargs(kwargs: dict[str, Any], rule: Any = None) -> tuple[tuple[tuple[str, Any], ...], tuple[str, ...], list[float]]:
+def split_kwargs(kwargs: dict[str, Any], rule: Any) -> tuple[tuple[tuple[str, Any], ...], tuple[str, ...], list[float]]:
     """Split rule kwargs into the static part (cache key) and the per-step scalars (names, values).
 
-    The per-step scalars are those the rule declares (:func:`adamlab.functional.common.step_scalars`);
-    :data:`STEP_SCALARS` when no rule is given.
+    The per-step scalars are those the rule declares (:func:`adamlab.functional.common.step_scalars`;
+    ``lr`` alone for an unmarked function).
     """
     static, names, values = [], [], []
-    per_step = STEP_SCALARS if rule is None else step_scalars(rule)
+    per_step = step_scalars(rule)
     for name in sorted(kwargs):
         value = kwargs[name]
         if name in per_step:
@@ -238,7 +232,7 @@ class Kernel:
         # dynamic_threads: the OpenMP loop takes its thread count at run time, so one compile serves
         # large tensors (all threads) and small ones (called with one thread, no barrier).
         options: dict[str, Any] = {"cpp.dynamic_threads": True} if device.type == "cpu" else {}
-        reciprocal = f"{key[0]}.{key[1]}" in RECIPROCAL_RULES
+        reciprocal = divides_by_reciprocal(rule)
         self._make = lambda: torch.compile(fresh, dynamic=True, fullgraph=True,
                                            backend=functools.partial(_backend, self, options, reciprocal))
         self._compiled_fn: Callable[..., Any] | None = None
@@ -406,12 +400,8 @@ def _save_snapshot(key: KernelKey, runner: Callable[..., Any], exprs: list[str])
         source = textwrap.dedent(inspect.getsource(func))
         if not extensions or not all(os.path.exists(f) for f in extensions.values()):
             return
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"version": 1, "key": repr((key[0], key[1], *key[3:])), "extensions": extensions,
-                       "call": source, "exprs": exprs}, f)
-        os.replace(tmp, path)
+        write_json(path, {"version": 1, "key": repr((key[0], key[1], *key[3:])), "extensions": extensions,
+                          "call": source, "exprs": exprs}, indent=None)
     except (OSError, TypeError, AttributeError):
         return
 
@@ -450,6 +440,18 @@ def _load_snapshot(key: KernelKey) -> tuple[Callable[..., Any], list[str]] | Non
         return functools.partial(call, None), list(data["exprs"])
     except Exception:  # noqa: BLE001 - any problem with a snapshot: compile as if there were none
         return None
+
+
+def __getattr__(name: str) -> Any:
+    """``RECIPROCAL_RULES``: the rules of :mod:`adamlab.functional` (``module.qualname``) whose divisions by
+    per-step scalars are compiled as products with the reciprocal. A view computed from the rules' own
+    flag (:func:`adamlab.functional.common.divides_by_reciprocal`), which is what the kernels read."""
+    if name == "RECIPROCAL_RULES":
+        import adamlab.functional as functional
+
+        return frozenset(f"{rule.__module__}.{rule.__qualname__}" for rule in vars(functional).values()
+                         if callable(rule) and hasattr(rule, "__qualname__") and divides_by_reciprocal(rule))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def describe_error(exc: BaseException) -> str:
@@ -506,8 +508,8 @@ def scalar_division_to_reciprocal(gm: torch.fx.GraphModule) -> int:
     besides its one true element-wise division. A vector division costs several multiplications, so
     three of them make the step compute-bound on a 2-core AVX2 CPU; torch's fused Adam likewise
     multiplies by precomputed reciprocals. The quotients move by at most about one unit in the last
-    place, which the tests bound against the reference path. Only rules in :data:`RECIPROCAL_RULES` get
-    this: in M-SVAG, :math:`s = (v - m^2)/(1-\rho)` amplifies the last-place round-off of ``m`` and ``v``
+    place, which the tests bound against the reference path. Only rules marked
+    ``@update_rule(reciprocal_division=True)`` get this (:data:`RECIPROCAL_RULES`): in M-SVAG, :math:`s = (v - m^2)/(1-\rho)` amplifies the last-place round-off of ``m`` and ``v``
     by up to :math:`10^4` in the first steps, so there every division stays a division.
     """
     count = 0

@@ -10,12 +10,10 @@ from torch import Tensor
 from adamlab import functional as F
 from adamlab.optim import fast
 from adamlab.optim import validation as V
-from adamlab.optim.base import AdamlabOptimizer, ParamsT
-
-
-def _flag(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"Invalid {name}={value!r}: must be True or False")
+from adamlab.optim.base import AdamlabOptimizer
+from adamlab.optim.hyper import MAXIMIZE, Hyper
+from adamlab.optim.registry import declare
+from adamlab.optim.theory import adam_step_bound
 
 
 class NDAdam(AdamlabOptimizer):
@@ -53,40 +51,38 @@ class NDAdam(AdamlabOptimizer):
     """
 
     rule = F.ndadam
-    hyperparameter_checks = {"lr": V.learning_rate, "betas": V.beta_pair, "eps": V.nonnegative,
-                             "weight_decay": V.nonnegative, "normalized": _flag}
+    hypers = (
+        Hyper("lr", 1e-3, V.learning_rate),
+        Hyper("betas", (0.9, 0.999), V.beta_pair, unpack=("beta1", "beta2")),
+        Hyper("eps", 1e-8, V.nonnegative),
+        Hyper("weight_decay", 0.0, V.nonnegative),
+        Hyper("normalized", True, V.boolean, passed=False),  # read by initial_state
+        MAXIMIZE,
+    )
+    #: Its constructor takes no ``differentiable=`` (its groups get ``differentiable=False``).
+    options = ("foreach", "fused", "nonfinite")
+    #: The param-group option that marks a group's tensors as weight vectors to keep on the unit sphere.
+    normalize_key = "normalized"
     #: The step taken apart (:func:`adamlab.dissect.decompose`): Adam's pieces, plus the step back
     #: onto the sphere for weight vectors.
     pieces = F.ndadam_step_pieces
-    #: What theory predicts for :mod:`adamlab.claims.properties`. Those checks step one 1-D parameter
-    #: vector, which ND-Adam steps with Adam: Adam's predictions. (On weight vectors ND-Adam is *not*
-    #: invariant to a diagonal rescaling of the gradient: the projection and the one v per vector mix
-    #: coordinates.)
+    #: What theory predicts for :mod:`adamlab.claims` (keys: :mod:`adamlab.optim.theory`). The property
+    #: checks step one 1-D parameter vector, which ND-Adam steps with Adam: Adam's predictions. (On weight
+    #: vectors ND-Adam is *not* invariant to a diagonal rescaling of the gradient: the projection and the
+    #: one v per vector mix coordinates.) The ill-conditioning records (seed 000) are ND-Adam's own claim.
     theory = {
         "rescaling_invariance": lambda g: g["weight_decay"] == 0,
         "step_bound": True,
+        "step_bound.value": lambda g: adam_step_bound(*g["betas"]),
         "constant_gradient_ratio": lambda g: g["weight_decay"] == 0,
         "cautiousness": True,
         "param_scale_lr_equivalence": lambda g: g["weight_decay"] == 0,
+        "ill_conditioning": False,
+        "ill_conditioning.why": "the rescaling is compensated by the output layer, which ND-Adam does not "
+                                "normalise (its unit-sphere projection changes A and B differently)",
+        "ill_conditioning_normalized": True,
+        "ill_conditioning_normalized.why": "ND-Adam keeps each normalised input vector on the unit sphere",
     }
-
-    def __init__(
-        self,
-        params: ParamsT,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        normalized: bool = True,
-        *,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        fused: bool | None = None,
-        nonfinite: str = "propagate",
-    ) -> None:
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, normalized=normalized,
-                        maximize=maximize, foreach=foreach, fused=fused)
-        super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
         return ("exp_avg", "exp_avg_sq")
@@ -99,14 +95,15 @@ class NDAdam(AdamlabOptimizer):
             return torch.zeros(F.vector_state_shape(real.shape), dtype=real.dtype, device=param.device)
         return super().initial_state(name, param, group)
 
-    def rule_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+    def step_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
         beta1, beta2 = group["betas"]
-        return dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                    weight_decay=group["weight_decay"], maximize=group["maximize"],
-                    **F.adam_coefficients(step, beta1, beta2))
+        return F.adam_coefficients(step, beta1, beta2)
 
     @staticmethod
     def _use_compiled(group: dict[str, Any], params: list[Tensor]) -> bool:
         if group.get("fused") is True:
             fast.warn_fallback("ND-Adam has no compiled kernel: its rule sums over each weight vector")
         return False
+
+
+declare("ndadam", NDAdam, {}, "ND-Adam: unit-norm weight vectors, one second moment per vector (Zhang et al.)")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from adamlab import functional as F
 from adamlab.optim import validation as V
-from adamlab.optim.base import AdamlabOptimizer, ParamsT
+from adamlab.optim.base import AdamlabOptimizer
+from adamlab.optim.hyper import MAXIMIZE, Hyper
+from adamlab.optim.registry import declare
+from adamlab.optim.theory import StepBound
 
 
 class RMSprop(AdamlabOptimizer):
@@ -18,48 +22,33 @@ class RMSprop(AdamlabOptimizer):
     """
 
     rule = F.rmsprop
-    hyperparameter_checks = {"lr": V.learning_rate, "alpha": V.closed_decay_rate, "eps": V.nonnegative,
-                             "weight_decay": V.nonnegative, "momentum": V.nonnegative, "centered": V.boolean,
-                             "maximize": V.boolean}
+    hypers = (
+        Hyper("lr", 1e-2, V.learning_rate),
+        Hyper("alpha", 0.99, V.closed_decay_rate),
+        Hyper("eps", 1e-8, V.nonnegative),
+        Hyper("weight_decay", 0.0, V.nonnegative),
+        Hyper("momentum", 0.0, V.nonnegative),
+        Hyper("centered", False, V.boolean),
+        MAXIMIZE,
+    )
     #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
     pieces = F.rmsprop_step_pieces
-    #: What theory predicts for the property checks of :mod:`adamlab.claims.properties`: per property,
-    #: a bool or a function of the param group (reasons in that module's docstring).
+    #: What theory predicts for the property checks of :mod:`adamlab.claims` (keys: :mod:`adamlab.optim.theory`).
     theory = {
         "rescaling_invariance": lambda g: g["weight_decay"] == 0,
-        "step_bound": True,  # v >= (1 - alpha) g^2
-        "constant_gradient_ratio": False,  # no bias correction: |g|/sqrt(v) = 1/sqrt(1 - alpha^t)
+        "step_bound": True,
+        "step_bound.value": lambda g: StepBound(math.inf if g["alpha"] == 1 else 1.0 / math.sqrt(1 - g["alpha"]),
+                                                "v >= (1-alpha) g^2 gives 1/sqrt(1-alpha)"),
+        "constant_gradient_ratio": False,
+        "constant_gradient_ratio.why": "|g|/sqrt(v) = 1/sqrt(1-alpha^t) without bias correction",
         "cautiousness": lambda g: g["momentum"] > 0,  # only momentum averages the steps
         "param_scale_lr_equivalence": lambda g: g["weight_decay"] == 0,
     }
-
-    def __init__(
-        self,
-        params: ParamsT,
-        lr: float = 1e-2,
-        alpha: float = 0.99,
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        momentum: float = 0.0,
-        centered: bool = False,
-        *,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        fused: bool | None = None,
-        differentiable: bool = False,
-        nonfinite: str = "propagate",
-    ) -> None:
-        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                        centered=centered, maximize=maximize, foreach=foreach, fused=fused,
-                        differentiable=differentiable)
-        super().__init__(params, defaults, nonfinite=nonfinite)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
         return ("square_avg",
                 "momentum_buffer" if group["momentum"] > 0 else None,
                 "grad_avg" if group["centered"] else None)
 
-    def rule_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
-        return dict(lr=group["lr"], alpha=group["alpha"], eps=group["eps"], momentum=group["momentum"],
-                    centered=group["centered"], weight_decay=group["weight_decay"],
-                    maximize=group["maximize"])
+
+declare("rmsprop", RMSprop, {}, "RMSProp")

@@ -8,7 +8,9 @@ from torch import Tensor
 
 from adamlab import functional as F
 from adamlab.optim import validation as V
-from adamlab.optim.base import AdamlabOptimizer, ParamsT
+from adamlab.optim.base import AdamlabOptimizer
+from adamlab.optim.hyper import MAXIMIZE, Hyper
+from adamlab.optim.registry import declare
 
 
 class SGD(AdamlabOptimizer):
@@ -24,12 +26,17 @@ class SGD(AdamlabOptimizer):
 
     rule = F.sgd
     sparse_grads = "dense"
-    hyperparameter_checks = {"lr": V.learning_rate, "momentum": V.nonnegative, "dampening": V.nonnegative,
-                             "weight_decay": V.nonnegative, "nesterov": V.boolean, "maximize": V.boolean}
+    hypers = (
+        Hyper("lr", 1e-3, V.learning_rate),
+        Hyper("momentum", 0.0, V.nonnegative),
+        Hyper("dampening", 0.0, V.nonnegative),
+        Hyper("weight_decay", 0.0, V.nonnegative),
+        Hyper("nesterov", False, V.boolean),
+        MAXIMIZE,
+    )
     #: The step taken apart (:func:`adamlab.dissect.decompose`), from the rule's own inputs.
     pieces = F.sgd_step_pieces
-    #: What theory predicts for the property checks of :mod:`adamlab.claims.properties`: per property,
-    #: a bool or a function of the param group (reasons in that module's docstring).
+    #: What theory predicts for the property checks of :mod:`adamlab.claims` (keys: :mod:`adamlab.optim.theory`).
     theory = {
         "rescaling_invariance": False,  # the step is proportional to the gradient
         "step_bound": False,
@@ -43,26 +50,6 @@ class SGD(AdamlabOptimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Invalid nesterov=True: requires momentum > 0 and dampening = 0")
 
-    def __init__(
-        self,
-        params: ParamsT,
-        lr: float = 1e-3,
-        momentum: float = 0.0,
-        dampening: float = 0.0,
-        weight_decay: float = 0.0,
-        nesterov: bool = False,
-        *,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        fused: bool | None = None,
-        differentiable: bool = False,
-        nonfinite: str = "propagate",
-    ) -> None:
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize, foreach=foreach, fused=fused,
-                        differentiable=differentiable)
-        super().__init__(params, defaults, nonfinite=nonfinite)
-
     def _check_sparse(self, group: dict[str, Any], param: Tensor) -> None:
         super()._check_sparse(group, param)
         if group["weight_decay"] != 0:  # torch.optim.SGD fails on it too (sparse + dense)
@@ -71,7 +58,10 @@ class SGD(AdamlabOptimizer):
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
         return ("momentum_buffer" if group["momentum"] != 0 else None,)
 
-    def rule_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
-        return dict(lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
-                    nesterov=group["nesterov"], weight_decay=group["weight_decay"],
-                    maximize=group["maximize"], first_step=step == 1)
+    def step_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        return {"first_step": step == 1}
+
+
+declare("sgd", SGD, {}, "plain SGD")
+declare("momentum", SGD, {"momentum": 0.9}, "SGD with heavy-ball momentum 0.9")
+declare("nesterov", SGD, {"momentum": 0.9, "nesterov": True}, "SGD with Nesterov momentum 0.9")

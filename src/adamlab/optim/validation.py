@@ -84,8 +84,8 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
         raise ValueError(f"Invalid {name}={value!r}: must be one of {', '.join(map(repr, choices))}")
 
 
-# Uniform ``check(name, value)`` forms, for the per-class tables of hyperparameter checks
-# (``AdamlabOptimizer.hyperparameter_checks``), which run on every param group.
+# Uniform ``check(name, value)`` forms, the ``check`` of a :class:`adamlab.optim.hyper.Hyper`
+# (collected in ``AdamlabOptimizer.hyperparameter_checks``, run on every param group).
 def learning_rate(name: str, value: Any) -> None:
     check_lr(value)
 

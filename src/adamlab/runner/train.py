@@ -47,11 +47,6 @@ def build_problem(name: str, options: dict[str, Any] | None = None) -> Problem:
     return problems.get(name, **(options or {}))
 
 
-def _optimizer_kwargs(hparams: dict[str, Any]) -> dict[str, Any]:
-    # JSON turns tuples (betas) into lists; torch and adamlab expect tuples.
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}
-
-
 def execute(
     config: RunConfig,
     problem: Problem | None = None,
@@ -87,7 +82,7 @@ def execute(
 
     Exceptions from the problem or optimizer propagate (backends turn them into ``"failed"`` runs).
     """
-    from adamlab.optim.registry import make_optimizer
+    from adamlab.optim.registry import make_optimizer, optimizer_kwargs
 
     if checkpoint_every is not None and (int(checkpoint_every) < 1 or checkpoint_path is None):
         raise ValueError(f"checkpoint_every must be >= 1 and needs a checkpoint_path; got {checkpoint_every}")
@@ -98,7 +93,7 @@ def execute(
 
     torch.manual_seed(config.seed)
     model = problem.make_model(config.seed)
-    hparams = _optimizer_kwargs(dict(config.hparams))
+    hparams = optimizer_kwargs(config.hparams)
     optimizer = make_optimizer(config.optimizer, model.parameters(), **hparams)
     base_lrs = [float(g["lr"]) for g in optimizer.param_groups]
     batches = problem.train_batches(config.seed, config.batch_size)

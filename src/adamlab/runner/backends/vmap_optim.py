@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from adamlab.functional.common import step_scalars
+
 
 class NotVectorizable(Exception):
     """A block of runs cannot be trained together; the message says why (the backend runs them serially)."""
@@ -158,9 +160,9 @@ class StackedOptimizer:
         """One optimizer step of every run; ``grads[i]`` is the gradient of the i-th added parameter."""
         self.step_count += 1
         if self.compiled:
-            from adamlab.optim.fast import STEP_SCALARS
-
-            kwargs = self.stacked_kwargs(self.step_count, STEP_SCALARS)
+            # The rule's own per-step scalars go into the kernel as tensors even where every run has
+            # the same value: baked in as constants, each new value would compile a new kernel.
+            kwargs = self.stacked_kwargs(self.step_count, step_scalars(self.rule))
             if self._compiled_step(grads, kwargs):
                 return
         kwargs = self.stacked_kwargs(self.step_count)

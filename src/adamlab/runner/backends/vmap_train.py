@@ -240,13 +240,13 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
     stack.template.train()
     eval_model = problem.make_model(first.seed)
     p0 = next(template.parameters())
-    from adamlab.runner.train import _optimizer_kwargs
+    from adamlab.optim.registry import optimizer_kwargs
 
     if compiled is None:  # the optimizers' own policy: compile from fast.min_numel() elements on
         from adamlab.optim import fast
 
         compiled = k * sum(p.numel() for p in template.parameters()) >= fast.min_numel()
-    optimizer = StackedOptimizer(first.optimizer, [_optimizer_kwargs(dict(c.hparams)) for c in configs],
+    optimizer = StackedOptimizer(first.optimizer, [optimizer_kwargs(c.hparams) for c in configs],
                                  p0.dtype, p0.device, compiled=compiled)
     optimizer.trial()
     for leaf, axis in stack.leaves():
