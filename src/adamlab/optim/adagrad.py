@@ -63,4 +63,4 @@ class Adagrad(AdamlabOptimizer):
         return {"lr": F.adagrad_lr(group["lr"], group["lr_decay"], step)}
 
 
-declare("adagrad", Adagrad, {}, "AdaGrad")
+declare("adagrad", Adagrad, {}, "AdaGrad", order=20)

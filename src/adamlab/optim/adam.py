@@ -100,8 +100,8 @@ class Adamax(AdamlabOptimizer):
         return {"bias_correction1": F.bias_correction(group["betas"][0], step)}
 
 
-declare("adam", Adam, {}, "Adam (Kingma & Ba)")
-declare("amsgrad", Adam, {"amsgrad": True}, "Adam with the AMSGrad max")
-declare("adamw", Adam, {"decoupled_weight_decay": True, "weight_decay": 1e-2}, "Adam, decoupled weight decay")
-declare("adam-nobc", Adam, {"bias_correction": False}, "Adam without bias correction")
-declare("adamax", Adamax, {}, "AdaMax (Adam paper sec. 7.1)")
+declare("adam", Adam, {}, "Adam (Kingma & Ba)", order=40)
+declare("amsgrad", Adam, {"amsgrad": True}, "Adam with the AMSGrad max", order=41)
+declare("adamw", Adam, {"decoupled_weight_decay": True, "weight_decay": 1e-2}, "Adam, decoupled weight decay", order=42)
+declare("adam-nobc", Adam, {"bias_correction": False}, "Adam without bias correction", order=43)
+declare("adamax", Adamax, {}, "AdaMax (Adam paper sec. 7.1)", order=50)

@@ -182,9 +182,9 @@ class MSSDVA(Dissected):
     preset = PRESETS["mssdva"]
 
 
-declare("ssd", SSD, {}, "stochastic sign descent")
-declare("msgd", Dissected, PRESETS["msgd"], "momentum SGD (EMA form)")
-declare("mssd", MSSD, {}, "momentum sign descent")
-declare("svag", SVAG, {}, "variance-adapted SGD")
-declare("msvag", MSVAG, {}, "momentum variance-adapted SGD (Balles & Hennig)")
-declare("mssdva", MSSDVA, {}, "momentum sign descent with variance adaptation")
+declare("ssd", SSD, {}, "stochastic sign descent", order=60)
+declare("msgd", Dissected, PRESETS["msgd"], "momentum SGD (EMA form)", order=61)
+declare("mssd", MSSD, {}, "momentum sign descent", order=62)
+declare("svag", SVAG, {}, "variance-adapted SGD", order=63)
+declare("msvag", MSVAG, {}, "momentum variance-adapted SGD (Balles & Hennig)", order=64)
+declare("mssdva", MSSDVA, {}, "momentum sign descent with variance adaptation", order=65)

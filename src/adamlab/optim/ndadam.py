@@ -106,4 +106,4 @@ class NDAdam(AdamlabOptimizer):
         return False
 
 
-declare("ndadam", NDAdam, {}, "ND-Adam: unit-norm weight vectors, one second moment per vector (Zhang et al.)")
+declare("ndadam", NDAdam, {}, "ND-Adam: unit-norm weight vectors, one second moment per vector (Zhang et al.)", order=70)

@@ -36,9 +36,14 @@ OPTIMIZERS: Registry[Entry] = Registry("optimizer", package="adamlab.optim", nor
 
 
 def declare(name: str, cls: type[torch.optim.Optimizer] | str, presets: dict[str, Any] | None = None,
-            description: str = "") -> None:
-    """Register ``name`` from an optimizer's own module, at import (no discovery; see :func:`register`)."""
-    OPTIMIZERS.add(name, Entry(cls, dict(presets or {}), description))
+            description: str = "", *, order: float | None = None) -> None:
+    """Register ``name`` from an optimizer's own module, at import (no discovery; see :func:`register`).
+
+    ``order`` places the name in :func:`names` (and so in ``adamlab list --optimizers`` and the default
+    order of ``adamlab verify``): the built-ins go from SGD to the adaptive methods to the dissected
+    ones; a name without one comes after them.
+    """
+    OPTIMIZERS.add(name, Entry(cls, dict(presets or {}), description), order=order)
 
 
 def names() -> list[str]:

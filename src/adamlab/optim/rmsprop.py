@@ -51,4 +51,4 @@ class RMSprop(AdamlabOptimizer):
                 "grad_avg" if group["centered"] else None)
 
 
-declare("rmsprop", RMSprop, {}, "RMSProp")
+declare("rmsprop", RMSprop, {}, "RMSProp", order=30)

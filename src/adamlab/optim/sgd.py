@@ -62,6 +62,6 @@ class SGD(AdamlabOptimizer):
         return {"first_step": step == 1}
 
 
-declare("sgd", SGD, {}, "plain SGD")
-declare("momentum", SGD, {"momentum": 0.9}, "SGD with heavy-ball momentum 0.9")
-declare("nesterov", SGD, {"momentum": 0.9, "nesterov": True}, "SGD with Nesterov momentum 0.9")
+declare("sgd", SGD, {}, "plain SGD", order=10)
+declare("momentum", SGD, {"momentum": 0.9}, "SGD with heavy-ball momentum 0.9", order=11)
+declare("nesterov", SGD, {"momentum": 0.9, "nesterov": True}, "SGD with Nesterov momentum 0.9", order=12)
