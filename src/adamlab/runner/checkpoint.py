@@ -49,7 +49,9 @@ def rng_states() -> dict[str, Any]:
 
 def set_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
+    # the CUDA states only on a machine with as many GPUs (a checkpoint moved from a GPU node to a laptop
+    # or another node keeps its CPU state; the runs' own noise generators are restored by the caller)
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
