@@ -38,7 +38,8 @@ import torch
 from adamlab.optim.registry import make_optimizer, names
 from adamlab.util.files import write_json
 
-SIZES = {"7850": 7_850, "1M": 1_000_000, "10M": 10_000_000, "50M": 50_000_000}
+SIZES = {"7850": 7_850, "1M": 1_000_000, "10M": 10_000_000, "50M": 50_000_000,
+         "100M": 100_000_000, "1B": 1_000_000_000}  # 100M and 1B: for a GPU (--device cuda)
 #: The sizes and methods of issue 11's targets (and the bound on each ratio to torch fused Adam).
 TARGET_METHODS = ["adam", "amsgrad", "adamw", "msvag", "svag", "mssd", "mssdva", "rmsprop", "adagrad", "adamax"]
 TARGET_RATIO = {"7850": 1.3, "1M": 1.0, "10M": 1.0, "50M": 1.0}
@@ -67,12 +68,18 @@ def mlp_shapes(total: int, d_in: int = 784, d_out: int = 10) -> list[tuple[int, 
     return [(h, d_in), (h,), (h, h), (h,), (h, h), (h,), (h, h), (h,), (d_out, h), (d_out,)]
 
 
-def make_params(total: int, seed: int = 0) -> list[torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
+def make_params(total: int, seed: int = 0, device: str = "cpu") -> list[torch.Tensor]:
+    """The MLP's parameters and fixed gradients, drawn on ``device`` (the CPU's numbers by default)."""
+    on_cpu = torch.device(device).type == "cpu"
+    gen = (torch.Generator() if on_cpu else torch.Generator(device=device)).manual_seed(seed)
     params = []
     for shape in mlp_shapes(total):
-        p = torch.randn(shape, generator=gen).requires_grad_(True)
-        p.grad = torch.randn(shape, generator=gen) * 1e-2
+        if on_cpu:
+            p = torch.randn(shape, generator=gen).requires_grad_(True)
+            p.grad = torch.randn(shape, generator=gen) * 1e-2
+        else:
+            p = torch.randn(shape, generator=gen, device=device).requires_grad_(True)
+            p.grad = torch.randn(shape, generator=gen, device=device) * 1e-2
         params.append(p)
     return params
 
@@ -88,9 +95,11 @@ class StreamProbe:
 
     bytes_per_element = 4
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, device: torch.device | str = "cpu") -> None:
         gen = torch.Generator().manual_seed(1)
         self.a, self.b, self.c = (torch.randn(n, generator=gen) * 1e-3 for _ in range(3))
+        if torch.device(device).type != "cpu":
+            self.a, self.b, self.c = (t.to(device) for t in (self.a, self.b, self.c))
         self.state: dict[Any, Any] = {}
 
     def step(self) -> None:
@@ -113,15 +122,22 @@ def state_bytes(opt: torch.optim.Optimizer) -> int:
 
 
 def time_block(factories: Factories, n: int, itemsize: int,
-               reps: int, warmup: int) -> dict[str, dict[str, Any]]:
-    """Step every implementation round-robin; return per-implementation measurements."""
+               reps: int, warmup: int, sync: Callable[[], Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Step every implementation round-robin; return per-implementation measurements.
+
+    ``sync`` (``torch.cuda.synchronize`` on a GPU) is called before and after each timed step, so a step's
+    time is its kernels' time, not the launch's."""
     opts = {name: make() for name, make in factories.items()}
     first: dict[str, float] = {}
     times: dict[str, list[float]] = {name: [] for name in opts}
     for rep in range(warmup + reps):
         for name, opt in opts.items():
+            if sync is not None:
+                sync()
             start = time.perf_counter()
             opt.step()
+            if sync is not None:
+                sync()
             elapsed = time.perf_counter() - start
             if rep == 0:
                 first[name] = elapsed
@@ -165,7 +181,7 @@ def make_blocks(params: list[torch.Tensor], optimizers: list[str], paths: list[s
                                  for k, kw in TORCH_ADAM.items()}))
     for opt_name in optimizers:
         block: Factories = {REFERENCE: lambda: torch.optim.Adam(params, lr=1e-4, fused=True),
-                            PROBE: lambda: StreamProbe(n)}
+                            PROBE: lambda: StreamProbe(n, params[0].device)}
         for path in paths:
             block[f"{opt_name}:{path}"] = (
                 lambda o=opt_name, kw=PATHS[path]: make_optimizer(o, params, lr=1e-4, **kw))
@@ -176,18 +192,22 @@ def make_blocks(params: list[torch.Tensor], optimizers: list[str], paths: list[s
 
 
 def run(sizes: list[str], optimizers: list[str], paths: list[str], reps: int, warmup: int,
-        threads: int, torch_paths: bool = True) -> dict[str, Any]:
+        threads: int, torch_paths: bool = True, device: str = "cpu") -> dict[str, Any]:
     torch.set_num_threads(threads)
     results: dict[str, Any] = {"torch": torch.__version__, "threads": threads, "reps": reps,
                                "warmup": warmup, "load_average": list(os.getloadavg()), "sizes": {}}
+    sync = None
+    if torch.device(device).type == "cuda":
+        sync = torch.cuda.synchronize
+        results.update(device=device, device_name=torch.cuda.get_device_name(device), cuda=torch.version.cuda)
     for label in sizes:
-        params = make_params(SIZES[label])
+        params = make_params(SIZES[label], device=device)
         n = sum(p.numel() for p in params)
         rows: dict[str, Any] = {}
         blocks = make_blocks(params, optimizers, paths, torch_paths)
         size_reps = reps * SMALL_REPS_FACTOR if n < SMALL_NUMEL else reps  # tens of us per step: more reps
         for _, block in blocks:
-            measured = time_block(block, n, params[0].element_size(), size_reps, warmup)
+            measured = time_block(block, n, params[0].element_size(), size_reps, warmup, sync)
             ref = measured[REFERENCE]["median_ms"]
             probe = measured.get(PROBE, {}).get("gb_per_s")
             for impl, row in measured.items():
@@ -290,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=None, help="timed repetitions (default 20; --quick: 5)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (the first compiles)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:N: parameters, gradients and "
+                        "state there, each step timed between two torch.cuda.synchronize() calls")
     parser.add_argument("--quick", action="store_true", help="short run: 1M and 10M, 5 repetitions")
     parser.add_argument("--targets", action="store_true",
                         help="issue 11's run: every size, the target methods' compiled path, the probe, the peer "
@@ -320,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown optimizer {name!r}; known: {', '.join(names())}")
     if reps < 1 or args.warmup < 1 or args.threads < 1:
         parser.error("--reps, --warmup and --threads must be >= 1")
-    results = run(sizes, optimizers, args.paths, reps, args.warmup, args.threads, torch_paths=not args.targets)
+    results = run(sizes, optimizers, args.paths, reps, args.warmup, args.threads, torch_paths=not args.targets,
+                  device=args.device)
     write_json(args.out, results, indent=1)
     print(markdown_table(results))
     print()

@@ -5,7 +5,9 @@
   ``steps``, ``batch_size``, ``eval_every``, ``schedule`` (JSON), ``status``, ``diverged_step``, ``attempts``,
   ``wall_time`` (s), ``final_step`` (the last recorded step), one ``final.<metric>`` column per metric
   (its value at the largest step where it was recorded, as :meth:`Store.final_metrics`), ``error``, the
-  timestamps and the package versions. A run without some option, hyperparameter or metric has an empty
+  timestamps and the package versions, then where the run ran: ``backend``, ``device`` (``cpu``,
+  ``cuda:0``, ``mps``), ``device_name`` (the GPU's model) and ``cuda_version`` (from the run's execution
+  record; empty for a run not trained yet). A run without some option, hyperparameter or metric has an empty
   cell there. List values (e.g. ``betas``) are JSON text.
 - ``<stem>.metrics.<ext>``: the long table ``run_id, step, name, value``, sorted.
 
@@ -41,7 +43,17 @@ _TRAILING = ("seed", "steps", "batch_size", "eval_every", "schedule", "status", 
              "wall_time", "final_step")
 _META = ("error", "created_at", "started_at", "finished_at", "adamlab_version", "torch_version",
          "python_version")
+_EXECUTION = ("backend", "device", "device_name", "cuda_version")
 METRIC_COLUMNS: tuple[str, ...] = ("run_id", "step", "name", "value")
+
+
+def execution_cells(execution: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``backend``, ``device``, ``device_name`` and ``cuda_version`` cells of a run's execution record
+    (a record without a device is a CPU run; no record: all empty)."""
+    if execution is None:
+        return dict.fromkeys(_EXECUTION)
+    return {"backend": execution.get("backend"), "device": execution.get("device", "cpu"),
+            "device_name": execution.get("device_name"), "cuda_version": execution.get("cuda")}
 
 
 def _cell(value: Any) -> Any:
@@ -68,9 +80,10 @@ def runs_table(db: Store) -> tuple[list[str], list[dict[str, Any]]]:
         row["final_step"] = r["final_step"]
         row.update({f"final.{m}": r["final"].get(m) for m in metrics})
         row.update({k: r.get(k) for k in _META})
+        row.update(execution_cells(r.get("execution")))
         rows.append(row)
     columns = [*_LEADING, *(f"option.{k}" for k in options), *_MIDDLE, *(f"hparam.{k}" for k in hparams),
-               *_TRAILING, *(f"final.{m}" for m in metrics), *_META]
+               *_TRAILING, *(f"final.{m}" for m in metrics), *_META, *_EXECUTION]
     return columns, rows
 
 

@@ -51,6 +51,7 @@ import numpy as np
 
 from adamlab.analysis.plots import ProblemRuns, load_problem_runs
 from adamlab.runs.config import problem_key
+from adamlab.runs.device import device_label
 from adamlab.runs.result import RunStatus
 from adamlab.selection.lr import Criterion, select_best
 from adamlab.store import Store, borrowed
@@ -111,6 +112,8 @@ class Report:
     target_fraction: float
     tau_max: float
     left_out: list[str] = field(default_factory=list)
+    #: Where the runs ran (:func:`adamlab.runs.device.device_label`), each device once, e.g. ``["cpu"]``.
+    devices: list[str] = field(default_factory=list)
 
 
 # -- the math ---------------------------------------------------------------------------------------
@@ -324,6 +327,7 @@ def build_report(store: Store | str | os.PathLike[str], *, metric: str | Criteri
                 continue
             problems.append(_problem_report(db, grp, crit, target_fraction, time))
         path = str(db.path)
+        devices = sorted({label for r in db.run_table() if (label := device_label(r.get("execution")))})
     if not problems:
         why = f" ({'; '.join(left_out)})" if left_out else ""
         raise ValueError(f"nothing to report in {str(store)!r}: no finished runs{why}")
@@ -332,4 +336,4 @@ def build_report(store: Store | str | os.PathLike[str], *, metric: str | Criteri
     ratios = profile_ratios(times)
     return Report(path, problems, sorted(ratios), taus, performance_profiles(times, taus),
                   {s: benchmark_score(r, tau_max) for s, r in ratios.items()}, time, target_fraction, tau_max,
-                  left_out)
+                  left_out, devices)

@@ -240,7 +240,8 @@ def render_html(report: Report, images: dict[str, Path]) -> str:
              f'<p class="meta">store: <code>{html.escape(report.store)}</code> &middot; {len(report.problems)} '
              f"problem{'s' if len(report.problems) != 1 else ''} &middot; optimizers: "
              f"{html.escape(', '.join(report.optimizers))} &middot; target fraction q = {report.target_fraction:g}"
-             f" &middot; time to target in {report.time}</p>",
+             f" &middot; time to target in {report.time}"
+             + (f" &middot; ran on: {html.escape(', '.join(report.devices))}" if report.devices else "") + "</p>",
              "<h2>Summary across problems</h2>", _summary_table(report)]
     if "profiles" in images:
         parts.append(_img(images["profiles"], "performance profiles"))

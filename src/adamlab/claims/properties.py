@@ -50,7 +50,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from adamlab.claims.records import DTYPE, Record, make_record, predicted, theory_fact
+from adamlab.claims.records import (
+    DTYPE,
+    Record,
+    claims_device,
+    make_record,
+    on_device,
+    predicted,
+    theory_fact,
+)
 from adamlab.claims.seed_claims import CLAIM_CHECKS, OPTIMIZER_CHECKS
 from adamlab.dissect.decompose import StepRecorder
 from adamlab.dissect.stats import gaussian_sign_agreement, ideal_gamma_grad, ideal_gamma_sign
@@ -122,19 +130,20 @@ def _run(
     ``grad_fn(t, theta)`` gives the gradient at step ``t`` (1-based). The "step" is the applied update
     minus any decoupled weight decay, taken from :func:`adamlab.dissect.decompose`.
     """
-    theta = theta0.detach().clone().requires_grad_(True)
+    device = claims_device(theta0.dtype)  # the optimizer steps there; the gradients come from the CPU
+    theta = theta0.detach().clone().to(device).requires_grad_(True)
     opt = _hparams(factory, [theta], lr, **extra)
     traj = [theta.detach().clone()]
     moves = []
     for t in range(1, steps + 1):
-        theta.grad = grad_fn(t, theta.detach()).detach().clone()
+        theta.grad = grad_fn(t, theta.detach().cpu()).detach().clone().to(device)
         with StepRecorder(opt) as rec:
             opt.step()
         (piece,) = rec.pieces
         move = piece.update if piece.decay is None else piece.update - piece.decay
         moves.append(move)
         traj.append(theta.detach().clone())
-    return torch.stack(traj), torch.stack(moves)
+    return torch.stack(traj).cpu(), torch.stack(moves).cpu()
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -302,7 +311,9 @@ class _ScaledLinear(torch.nn.Module):
 
 
 def _scaled_run(fac: Factory, w0: Tensor, x: Tensor, y: Tensor, order: Tensor, k: float, lr: float) -> Tensor:
-    model = _ScaledLinear(w0, k).to(DTYPE)
+    device = claims_device(DTYPE)
+    model = _ScaledLinear(w0, k).to(DTYPE).to(device)
+    x, y = x.to(device), y.to(device)
     opt = _hparams(fac, list(model.parameters()), lr)
     traj = [model.weight.detach() / k]
     for idx in order:
@@ -311,7 +322,7 @@ def _scaled_run(fac: Factory, w0: Tensor, x: Tensor, y: Tensor, order: Tensor, k
         loss.backward()
         opt.step()
         traj.append(model.weight.detach() / k)
-    return torch.stack(traj)
+    return torch.stack(traj).cpu()
 
 
 def check_param_scale_lr_equivalence(name: str, *, seed: int = 0, factory: Factory | None = None,
@@ -416,6 +427,7 @@ def verify(
     properties: Iterable[str] | None = None,
     seed: int = 0,
     data: bool = False,
+    device: torch.device | str | None = None,
 ) -> list[Record]:
     """Measure each property on each optimizer (default: all registered optimizers, all properties).
 
@@ -431,6 +443,10 @@ def verify(
     data:
         Run the long data-driven records (``eps_dominance``: 1,874 steps = 2 epochs of ``fmnist.cnn``, minutes)
         instead of their short default (30 steps); ``adamlab verify --data``.
+    device:
+        Where the optimizers step and the data-driven records train (None: the CPU; ``adamlab verify
+        --device``). The synthetic gradient streams are drawn on the CPU, so the inputs are the same on
+        every device; the float64 checks stay on the CPU on MPS (no float64 there).
 
     Raises
     ------
@@ -448,6 +464,13 @@ def verify(
     for p in props:
         if p not in PROPERTIES:
             raise ValueError(f"unknown property {p!r}; known properties: {', '.join(PROPERTIES)}")
+    from adamlab.runs.device import parse_device
+
+    with on_device(parse_device(device)):
+        return _measure(props, opts, seed, data)
+
+
+def _measure(props: Sequence[str], opts: Sequence[str], seed: int, data: bool) -> list[Record]:
     records = []
     for p in props:
         if p in THEORY_CHECKS:

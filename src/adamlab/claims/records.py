@@ -7,13 +7,39 @@ evaluated on the param group the optimizer was built with. The checks ask the op
 
 from __future__ import annotations
 
+import contextvars
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
 DTYPE = torch.float64
+
+_DEVICE: contextvars.ContextVar[torch.device | None] = contextvars.ContextVar("adamlab_claims_device",
+                                                                              default=None)
+
+
+def claims_device(dtype: torch.dtype = DTYPE) -> torch.device:
+    """Where the checks run their optimizers now (:func:`on_device`; the CPU by default). A device without
+    ``dtype`` (MPS has no float64) gives the CPU."""
+    device = _DEVICE.get()
+    if device is None or (device.type == "mps" and dtype == torch.float64):
+        return torch.device("cpu")
+    return device
+
+
+@contextmanager
+def on_device(device: torch.device | str) -> Iterator[None]:
+    """Within the block, the checks step their optimizers on ``device`` (``adamlab verify --device``); the
+    measurements are read back to the CPU."""
+    token = _DEVICE.set(torch.device(device))
+    try:
+        yield
+    finally:
+        _DEVICE.reset(token)
 
 
 @dataclass

@@ -64,7 +64,16 @@ import torch
 from torch import Tensor, nn
 
 from adamlab import functional as F
-from adamlab.claims.records import DTYPE, Record, known, make_record, predicted, probe, theory_fact
+from adamlab.claims.records import (
+    DTYPE,
+    Record,
+    claims_device,
+    known,
+    make_record,
+    predicted,
+    probe,
+    theory_fact,
+)
 
 #: The interval the SVAG slope's 95% interval must lie in (issue 13).
 RATE_BAND = (-1.2, -0.8)
@@ -401,8 +410,12 @@ def eps_fraction_curve(*, steps: int, every: int, seed: int = 0, lr: float = 1e-
     from adamlab.optim.registry import make_optimizer
 
     prob = problems.get(problem, root=root) if root is not None else problems.get(problem)
+    device = claims_device(torch.float32)  # adamlab verify --device: data held there, the model moved there
+    prob.set_device(device)
     torch.manual_seed(seed)
     model = prob.make_model(seed)
+    if device.type != "cpu":
+        model = model.to(device)
     names = [n for n, _ in model.named_parameters()]
     opt = make_optimizer("adam", model.parameters(), lr=lr, **hparams)
     eps = float(opt.param_groups[0]["eps"])

@@ -51,6 +51,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--backend", default="vmap",
                         help="runner backend: vmap (default: batched; runs that cannot batch fall back to "
                              "serial with the backend's message), serial, or ray")
+    parser.add_argument("--device", default="cpu", metavar="DEV",
+                        help="where to train: cpu (default), cuda, cuda:N, mps or auto (runs in --store are "
+                             "reused whatever device trained them)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="use PyTorch's deterministic algorithms (on CUDA: reproducible bits, slower)")
     parser.add_argument("--store", default=None, help="results store path (default <out>/store.sqlite)")
     parser.add_argument("--out", default=None, help="output folder (default ./results/<recipe>/)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -86,6 +91,9 @@ def _main(args: argparse.Namespace) -> int:
         raise ValueError(f"--quick conflicts with --protocol {args.protocol}; give one of them")
     if args.backend not in backend_names():
         raise ValueError(f"unknown backend {args.backend!r}; known backends: {', '.join(backend_names())}")
+    from adamlab.runs.device import setup_device
+
+    device = setup_device(args.device, args.deterministic)  # unavailable: one line, exit 2, before any run
     reproduce(args.name, quick=args.quick, protocol=args.protocol, backend=args.backend, out=args.out,
-              store=args.store, quiet=args.quiet)
+              store=args.store, quiet=args.quiet, device=device)
     return 0

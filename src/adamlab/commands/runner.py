@@ -107,6 +107,20 @@ def _add_training(p: argparse.ArgumentParser) -> None:
                    help=f"refuse to plan more than N runs (default: {MAX_RUNS})")
 
 
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", metavar="DEV",
+                   help="where to train: cpu (default), cuda, cuda:N, mps or auto; not part of a run's identity")
+    p.add_argument("--deterministic", action="store_true",
+                   help="use PyTorch's deterministic algorithms (on CUDA: reproducible bits, slower)")
+
+
+def _device(args: argparse.Namespace) -> Any:
+    """The checked device of ``--device`` (one line, exit 2, when it is not available), before any training."""
+    from adamlab.runs.device import setup_device
+
+    return setup_device(args.device, args.deterministic)
+
+
 @COMMANDS.register("runner", order=10)
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``demo``, ``run``, ``sweep`` and ``plot``."""
@@ -125,6 +139,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--optimizer", required=True, metavar="NAME", help="optimizer short name, e.g. adam, msvag")
     p.add_argument("--lr", type=positive_float, metavar="X", help="learning rate (default: the optimizer's)")
     _add_training(p)
+    _add_device(p)
     _add_common(p)
     p.set_defaults(func=cmd_run)
 
@@ -140,6 +155,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rerun-seeds", type=positive_int, metavar="N",
                    help="after the sweep, rerun each optimizer's best lr with seeds 0..N-1")
     _add_training(p)
+    _add_device(p)
     _add_common(p)
     p.set_defaults(func=cmd_sweep)
 
@@ -367,6 +383,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from adamlab.runner.sweep import sweep
 
     grid = [args.lr] if args.lr is not None else None
+    device = _device(args)
     _check_size(args.seeds, args, f"--seeds {args.seeds}")
     prep = _prepare(args, args.optimizer, grid)
     if "," in args.problem or len(prep["optimizers"]) != 1:
@@ -377,7 +394,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                         prep["backend"], backend_options=prep["backend_options"], hparams=prep["hparams"],
                         batch_size=args.batch_size,
                         eval_every=args.eval_every, schedule=prep["schedule"],
-                        checkpoint_every=args.checkpoint_every, quiet=args.quiet)
+                        checkpoint_every=args.checkpoint_every, quiet=args.quiet,
+                        device=device)
         except ValueError as err:
             raise _usage(str(err)) from None
         print(_final_table(store, rep.run_ids))
@@ -391,6 +409,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     grid = _lr_grid(args)
     crit = _criterion(args.criterion)
+    device = _device(args)
     n_problems = len([s for s in args.problem.split(",") if s.strip()])
     n_optimizers = len([s for s in args.optimizers.split(",") if s.strip()])
     _check_size(n_problems * n_optimizers * (len(grid) * args.seeds + (args.rerun_seeds or 0)), args,
@@ -401,6 +420,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     common = dict(hparams=prep["hparams"], batch_size=args.batch_size, eval_every=args.eval_every,
                   schedule=prep["schedule"], checkpoint_every=args.checkpoint_every, quiet=args.quiet,
                   backend=prep["backend"], backend_options=prep["backend_options"])
+    common["device"] = device
     with _open_store(args.store) as store:
         try:
             # The tuning sweep first, so that a criterion metric no run has is an error before any rerun.

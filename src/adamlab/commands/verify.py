@@ -47,6 +47,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--data", action="store_true",
                         help="long data-driven records (eps_dominance: 1,874 Adam steps = 2 epochs of fmnist.cnn, minutes; "
                              "needs Fashion-MNIST under $ADAMLAB_DATA); default: a 30-step run")
+    parser.add_argument("--device", default="cpu", metavar="DEV",
+                        help="where the optimizers step and --data trains: cpu (default), cuda, cuda:N, mps or auto")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="use PyTorch's deterministic algorithms (on CUDA: reproducible bits, slower)")
     parser.set_defaults(func=run_verify)
 
 
@@ -74,7 +78,11 @@ def write_json(records: Sequence[Record], path: str | os.PathLike[str]) -> None:
 
 def run_verify(args: argparse.Namespace) -> int:
     """Run the checks, print the table, optionally write JSON; exit 1 if a required property failed."""
-    records = verify(optimizers=args.optimizer, properties=args.property, seed=args.seed, data=args.data)
+    from adamlab.runs.device import setup_device
+
+    device = setup_device(args.device, args.deterministic)  # unavailable: one line, exit 2, before any check
+    records = verify(optimizers=args.optimizer, properties=args.property, seed=args.seed, data=args.data,
+                     device=device)
     print(format_table(records))
     if args.json:
         write_json(records, args.json)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from adamlab.util.registry import Registry
@@ -89,6 +90,9 @@ class Problem(ABC):
     #: with a batch ``(inputs, targets)``: the data term, a mean over the batch (used for
     #: per-sample gradients with ``torch.func``). ``None`` where that form does not apply.
     criterion: Callable[[Tensor, Tensor], Tensor] | None = None
+    #: Where the runner trains this problem's models (:meth:`set_device`); data-backed problems keep their
+    #: data there when it fits. Not part of ``config()``: the device does not change what a run is.
+    device: torch.device = torch.device("cpu")
 
     def __init__(self, *, root: str | None = None, **options: Any) -> None:
         self.root = root
@@ -102,6 +106,12 @@ class Problem(ABC):
                 )
             options = {**self.default_options, **options}
         self.options = options
+
+    def set_device(self, device: torch.device | str) -> Problem:
+        """Train on ``device`` from now on (the runner calls it; models are still built on the CPU by
+        ``make_model`` and moved by the runner, so every device starts from the same weights). Returns self."""
+        self.device = torch.device(device)
+        return self
 
     # -- what every problem implements -------------------------------------------------------
     @abstractmethod

@@ -171,6 +171,6 @@ class MnistVAE(DatasetProblem):
         device = model_device(model)
         total = 0.0
         for chunk in idx.split(self.eval_batch_size):
-            x = self.transform(inputs.index_select(0, chunk)).to(device)
+            x = self.transform(inputs.index_select(0, chunk.to(inputs.device)).to(device))
             total += float(negative_elbo(model, x)) * x.shape[0]
         return total / int(idx.numel())

@@ -35,6 +35,8 @@ def noise_seed(seed: int) -> int:
 
 def _draw(kind: str, shape: tuple[int, ...], dtype: torch.dtype, generator: torch.Generator | None) -> Tensor:
     fn = torch.rand if kind == "uniform" else torch.randn
+    if generator is not None and generator.device.type != "cpu":  # a run's generator on its device
+        return fn(shape, generator=generator, dtype=dtype, device=generator.device)
     return fn(shape, generator=generator, dtype=dtype)
 
 
@@ -109,10 +111,16 @@ def recording(log: list[Request]) -> Iterator[None]:
 
 
 class RunNoise:
-    """One run's noise generator, seeded with :func:`noise_seed` of the run's seed."""
+    """One run's noise generator, seeded with :func:`noise_seed` of the run's seed, on the run's device.
 
-    def __init__(self, seed: int) -> None:
-        self.generator = torch.Generator().manual_seed(noise_seed(seed))
+    On an accelerator the generator is the device's own (its numbers differ from the CPU generator's with
+    the same seed, but they are drawn where they are used, without a host copy per step).
+    """
+
+    def __init__(self, seed: int, device: torch.device | str | None = None) -> None:
+        dev = torch.device("cpu") if device is None else torch.device(device)
+        self.generator = (torch.Generator() if dev.type == "cpu"
+                          else torch.Generator(device=dev)).manual_seed(noise_seed(seed))
 
     def active(self) -> Any:
         """A context manager: the forward passes inside draw from this run's generator."""
@@ -129,9 +137,9 @@ class RunNoise:
         self.generator.set_state(state)
 
 
-def run_noise(seed: int) -> RunNoise:
-    """The noise generator of the run with seed ``seed``."""
-    return RunNoise(seed)
+def run_noise(seed: int, device: torch.device | str | None = None) -> RunNoise:
+    """The noise generator of the run with seed ``seed``, on ``device`` (None: the CPU)."""
+    return RunNoise(seed, device)
 
 
 class Dropout(torch.nn.Module):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from adamlab.problems.base import Batch, Problem
-from adamlab.problems.datasets import fixed_subset, load_cached, shuffled_batches
+from adamlab.problems.datasets import fixed_subset, load_cached, on_device, shuffled_batches
 from adamlab.problems.options import check_float, check_int
 
 #: Options every data-backed problem understands.
@@ -91,8 +91,11 @@ class DatasetProblem(Problem):
 
     # -- data -----------------------------------------------------------------------------------
     def data(self, split: str) -> tuple[Tensor, Tensor]:
-        """The (prepared, raw-dtype) ``(inputs, targets)`` of ``split``, loaded lazily and cached."""
+        """The (prepared, raw-dtype) ``(inputs, targets)`` of ``split``, loaded lazily and cached; held on
+        the problem's ``device`` when it fits there (:func:`adamlab.problems.datasets.on_device`)."""
         inputs, targets = load_cached(self.dataset, split, self.root)
+        if self.device.type != "cpu":
+            inputs, targets = on_device(inputs, targets, self.device)
         return self.prepare(inputs, targets)
 
     # -- the Problem contract -------------------------------------------------------------------
@@ -104,7 +107,8 @@ class DatasetProblem(Problem):
     def train_batches(self, seed: int, batch_size: int | None = None) -> Iterator[Batch]:
         bs = self.protocol.batch_size if batch_size is None else check_int("batch_size", batch_size, low=1)
         inputs, targets = self.data(self.train_split)
-        return shuffled_batches(inputs, targets, bs, seed, self.transform)
+        device = None if self.device.type == "cpu" else self.device
+        return shuffled_batches(inputs, targets, bs, seed, self.transform, device=device)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         inputs, targets = batch[0], batch[1]
@@ -154,7 +158,8 @@ class DatasetProblem(Problem):
         device = model_device(model)
         total_loss, correct, count = 0.0, 0, 0
         for chunk in idx.split(self.eval_batch_size):
-            x = self.transform(inputs.index_select(0, chunk)).to(device)
+            chunk = chunk.to(inputs.device)  # raw rows to the model's device, converted there (as in training)
+            x = self.transform(inputs.index_select(0, chunk).to(device))
             y = targets.index_select(0, chunk).to(device)
             out = model(x)
             units = y.numel()

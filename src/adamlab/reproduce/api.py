@@ -31,6 +31,7 @@ def reproduce(
     log: Callable[[str], None] = print,
     protocol: str | None = None,
     backend: str = "vmap",
+    device: Any = None,
 ) -> dict[str, Any]:
     """Run recipe ``name``; write its figures, ``<out>/summary.json`` and the store.
 
@@ -60,6 +61,10 @@ def reproduce(
     backend:
         Runner backend: ``"vmap"`` (default; runs that cannot be batched fall back to the serial loop,
         with the backend's message), ``"serial"`` or ``"ray"``.
+    device:
+        Where the runs train: ``"cpu"`` (None, the default), ``"cuda"``, ``"cuda:N"``, ``"mps"`` or
+        ``"auto"``; an unavailable device is a ``ValueError`` before any run. Not part of the runs'
+        identity, so a store's finished runs are reused whatever device trained them.
 
     Returns
     -------
@@ -71,7 +76,13 @@ def reproduce(
         raise ValueError(f"quick=True conflicts with protocol={protocol!r}; give one of them")
     which = protocol_name("quick" if quick else (protocol or "full"))
     out_dir = Path(out) if out is not None else default_out(recipe.name, which)
+    from adamlab.runs.device import parse_device
+
+    dev = parse_device(device)  # an unavailable device stops here, before any run
     standalone = getattr(recipe, "run_standalone", None)
+    if standalone is not None and dev.type != "cpu":
+        raise ValueError(f"recipe {recipe.name!r} runs its own experiment loop on the CPU; "
+                         f"--device {device} does not apply to it (use --device cpu)")
     if standalone is not None:  # its own experiment loop, no sweep (adamlab.reproduce.recipes.standalone)
         if which not in ("quick", "full"):
             raise ValueError(f"recipe {recipe.name!r} has its own experiment, not a learning-rate sweep: "
@@ -84,9 +95,11 @@ def reproduce(
     log(f"recipe {recipe.name}: {recipe.title}{tag}")
     log(f"protocol ({which}): {proto.describe()}")
     log(f"selection: {recipe.criterion}; settings: {', '.join(s.label for s in recipe.settings_for(which))}")
-    log(f"methods: {', '.join(v.label for v in recipe.variants_for(which))}; backend: {backend}")
+    log(f"methods: {', '.join(v.label for v in recipe.variants_for(which))}; backend: {backend}"
+        + ("" if dev.type == "cpu" else f"; device: {dev}"))
     t0 = time.perf_counter()
-    execution = execute(recipe, protocol=which, store=store_path, backend=backend, quiet=quiet, log=log)
+    execution = execute(recipe, protocol=which, store=store_path, backend=backend, quiet=quiet, log=log,
+                        device=dev)
     summary = build_summary(execution)
     figures = plot_recipe(execution, summary, out_dir) + plot_lr_sensitivity(execution, summary, out_dir)
     if recipe.extra_figures is not None:
@@ -100,7 +113,7 @@ def reproduce(
     for claim in summary["claims"]:
         log(f"[{'agree' if claim['agree'] else 'DISAGREE'}] {claim['claim']}\n    measured: {claim['measured']}"
             f"\n    effect: {effect_text(claim.get('effect'))}")
-    log(f"wall time: {summary['wall_time_s']:.1f} s with the {backend} backend (compute time; all "
+    log(f"wall time: {summary['wall_time_s']:.1f} s with the {backend} backend on {dev} (compute time; all "
         f"{summary['n_runs']} runs of the recipe: {summary['training_time_s']:.1f} s of training, summed over "
         f"runs, a batched run counting its whole block's time); summary: {json_path}; figures: {', '.join(str(p) for p in figures)}; store: {store_path}")
     return summary

@@ -47,7 +47,7 @@ class Execution:
     """Everything a recipe run produced (before summarising).
 
     ``protocol_name`` is one of :data:`adamlab.reproduce.base.PROTOCOLS`; ``wall_time`` the seconds
-    this invocation took; ``backend`` the runner backend used.
+    this invocation took; ``backend`` the runner backend used; ``device`` where its runs trained.
     """
 
     recipe: Recipe
@@ -58,6 +58,7 @@ class Execution:
     wall_time: float
     backend: str = "vmap"
     phase_times: dict[str, float] = field(default_factory=dict)
+    device: str = "cpu"
 
     @property
     def quick(self) -> bool:
@@ -98,6 +99,7 @@ def execute(
     log: Callable[[str], None] = print,
     quick: bool | None = None,
     backend_options: Mapping[str, Any] | None = None,
+    device: Any = None,
 ) -> Execution:
     """Run ``recipe`` under ``protocol`` into ``store`` and return the run ids.
 
@@ -121,6 +123,10 @@ def execute(
     backend_options:
         Options of the backend (default: ``{"vmap": True}`` for ``ray``, so each task trains a batched
         block; none otherwise).
+    device:
+        Where the runs train: ``"cpu"`` (None, the default), ``"cuda"``, ``"cuda:N"``, ``"mps"`` or
+        ``"auto"`` (:func:`adamlab.runs.device.parse_device`, checked before any run). Runs already in the
+        store are reused whatever device trained them.
     """
     from adamlab.runner.backends import get_backend
     from adamlab.runner.sweep import expand_grid, run_configs
@@ -129,6 +135,9 @@ def execute(
 
     options = dict(backend_options) if backend_options is not None else ({"vmap": True} if backend == "ray" else {})
     get_backend(backend, **options)  # an unknown name or option (or Ray missing) stops here, before any run
+    from adamlab.runs.device import parse_device
+
+    dev = parse_device(device)  # so does a device that is not available
     name = protocol_name(True if quick else protocol)
     t0 = time.perf_counter()
     proto = recipe.protocol(name)
@@ -144,7 +153,7 @@ def execute(
     def run(configs: list[Any], instances: list[Any], hooks: Sequence[Any], desc: str) -> None:
         if configs:
             run_configs(configs, db, backend, problems=instances, hooks=hooks, quiet=quiet, desc=desc,
-                        backend_options=options)
+                        backend_options=options, device=dev)
 
     def grid(inst: list[Any], variant: Variant, lrs: list[float], seeds: list[int],
              hooks: Sequence[Any] = ()) -> list[Any]:
@@ -215,5 +224,5 @@ def execute(
             times["hooks"] = time.perf_counter() - t
     wall = time.perf_counter() - t0
     log(f"  wall time {wall:.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
-        + f"; backend {backend})")
-    return Execution(recipe, name, proto, Path(store), entries, wall, backend, times)
+        + f"; backend {backend}, device {dev})")
+    return Execution(recipe, name, proto, Path(store), entries, wall, backend, times, str(dev))

@@ -6,6 +6,10 @@ consumed), the step, and the metrics so far. It is written with ``torch.save`` t
 moved into place atomically), and read back with
 ``torch.load(weights_only=True)`` (no unpickling of arbitrary objects).
 
+Checkpoints are device-neutral: every tensor is saved from host memory (:func:`to_cpu`) and loaded with
+``map_location="cpu"``; ``load_state_dict`` then copies the model and the optimizer state onto the run's
+device. So a run interrupted on a GPU resumes on a CPU and the other way round.
+
 A checkpoint that cannot be used -- unreadable, of another format or run, or one that loads but does
 not fit the run's model and optimizer (other parameter names or shapes) -- is discarded: a
 :class:`CheckpointWarning` names the file and why, the file is removed, and the run starts over
@@ -45,14 +49,29 @@ def rng_states() -> dict[str, Any]:
 
 def set_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
+    # the CUDA states only on a machine with as many GPUs (a checkpoint moved from a GPU node to a laptop
+    # or another node keeps its CPU state; the runs' own noise generators are restored by the caller)
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def to_cpu(value: Any) -> Any:
+    """``value`` with every tensor inside (dicts, lists, tuples) copied to host memory."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(to_cpu(v) for v in value)
+    return value
+
+
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
-    """Write ``payload`` (plus a format version) atomically to ``path``, flushed to disk before the move."""
+    """Write ``payload`` (plus a format version) atomically to ``path``, flushed to disk before the move.
+
+    Tensors are saved from host memory (:func:`to_cpu`), so the file loads on any device."""
     with atomic_open(path, "wb", fsync=True) as fh:
-        torch.save({"format": FORMAT_VERSION, **payload}, fh)
+        torch.save({"format": FORMAT_VERSION, **to_cpu(payload)}, fh)
 
 
 def load_checkpoint(path: str | os.PathLike[str], run_id: str) -> dict[str, Any] | None:

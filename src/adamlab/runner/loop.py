@@ -134,7 +134,8 @@ class LoopCore:
         """
         if isinstance(metrics, Mapping):  # columns: finiteness checked as one tensor operation per name
             names = list(metrics)
-            tensors = [v if isinstance(v, Tensor) else torch.tensor(list(v), dtype=torch.float64) for v in metrics.values()]
+            tensors = [v.detach().cpu() if isinstance(v, Tensor) else torch.tensor(list(v), dtype=torch.float64)
+                       for v in metrics.values()]  # a block's metrics may live on its device
             columns = [t.tolist() for t in tensors]
             good = torch.stack([torch.isfinite(t) for t in tensors]).all(0).tolist() if tensors else [True] * self.k
             per_run: list[Mapping[str, float]] | None = None

@@ -157,6 +157,7 @@ def run_configs(
     retry_failed: bool = True,
     backend_options: Mapping[str, Any] | None = None,
     desc: str = "sweep",
+    device: Any = None,
 ) -> SweepReport:
     """Run the configs not yet done in ``store`` with ``backend``; commit each result as it arrives.
 
@@ -164,8 +165,13 @@ def run_configs(
     serial backend (so concurrent serial sweeps share the grid), all claimable runs at once for the
     others (a vmap block or a Ray job needs its runs together). Runs held by another live process
     are waited for (and taken over if it dies); claims this sweep made but did not record (an
-    exception, Ctrl-C) are released when it ends.
+    exception, Ctrl-C) are released when it ends. ``device`` (None: the CPU) is where the runs train
+    (:func:`adamlab.runs.device.parse_device`); it is checked before anything else, and it is not part of
+    a run's identity, so runs done on another device are skipped.
     """
+    from adamlab.runs.device import parse_device
+
+    dev = parse_device(device)  # an unavailable device stops here, before any store or training
     t0 = time.perf_counter()
     backend_impl = get_backend(backend, **dict(backend_options or {}))
     with borrowed(store) as db:
@@ -185,6 +191,7 @@ def run_configs(
             problems={problem_key(*problem_name_and_options(p)): p for p in problems},
             metrics_sink=db,
             on_start_many=db.mark_started_many,
+            device=dev,
         )
         bar = sweep_bar(len(unique), quiet=quiet, desc=desc, initial=report.skipped)
         held: set[str] = set()  # claimed by this sweep and not recorded yet
@@ -260,6 +267,7 @@ def sweep(
     quiet: bool = False,
     retry_failed: bool = True,
     backend_options: Mapping[str, Any] | None = None,
+    device: Any = None,
 ) -> SweepReport:
     """Run the grid problems x optimizers x ``lr_grid`` x seeds into ``store``, skipping finished runs.
 
@@ -285,6 +293,9 @@ def sweep(
         No progress bars.
     retry_failed:
         Rerun runs whose status is ``failed`` (default True).
+    device:
+        ``"cpu"`` (None, the default), ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``; not part of the
+        runs' identity (see :func:`run_configs`).
 
     Returns
     -------
@@ -297,7 +308,7 @@ def sweep(
                           schedule=schedule, hooks=hooks, instances=instances)
     return run_configs(configs, store, backend, problems=instances, hooks=hooks,
                        checkpoint_every=checkpoint_every, quiet=quiet, retry_failed=retry_failed,
-                       backend_options=backend_options)
+                       backend_options=backend_options, device=device)
 
 
 @dataclass

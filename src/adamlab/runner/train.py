@@ -31,12 +31,13 @@ from typing import Any
 import torch
 
 from adamlab.problems import Problem
-from adamlab.problems.noise import run_noise
+from adamlab.problems.noise import noise_seed, run_noise
 from adamlab.runner.checkpoint import restore_checkpoint, rng_states, save_checkpoint, set_rng_states
 from adamlab.runner.hooks import RunHook
 from adamlab.runner.loop import DEFAULT_CHUNK, LoopCore, MetricSink
 from adamlab.runner.progress import run_bar
 from adamlab.runs.config import Budget, RunConfig, make_config, train_set_size
+from adamlab.runs.device import execution_record, parse_device
 from adamlab.runs.result import RunResult, RunStatus, utcnow
 
 
@@ -58,6 +59,7 @@ def execute(
     stop_after: int | None = None,
     sink: MetricSink | None = None,
     chunk: int = DEFAULT_CHUNK,
+    device: torch.device | str | None = None,
 ) -> RunResult:
     """Train the run described by ``config`` and return its :class:`RunResult`.
 
@@ -79,6 +81,13 @@ def execute(
     sink, chunk:
         Stream the metrics to ``sink`` (the results store) whenever more than ``chunk`` eval points are
         held; the result then holds only the rest (see :mod:`adamlab.runner.loop`).
+    device:
+        Where to train (:func:`adamlab.runs.device.parse_device`: ``"cpu"``, the default, ``"cuda"``,
+        ``"cuda:N"``, ``"mps"``, ``"auto"``). The model is built on the CPU and moved there with its
+        optimizer state, the problem's data are held there when they fit, and the forward pass's noise
+        comes from a generator there. The device is not part of the run's identity; a checkpoint taken on
+        one device resumes on another (the noise then continues from a generator seeded from the seed and
+        the step, as the generators of two devices cannot share a state).
 
     Exceptions from the problem or optimizer propagate (backends turn them into ``"failed"`` runs).
     """
@@ -86,18 +95,23 @@ def execute(
 
     if checkpoint_every is not None and (int(checkpoint_every) < 1 or checkpoint_path is None):
         raise ValueError(f"checkpoint_every must be >= 1 and needs a checkpoint_path; got {checkpoint_every}")
+    dev = parse_device(device)
+    on_cpu = dev.type == "cpu"
     if problem is None:
         problem = build_problem(config.problem, dict(config.problem_options))
+    problem.set_device(dev)
     started_at = utcnow()
     n_train = train_set_size(problem)
 
     torch.manual_seed(config.seed)
-    model = problem.make_model(config.seed)
+    model = problem.make_model(config.seed)  # on the CPU: every device starts from the same weights
+    if not on_cpu:
+        model = model.to(dev)
     hparams = optimizer_kwargs(config.hparams)
     optimizer = make_optimizer(config.optimizer, model.parameters(), **hparams)
     base_lrs = [float(g["lr"]) for g in optimizer.param_groups]
     batches = problem.train_batches(config.seed, config.batch_size)
-    noise = run_noise(config.seed)
+    noise = run_noise(config.seed, dev)
 
     step = 0
     ckpt = restore_checkpoint(checkpoint_path, config.run_id, model, optimizer)  # None: start over
@@ -108,8 +122,10 @@ def execute(
         for _ in range(int(ckpt["batches_consumed"])):  # data position: replay the seeded stream
             next(batches)
         set_rng_states(ckpt["rng"])
-        if "noise" in ckpt:
+        if "noise" in ckpt and ckpt.get("noise_device", "cpu") == dev.type:
             noise.set_state(ckpt["noise"])
+        elif "noise" in ckpt:  # taken on another kind of device: its generator state does not fit this one's
+            noise.generator.manual_seed((noise_seed(config.seed) + int(ckpt["step"])) % (2**63))
         step = int(ckpt["step"])
         core.loss_sum.fill_(float(ckpt["loss_sum"]))
         core.loss_n = int(ckpt["loss_n"])
@@ -136,6 +152,8 @@ def execute(
                 if stop_after is not None and step >= stop_after:
                     return RunResult(config, RunStatus.RUNNING, core.sorted_records(0), started_at=core.started_at)
                 batch = next(batches)
+                if not on_cpu:
+                    batch = tuple(part.to(dev, non_blocking=True) for part in batch)
                 consumed += 1
                 t = step + 1
                 factor = core.lr_factor(t)
@@ -168,6 +186,7 @@ def execute(
                             "optimizer": optimizer.state_dict(),
                             "rng": rng_states(),
                             "noise": noise.get_state(),
+                            "noise_device": dev.type,
                             "batches_consumed": consumed,
                             "step": step,
                             "loss_sum": float(core.loss_sum[0]),
@@ -181,7 +200,7 @@ def execute(
         bar.close()
     if checkpoint_path is not None:
         Path(checkpoint_path).unlink(missing_ok=True)
-    return core.result(0, execution={"backend": "serial", "block_size": 1})
+    return core.result(0, execution={"backend": "serial", "block_size": 1, **execution_record(dev)})
 
 
 def run(
@@ -198,6 +217,7 @@ def run(
     checkpoint_path: str | os.PathLike[str] | None = None,
     checkpoint_every: int | None = None,
     progress: bool = False,
+    device: torch.device | str | None = None,
 ) -> RunResult:
     """Train ``optimizer`` on ``problem`` for one seed and return the metrics.
 
@@ -216,8 +236,8 @@ def run(
     batch_size, eval_every, schedule:
         Override the problem's protocol. ``schedule`` is ``"constant"``, ``"inv_sqrt"``, ``"step"`` or
         ``{"name": "step", "gamma": 0.1, "every": 1000}`` (see :mod:`adamlab.runs.schedules`).
-    hooks, checkpoint_path, checkpoint_every, progress:
-        See :func:`execute`.
+    hooks, checkpoint_path, checkpoint_every, progress, device:
+        See :func:`execute` (``device`` defaults to the CPU).
 
     Returns
     -------
@@ -234,4 +254,4 @@ def run(
     config = make_config(instance, optimizer, hparams, seed, budget, batch_size=batch_size,
                          eval_every=eval_every, schedule=schedule, hooks=hooks)
     return execute(config, instance, hooks=hooks, checkpoint_path=checkpoint_path,
-                   checkpoint_every=checkpoint_every, progress=progress)
+                   checkpoint_every=checkpoint_every, progress=progress, device=device)

@@ -4,7 +4,9 @@ A :class:`RunConfig` is plain data (JSON-serialisable), so backends can ship it 
 or machines. Its :attr:`RunConfig.run_id` is the first 16 hex digits of the SHA-256 of the canonical
 JSON of :meth:`RunConfig.to_dict`. The hash covers everything that changes the result (problem and its
 options, optimizer and hyperparameters, seed, steps, batch size, eval cadence, schedule, hooks) and
-nothing else: package versions are stored next to a run, never hashed.
+nothing else: package versions are stored next to a run, never hashed. Nor is the device a run trains
+on (``--device``, :mod:`adamlab.runs.device`): it is how a run is executed, recorded in the store's
+``execution`` record, so a sweep resumed on a GPU skips the runs a CPU has done and the other way round.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ A :class:`Backend` has a ``name`` and one method::
 - It may also define ``run_blocks(configs, context) -> Iterator[list[RunResult]]``: results that the
   caller commits together, in one transaction (:func:`result_batches`).
 - It honours ``context.hooks``, ``context.checkpoint_path(config)``/``context.checkpoint_every``
-  and ``context.progress`` where it can, and builds problems with ``context.problem_for(config)``.
+  and ``context.progress`` where it can, trains on ``context.device`` (None: the CPU), and builds problems
+  with ``context.problem_for(config)`` (which puts them on that device).
   ``RunConfig`` is plain data (``to_dict``/``from_dict``), so it can cross process boundaries.
 
 ``serial`` (this process, one run after another) is built in; ``vmap`` and ``ray`` are separate
@@ -37,6 +38,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+import torch
 
 from adamlab.problems import Problem
 from adamlab.runner.hooks import RunHook
@@ -68,6 +71,8 @@ class RunContext:
         Where runs stream their metrics while in progress (the results store), once more than ``chunk``
         eval-point records are held (see :mod:`adamlab.runner.loop`; default ``$ADAMLAB_METRIC_CHUNK`` or
         100,000); no sink: results hold all metrics.
+    device:
+        Where the runs train (a device from :func:`adamlab.runs.device.parse_device`; None: the CPU).
     """
 
     hooks: Sequence[RunHook] = ()
@@ -79,6 +84,7 @@ class RunContext:
     on_start_many: Callable[[Sequence[RunConfig]], None] | None = None
     metrics_sink: MetricSink | None = None
     chunk: int = field(default_factory=default_chunk)
+    device: torch.device | None = None
 
     def start(self, configs: Sequence[RunConfig]) -> None:
         """Announce that ``configs`` start now (``on_start_many``, else ``on_start`` per config)."""
@@ -100,7 +106,7 @@ class RunContext:
         key = problem_key(config.problem, config.problem_options)
         if key not in self.problems:
             self.problems[key] = build_problem(config.problem, dict(config.problem_options))
-        return self.problems[key]
+        return self.problems[key].set_device(self.device if self.device is not None else torch.device("cpu"))
 
 
 @runtime_checkable

@@ -50,8 +50,8 @@ def _result_fields(result: RunResult) -> dict[str, Any]:
 
 
 def run_on_worker(config_dicts: list[dict[str, Any]], checkpoint_paths: list[str | None],
-                  checkpoint_every: int | None, vmap: bool, threads: int) -> list[dict[str, Any]]:
-    """The task body: train the configs here and return their results as plain dicts."""
+                  checkpoint_every: int | None, vmap: bool, threads: int, device: str = "cpu") -> list[dict[str, Any]]:
+    """The task body: train the configs here, on ``device``, and return their results as plain dicts."""
     import torch
 
     from adamlab.runner.backends.serial import SerialBackend
@@ -66,7 +66,7 @@ def run_on_worker(config_dicts: list[dict[str, Any]], checkpoint_paths: list[str
             path = paths.get(config.run_id)
             return None if path is None or checkpoint_every is None else path
 
-    context = _Context(checkpoint_every=checkpoint_every)
+    context = _Context(checkpoint_every=checkpoint_every, device=torch.device(device))
     backend = VmapBackend() if vmap else SerialBackend()
     return [_result_fields(r) for r in backend.run(configs, context)]
 
@@ -112,7 +112,11 @@ class RayBackend:
         ray = self.ray
         started = self._connect()
         try:
-            task = ray.remote(num_cpus=self.threads)(run_on_worker)
+            device = "cpu" if context.device is None else str(context.device)
+            gpus = 0
+            if device.startswith("cuda"):  # a CUDA task asks Ray for a GPU of its own, which it sees as "cuda"
+                device, gpus = "cuda", 1
+            task = ray.remote(num_cpus=self.threads, num_gpus=gpus)(run_on_worker)
             pending: dict[Any, list[RunConfig]] = {}
             for unit in self._units(configs):
                 paths = [context.checkpoint_path(c) for c in unit]
@@ -120,7 +124,7 @@ class RayBackend:
                     if context.on_start is not None:
                         context.on_start(config)
                 ref = task.remote([c.to_dict() for c in unit], [None if p is None else str(p) for p in paths],
-                                  context.checkpoint_every, self.vmap, self.threads)
+                                  context.checkpoint_every, self.vmap, self.threads, device)
                 pending[ref] = unit
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)

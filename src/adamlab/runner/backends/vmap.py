@@ -19,7 +19,10 @@ the problem's loss of each run's parameters, one backward pass gives every run's
 call of the optimizer's functional rule from :mod:`adamlab.functional` updates all runs
 (:mod:`~adamlab.runner.backends.vmap_optim`). Metrics are those of the serial loop, equal up to
 floating-point rounding (the batched matrix products sum in another order; see docs/scale.md for the
-tolerance). Each result records ``execution = {"backend": "vmap", "block_size": K}``.
+tolerance). Each result records ``execution = {"backend": "vmap", "block_size": K}`` (plus the device's
+record, :func:`adamlab.runs.device.execution_record`, on an accelerator). On ``context.device`` the stacked
+parameters, the optimizer state, the data (when they fit), the evaluation chunks and every run's noise
+generator live on that device.
 
 Commits. :meth:`VmapBackend.run_blocks` yields the results of a block together when the block ends,
 and the sweep writes them in ONE store transaction (:meth:`adamlab.store.core.Store.record_many`), so
@@ -222,7 +225,7 @@ class VmapBackend:
                 if self.threads is not None:
                     torch.set_num_threads(self.threads)
                 for result in train_block(block, problem, wide=self.wide, compiled=self.compile,
-                                          sink=context.metrics_sink, chunk=chunk):
+                                          sink=context.metrics_sink, chunk=chunk, device=context.device):
                     results.append(result)
             except (KeyboardInterrupt, DataIntegrityError, DataNotFoundError):
                 raise  # bad data is not a reason to go serial: it stops the sweep as itself

@@ -30,6 +30,7 @@ from adamlab.runner.backends.vmap_models import Stack, stack_models
 from adamlab.runner.backends.vmap_optim import NotVectorizable, StackedOptimizer
 from adamlab.runner.loop import DEFAULT_CHUNK, LoopCore, MetricSink
 from adamlab.runs.config import RunConfig, train_set_size
+from adamlab.runs.device import execution_record, parse_device
 from adamlab.runs.result import RunResult
 
 
@@ -57,15 +58,17 @@ def check_problem(problem: Problem, configs: Sequence[RunConfig]) -> None:
 class _BatchedEval:
     """``DatasetProblem.evaluate`` for K runs at once: same subsets, chunks, criterion and predict."""
 
-    def __init__(self, problem: DatasetProblem) -> None:
+    def __init__(self, problem: DatasetProblem, device: torch.device | None = None) -> None:
         from adamlab.problems.datasets import fixed_subset
 
         self.problem = problem
         self.splits = []
+        dev = torch.device("cpu") if device is None else device
         for prefix, split in (("train", problem.train_split), ("test", problem.test_split)):
             inputs, targets = problem.data(split)
-            idx = fixed_subset(int(inputs.shape[0]), int(problem.options["eval_size"]))
-            chunks = [(problem.transform(inputs.index_select(0, c)), targets.index_select(0, c))
+            idx = fixed_subset(int(inputs.shape[0]), int(problem.options["eval_size"])).to(inputs.device)
+            # raw rows to the device, converted there (as the serial evaluation does), once per block
+            chunks = [(problem.transform(inputs.index_select(0, c).to(dev)), targets.index_select(0, c).to(dev))
                       for c in idx.split(problem.eval_batch_size)]
             self.splits.append((prefix, chunks))
 
@@ -144,9 +147,11 @@ def _batch_losses(problem: Problem, stack: Stack, batch: Any, reg_needed: bool, 
 class _Evaluator:
     """The block's eval-point metrics: batched where the problem allows, else one run at a time."""
 
-    def __init__(self, problem: Problem, stack: Stack, eval_model: torch.nn.Module) -> None:
+    def __init__(self, problem: Problem, stack: Stack, eval_model: torch.nn.Module,
+                 device: torch.device | None = None) -> None:
         self.problem, self.stack, self.eval_model = problem, stack, eval_model
-        self.batched = _BatchedEval(problem) if _standard_evaluate(problem) else None  # type: ignore[arg-type]
+        self.batched = (_BatchedEval(problem, device) if _standard_evaluate(problem)  # type: ignore[arg-type]
+                        else None)
         with torch.no_grad():
             self.tensors = self.batched is None and problem.evaluate_tensors(stack.load_run(0, eval_model)) is not None
 
@@ -181,8 +186,8 @@ class _Evaluator:
 class _BlockNoise:
     """Each run's forward-pass noise for one step, drawn from its own generator in the serial loop's order."""
 
-    def __init__(self, configs: Sequence[RunConfig]) -> None:
-        self.noises = [noise_source.run_noise(c.seed) for c in configs]
+    def __init__(self, configs: Sequence[RunConfig], device: torch.device | None = None) -> None:
+        self.noises = [noise_source.run_noise(c.seed, device) for c in configs]  # each on the block's device
         self.requests: list[noise_source.Request] | None = None
 
     def learn(self, problem: Problem, stack: Stack, eval_model: torch.nn.Module, batch: Any, shared: bool) -> None:
@@ -211,11 +216,13 @@ def same_batch(a: Any, b: Any) -> bool:
 
 def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = True,
                 compiled: bool | None = None, sink: MetricSink | None = None,
-                chunk: int = DEFAULT_CHUNK) -> Iterator[RunResult]:
+                chunk: int = DEFAULT_CHUNK, device: torch.device | str | None = None) -> Iterator[RunResult]:
     """Train ``configs`` (one block, see the module docstring) together; yield each run's result when it ends.
 
     Raises :class:`NotVectorizable` before any result is yielded when the block cannot be batched.
-    ``sink``/``chunk`` stream the metrics as in :class:`~adamlab.runner.loop.LoopCore`.
+    ``sink``/``chunk`` stream the metrics as in :class:`~adamlab.runner.loop.LoopCore`. ``device`` (None:
+    the CPU) is where the block trains: the models are built on the CPU, as the serial loop builds them,
+    and moved there, with the optimizer state, the batches, the evaluation chunks and the runs' noise.
     """
     first = configs[0]
     for c in configs:
@@ -225,20 +232,23 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
                     first.batch_size, first.eval_every, dict(first.schedule)):
             raise ValueError("a vmap block must share problem, optimizer, steps, batch size, eval and schedule")
     check_problem(problem, configs)
+    dev = parse_device(device)
+    on_cpu = dev.type == "cpu"
+    problem.set_device(dev)
     k = len(configs)
     seeds = list(dict.fromkeys(c.seed for c in configs))  # distinct seeds, first-seen order
     run_seed = torch.tensor([seeds.index(c.seed) for c in configs])
     models = []
     for seed in seeds:  # what the serial loop does before building each run's model
         torch.manual_seed(seed)
-        models.append(problem.make_model(seed))
+        models.append(problem.make_model(seed) if on_cpu else problem.make_model(seed).to(dev))
     template = models[0]
     if not list(template.parameters()):
         raise NotVectorizable("the model has no parameters")
     stack = stack_models([models[int(i)] for i in run_seed], wide=wide and _standard_supervised(problem)
                          and not problem.stochastic_forward)
     stack.template.train()
-    eval_model = problem.make_model(first.seed)
+    eval_model = problem.make_model(first.seed) if on_cpu else problem.make_model(first.seed).to(dev)
     p0 = next(template.parameters())
     from adamlab.optim.registry import optimizer_kwargs
 
@@ -252,21 +262,25 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
     for leaf, axis in stack.leaves():
         optimizer.add_param(leaf, axis)
     reg_needed = _standard_supervised(problem) and problem.regularization(template) is not None
-    evaluator = _Evaluator(problem, stack, eval_model)
-    block_noise = _BlockNoise(configs) if problem.stochastic_forward else None
+    evaluator = _Evaluator(problem, stack, eval_model, dev)
+    block_noise = _BlockNoise(configs, dev) if problem.stochastic_forward else None
     streams = [problem.train_batches(seed, first.batch_size) for seed in seeds]  # each seed's own order
     shared = len(seeds) == 1
     if not shared:  # streams that yield the same batch object for every seed (a full batch) are shared
         probe = [problem.train_batches(seed, first.batch_size) for seed in seeds[:2]]
         shared = same_batch(next(probe[0]), next(probe[1]))
-    execution = {"backend": "vmap", "block_size": k}
+    execution = {"backend": "vmap", "block_size": k, **execution_record(dev)}
 
     def next_batch() -> Any:
         """The step's batch: shared when all runs have one seed, else stacked per run ``[K, ...]``."""
         drawn = [next(stream) for stream in streams]
         if len(drawn) == 1 or all(same_batch(d, drawn[0]) for d in drawn):  # a full batch, the same for every seed
-            return drawn[0]
-        return tuple(torch.stack(parts).index_select(0, run_seed) for parts in zip(*drawn, strict=True))
+            batch = drawn[0]
+            return batch if on_cpu else tuple(part.to(dev, non_blocking=True) for part in batch)
+        if on_cpu:
+            return tuple(torch.stack(parts).index_select(0, run_seed) for parts in zip(*drawn, strict=True))
+        return tuple(torch.stack([p.to(dev, non_blocking=True) for p in parts]).index_select(0, run_seed.to(dev))
+                     for parts in zip(*drawn, strict=True))
 
     core = LoopCore(configs, train_set_size(problem), sink=sink, chunk=chunk)
     core.begin()
