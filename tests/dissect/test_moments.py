@@ -175,8 +175,6 @@ def test_dropout_in_training_mode_each_example_its_own_mask():
         g = torch.stack([p[i] for p in per]).numpy()
         _close(fast.mean[name], g.mean(0))
         _close(fast.variance[name], g.var(0, ddof=1))
-    masked = (fast.variance["3.weight"] == 0).double().mean()
-    assert 0.2 < float(masked) < 0.8 or True  # columns dropped for every example have zero variance
 
 
 def test_batchnorm_in_training_mode_is_refused():
