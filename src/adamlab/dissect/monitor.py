@@ -55,7 +55,7 @@ import torch
 from torch import Tensor, nn
 
 from adamlab.dissect.decompose import decompose
-from adamlab.dissect.moments import MomentRecorder
+from adamlab.dissect.moments import MomentRecorder, Moments
 from adamlab.dissect.stats import GradientStats, stats_from_moments
 from adamlab.util.files import atomic_open
 
@@ -65,76 +65,110 @@ QUANTITIES = ("eta2_median", "rho_gaussian_mean", "gamma_grad_ideal_median", "ga
 OVERALL = "all"
 
 
+SAMPLE = 4096  # coordinates per layer behind the medians and the rank correlation
+
+
 def _median(x: Tensor) -> float:
     return float(x.median()) if x.numel() else float("nan")
 
 
-def _pearson(a: Tensor, b: Tensor) -> float:
-    if a.numel() < 2:
+def _pearson_from(sums: Tensor) -> float:
+    """Pearson correlation from ``[n, sum a, sum b, sum a^2, sum b^2, sum ab]`` (float64)."""
+    n, sa, sb, saa, sbb, sab = (float(v) for v in sums)
+    if n < 2:
         return float("nan")
-    a, b = a - a.mean(), b - b.mean()
-    den = float(a.norm() * b.norm())
-    return float((a * b).sum()) / den if den > 0 else float("nan")
+    cov, va, vb = sab - sa * sb / n, saa - sa * sa / n, sbb - sb * sb / n
+    return cov / math.sqrt(va * vb) if va > 0 and vb > 0 else float("nan")
+
+
+def _pearson(a: Tensor, b: Tensor) -> float:
+    return _pearson_from(torch.stack([torch.tensor(float(a.numel()), dtype=torch.float64), a.sum(), b.sum(),
+                                      a.square().sum(), b.square().sum(), (a * b).sum()]))
 
 
 def _ranks(x: Tensor) -> Tensor:
     """Average ranks (ties share their mean rank), float64."""
     sorted_x, order = torch.sort(x)
-    ranks = torch.empty_like(x, dtype=torch.float64)
-    ranks[order] = torch.arange(x.numel(), dtype=torch.float64)
     _, inverse, counts = torch.unique_consecutive(sorted_x, return_inverse=True, return_counts=True)
-    sums = torch.zeros(counts.numel(), dtype=torch.float64).index_add_(0, inverse, torch.arange(
-        x.numel(), dtype=torch.float64))
+    sums = torch.zeros(counts.numel(), dtype=torch.float64).index_add_(
+        0, inverse, torch.arange(x.numel(), dtype=torch.float64))
+    ranks = torch.empty(x.numel(), dtype=torch.float64)
     ranks[order] = (sums / counts)[inverse]
     return ranks
 
 
+_PICKS: dict[int, Tensor] = {}
+
+
+def sample_order(numel: int) -> Tensor:
+    """A fixed random permutation of ``numel`` coordinates (seeded by ``numel``: the same network samples
+    the same coordinates in every run). Every prefix of it is a uniform random sample."""
+    if numel not in _PICKS:
+        _PICKS[numel] = torch.randperm(numel, generator=torch.Generator().manual_seed(numel))
+    return _PICKS[numel]
+
+
 def summarise(stats: GradientStats, groups: dict[str, list[str]], *, measured: dict[str, Tensor] | None = None,
-              kinds: dict[str, str] | None = None, updates: dict[str, Tensor] | None = None) -> dict[str, float]:
+              kinds: dict[str, str] | None = None, exact: dict[str, Tensor] | None = None,
+              take: dict[str, int] | None = None) -> dict[str, float]:
     """The monitor's scalars (see the module docstring) for each group of parameters and overall.
+
+    ``stats`` holds, per parameter, flat values at sampled coordinates (or at all of them); medians,
+    means and correlations are taken over those. ``exact`` holds, per parameter, sums over all its
+    coordinates, ``[numel, zero-gradient count, |g|^2, |step|^2]`` (the last NaN when unknown), behind
+    ``frac_zero_grad``, ``grad_norm`` and ``step_norm``.
 
     Parameters
     ----------
     stats:
-        The step's statistics.
+        The step's statistics (flat per parameter).
     groups:
-        ``{layer: [parameter names]}``; the overall values use every parameter of ``stats``.
+        ``{layer: [parameter names]}`` (``{}``: overall values only).
     measured, kinds:
-        The optimizer's per-coordinate :math:`\\gamma` and the kind (``"sign"`` / ``"grad"``) of its
-        direction, per parameter name (absent: no ``gamma_*`` measured metrics).
-    updates:
-        :math:`\\theta_t - \\theta_{t-1}` per parameter name (absent: no ``step_norm``).
+        The optimizer's :math:`\\gamma` at the same coordinates and the kind (``"sign"`` / ``"grad"``) of
+        its direction, per parameter (absent: no measured-:math:`\\gamma` metrics).
+    exact:
+        The exact sums above (absent: those three metrics are left out).
+    take:
+        How many of each parameter's leading values enter the overall values (default: all), so that
+        parameters enter in proportion to their sizes.
     """
-    measured, kinds, updates = measured or {}, kinds or {}, updates or {}
-    out: dict[str, float] = {}
-    for layer, names in [(OVERALL, list(stats.names)), *groups.items()]:
-        names = [n for n in names if n in stats.mean]
-        if not names:
-            continue
+    measured, kinds, exact, take = measured or {}, kinds or {}, exact or {}, take or {}
+    names_all = [n for n in stats.names if n in stats.mean]
+    has_gamma = bool(names_all) and all(n in measured for n in names_all)
 
-        def cat(values: dict[str, Tensor], names: Sequence[str] = names) -> Tensor:
-            parts = [values[n].reshape(-1).double() for n in names if n in values]
-            return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+    def values_of(names: Sequence[str], cut: dict[str, int] | None) -> dict[str, float]:
+        def cat(values: dict[str, Tensor]) -> Tensor:
+            return torch.cat([values[n].reshape(-1)[:cut[n] if cut else None].double() for n in names])
 
         eta2, rho = cat(stats.eta2), cat(stats.rho_gaussian)
-        dead = (cat(stats.mean) == 0) & (cat(stats.variance) == 0)
-        suffix = "" if layer == OVERALL else f"/{layer}"
-        values = {"eta2_median": _median(eta2), "rho_gaussian_mean": float(rho.mean()),
-                  "gamma_grad_ideal_median": _median(cat(stats.gamma_grad)),
-                  "gamma_sign_ideal_median": _median(cat(stats.gamma_sign_gaussian)),
-                  "frac_zero_grad": float(dead.double().mean()), "grad_norm": float(cat(stats.mean).norm())}
-        if all(n in measured for n in names):
+        out = {"eta2_median": _median(eta2), "rho_gaussian_mean": float(rho.mean()),
+               "gamma_grad_ideal_median": _median(cat(stats.gamma_grad)),
+               "gamma_sign_ideal_median": _median(cat(stats.gamma_sign_gaussian))}
+        if all(n in exact for n in names):
+            e = torch.stack([exact[n] for n in names]).sum(0)
+            out.update({"frac_zero_grad": float(e[1] / e[0]), "grad_norm": float(e[2].sqrt())})
+            if math.isfinite(float(e[3])):
+                out["step_norm"] = float(e[3].sqrt())
+        if has_gamma:
             m = cat(measured)
             ideal = torch.cat([(stats.gamma_sign_gaussian if kinds.get(n) == "sign" else stats.gamma_grad)[n]
-                               .reshape(-1).double() for n in names])
+                               .reshape(-1)[:cut[n] if cut else None].double() for n in names])
+            dead = (cat(stats.mean) == 0) & (cat(stats.variance) == 0)
             live = ~dead & torch.isfinite(m) & torch.isfinite(ideal)
-            values.update({"gamma_measured_median": _median(m), "gamma_abs_error_median": _median((m - ideal).abs()),
-                           "gamma_corr": _pearson(m[live], ideal[live]),
-                           "gamma_rank_corr": _pearson(_ranks(m[live]), _ranks(ideal[live]))})
-        if all(n in updates for n in names):
-            values["step_norm"] = float(cat(updates).norm())
-        out.update({f"{k}{suffix}": v for k, v in values.items()})
-    return out
+            out.update({"gamma_measured_median": _median(m), "gamma_abs_error_median": _median((m - ideal).abs()),
+                        "gamma_corr": _pearson(m[live], ideal[live]),
+                        "gamma_rank_corr": _pearson(_ranks(m[live]), _ranks(ideal[live]))})
+        return out
+
+    if not names_all:
+        return {}
+    result = values_of(names_all, {n: take.get(n, stats.mean[n].numel()) for n in names_all})
+    for layer, names in groups.items():
+        names = [n for n in names if n in stats.mean]
+        if names:
+            result.update({f"{k}/{layer}": v for k, v in values_of(names, None).items()})
+    return result
 
 
 class Monitor:
@@ -158,6 +192,11 @@ class Monitor:
         Called with ``(step, metrics)`` at each record (e.g. a logger).
     dtype:
         Accumulation dtype of the moments (default: the parameters').
+    sample:
+        Coordinates per layer behind the medians, means and correlations (a fixed random sample,
+        default 4096, overall: the layers' samples in proportion to their sizes), so a record costs
+        O(parameters) in a few cheap passes; None: every coordinate (exact). The zero-gradient
+        fraction and the norms always use every coordinate.
 
     Raises
     ------
@@ -169,11 +208,14 @@ class Monitor:
                  reduction: str = "mean", per_layer: bool = True, csv: str | os.PathLike[str] | None = None,
                  tensorboard: str | os.PathLike[str] | None = None,
                  callback: Callable[[int, dict[str, float]], None] | None = None,
-                 dtype: torch.dtype | None = None) -> None:
+                 dtype: torch.dtype | None = None, sample: int | None = SAMPLE) -> None:
         if int(every) < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.model, self.optimizer, self.every = model, optimizer, int(every)
         self.recorder = MomentRecorder(model, reduction=reduction, dtype=dtype).attach()
+        if sample is not None and int(sample) < 1:
+            raise ValueError(f"sample must be >= 1 or None (every coordinate), got {sample}")
+        self.sample = None if sample is None else int(sample)
         self.per_layer = per_layer
         self.csv = csv
         self.callback = callback
@@ -218,26 +260,40 @@ class Monitor:
     def record(self) -> dict[str, float]:
         """Compute and store the statistics of the moments accumulated since the last step (called by the
         optimizer's post-step hook on sampled steps); returns ``{}`` when nothing was accumulated."""
-        moments = self.recorder.moments()
-        moments = {k: v for k, v in moments.items() if v.n >= 2}
+        moments = {k: v for k, v in self.recorder.moments().items() if v.n >= 2}
         if not moments:
             return {}
         n = min(m.n for m in moments.values())
-        stats = stats_from_moments({k: m.mean() for k, m in moments.items()},
-                                   {k: m.variance() for k, m in moments.items()}, n, n,
-                                   fell_back=self.recorder.fell_back)
-        measured, kinds = self._measured()
-        updates = {}
+        layers: dict[str, list[str]] = {}
+        for name in moments:
+            layers.setdefault(name.rpartition(".")[0] or name, []).append(name)
+        total = sum(m.s1.numel() for m in moments.values())
+        picks, take = {}, {}
+        for names in layers.values():
+            size = sum(moments[k].s1.numel() for k in names)
+            for k in names:
+                numel = moments[k].s1.numel()
+                if self.sample is None:
+                    picks[k], take[k] = None, numel
+                else:
+                    keep = min(numel, max(1, round(self.sample * numel / size)))
+                    picks[k] = sample_order(numel)[:keep]
+                    take[k] = min(keep, max(1, round(self.sample * numel / total)))
         params = dict(self.model.named_parameters())
-        for name, before in self._before.items():
-            if name in params:
-                updates[name] = (params[name].detach() - before).double()
+        means, variances, exact = {}, {}, {}
+        for k, m in moments.items():
+            s1, s2 = m.s1.reshape(-1), m.s2.reshape(-1)
+            sub = Moments(s1 if picks[k] is None else s1[picks[k]], s2 if picks[k] is None else s2[picks[k]], m.n)
+            means[k], variances[k] = sub.mean(), sub.variance()
+            before = self._before.get(k)
+            step = float("nan") if before is None else float(torch.linalg.vector_norm(params[k].detach() - before))
+            exact[k] = torch.tensor([float(s1.numel()), float((s2 == 0).sum()),
+                                     (float(torch.linalg.vector_norm(s1)) / m.n) ** 2, step ** 2], dtype=torch.float64)
         self._before = {}
-        groups: dict[str, list[str]] = {}
-        if self.per_layer:
-            for name in stats.names:
-                groups.setdefault(name.rpartition(".")[0] or name, []).append(name)
-        metrics = summarise(stats, groups, measured=measured, kinds=kinds, updates=updates)
+        stats = stats_from_moments(means, variances, n, n, fell_back=self.recorder.fell_back)
+        measured, kinds = self._measured(picks)
+        metrics = summarise(stats, layers if self.per_layer else {}, measured=measured, kinds=kinds, exact=exact,
+                            take=take)
         self.history.append({"step": float(self.step), **metrics})
         if self.csv is not None:
             self.write_csv(self.csv)
@@ -250,9 +306,13 @@ class Monitor:
             self.callback(self.step, metrics)
         return metrics
 
-    def _measured(self) -> tuple[dict[str, Tensor], dict[str, str]]:
+    def _measured(self, picks: dict[str, Tensor | None]) -> tuple[dict[str, Tensor], dict[str, str]]:
         try:
-            pieces = decompose(self.optimizer)
+            inner = getattr(self.optimizer, "optimizer", self.optimizer)
+            index = {id(p): i for i, p in enumerate(p for g in inner.param_groups for p in g["params"])}
+            coords = {index[id(p)]: picks[k] for k, p in self.model.named_parameters()
+                      if id(p) in index and picks.get(k) is not None}
+            pieces = decompose(self.optimizer, coords=coords)
         except ValueError:  # not an adamlab optimizer with a decomposition
             return {}, {}
         inner = getattr(self.optimizer, "optimizer", self.optimizer)
@@ -262,9 +322,14 @@ class Monitor:
             name = self._names.get(id(params[piece.index]))
             if name is None:
                 continue
-            gamma = piece.gamma
-            measured[name] = (gamma.detach().double() if isinstance(gamma, Tensor)
-                              else torch.full(params[piece.index].shape, float(gamma), dtype=torch.float64))
+            if name not in picks:
+                continue
+            gamma, pick = piece.gamma, picks[name]
+            if isinstance(gamma, Tensor):
+                measured[name] = gamma.detach().reshape(-1).double()
+            else:
+                size = params[piece.index].numel() if pick is None else pick.numel()
+                measured[name] = torch.full((size,), float(gamma), dtype=torch.float64)
             kinds[name] = piece.kind
         return measured, kinds
 
