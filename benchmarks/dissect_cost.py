@@ -41,6 +41,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from adamlab.dissect.hooks import GradientStatsHook
 from adamlab.dissect.moments import MomentRecorder
 from adamlab.dissect.monitor import Monitor
 from adamlab.dissect.stats import gradient_stats
@@ -186,6 +187,37 @@ def run(name: str, *, batch: int, rounds: int, warmup: int, quick: bool, with_fu
             if r >= warmup:
                 times[label].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in times.items()}, memory, missing, params
+
+
+class _Problem:
+    criterion = staticmethod(F.cross_entropy)
+    name = "synthetic"
+
+
+def hook_cost(*, hidden: int = 256, batch: int = 128, repeats: int = 10, max_examples: int | None = None,
+              seed: int = 0) -> dict[str, float]:
+    """The runner hook :class:`~adamlab.dissect.hooks.GradientStatsHook` (a separate forward and backward
+    pass with per-example gradients): median seconds per training step and per hook call, and their ratio."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+    opt = make_optimizer("adam", model.parameters(), lr=1e-3)
+    x, y = torch.randn(batch, 784), torch.randint(0, 10, (batch,))
+    hook = GradientStatsHook(every=1, max_examples=max_examples)
+    step_times, hook_times = [], []
+    for i in range(repeats + 2):  # two warm-up rounds
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        t1 = time.perf_counter()
+        hook(i + 1, model, opt, _Problem(), (x, y))
+        t2 = time.perf_counter()
+        if i >= 2:
+            step_times.append(t1 - t0)
+            hook_times.append(t2 - t1)
+    step, call = statistics.median(step_times), statistics.median(hook_times)
+    return {"step_s": step, "hook_s": call, "ratio": call / step,
+            "parameters": float(sum(p.numel() for p in model.parameters())), "batch": float(batch)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,21 +69,22 @@ SAMPLE = 4096  # coordinates per layer behind the medians and the rank correlati
 
 
 def _median(x: Tensor) -> float:
-    return float(x.median()) if x.numel() else float("nan")
-
-
-def _pearson_from(sums: Tensor) -> float:
-    """Pearson correlation from ``[n, sum a, sum b, sum a^2, sum b^2, sum ab]`` (float64)."""
-    n, sa, sb, saa, sbb, sab = (float(v) for v in sums)
-    if n < 2:
+    """The median (the mean of the two middle values for an even count, as NumPy's; NaN for none)."""
+    k = x.numel()
+    if k == 0:
         return float("nan")
-    cov, va, vb = sab - sa * sb / n, saa - sa * sa / n, sbb - sb * sb / n
-    return cov / math.sqrt(va * vb) if va > 0 and vb > 0 else float("nan")
+    if k % 2:
+        return float(x.kthvalue(k // 2 + 1).values)
+    return 0.5 * (float(x.kthvalue(k // 2).values) + float(x.kthvalue(k // 2 + 1).values))
 
 
 def _pearson(a: Tensor, b: Tensor) -> float:
-    return _pearson_from(torch.stack([torch.tensor(float(a.numel()), dtype=torch.float64), a.sum(), b.sum(),
-                                      a.square().sum(), b.square().sum(), (a * b).sum()]))
+    """Pearson correlation (centred first, float64; NaN for fewer than 2 values or a constant one)."""
+    if a.numel() < 2:
+        return float("nan")
+    a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
+    den = float(a.norm() * b.norm())
+    return float((a * b).sum()) / den if den > 0 else float("nan")
 
 
 def _ranks(x: Tensor) -> Tensor:
