@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 import adamlab.problems as problems
 from adamlab.dissect.monitor import Monitor
 from adamlab.optim.registry import make_optimizer
