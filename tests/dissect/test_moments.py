@@ -245,3 +245,15 @@ def test_memory_is_order_parameters_not_batch_times_parameters(kind, monkeypatch
     activations = max(x.numel() * 9, out.numel())
     assert probe.max <= max(params, activations, 4096 + params)
     assert probe.max * 8 < n * params
+
+
+def test_float64_accumulation_of_a_float32_model():
+    model, x, y = _model("embedding")
+    model = model.float()
+    ref = _loop(model.double(), x, y)
+    model = model.float()
+    with MomentRecorder(model, dtype=torch.float64) as rec:
+        F.cross_entropy(model(x), y).backward()
+    m = rec.moments()
+    assert m["emb.weight"].s1.dtype == torch.float64
+    np.testing.assert_allclose(m["emb.weight"].mean().numpy(), ref["emb.weight"].mean(0), rtol=1e-5, atol=1e-6)

@@ -229,7 +229,7 @@ class MomentRecorder:
                 return
             calls = self._calls.get(mname, 0) + 1
             self._calls[mname] = calls
-            if calls > 1 and not getattr(self, "_allow_repeat", False):
+            if calls > 1:
                 self.skipped[mname] = "called more than once in a forward pass (contributions add per example)"
                 return
             if not output.requires_grad:
@@ -266,7 +266,8 @@ class MomentRecorder:
         if self.reduction == "mean":
             d = d * n
         if self.dtype is not None:
-            a, d = a.to(self.dtype), d.to(self.dtype)
+            d = d.to(self.dtype)
+            a = a.to(self.dtype) if a.is_floating_point() else a  # Embedding's indices stay integers
         if mname in self.fell_back:  # torch.func cannot run inside the backward pass: after it
             self._pending.append((mname, module, a, d))
             return
