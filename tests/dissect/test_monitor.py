@@ -182,6 +182,7 @@ def test_adapters_say_what_is_missing():
                 factory()
 
 
+@pytest.mark.filterwarnings("ignore:Full backward hook")
 def test_cost_benchmark_smoke():
     from benchmarks.dissect_cost import run
 

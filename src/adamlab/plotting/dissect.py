@@ -85,7 +85,7 @@ def layer_dashboard(curves: Mapping[str, Curve], *, title: str = "", prefix: str
             ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes, fontsize=8)
         ax.set_title(label, fontsize=8)
         ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(which="both", labelsize=7)
         ax.grid(True, alpha=0.3)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
