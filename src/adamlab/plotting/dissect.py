@@ -65,7 +65,7 @@ def layer_dashboard(curves: Mapping[str, Curve], *, title: str = "", prefix: str
     colors["all"] = "black"
     fig, axes = plt.subplots(2, 3, figsize=(12.0, 6.5), layout="constrained")
     for ax, (quantity, label, log) in zip(axes.flat, PANELS, strict=True):
-        drawn = False
+        drawn, positive = False, False
         for layer in [*layers, "all"]:
             curve = by.get(quantity, {}).get(layer)
             if curve is None or not len(curve[0]):
@@ -74,12 +74,13 @@ def layer_dashboard(curves: Mapping[str, Curve], *, title: str = "", prefix: str
             width = 2.0 if layer == "all" else 1.0
             ax.plot(steps, values, color=colors[layer], lw=width, label=layer)
             drawn = True
+            positive = positive or bool(np.any(values > 0))
             if quantity == "gamma_measured_median":
                 ref = by.get(ideal, {}).get(layer)
                 if ref is not None:
                     ax.plot(np.asarray(ref[0], dtype=float), np.asarray(ref[1], dtype=float), color=colors[layer],
                             lw=width, ls="--")
-        if log and drawn:
+        if log and positive:
             ax.set_yscale("log")
         if not drawn:
             ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes, fontsize=8)

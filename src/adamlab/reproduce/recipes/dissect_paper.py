@@ -66,8 +66,10 @@ def dissection_figures(execution: Any, summary: dict[str, Any], out_dir: Path) -
             d = variants[v].get("dissection", {}).get(metric, {})
             return float(d.get("mean")) if d.get("mean") is not None else float("nan")
 
-        axes[0].bar(x, [value(v, "dx_eta2_median") for v in order], color="0.5")
-        axes[0].set_yscale("log")
+        eta2 = [value(v, "dx_eta2_median") for v in order]
+        axes[0].bar(x, eta2, color="0.5")
+        if any(e > 0 for e in eta2):
+            axes[0].set_yscale("log")
         axes[0].set_title("eta^2 (median over coordinates)", fontsize=8)
         axes[1].bar(x, [value(v, "dx_rho_gaussian_mean") for v in order], color="0.5")
         axes[1].axhline(0.5, color="k", lw=0.8, ls="--")
