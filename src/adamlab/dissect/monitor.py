@@ -15,7 +15,7 @@ uses, at the parameters before the step) and the optimizer's state right after t
 (``/<module name>``) and overall (no suffix) it records
 
 =============================  =================================================================================
-name                           quantity (medians over coordinates unless said)
+name                           quantity (medians and means over live coordinates, see below)
 =============================  =================================================================================
 ``eta2_median``                :math:`\eta^2 = \sigma^2/\bar g^2`, :math:`\sigma^2` the variance of the mini-batch gradient
 ``rho_gaussian_mean``          mean sign agreement :math:`\rho` under the Gaussian model
@@ -32,9 +32,10 @@ name                           quantity (medians over coordinates unless said)
 Live coordinates. On ReLU networks many coordinates have exactly-zero per-example gradients (dead units,
 unused embedding rows): there :math:`\bar g = \sigma = 0`, so :math:`\eta^2 = 0` and the ideal
 :math:`\gamma = 1` by convention, while Adam's measured :math:`\gamma` is whatever its state holds. A
-Pearson correlation over all coordinates is then dominated by that cluster, so the correlations are
-taken over the live coordinates only and ``frac_zero_grad`` says how many were left out; the rank
-correlation is also insensitive to the heavy tails of :math:`\gamma`.
+Pearson correlation over all coordinates is then dominated by that cluster (and the medians move to
+0 or 1 once more than half the coordinates are dead), so every median, mean and correlation is taken
+over the live coordinates (not every per-example gradient exactly 0), and ``frac_zero_grad`` says how
+many were left out; the rank correlation is also insensitive to the heavy tails of :math:`\gamma`.
 
 Output. :attr:`Monitor.history` holds one ``{"step": t, name: value, ...}`` per sampled step;
 ``csv=path`` rewrites that file atomically at every record (long format: step, layer, quantity,
@@ -142,10 +143,11 @@ def summarise(stats: GradientStats, groups: dict[str, list[str]], *, measured: d
         def cat(values: dict[str, Tensor]) -> Tensor:
             return torch.cat([values[n].reshape(-1)[:cut[n] if cut else None].double() for n in names])
 
-        eta2, rho = cat(stats.eta2), cat(stats.rho_gaussian)
-        out = {"eta2_median": _median(eta2), "rho_gaussian_mean": float(rho.mean()),
-               "gamma_grad_ideal_median": _median(cat(stats.gamma_grad)),
-               "gamma_sign_ideal_median": _median(cat(stats.gamma_sign_gaussian))}
+        alive = (cat(stats.mean) != 0) | (cat(stats.variance) != 0)
+        eta2, rho = cat(stats.eta2)[alive], cat(stats.rho_gaussian)[alive]
+        out = {"eta2_median": _median(eta2), "rho_gaussian_mean": float(rho.mean()) if rho.numel() else math.nan,
+               "gamma_grad_ideal_median": _median(cat(stats.gamma_grad)[alive]),
+               "gamma_sign_ideal_median": _median(cat(stats.gamma_sign_gaussian)[alive])}
         if all(n in exact for n in names):
             e = torch.stack([exact[n] for n in names]).sum(0)
             out.update({"frac_zero_grad": float(e[1] / e[0]), "grad_norm": float(e[2].sqrt())})
@@ -155,9 +157,9 @@ def summarise(stats: GradientStats, groups: dict[str, list[str]], *, measured: d
             m = cat(measured)
             ideal = torch.cat([(stats.gamma_sign_gaussian if kinds.get(n) == "sign" else stats.gamma_grad)[n]
                                .reshape(-1)[:cut[n] if cut else None].double() for n in names])
-            dead = (cat(stats.mean) == 0) & (cat(stats.variance) == 0)
-            live = ~dead & torch.isfinite(m) & torch.isfinite(ideal)
-            out.update({"gamma_measured_median": _median(m), "gamma_abs_error_median": _median((m - ideal).abs()),
+            live = alive & torch.isfinite(m) & torch.isfinite(ideal)
+            out.update({"gamma_measured_median": _median(m[live]),
+                        "gamma_abs_error_median": _median((m - ideal)[live].abs()),
                         "gamma_corr": _pearson(m[live], ideal[live]),
                         "gamma_rank_corr": _pearson(_ranks(m[live]), _ranks(ideal[live]))})
         return out
