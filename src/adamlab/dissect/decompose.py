@@ -124,7 +124,8 @@ def _inner(optimizer: Optimizer) -> Optimizer:
     return inner if isinstance(inner, Optimizer) else optimizer
 
 
-def decompose(optimizer: Optimizer, previous: Mapping[int, Tensor] | None = None) -> list[StepPieces]:
+def decompose(optimizer: Optimizer, previous: Mapping[int, Tensor] | None = None, *,
+              coords: Mapping[int, Tensor] | None = None) -> list[StepPieces]:
     """Take the last step of ``optimizer`` apart, per parameter that took it.
 
     Parameters
@@ -137,6 +138,13 @@ def decompose(optimizer: Optimizer, previous: Mapping[int, Tensor] | None = None
         each record carries the applied ``update``; it is required where a piece needs
         :math:`\\theta_{t-1}` (coupled weight decay with a raw-gradient direction, AdamW's decay,
         ND-Adam's weight vectors).
+    coords:
+        Optional ``{index: flat coordinate indices}``: take those parameters apart at these coordinates only
+        (the pieces are then 1-d, one value per index). The rule runs on the gathered gradient and state,
+        which costs O(len(indices)) instead of O(parameter size); where a state tensor is not of the
+        parameter's shape (ND-Adam's per-vector second moment), the rule runs on the whole parameter and
+        the pieces are gathered afterwards. The gathering is exact for rules that act coordinate by
+        coordinate (the Adam family's); ``magnitude`` stays the scalar it is.
 
     Returns
     -------
@@ -165,11 +173,24 @@ def decompose(optimizer: Optimizer, previous: Mapping[int, Tensor] | None = None
                 prev = None if previous is None else previous.get(index)
                 step = int(state["step"])
                 states = [None if name is None else state[name] for name in opt.state_slots(group)]
-                pieces = pieces_of(prev, p.grad, *states, **opt.rule_kwargs(group, step))
+                pick = None if coords is None else coords.get(index)
+                grad, param = p.grad, prev
+                late = pick is not None and not all(
+                    s is None or (isinstance(s, Tensor) and s.shape == p.shape) for s in states)
+                if pick is not None and not late:
+                    grad = grad.reshape(-1)[pick]
+                    param = None if prev is None else prev.reshape(-1)[pick]
+                    states = [s if s is None else s.reshape(-1)[pick] for s in states]
+                pieces = pieces_of(param, grad, *states, **opt.rule_kwargs(group, step))
+                if late:
+                    pieces = {k: v.reshape(-1)[pick] if isinstance(v, Tensor) and v.shape == p.shape else v
+                              for k, v in pieces.items()}
                 # Pieces may alias optimizer state (e.g. SGD's momentum buffer), which the next step
                 # changes in place: keep a snapshot.
                 pieces = {k: v.detach().clone() if isinstance(v, Tensor) else v for k, v in pieces.items()}
                 update = None if prev is None else p.detach() - prev
+                if update is not None and pick is not None:
+                    update = update.reshape(-1)[pick]
                 out.append(StepPieces(index=index, group=g_index, update=update, step=step, **pieces))
     return out
 

@@ -29,7 +29,7 @@ variance includes the dropout noise, as in training; put the model in eval mode 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -91,11 +91,16 @@ class GradientStats:
     n_examples: int
     batch_size: int
     names: list[str] = field(default_factory=list)
+    fell_back: dict[str, str] = field(default_factory=dict)
 
     def flat(self, stat: str) -> Tensor:
-        """One statistic for all coordinates, concatenated in parameter order (float64)."""
+        """One statistic for all coordinates, concatenated in parameter order (float64).
+
+        ``rho_empirical`` and ``gamma_sign`` cover only the parameters they were computed for
+        (all of them in :func:`gradient_stats`, the ones asked in ``backward_stats``)."""
         values: dict[str, Tensor] = getattr(self, stat)
-        return torch.cat([values[n].reshape(-1) for n in self.names]) if self.names else torch.zeros(0)
+        parts = [values[n].reshape(-1) for n in self.names if n in values]
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
 
     def summary(self) -> dict[str, float]:
         """Scalars: median/mean eta^2, mean sign agreement, median ideal gammas, low-SNR fraction."""
@@ -107,8 +112,8 @@ class GradientStats:
             "eta2_mean": float(finite.mean()) if finite.numel() else float("nan"),
             "frac_eta2_gt_1": float((eta2 > 1).double().mean()) if eta2.numel() else float("nan"),
             "sign_agreement_mean": float(rho.mean()) if rho.numel() else float("nan"),
-            "sign_agreement_gaussian_mean": float(self.flat("rho_gaussian").mean()) if rho.numel() else float("nan"),
-            "gamma_grad_ideal_median": float(self.flat("gamma_grad").median()) if rho.numel() else float("nan"),
+            "sign_agreement_gaussian_mean": float(self.flat("rho_gaussian").mean()) if eta2.numel() else float("nan"),
+            "gamma_grad_ideal_median": float(self.flat("gamma_grad").median()) if eta2.numel() else float("nan"),
             "gamma_sign_ideal_median": float(self.flat("gamma_sign").median()) if rho.numel() else float("nan"),
         }
 
@@ -140,20 +145,24 @@ def _sign_agreement(g: Tensor, sign: Tensor, weights: Tensor | None, chunk: int 
 
 
 def per_example_grads(
-    model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor
+    model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor, *, names: Sequence[str] | None = None
 ) -> dict[str, Tensor]:
     """``{name: tensor of shape (n, *param.shape)}``: the gradient of ``loss_fn`` on each example alone.
+
+    ``names`` restricts it to those parameters (the others are held fixed).
 
     ``loss_fn(outputs, targets)`` is called on a batch of one (``inputs[k:k+1]``), so a mean-reduced
     criterion such as ``nn.functional.cross_entropy`` gives that example's loss. Only parameters with
     ``requires_grad`` are differentiated; buffers are passed unchanged.
     """
-    params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
+    wanted = set(names) if names is not None else None
+    params = {k: v.detach() for k, v in model.named_parameters()
+              if v.requires_grad and (wanted is None or k in wanted)}
     if not params:
         raise ValueError("model: has no trainable parameters (nothing to take gradients of)")
     _check_batchnorm(model)
     buffers = {k: v.detach() for k, v in model.named_buffers()}
-    frozen = {k: v.detach() for k, v in model.named_parameters() if not v.requires_grad}
+    frozen = {k: v.detach() for k, v in model.named_parameters() if k not in params}
 
     def one(p: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
         out = functional_call(model, ({**p, **frozen}, buffers), (x.unsqueeze(0),))
@@ -212,29 +221,62 @@ def gradient_stats(
         raise ValueError(f"resamples must be >= 1, got {resamples}")
     grads = per_example_grads(model, loss_fn, inputs, targets)
     names = list(grads)
-    if generator is None:
-        generator = torch.Generator().manual_seed(0)
     device = next(iter(grads.values())).device
-    counts = None
-    if b > 1:  # drawn on the CPU (the generator's device), so results do not depend on the device
-        idx = torch.randint(0, n, (resamples, b), generator=generator)
-        counts = (torch.zeros(resamples, n, dtype=torch.float64).scatter_add_(
-            1, idx, torch.ones(resamples, b, dtype=torch.float64)) / b).to(device)
-    fields: dict[str, dict[str, Tensor]] = {k: {} for k in (
-        "mean", "variance", "sigma2", "eta2", "rho_empirical", "rho_gaussian", "gamma_grad", "gamma_sign",
-        "gamma_sign_gaussian")}
+    counts = resample_weights(n, b, resamples, generator, device)
+    means, variances, rho = {}, {}, {}
     for name in names:
         g = grads[name].detach().to(torch.float64).reshape(n, -1)
-        mean = g.mean(0)
-        var = g.var(0, unbiased=True)
-        sigma2 = var / b
-        eta2 = torch.where(sigma2 == 0, torch.zeros_like(sigma2), sigma2 / mean.square())
-        rho_emp = _sign_agreement(g, mean.sign(), counts)
-        rho_gauss = gaussian_sign_agreement(mean, sigma2.sqrt())
         shape = grads[name].shape[1:]
-        for key, value in (("mean", mean), ("variance", var), ("sigma2", sigma2), ("eta2", eta2),
-                           ("rho_empirical", rho_emp), ("rho_gaussian", rho_gauss),
-                           ("gamma_grad", ideal_gamma_grad(eta2)), ("gamma_sign", ideal_gamma_sign(rho_emp)),
+        means[name], variances[name] = g.mean(0).reshape(shape), g.var(0, unbiased=True).reshape(shape)
+        rho[name] = _sign_agreement(g, means[name].reshape(-1).sign(), counts).reshape(shape)
+    return stats_from_moments(means, variances, n, b, rho_empirical=rho)
+
+
+def resample_weights(n: int, b: int, resamples: int, generator: torch.Generator | None,
+                     device: torch.device | str = "cpu") -> Tensor | None:
+    """Weights (resamples, n) of ``resamples`` mini-batch means of ``b`` examples drawn with replacement
+    (None for ``b = 1``: the sign agreement is then the exact fraction over the ``n`` examples).
+
+    Drawn on the CPU (the generator's device, default seed 0), so results do not depend on the device."""
+    if b <= 1:
+        return None
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, n, (resamples, b), generator=generator)
+    return (torch.zeros(resamples, n, dtype=torch.float64).scatter_add_(
+        1, idx, torch.ones(resamples, b, dtype=torch.float64)) / b).to(device)
+
+
+def empirical_sign_agreement(per_example: Tensor, weights: Tensor | None) -> Tensor:
+    r"""Empirical :math:`\rho`: the fraction of resampled mini-batch means (rows of ``weights``; each
+    example when None) whose sign equals that of the mean of ``per_example`` (shape (n, *param.shape))."""
+    n = per_example.shape[0]
+    g = per_example.detach().to(torch.float64).reshape(n, -1)
+    return _sign_agreement(g, g.mean(0).sign(), weights).reshape(per_example.shape[1:])
+
+
+def stats_from_moments(mean: dict[str, Tensor], variance: dict[str, Tensor], n: int, batch_size: int, *,
+                       rho_empirical: dict[str, Tensor] | None = None,
+                       fell_back: dict[str, str] | None = None) -> GradientStats:
+    r"""All statistics from the per-example mean and unbiased variance of each parameter (float64).
+
+    :math:`\sigma^2 = v/b`, :math:`\eta^2 = \sigma^2/\bar g^2` (0 where :math:`\sigma = 0`),
+    :math:`\rho^{Gauss}`, :math:`1/(1+\eta^2)`, :math:`2\rho - 1` for the empirical :math:`\rho` given
+    (for the parameters it covers) and :math:`2\rho^{Gauss} - 1`. The one place these equations live,
+    for both the ``torch.func`` path and the backward-pass moments."""
+    names = list(mean)
+    rho_empirical = dict(rho_empirical or {})
+    fields: dict[str, dict[str, Tensor]] = {k: {} for k in (
+        "mean", "variance", "sigma2", "eta2", "rho_gaussian", "gamma_grad", "gamma_sign_gaussian")}
+    for name in names:
+        m, var = mean[name].to(torch.float64), variance[name].to(torch.float64)
+        sigma2 = var / batch_size
+        eta2 = torch.where(sigma2 == 0, torch.zeros_like(sigma2), sigma2 / m.square())
+        rho_gauss = gaussian_sign_agreement(m, sigma2.sqrt())
+        for key, value in (("mean", m), ("variance", var), ("sigma2", sigma2), ("eta2", eta2),
+                           ("rho_gaussian", rho_gauss), ("gamma_grad", ideal_gamma_grad(eta2)),
                            ("gamma_sign_gaussian", ideal_gamma_sign(rho_gauss))):
-            fields[key][name] = value.reshape(shape)
-    return GradientStats(**fields, n_examples=n, batch_size=b, names=names)
+            fields[key][name] = value
+    gamma_sign = {k: ideal_gamma_sign(v) for k, v in rho_empirical.items()}
+    return GradientStats(**fields, rho_empirical=rho_empirical, gamma_sign=gamma_sign, n_examples=n,
+                         batch_size=batch_size, names=names, fell_back=dict(fell_back or {}))

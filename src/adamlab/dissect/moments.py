@@ -1,0 +1,455 @@
+r"""Per-example gradient moments in the training backward pass, by module hooks (no per-example gradients kept).
+
+For a mini-batch of :math:`n` examples and a parameter :math:`\theta`, a :class:`MomentRecorder` accumulates
+
+.. math::
+    S_1 = \sum_{k=1}^n g^{(k)}, \qquad S_2 = \sum_{k=1}^n \big(g^{(k)}\big)^2 \quad\text{(elementwise)},
+
+where :math:`g^{(k)} = \nabla_\theta \ell_k` is the gradient of example :math:`k`'s own loss. A module's
+per-example gradient is a product of what the module saw in the forward pass (its input :math:`a_k`) and the
+signal backpropagated to its output (:math:`\delta_k = \partial \ell_k / \partial y_k`), so both sums come
+from module hooks during the ordinary ``loss.backward()``:
+
+=================  ===================================================================================
+module             rule (per example :math:`k`; sums over positions :math:`t` inside an example)
+=================  ===================================================================================
+``Linear``         :math:`G_k = \sum_t \delta_{kt} a_{kt}^\top`; for 2-d inputs
+                   :math:`S_2 = (\delta^{\odot 2})^\top a^{\odot 2}` -- one extra matrix product
+``Conv1d/2d``      :math:`G_k = \delta_k\, U(a_k)^\top` with :math:`U` the unfolded input (per group)
+``Embedding``      row :math:`v` of :math:`G_k` is :math:`\sum_{t:\,i_{kt} = v} \delta_{kt}`
+``LayerNorm``      :math:`\sum_t \delta_{kt} \odot \hat x_{kt}` (weight), :math:`\sum_t \delta_{kt}` (bias)
+``BatchNorm``      eval mode only: as LayerNorm with :math:`\hat x` from the running statistics
+bias terms         :math:`\sum_t \delta_{kt}`
+=================  ===================================================================================
+
+Where no closed form of :math:`S_2` exists (inputs with positions, convolutions), per-example gradients
+are formed for at most ``chunk_elements / layer size`` examples at a time, so memory stays
+O(parameters + activations), never O(batch x parameters). Any other module with parameters falls back
+to ``torch.func`` on that module alone (``vmap`` of the vector-Jacobian product over the recorded inputs
+and output signals; single-tensor input and output); the modules that fell back are listed in
+:attr:`MomentRecorder.fell_back`, and those that could not be handled at all (BatchNorm in training mode,
+a module called twice in one forward pass, a parameter shared between modules, several inputs) in
+:attr:`MomentRecorder.skipped`, with the reason.
+
+Loss reduction. :math:`\delta` is the gradient of the loss the caller differentiates. With
+``reduction="mean"`` (:math:`L = \frac1n\sum_k \ell_k`, PyTorch's default) every backpropagated signal
+carries a factor :math:`1/n`, undone here by multiplying it by :math:`n`; with ``reduction="sum"``
+(:math:`L = \sum_k \ell_k`) nothing is rescaled. The batch dimension is dimension 0 of every input.
+
+Dropout in training mode: the hooks see the real activations of the real forward pass, so each example
+keeps its own mask, exactly as in the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+from torch.nn import functional as F
+
+from adamlab.dissect.stats import (
+    GradientStats,
+    empirical_sign_agreement,
+    per_example_grads,
+    resample_weights,
+    stats_from_moments,
+)
+
+REDUCTIONS = ("mean", "sum")
+CHUNK_ELEMENTS = 1 << 22  # at most this many numbers of per-example gradients at a time
+_BATCHNORM = nn.modules.batchnorm._BatchNorm
+BATCHNORM_TRAINING = ("BatchNorm in training mode couples the examples (no per-example gradient); "
+                      "call .eval() on it")
+
+
+@dataclass
+class Moments:
+    """Accumulated :math:`S_1 = \\sum_k g^{(k)}`, :math:`S_2 = \\sum_k (g^{(k)})^2` and the count :math:`n`."""
+
+    s1: Tensor
+    s2: Tensor
+    n: int = 0
+
+    def mean(self) -> Tensor:
+        """:math:`\\bar g = S_1/n` (float64)."""
+        return self.s1.double() / self.n
+
+    def variance(self) -> Tensor:
+        """Unbiased per-example variance :math:`(S_2 - S_1^2/n)/(n-1)`, clamped at 0 (float64)."""
+        s1 = self.s1.double()
+        return ((self.s2.double() - s1.square() / self.n) / (self.n - 1)).clamp_(min=0.0)
+
+
+def _supported(module: nn.Module) -> str | None:
+    """Why ``module`` has no closed-form rule (None: it has one)."""
+    if isinstance(module, nn.Linear):
+        return None
+    if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+        if isinstance(module.padding, str) or module.padding_mode != "zeros":
+            return "convolution with string padding or a non-zero padding mode"
+        return None
+    if isinstance(module, nn.Embedding):
+        return "Embedding with scale_grad_by_freq" if module.scale_grad_by_freq else None
+    if isinstance(module, nn.LayerNorm):
+        return None
+    if isinstance(module, _BATCHNORM):
+        return None
+    return f"no rule for {type(module).__name__}"
+
+
+def _chunks(n: int, size: int) -> Iterable[slice]:
+    step = max(1, min(n, CHUNK_ELEMENTS // max(1, size)))
+    for start in range(0, n, step):
+        yield slice(start, min(n, start + step))
+
+
+class MomentRecorder:
+    """Accumulate per-example gradient moments of ``model``'s parameters in each backward pass.
+
+    Parameters
+    ----------
+    model:
+        The network. Every module with parameters of its own gets a forward hook; ``Linear``,
+        ``Conv1d/2d``, ``Embedding``, ``LayerNorm``, ``BatchNorm`` (eval mode) use their closed forms,
+        any other falls back to ``torch.func`` on that module.
+    reduction:
+        ``"mean"`` (default) or ``"sum"``: how the differentiated loss combines the examples' losses.
+    dtype:
+        Accumulation dtype of :math:`S_1, S_2` (default: each parameter's dtype). float64 avoids the
+        cancellation in :math:`S_2 - S_1^2/n` when :math:`\\eta^2` is tiny (below about 1e-4 in float32).
+    names:
+        Only these parameter names (default: all trainable parameters).
+
+    Use ``with MomentRecorder(model) as rec: loss.backward()`` or :meth:`attach` / :meth:`detach`;
+    :attr:`enabled` switches recording off between sampled steps at almost no cost; :meth:`moments`
+    returns what was accumulated since the last :meth:`reset`.
+    """
+
+    def __init__(self, model: nn.Module, *, reduction: str = "mean", dtype: torch.dtype | None = None,
+                 names: Iterable[str] | None = None) -> None:
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        self.model = model
+        self.reduction = reduction
+        self.dtype = dtype
+        self.enabled = True
+        wanted = set(names) if names is not None else None
+        self._params: dict[str, tuple[str, nn.Module, str]] = {}  # full name -> (module name, module, local)
+        owners: dict[int, list[str]] = {}
+        for mname, module in model.named_modules(remove_duplicate=False):
+            for local, p in module.named_parameters(recurse=False):
+                full = f"{mname}.{local}" if mname else local
+                owners.setdefault(id(p), []).append(full)
+        self.skipped: dict[str, str] = {}
+        self.fell_back: dict[str, str] = {}
+        self._modules: dict[str, nn.Module] = {}
+        for mname, module in model.named_modules():
+            own = [(local, p) for local, p in module.named_parameters(recurse=False)
+                   if p.requires_grad and (wanted is None or (f"{mname}.{local}" if mname else local) in wanted)]
+            if not own:
+                continue
+            shared = [local for local, p in own if len(owners[id(p)]) > 1]
+            if shared:
+                self.skipped[mname] = f"parameter {shared[0]!r} is shared with another module"
+                continue
+            self._modules[mname] = module
+            reason = _supported(module)
+            if reason is not None:
+                self.fell_back[mname] = reason
+            for local, _ in own:
+                self._params[f"{mname}.{local}" if mname else local] = (mname, module, local)
+        self._handles: list[Any] = []
+        self._calls: dict[str, int] = {}
+        self._moments: dict[str, Moments] = {}
+        self._pending: list[tuple[str, nn.Module, Tensor, Tensor]] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def attach(self) -> MomentRecorder:
+        """Register the forward hooks (idempotent)."""
+        if not self._handles:
+            for mname, module in self._modules.items():
+                self._handles.append(module.register_forward_hook(self._forward_hook(mname)))
+        return self
+
+    def detach(self) -> None:
+        """Remove every hook."""
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def __enter__(self) -> MomentRecorder:
+        self.reset()
+        return self.attach()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.detach()
+
+    def reset(self) -> None:
+        """Forget the accumulated moments."""
+        self._moments.clear()
+        self._calls.clear()
+        self._pending.clear()
+
+    @property
+    def names(self) -> list[str]:
+        """The parameters recorded, in model order."""
+        return list(self._params)
+
+    def moments(self) -> dict[str, Moments]:
+        """``{parameter name: Moments}`` accumulated since the last :meth:`reset` (modules in
+        :attr:`skipped`, and modules called more than once per forward pass, left out)."""
+        while self._pending:
+            mname, module, a, d = self._pending.pop(0)
+            self._fallback(mname, module, a, d)
+            for local in self._locals(mname):
+                full = f"{mname}.{local}" if mname else local
+                if full in self._moments:
+                    self._moments[full].n += int(a.shape[0])
+        return {k: v for k, v in self._moments.items() if self._params[k][0] not in self.skipped}
+
+    # -- hooks -------------------------------------------------------------------------------------
+    def _forward_hook(self, mname: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+            if not self.enabled or not torch.is_grad_enabled():
+                return
+            if isinstance(module, _BATCHNORM):
+                if module.training or module.running_mean is None:
+                    self.skipped[mname] = BATCHNORM_TRAINING
+                    return
+                if self.skipped.get(mname) == BATCHNORM_TRAINING:
+                    del self.skipped[mname]
+            if mname in self.skipped:
+                return
+            if len(inputs) != 1 or not isinstance(inputs[0], Tensor) or not isinstance(output, Tensor):
+                self.skipped[mname] = "not a single tensor input and output"
+                return
+            calls = self._calls.get(mname, 0) + 1
+            self._calls[mname] = calls
+            if calls > 1:
+                self.skipped[mname] = "called more than once in a forward pass (contributions add per example)"
+                return
+            if not output.requires_grad:
+                return
+            a = inputs[0].detach()
+
+            def on_grad(d: Tensor) -> None:
+                self._calls[mname] = 0
+                self._accumulate(mname, module, a, d.detach())
+
+            output.register_hook(on_grad)
+
+        return hook
+
+    def _add(self, mname: str, local: str, per_sum: Tensor, per_sq: Tensor, n: int) -> None:
+        full = f"{mname}.{local}" if mname else local
+        if full not in self._params:
+            return
+        dtype = self.dtype or per_sum.dtype
+        m = self._moments.get(full)
+        if m is None:
+            self._moments[full] = Moments(per_sum.to(dtype).clone(), per_sq.to(dtype).clone(), n)
+        else:
+            m.s1 += per_sum.to(dtype)
+            m.s2 += per_sq.to(dtype)
+            m.n += n
+
+    def _add_per_example(self, mname: str, local: str, g: Tensor) -> None:
+        """Add per-example gradients ``g`` of shape (n, *param.shape)."""
+        self._add(mname, local, g.sum(0), g.square().sum(0), 0)
+
+    def _accumulate(self, mname: str, module: nn.Module, a: Tensor, d: Tensor) -> None:
+        n = int(a.shape[0])
+        if self.reduction == "mean":
+            d = d * n
+        if self.dtype is not None:
+            d = d.to(self.dtype)
+            a = a.to(self.dtype) if a.is_floating_point() else a  # Embedding's indices stay integers
+        if mname in self.fell_back:  # torch.func cannot run inside the backward pass: after it
+            self._pending.append((mname, module, a, d))
+            return
+        if isinstance(module, nn.Linear):
+            self._linear(mname, module, a, d)
+        elif isinstance(module, (nn.Conv1d, nn.Conv2d)):
+            self._conv(mname, module, a, d)
+        elif isinstance(module, nn.Embedding):
+            self._embedding(mname, module, a, d)
+        elif isinstance(module, nn.LayerNorm):
+            xhat = F.layer_norm(a, module.normalized_shape, None, None, module.eps)
+            self._affine(mname, xhat, d, len(module.normalized_shape))
+        else:  # BatchNorm in eval mode, checked in the forward hook
+            shape = (1, -1) + (1,) * (a.dim() - 2)
+            rm = module.running_mean.to(a.dtype).reshape(shape)
+            rv = module.running_var.to(a.dtype).reshape(shape)
+            xhat = (a - rm) / torch.sqrt(rv + module.eps)
+            self._affine(mname, xhat.movedim(1, -1), d.movedim(1, -1), 1)
+        for local in self._locals(mname):
+            full = f"{mname}.{local}" if mname else local
+            if full in self._moments:
+                self._moments[full].n += n
+
+    def _locals(self, mname: str) -> list[str]:
+        return [local for full, (m, _, local) in self._params.items() if m == mname]
+
+    def _linear(self, mname: str, module: nn.Linear, a: Tensor, d: Tensor) -> None:
+        n = a.shape[0]
+        if a.dim() == 2:
+            self._add(mname, "weight", d.t() @ a, d.square().t() @ a.square(), 0)
+            if module.bias is not None:
+                self._add(mname, "bias", d.sum(0), d.square().sum(0), 0)
+            return
+        a3, d3 = a.reshape(n, -1, a.shape[-1]), d.reshape(n, -1, d.shape[-1])
+        for c in _chunks(n, module.weight.numel()):
+            self._add_per_example(mname, "weight", torch.einsum("nto,nti->noi", d3[c], a3[c]))
+        if module.bias is not None:
+            self._add_per_example(mname, "bias", d3.sum(1))
+
+    def _conv(self, mname: str, module: nn.Conv1d | nn.Conv2d, a: Tensor, d: Tensor) -> None:
+        n = a.shape[0]
+        if isinstance(module, nn.Conv1d):
+            a, d = a.unsqueeze(-2), d.unsqueeze(-2)
+            ks, dil, pad, st = (1, *module.kernel_size), (1, *module.dilation), (0, *module.padding), (1, *module.stride)
+        else:
+            ks, dil, pad, st = module.kernel_size, module.dilation, module.padding, module.stride
+        u = F.unfold(a, ks, dilation=dil, padding=pad, stride=st)  # (n, C_in * K, L)
+        groups, cout = module.groups, module.out_channels
+        u = u.reshape(n, groups, -1, u.shape[-1])
+        dd = d.reshape(n, groups, cout // groups, -1)
+        shape = module.weight.shape
+        for c in _chunks(n, module.weight.numel()):
+            g = torch.einsum("ngol,ngil->ngoi", dd[c], u[c]).reshape(-1, *shape)
+            self._add_per_example(mname, "weight", g)
+        if module.bias is not None:
+            self._add_per_example(mname, "bias", dd.sum(-1).reshape(n, cout))
+
+    def _embedding(self, mname: str, module: nn.Embedding, idx: Tensor, d: Tensor) -> None:
+        n, vocab = idx.shape[0], module.num_embeddings
+        rows = idx.reshape(n, -1)
+        dd = d.reshape(n, rows.shape[1], -1)
+        example = torch.arange(n, device=idx.device).unsqueeze(1).expand_as(rows)
+        keep = torch.ones_like(rows, dtype=torch.bool) if module.padding_idx is None else rows != module.padding_idx
+        keys = (example * vocab + rows)[keep]
+        uniq, inverse = torch.unique(keys, return_inverse=True)
+        per = torch.zeros(uniq.numel(), dd.shape[-1], dtype=dd.dtype, device=dd.device)
+        per.index_add_(0, inverse, dd[keep])
+        target = uniq % vocab
+        s1 = torch.zeros(module.weight.shape, dtype=dd.dtype, device=dd.device).index_add_(0, target, per)
+        s2 = torch.zeros(module.weight.shape, dtype=dd.dtype, device=dd.device).index_add_(0, target, per.square())
+        self._add(mname, "weight", s1, s2, 0)
+
+    def _affine(self, mname: str, xhat: Tensor, d: Tensor, k: int) -> None:
+        """Elementwise affine over the last ``k`` dims: weight ``sum_t d * xhat``, bias ``sum_t d``."""
+        n = d.shape[0]
+        inner = tuple(range(1, d.dim() - k))
+        module = self._modules[mname]
+        if getattr(module, "weight", None) is not None:
+            gw = (d * xhat).sum(inner) if inner else d * xhat
+            self._add_per_example(mname, "weight", gw.reshape(n, *module.weight.shape))
+        if getattr(module, "bias", None) is not None:
+            gb = d.sum(inner) if inner else d
+            self._add_per_example(mname, "bias", gb.reshape(n, *module.bias.shape))
+
+    def _fallback(self, mname: str, module: nn.Module, a: Tensor, d: Tensor) -> None:
+        """``torch.func`` on the module alone: per-example vector-Jacobian products, in chunks."""
+        params = {local: p.detach() for local, p in module.named_parameters(recurse=False)
+                  if (f"{mname}.{local}" if mname else local) in self._params}
+        size = sum(p.numel() for p in params.values())
+
+        def inner(p: dict[str, Tensor], x: Tensor, dy: Tensor) -> Tensor:
+            out = functional_call(module, p, (x.unsqueeze(0),))
+            return (out * dy.unsqueeze(0)).sum()
+
+        per_example = vmap(grad(inner), in_dims=(None, 0, 0), randomness="different")
+        for c in _chunks(a.shape[0], size):
+            g = per_example(params, a[c], d[c])
+            for local, value in g.items():
+                self._add_per_example(mname, local, value)
+
+
+def backward_stats(
+    model: nn.Module,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    inputs: Tensor,
+    targets: Tensor,
+    *,
+    batch_size: int | None = None,
+    sign_agreement: Iterable[str] | bool = False,
+    resamples: int = 256,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+) -> GradientStats:
+    """:func:`~adamlab.dissect.stats.gradient_stats` at the cost of one forward and backward pass.
+
+    The same statistics, defined by the same equations (:func:`~adamlab.dissect.stats.stats_from_moments`),
+    from the moments a :class:`MomentRecorder` accumulates in one ``loss_fn(model(inputs), targets).backward()``
+    (``loss_fn`` mean-reduced). Parameters of modules the recorder skipped (a module called twice, a
+    shared parameter, several inputs) come from :func:`~adamlab.dissect.stats.per_example_grads`; they and
+    the modules that fell back are listed in ``fell_back``. ``.grad`` of the parameters is left untouched.
+
+    Parameters
+    ----------
+    sign_agreement:
+        The empirical sign agreement needs per-example gradients, so it is priced separately: False
+        (default) computes none, True all parameters, or an iterable of parameter names. Only those
+        names have ``rho_empirical`` and ``gamma_sign``.
+    batch_size, resamples, generator:
+        As in :func:`~adamlab.dissect.stats.gradient_stats`.
+    dtype:
+        Accumulation dtype (see :class:`MomentRecorder`; default: the parameters').
+
+    Raises
+    ------
+    ValueError
+        As :func:`~adamlab.dissect.stats.gradient_stats`, and for an unknown name in ``sign_agreement``.
+    """
+    n = int(inputs.shape[0]) if inputs.dim() > 0 else 0
+    if n < 2:
+        raise ValueError(f"inputs: need at least 2 examples to estimate a variance, got {n}")
+    if int(targets.shape[0]) != n:
+        raise ValueError(f"targets: length {int(targets.shape[0])} does not match inputs' {n}")
+    b = n if batch_size is None else int(batch_size)
+    if b < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    trainable = [k for k, p in model.named_parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("model: has no trainable parameters (nothing to take gradients of)")
+    for name, module in model.named_modules():
+        if isinstance(module, _BATCHNORM) and module.training:
+            raise ValueError(
+                f"model: BatchNorm module {name or type(module).__name__!r} is in training mode, so one "
+                "example's output depends on the others and per-example gradients are undefined; "
+                "call model.eval() first")
+    asked = list(trainable) if sign_agreement is True else list(sign_agreement or [])
+    unknown = sorted(set(asked) - set(trainable))
+    if unknown:
+        raise ValueError(f"sign_agreement: unknown parameter name(s) {unknown}; allowed: {trainable}")
+    params = [p for _, p in model.named_parameters() if p.requires_grad]
+    with MomentRecorder(model, reduction="mean", dtype=dtype) as rec, torch.enable_grad():
+        loss = loss_fn(model(inputs), targets)
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+    del grads
+    moments = rec.moments()
+    fell_back = dict(rec.fell_back)
+    missing = [k for k in trainable if k not in moments]
+    per_example = {}
+    wanted = sorted(set(missing) | set(asked), key=trainable.index)
+    if wanted:
+        per_example = per_example_grads(model, loss_fn, inputs, targets, names=wanted)
+    means, variances = {}, {}
+    for name in trainable:
+        if name in moments:
+            m = moments[name]
+            means[name], variances[name] = m.mean(), m.variance()
+        elif name in per_example:
+            g = per_example[name].detach().to(torch.float64)
+            means[name], variances[name] = g.mean(0), g.var(0, unbiased=True)
+            module = name.rpartition(".")[0]
+            fell_back[module] = rec.skipped.get(module, "no hook fired") + "; whole-model torch.func"
+    weights = resample_weights(n, b, resamples, generator, inputs.device) if asked else None
+    rho = {k: empirical_sign_agreement(per_example[k], weights) for k in asked}
+    return stats_from_moments(means, variances, n, b, rho_empirical=rho, fell_back=fell_back)
