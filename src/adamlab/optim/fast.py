@@ -68,15 +68,19 @@ from adamlab.util.files import write_json
 #: ``fused=None`` (the default) uses the compiled path from the first step for a parameter group of at
 #: least this many elements (and a compiler is available). At 1M parameters the compiled step saves
 #: milliseconds per step over the loop path, so a compile of 1-10 s is repaid within a few thousand
-#: steps; smaller groups (and every test that steps an optimizer) start eager and switch later
-#: (:data:`ASSUMED_COMPILE_SECONDS`). Override per process with the environment variable
-#: ``ADAMLAB_FUSED_MIN_NUMEL``; ``fused=True`` forces the compiled path.
+#: steps; smaller groups start eager and switch at a fixed step (:data:`DEFAULT_COMPILE_AFTER_STEPS`).
+#: Override per process with the environment variable ``ADAMLAB_FUSED_MIN_NUMEL``; ``fused=True``
+#: forces the compiled path.
 DEFAULT_MIN_NUMEL = 1_000_000
 
-#: ``fused=None``: a group below :func:`min_numel` switches to the compiled path once its reference-path
-#: steps have taken this many seconds in all (the compile costs about 1 s with a warm Inductor cache on
-#: disk, 2-10 s with a cold one, on 2 cores).
-ASSUMED_COMPILE_SECONDS = 4.0
+#: ``fused=None``: a group below :func:`min_numel` takes the reference path for its first this many steps
+#: and the compiled path from the next one on (a fixed count, never a measured time: the path, and so
+#: the last bits of every result, is a function of the program alone, the same on every rank and on a
+#: busy or an idle machine). Override with ``ADAMLAB_FUSED_AFTER_STEPS`` (an integer >= 0).
+DEFAULT_COMPILE_AFTER_STEPS = 100
+
+#: Environment override of :data:`DEFAULT_COMPILE_AFTER_STEPS`.
+COMPILE_AFTER_ENV = "ADAMLAB_FUSED_AFTER_STEPS"
 
 #: Tensors with fewer elements take the reference path (a compiled kernel would specialise on sizes 0 and 1).
 MIN_KERNEL_NUMEL = 2
@@ -106,6 +110,20 @@ def min_numel() -> int:
         return int(value)
     except ValueError:
         raise ValueError(f"ADAMLAB_FUSED_MIN_NUMEL must be an integer, got {value!r}") from None
+
+
+def compile_after_steps() -> int:
+    """The step count after which ``fused=None`` compiles a small group (:data:`DEFAULT_COMPILE_AFTER_STEPS` or the env override)."""
+    value = os.environ.get(COMPILE_AFTER_ENV)
+    if value is None:
+        return DEFAULT_COMPILE_AFTER_STEPS
+    try:
+        steps = int(value)
+    except ValueError:
+        steps = -1
+    if steps < 0:
+        raise ValueError(f"{COMPILE_AFTER_ENV} must be an integer >= 0, got {value!r}")
+    return steps
 
 
 def compile_available(device: torch.device | None = None) -> tuple[bool, str]:
@@ -159,7 +177,7 @@ def warn_fallback(reason: str) -> None:
     _WARNED = True
     warnings.warn(
         f"adamlab: compiled optimizer step unavailable ({reason}); using the foreach/loop path instead. "
-        "Results are identical, steps are slower.",
+        "Its results differ from the compiled path's in the last bits, and steps are slower.",
         RuntimeWarning,
         stacklevel=4,
     )
@@ -592,7 +610,10 @@ def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], gr
     rule:
         A rule of :mod:`adamlab.functional`, ``rule(param, grad, *states, **kwargs) -> (param, *states)``.
     params, grads:
-        The bucket's parameters and gradients (same step, device and dtype).
+        The bucket's parameters and gradients (same step, device and dtype). ``DTensor`` s (FSDP2,
+        tensor parallelism) are stepped on their local shards, which is exact for an element-wise rule
+        when the parameter, its gradient and its state share one mesh and one ``Shard``/``Replicate``
+        placement (any other layout takes the reference path, on the ``DTensor`` s).
     states:
         One entry per state slot of the rule: the bucket's state tensors, or None where the rule gets None.
     kwargs:
@@ -604,20 +625,78 @@ def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], gr
     Returns
     -------
     The indices that the kernel did NOT update (tiny or non-contiguous tensors, or everything once
-    compilation failed), for the caller's reference path.
+    the compiled path failed), for the caller's reference path.
+
+    No half-stepped group: the first run of each plan keeps a copy of the tensors it writes; if any of
+    its kernel calls fails, every tensor is restored, the whole bucket is returned for the reference
+    path, and the group (``owner``) takes the reference path for the rest of the run
+    (:func:`use_compiled`), with one warning.
 
     One kernel call per tensor. Tensors of fewer than :data:`PARALLEL_MIN_NUMEL` elements run with one
     OpenMP thread (no barrier per small tensor), larger ones with all of them: the same compiled kernel.
     """
     if not params:
         return []
+    everything = list(range(len(params)))
+    local = _local_tensors(params, grads, states)
+    if local is None:
+        return everything
+    params, grads, states = local
     choice = _choice(*owner) if owner is not None else None
-    plan = choice.plan if choice is not None else None
+    slot = (params[0].device, params[0].dtype, len(params))
+    plan = choice.plans.get(slot) if choice is not None else None
     if plan is None or not plan.valid(rule, params, states, kwargs):
         plan = _Plan(rule, params, states, kwargs)
         if choice is not None:
-            choice.plan = plan
-    return plan.run(grads, kwargs)
+            choice.plans[slot] = plan
+    try:
+        return plan.run(grads, kwargs)
+    except CompiledStepFailed as failure:
+        if choice is None:
+            warn_fallback(failure.reason)
+        else:
+            choice.failed = failure.reason
+            _warn_group_failed(owner[0], failure.reason)  # type: ignore[index]
+        return everything
+
+
+class CompiledStepFailed(RuntimeError):
+    """A kernel call of a plan's first run failed; every tensor it had written was restored."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _local_tensors(params: Sequence[Tensor], grads: Sequence[Tensor], states: Sequence[Sequence[Tensor] | None]
+                   ) -> tuple[list[Tensor], list[Tensor], list[list[Tensor] | None]] | None:
+    """Plain tensors as they are; ``DTensor`` s as their local shards (see :func:`fast_step`); None if neither."""
+    if all(_plain(p) for p in params) and all(_plain(g) for g in grads) and all(
+            s is None or all(_plain(t) for t in s) for s in states):
+        return list(params), list(grads), [None if s is None else list(s) for s in states]
+    try:
+        from torch.distributed.tensor import DTensor, Replicate, Shard
+    except ImportError:  # pragma: no cover - torch built without distributed
+        return None
+    out_p, out_g, out_s = [], [], [None if s is None else [] for s in states]
+    for i, p in enumerate(params):
+        group = [p, grads[i], *(s[i] for s in states if s is not None)]
+        if not all(isinstance(t, DTensor) for t in group):
+            return None
+        mesh, placements = p.device_mesh, p.placements
+        if not all(isinstance(pl, (Shard, Replicate)) for pl in placements) or any(
+                t.device_mesh != mesh or t.placements != placements or t.shape != p.shape for t in group[1:]):
+            return None
+        out_p.append(p.to_local())
+        out_g.append(grads[i].to_local())
+        for k, s in enumerate(states):
+            if s is not None:
+                out_s[k].append(s[i].to_local())  # type: ignore[union-attr]
+    return out_p, out_g, out_s  # type: ignore[return-value]
+
+
+def _plain(t: Tensor) -> bool:
+    return type(t) is Tensor or type(t) is torch.nn.Parameter
 
 
 class _Plan:
@@ -639,6 +718,7 @@ class _Plan:
         device, self.dtype = params[0].device, params[0].dtype
         self.device = device
         self.kernel = get_kernel(rule, static, names, tuple(s is not None for s in states), self.dtype, device)
+        self.verified = False  # set after a first run in which every kernel call succeeded
         self.rest: list[int] = []
         self.small: list[tuple[int, Tensor, list[Tensor]]] = []
         self.large: list[tuple[int, Tensor, list[Tensor]]] = []
@@ -646,7 +726,7 @@ class _Plan:
             n = p.numel()
             fp = _flat(p) if n >= MIN_KERNEL_NUMEL else None
             fs = [_flat(s[i]) for s in states if s is not None]
-            if fp is None or any(f is None or f.dtype != self.dtype for f in fs):
+            if fp is None or any(f is None or f.dtype != self.dtype or f.numel() != n for f in fs):
                 self.rest.append(i)
                 continue
             big = n >= PARALLEL_MIN_NUMEL or device.type != "cpu"
@@ -666,47 +746,73 @@ class _Plan:
         return all(name in kwargs and kwargs[name] == value for name, value in self.static)
 
     def run(self, grads: Sequence[Tensor], kwargs: dict[str, Any]) -> list[int]:
+        """One step; raises :class:`CompiledStepFailed` (nothing changed) if the first run fails."""
         kernel = self.kernel
         if kernel.broken is not None:
             return list(range(len(self.params)))
         hyper = hyper_tensor([float(kwargs[name]) for name in self.names], self.device, kernel)
         dtype = self.dtype
         rest = list(self.rest)
+        calls: list[tuple[bool, list[tuple[Tensor, Tensor, list[Tensor]]]]] = []
         for items, one_thread in ((self.small, True), (self.large, False)):
-            if not items:
-                continue
+            batch = []
+            for i, fp, fs in items:  # every check before the first write
+                g = grads[i]
+                if g.dtype != dtype or g.numel() != fp.numel() or g.device != fp.device or not _plain(g):
+                    rest.append(i)
+                    continue
+                if g.dim() != 1 or not g.is_contiguous():
+                    g = g.reshape(-1)  # a view when contiguous
+                batch.append((fp, g, fs))
+            if batch:
+                calls.append((one_thread, batch))
+        if self.verified:
+            self._call(kernel, hyper, calls)
+            return sorted(rest)
+        written = [t for _, batch in calls for fp, _, fs in batch for t in (fp, *fs)]
+        backup = [t.clone() for t in written]
+        try:
+            ok = self._call(kernel, hyper, calls)
+            reason = None if ok else (kernel.broken or "the kernel did not compile")
+        except Exception as exc:  # noqa: BLE001 - any failure: undo, then the reference path
+            reason = describe_error(exc)
+        if reason is not None:
+            with torch.no_grad():
+                for t, saved in zip(written, backup, strict=True):
+                    t.copy_(saved)
+            raise CompiledStepFailed(reason)
+        self.verified = True
+        return sorted(rest)
+
+    @staticmethod
+    def _call(kernel: Kernel, hyper: Tensor, calls: list[tuple[bool, list[tuple[Tensor, Tensor, list[Tensor]]]]]
+              ) -> bool:
+        for one_thread, batch in calls:
             threads = torch.get_num_threads() if one_thread else 1
             if threads > 1:
                 torch.set_num_threads(1)
             try:
-                for i, fp, fs in items:
-                    g = grads[i]
-                    if g.dtype != dtype:
-                        rest.append(i)
-                        continue
-                    if g.dim() != 1 or not g.is_contiguous():
-                        g = g.reshape(-1)  # a view when contiguous
+                for fp, g, fs in batch:
                     direct = kernel.direct
                     if direct is not None:  # the common case, without the extra Python frame
                         direct(fp, g, hyper, *fs)
                     elif not kernel(fp, g, hyper, *fs):
-                        return list(range(len(self.params)))  # the first call failed and changed nothing
+                        return False
             finally:
                 if threads > 1:
                     torch.set_num_threads(threads)
-        return sorted(rest)
+        return True
 
 
 class _Choice:
-    """``fused=None`` bookkeeping of one parameter group: eager seconds spent so far, and the decision."""
+    """``fused=None`` bookkeeping of one parameter group: compiler availability, a failure, the plans."""
 
-    __slots__ = ("available", "compile", "eager_seconds", "plan")
+    __slots__ = ("available", "failed", "plans")
 
     def __init__(self) -> None:
         self.available: tuple[torch.device, bool] | None = None  # compile_available, once per group and device
-        self.compile = False
-        self.eager_seconds = 0.0
-        self.plan: _Plan | None = None
+        self.failed: str | None = None  # the compiled path failed once: the reference path from then on
+        self.plans: dict[tuple[Any, ...], _Plan] = {}
 
 
 _CHOICES: weakref.WeakKeyDictionary[Any, dict[int, _Choice]] = weakref.WeakKeyDictionary()
@@ -722,25 +828,38 @@ def _choice(optimizer: Any, group: dict[str, Any]) -> _Choice:
     return choice
 
 
-def use_compiled(optimizer: Any, group: dict[str, Any], params: Sequence[Tensor]) -> bool:
+def _warn_group_failed(optimizer: Any, reason: str) -> None:
+    warnings.warn(
+        f"adamlab: the compiled step of {type(optimizer).__name__} failed ({reason}); the tensors it had "
+        "written were restored, and this parameter group takes the foreach/loop path from this step on, "
+        "for the rest of the run. Its results differ from the compiled path's in the last bits.",
+        RuntimeWarning,
+        stacklevel=5,
+    )
+
+
+def use_compiled(optimizer: Any, group: dict[str, Any], params: Sequence[Tensor], step: int = 1) -> bool:
     """Whether this group steps with the compiled kernel: the policy of ``fused``, in one place.
+
+    A pure function of what the program states (flags, sizes, step count, environment), never of a
+    measured time, so every rank of a job and every rerun of a program takes the same path:
 
     - ``fused=True``: yes (with one warning and the reference path where nothing can compile);
     - ``fused=False``, or ``fused=None`` with an explicit ``foreach``: no;
     - ``fused=None`` (default): yes from the first step for a group of at least :func:`min_numel`
-      elements, where the compile (about 1 s with a warm on-disk cache, 2-10 s cold) is repaid within a
-      few hundred steps; a smaller group starts on the reference path and switches once its eager
-      steps have cost :data:`ASSUMED_COMPILE_SECONDS` in all (the ski-rental rule: never more than
-      twice the time of the better choice made in hindsight, whatever the number of steps).
+      elements (``numel`` of a ``DTensor`` is its global size, the same on every rank); a smaller
+      group takes the reference path for its first :func:`compile_after_steps` steps (``step`` is the
+      1-based step about to be taken) and the compiled kernel from then on;
+    - never again, for this group, once the compiled path failed (:func:`fast_step`).
     """
     fused = group.get("fused")
     if fused is False or (fused is None and group.get("foreach") is not None):
         return False
     choice = _choice(optimizer, group)
-    if fused is None and not choice.compile:
-        if choice.eager_seconds < ASSUMED_COMPILE_SECONDS and sum(p.numel() for p in params) < min_numel():
-            return False
-        choice.compile = True
+    if choice.failed is not None:
+        return False
+    if fused is None and step <= compile_after_steps() and sum(p.numel() for p in params) < min_numel():
+        return False
     device = params[0].device
     if choice.available is not None and choice.available[0] == device:
         return choice.available[1]
@@ -749,12 +868,6 @@ def use_compiled(optimizer: Any, group: dict[str, Any], params: Sequence[Tensor]
         warn_fallback(reason)
     choice.available = (device, ok)
     return ok
-
-
-def note_eager(optimizer: Any, group: dict[str, Any], seconds: float) -> None:
-    """Count ``seconds`` of a reference-path step of a ``fused=None`` group (see :func:`use_compiled`)."""
-    if group.get("fused") is None and group.get("foreach") is None:
-        _choice(optimizer, group).eager_seconds += seconds
 
 
 def stacked_step(rule: Callable[..., tuple[Any, ...]], static: tuple[tuple[str, Any], ...],

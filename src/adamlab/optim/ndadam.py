@@ -100,7 +100,7 @@ class NDAdam(AdamlabOptimizer):
         return F.adam_coefficients(step, beta1, beta2)
 
     @staticmethod
-    def _use_compiled(group: dict[str, Any], params: list[Tensor]) -> bool:
+    def _use_compiled(group: dict[str, Any], params: list[Tensor], step: int) -> bool:
         if group.get("fused") is True:
             fast.warn_fallback("ND-Adam has no compiled kernel: its rule sums over each weight vector")
         return False
