@@ -49,6 +49,7 @@ import operator
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import textwrap
@@ -138,7 +139,7 @@ def compile_available(device: torch.device | None = None) -> tuple[bool, str]:
 
 @functools.cache
 def _have_snapshots() -> bool:
-    folder = snapshot_dir()
+    folder = usable_snapshot_dir()
     try:
         return folder is not None and any(name.endswith(".json") for name in os.listdir(folder))
     except OSError:
@@ -371,6 +372,63 @@ def snapshot_dir() -> str | None:
     return os.path.join(base, "adamlab")
 
 
+def private_path(path: str) -> bool:
+    """Whether ``path`` (not a symlink) belongs to the current user and nobody else can write to it.
+
+    A kernel snapshot's contents are executed, so its folder (and the compiled extensions it names) must
+    be as private as the user's own code. False where the platform has no user ids.
+    """
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return False
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return not stat.S_ISLNK(info.st_mode) and info.st_uid == getuid() and not info.st_mode & 0o022
+
+
+_UNSAFE_WARNED: set[str] = set()
+
+
+def usable_snapshot_dir(create: bool = False) -> str | None:
+    """:func:`snapshot_dir` if it may be used: it exists (``create``: made, mode 0700) and is
+    :func:`private_path`; else None, with one warning per folder that exists but is not private."""
+    folder = snapshot_dir()
+    if folder is None:
+        return None
+    if create and not os.path.exists(folder):
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+        except OSError:
+            return None
+    if not os.path.isdir(folder):
+        return None
+    if not private_path(folder):
+        if folder not in _UNSAFE_WARNED:
+            _UNSAFE_WARNED.add(folder)
+            warnings.warn(f"adamlab: kernel snapshot folder {folder} is not private (it must belong to the "
+                          "current user and be writable by nobody else); snapshots are not used. Set "
+                          f"{SNAPSHOT_ENV} to a private folder, or {SNAPSHOT_ENV}=0.", RuntimeWarning, stacklevel=2)
+        return None
+    return folder
+
+
+def snapshot_identity(key: KernelKey) -> dict[str, str]:
+    """Everything a snapshot's kernel depends on: it is used only where all of it matches.
+
+    The rule, its static arguments and state slots, torch's and Python's versions, the device, the
+    dtypes, the layout, the strides (the kernels take contiguous tensors only) and the tensor type
+    (plain ``torch.Tensor``: ``DTensor`` s are stepped on their local shards, other subclasses never
+    reach a kernel). The rules' source and the CPU's instruction set are in the file name
+    (:func:`_code_digest`).
+    """
+    return {"kernel": repr((key[0], key[1], *key[3:])),  # not id(rule), which changes from process to process
+            "torch": torch.__version__, "python": sys.version.split()[0], "device": str(key[7]),
+            "dtype": str(key[6]), "hyper_dtype": str(key[9]), "layout": str(key[8]), "strides": "contiguous",
+            "tensor_type": "torch.Tensor"}
+
+
 @functools.cache
 def _code_digest() -> str:
     """What a kernel's generated code depends on besides its key: the rules' and this file's source,
@@ -392,11 +450,11 @@ def _code_digest() -> str:
     return digest.hexdigest()[:32]
 
 
-def _snapshot_file(key: KernelKey) -> str | None:
-    folder = snapshot_dir()
+def _snapshot_file(key: KernelKey, create: bool = False) -> str | None:
+    folder = usable_snapshot_dir(create)
     if folder is None:
         return None
-    stable = repr((key[0], key[1], *key[3:]))  # not id(rule), which changes from process to process
+    stable = json.dumps(snapshot_identity(key), sort_keys=True)
     name = hashlib.sha256((stable + _code_digest()).encode()).hexdigest()[:40]
     return os.path.join(folder, f"{name}.json")
 
@@ -406,9 +464,10 @@ def _save_snapshot(key: KernelKey, runner: Callable[..., Any], exprs: list[str])
 
     A later process with the same key and code digest (:func:`_code_digest`) then calls the kernel
     without importing Dynamo or Inductor at all: the first step of a warm start costs milliseconds.
-    The snapshot holds paths into Inductor's own on-disk cache, the same trust as that cache.
+    The snapshot holds paths into Inductor's own on-disk cache; it is read only from a private folder
+    (:func:`usable_snapshot_dir`) and used only where its identity matches (:func:`snapshot_identity`).
     """
-    path = _snapshot_file(key)
+    path = _snapshot_file(key, create=True)
     func = getattr(runner, "__func__", None)
     if path is None or func is None:
         return
@@ -418,7 +477,7 @@ def _save_snapshot(key: KernelKey, runner: Callable[..., Any], exprs: list[str])
         source = textwrap.dedent(inspect.getsource(func))
         if not extensions or not all(os.path.exists(f) for f in extensions.values()):
             return
-        write_json(path, {"version": 1, "key": repr((key[0], key[1], *key[3:])), "extensions": extensions,
+        write_json(path, {"version": 2, **snapshot_identity(key), "extensions": extensions,
                           "call": source, "exprs": exprs}, indent=None)
     except (OSError, TypeError, AttributeError):
         return
@@ -432,8 +491,10 @@ def _load_snapshot(key: KernelKey) -> tuple[Callable[..., Any], list[str]] | Non
     try:
         with open(path) as f:
             data = json.load(f)
-        if data.get("version") != 1 or data.get("key") != repr((key[0], key[1], *key[3:])):
-            return None
+        if data.get("version") != 2 or any(data.get(k) != v for k, v in snapshot_identity(key).items()):
+            return None  # another torch, dtype, layout, ...: compile afresh (and overwrite it)
+        if not all(private_path(f) and private_path(os.path.dirname(f)) for f in data["extensions"].values()):
+            return None  # extensions that someone else could have written are never loaded
         guards = torch._C._dynamo.guards  # type: ignore[attr-defined]
         # What Inductor's loader sets before loading one of its C++ extensions.
         os.environ["_TORCHINDUCTOR_PYOBJECT_TENSOR_DATA_PTR"] = str(guards._torchinductor_pyobject_tensor_data_ptr)
@@ -907,6 +968,7 @@ def reset() -> None:
     _BROKEN.clear()
     _CHOICES.clear()
     _have_snapshots.cache_clear()
+    _UNSAFE_WARNED.clear()
     _FLAT.clear()
     COMPILE_SECONDS.clear()
     _WARNED = False
