@@ -704,7 +704,7 @@ def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], gr
         return everything
     params, grads, states = local
     choice = _choice(*owner) if owner is not None else None
-    slot = (params[0].device, params[0].dtype, len(params))
+    slot = (params[0].device, params[0].dtype, len(params), params[0].data_ptr())
     plan = choice.plans.get(slot) if choice is not None else None
     if plan is None or not plan.valid(rule, params, states, kwargs):
         plan = _Plan(rule, params, states, kwargs)
@@ -775,7 +775,8 @@ class _Plan:
         self.rule, self.static, self.names, self.n_kwargs = rule, static, names, len(kwargs)
         self.params = list(params)
         self.ptrs = [p.data_ptr() for p in params]
-        self.states = [None if s is None else list(s) for s in states]
+        self.numels = [p.numel() for p in params]
+        self.state_ptrs = [None if s is None else [t.data_ptr() for t in s] for s in states]
         device, self.dtype = params[0].device, params[0].dtype
         self.device = device
         self.kernel = get_kernel(rule, static, names, tuple(s is not None for s in states), self.dtype, device)
@@ -795,14 +796,22 @@ class _Plan:
 
     def valid(self, rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor],
               states: Sequence[Sequence[Tensor] | None], kwargs: dict[str, Any]) -> bool:
+        """Whether the group still has the same memory (parameters and states) and static hyperparameters.
+
+        By storage address and size, not tensor identity: a ``DTensor``'s ``to_local()`` is a new tensor
+        object every step, over the same shard. The plan's flat aliases keep those storages alive, so an
+        equal address is the same memory.
+        """
         if rule is not self.rule or len(params) != len(self.params) or len(kwargs) != self.n_kwargs:
             return False
-        for p, q, ptr in zip(params, self.params, self.ptrs, strict=True):
-            if p is not q or p.data_ptr() != ptr:
+        if len(states) != len(self.state_ptrs):
+            return False
+        for p, ptr, n in zip(params, self.ptrs, self.numels, strict=True):
+            if p.data_ptr() != ptr or p.numel() != n:
                 return False
-        for new, old in zip(states, self.states, strict=True):
+        for new, old in zip(states, self.state_ptrs, strict=True):
             if (new is None) != (old is None) or (new is not None and any(
-                    a is not b for a, b in zip(new, old, strict=True))):  # type: ignore[arg-type]
+                    t.data_ptr() != ptr for t, ptr in zip(new, old, strict=True))):  # type: ignore[arg-type]
                 return False
         return all(name in kwargs and kwargs[name] == value for name, value in self.static)
 
