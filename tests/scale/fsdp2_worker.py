@@ -88,6 +88,21 @@ def _record_compiled_steps() -> list[int]:
     return calls
 
 
+def _count_plans() -> list[int]:
+    """Count the compiled path's plans built (one per bucket, kept while the shards' memory stays)."""
+    from adamlab.optim import fast
+
+    built: list[int] = []
+    init = fast._Plan.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        built.append(1)
+        init(self, *args, **kwargs)
+
+    fast._Plan.__init__ = counting  # type: ignore[method-assign]
+    return built
+
+
 def _save(obj: Any, out: str, name: str) -> None:
     tmp = os.path.join(out, f".{name}.tmp")
     torch.save(obj, tmp)
@@ -99,6 +114,7 @@ def run_case(rank: int, world: int, out: str, case: dict[str, Any]) -> None:
     model = shard_model(large_model() if case["model"] == "large" else small_model(case.get("dtype", torch.float64)))
     data = batches(model, case["steps"])
     calls = _record_compiled_steps() if case.get("record") else []
+    plans = _count_plans() if case.get("record") else []
     opt = make_opt(case["optimizer"], model.parameters(), **case["path"])
     per_step = []
     for x, y in data:
@@ -107,6 +123,7 @@ def run_case(rank: int, world: int, out: str, case: dict[str, Any]) -> None:
         per_step.append(len(calls) - before)
     state = full_state(model)  # every rank takes part in the gathers
     _save(per_step, out, f"{case['id']}-paths-{rank}.pt")
+    _save(len(plans), out, f"{case['id']}-plans-{rank}.pt")
     if rank == 0:
         _save(state, out, f"{case['id']}.pt")
 

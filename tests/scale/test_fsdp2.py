@@ -99,6 +99,10 @@ def test_every_optimizer_on_both_paths_matches_one_process(tmp_path: Path, snaps
         if case.get("record"):
             paths = [torch.load(tmp_path / f"{case['id']}-paths-{r}.pt", weights_only=True) for r in range(2)]
             assert paths[0] == paths[1] == [1] * STEPS  # the compiled path at every step, on both ranks
+            # not a plan per step: the shards' new to_local() objects each step reuse it (a second plan
+            # where the state is completed after the first step, as for SGD's momentum buffer)
+            plans = [torch.load(tmp_path / f"{case['id']}-plans-{r}.pt", weights_only=True) for r in range(2)]
+            assert max(plans) <= 2 < STEPS, plans
 
 
 @pytest.mark.compile
