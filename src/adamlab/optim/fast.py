@@ -33,7 +33,10 @@ One compile per rule, switches, dtype and device, for every model:
 
 When compilation is not possible (no C++ compiler or Triton, unsupported platform, any compile error)
 the caller falls back to the reference (loop or foreach) path; :func:`warn_fallback` emits ONE warning
-per process. :func:`use_compiled` is the ``fused=`` policy; :func:`reset` forgets every kernel.
+per process. :func:`use_compiled` is the ``fused=`` policy, a pure function of the program (flags,
+sizes, the step count, :data:`COMPILE_AFTER_ENV` and ``ADAMLAB_FUSED_MIN_NUMEL``), never of a measured
+time; :func:`fast_step` undoes a failed first run of a group and sends the group to the reference path
+for good; :func:`reset` forgets every kernel.
 """
 
 from __future__ import annotations
