@@ -279,8 +279,8 @@ def target_table(results: dict[str, Any]) -> str:
 
     A cell reads ``ratio / GB/s / % of probe`` with a mark when it misses a target (ratio above
     :data:`TARGET_RATIO`; below :data:`TARGET_PROBE_FRACTION` of the probe from 1M on). The path is
-    ``compiled`` (what ``fused=None`` runs from 1M parameters on, and switches to at smaller sizes once
-    the reference path has cost about one compile; benchmarks/README.md).
+    ``compiled`` (what ``fused=None`` runs from 1M parameters on, and switches to at smaller sizes after
+    a fixed 100 steps; benchmarks/README.md; whole runs including the switch: :func:`run_table`).
     """
     labels = [lb for lb in SIZES if lb in results["sizes"]]
     load = results.get("load_average")
