@@ -169,6 +169,23 @@ def run_checkpoint_case(rank: int, world: int, out: str, case: dict[str, Any]) -
         _save({"straight": a, "resumed": b}, out, f"{case['id']}.pt")
 
 
+def run_refusal_case(rank: int, world: int, out: str, case: dict[str, Any]) -> None:
+    """ND-Adam on a weight sharded by columns (``Shard(1)``): its rows are split, which it refuses."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    mesh = init_device_mesh("cpu", (world,))
+    weight = nn.Parameter(distribute_tensor(torch.randn(6, 4, dtype=torch.float64), mesh, [Shard(1)]))
+    opt = make_opt("ndadam", [weight])
+    weight.grad = distribute_tensor(torch.ones(6, 4, dtype=torch.float64), mesh, [Shard(1)])
+    try:
+        opt.step()
+        message = ""
+    except ValueError as exc:
+        message = str(exc)
+    _save(message, out, f"{case['id']}-{rank}.pt")
+
+
 def main(rank: int, world: int, port: int, out: str, cases: list[dict[str, Any]]) -> None:
     import torch.distributed as dist
 
@@ -178,6 +195,8 @@ def main(rank: int, world: int, port: int, out: str, cases: list[dict[str, Any]]
         for case in cases:
             if case.get("checkpoint"):
                 run_checkpoint_case(rank, world, out, case)
+            elif case.get("refusal"):
+                run_refusal_case(rank, world, out, case)
             else:
                 run_case(rank, world, out, case)
             dist.barrier()

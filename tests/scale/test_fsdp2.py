@@ -143,3 +143,10 @@ def test_checkpoint_round_trips_are_bit_for_bit(tmp_path: Path) -> None:
         got = torch.load(tmp_path / f"{case['id']}.pt", weights_only=True)
         for key, value in got["straight"].items():
             assert torch.equal(got["resumed"][key], value), f"{case['id']}: {key}"
+
+
+def test_ndadam_refuses_weights_whose_rows_are_split(tmp_path: Path) -> None:
+    _spawn(tmp_path, [{"id": "refusal", "refusal": True}])
+    for rank in range(2):
+        message = torch.load(tmp_path / f"refusal-{rank}.pt", weights_only=True)
+        assert "NDAdam: a normalized weight must keep its rows" in message and "Shard(0)" in message
