@@ -19,6 +19,12 @@ compiled path; it is near zero on a warm Inductor cache).
 Effective GB/s = bytes / median, with bytes = N x itemsize x (3 + 2 k) for k state buffers: each step
 reads the parameter, the gradient and the k states and writes the parameter and the k states (Adam and
 M-SVAG: k = 2, 28 bytes per float32 parameter; M-SSD: k = 1, 20 bytes; SSD: k = 0, 12 bytes).
+Whole runs (``--run-steps``, on by default with ``--targets``: 1,000 steps at 7,850 parameters): a fresh
+optimizer with the default ``fused=None`` takes N steps from its first, so the time includes the
+policy's fixed switch (the reference path for ``adamlab.optim.fast.compile_after_steps()`` steps, 100 by
+default, then the compiled kernel, loaded from a snapshot or compiled once per process), against N steps
+of a fresh torch fused Adam; the median over ``--run-reps`` runs, round-robin, and the first run apart.
+
 Only public tools are used: torch, time, statistics, json, and adamlab's public optimizer registry.
 """
 
@@ -230,6 +236,40 @@ def run(sizes: list[str], optimizers: list[str], paths: list[str], reps: int, wa
     return results
 
 
+def time_runs(label: str, optimizers: list[str], steps: int, reps: int) -> dict[str, dict[str, Any]]:
+    """Whole runs of ``steps`` steps from a fresh optimizer (``fused=None``) against torch fused Adam's."""
+    params = make_params(SIZES[label])
+    makers: Factories = {REFERENCE: lambda: torch.optim.Adam(params, lr=1e-4, fused=True)}
+    for name in optimizers:
+        makers[f"{name}:default"] = lambda o=name: make_optimizer(o, params, lr=1e-4)
+    times: dict[str, list[float]] = {name: [] for name in makers}
+    for _ in range(reps + 1):  # the first run of each apart: it compiles (or loads a snapshot)
+        for name, make in makers.items():
+            opt = make()
+            start = time.perf_counter()
+            for _ in range(steps):
+                opt.step()
+            times[name].append(time.perf_counter() - start)
+    ref = statistics.median(times[REFERENCE][1:])
+    return {name: {"steps": steps, "median_run_s": statistics.median(t[1:]), "first_run_s": t[0],
+                   "ratio_to_torch_fused": statistics.median(t[1:]) / ref,
+                   "first_ratio_to_torch_fused": t[0] / times[REFERENCE][0]}
+            for name, t in times.items()}
+
+
+def run_table(results: dict[str, Any]) -> str:
+    """The whole-run rows (``--run-steps``) as a Markdown table."""
+    lines = []
+    for label, block in results.get("runs", {}).items():
+        lines += [f"Runs of {block['steps']} steps at {label} parameters, default path (fused=None: the reference "
+                  f"path for {block['compile_after_steps']} steps, then compiled), from a fresh optimizer:", "",
+                  "| implementation | median run s (x fused) | first run s (x fused) |", "|---|---|---|"]
+        for name, row in block["rows"].items():
+            lines.append(f"| {name} | {row['median_run_s']:.4f} (x{row['ratio_to_torch_fused']:.2f}) | "
+                         f"{row['first_run_s']:.4f} (x{row['first_ratio_to_torch_fused']:.2f}) |")
+    return "\n".join(lines)
+
+
 def markdown_table(results: dict[str, Any]) -> str:
     """The results as a Markdown table: one row per implementation, one column group per size."""
     labels = list(results["sizes"])
@@ -259,8 +299,8 @@ def target_table(results: dict[str, Any]) -> str:
 
     A cell reads ``ratio / GB/s / % of probe`` with a mark when it misses a target (ratio above
     :data:`TARGET_RATIO`; below :data:`TARGET_PROBE_FRACTION` of the probe from 1M on). The path is
-    ``compiled`` (what ``fused=None`` runs from 1M parameters on, and switches to at smaller sizes once
-    the reference path has cost about one compile; benchmarks/README.md).
+    ``compiled`` (what ``fused=None`` runs from 1M parameters on, and switches to at smaller sizes after
+    a fixed 100 steps; benchmarks/README.md; whole runs including the switch: :func:`run_table`).
     """
     labels = [lb for lb in SIZES if lb in results["sizes"]]
     load = results.get("load_average")
@@ -316,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", action="store_true",
                         help="issue 11's run: every size, the target methods' compiled path, the probe, the peer "
                              "M-SVAG; prints the target table")
+    parser.add_argument("--run-steps", type=int, default=None,
+                        help="also time whole runs of this many steps at 7850 parameters with fused=None "
+                             "(default with --targets: 1000; 0: off)")
+    parser.add_argument("--run-reps", type=int, default=5, help="whole runs per implementation (after a first)")
     parser.add_argument("--out", default="step_time.json", help="JSON file to write")
     parser.add_argument("--markdown", nargs="+", metavar="JSON", default=None,
                         help="print the Markdown table of earlier result files (merged) and exit")
@@ -330,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown_table(merged))
         print()
         print(target_table(merged))
+        print()
+        print(run_table(merged))
         return 0
     if args.targets:
         args.optimizers = args.optimizers or TARGET_METHODS
@@ -340,14 +386,25 @@ def main(argv: list[str] | None = None) -> int:
     for name in optimizers:
         if name not in names():
             parser.error(f"unknown optimizer {name!r}; known: {', '.join(names())}")
-    if reps < 1 or args.warmup < 1 or args.threads < 1:
-        parser.error("--reps, --warmup and --threads must be >= 1")
+    if reps < 1 or args.warmup < 1 or args.threads < 1 or args.run_reps < 1:
+        parser.error("--reps, --warmup, --threads and --run-reps must be >= 1")
+    run_steps = args.run_steps if args.run_steps is not None else (1000 if args.targets else 0)
+    if run_steps < 0:
+        parser.error("--run-steps must be >= 0")
     results = run(sizes, optimizers, args.paths, reps, args.warmup, args.threads, torch_paths=not args.targets,
                   device=args.device)
+    if run_steps:
+        from adamlab.optim import fast
+
+        rows = time_runs("7850", optimizers, run_steps, args.run_reps)
+        results["runs"] = {"7850": {"steps": run_steps, "compile_after_steps": fast.compile_after_steps(),
+                                    "rows": rows}}
     write_json(args.out, results, indent=1)
     print(markdown_table(results))
     print()
     print(target_table(results))
+    print()
+    print(run_table(results))
     print(f"wrote {args.out}")
     return 0
 

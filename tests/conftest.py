@@ -10,6 +10,12 @@ import torch
 # Two cores on CI: keep torch from oversubscribing when pytest-xdist is not used.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
+# fused=None switches a small group to the compiled kernel after a fixed 100 steps; tests that train
+# longer would each compile kernels (seconds each on 2 cores). The fast path has its own tests
+# (tests/optim/test_fast*.py, tests/scale/test_fsdp2.py), which set this themselves; a CI job can
+# run everything on the real default by setting ADAMLAB_FUSED_AFTER_STEPS=100.
+os.environ.setdefault("ADAMLAB_FUSED_AFTER_STEPS", str(10**9))
+
 
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path_factory, monkeypatch):

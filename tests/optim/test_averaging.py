@@ -103,3 +103,52 @@ def test_global_step_hooks_fire_once_and_the_inner_optimizers_own_hooks_too() ->
     finally:
         handle.remove()
     assert seen == ["TemporalAveraging", "inner"]
+
+
+# -- torch's generic state-dict hook tests (test_state_dict_pre_hook, ..._post_hook, ..._pre_post_hook) --
+def _pre_hook(optimizer):
+    optimizer.state["test"] = 1
+
+
+def _post_hook(optimizer, state_dict):
+    if "test" in state_dict["state"]:
+        state_dict["state"].pop("test")
+        state_dict["ran_state_dict_pre_hook"] = True
+    else:
+        state_dict["ran_state_dict_pre_hook"] = False
+    return state_dict
+
+
+def _wrapped():
+    param = torch.nn.Parameter(torch.rand(2, 3))
+    opt = O.TemporalAveraging(O.Adam([param], lr=0.01), beta=0.9)
+    param.grad = torch.ones(2, 3)
+    opt.step()
+    return param, opt
+
+
+def test_state_dict_pre_hook_entry_is_saved_like_torchs() -> None:
+    _, opt = _wrapped()
+    opt.register_state_dict_pre_hook(_pre_hook)
+    state_dict = opt.state_dict()
+    assert state_dict["state"]["test"] == 1
+    assert len(opt.averages()) == 1  # the hook's entry is not a parameter's average
+
+
+def test_state_dict_post_hook_alone_and_with_the_pre_hook() -> None:
+    _, opt = _wrapped()
+    opt.register_state_dict_post_hook(_post_hook)
+    assert opt.state_dict()["ran_state_dict_pre_hook"] is False
+    opt.register_state_dict_pre_hook(_pre_hook)
+    state_dict = opt.state_dict()
+    assert "test" not in state_dict["state"] and state_dict["ran_state_dict_pre_hook"] is True
+
+
+def test_a_hook_entry_round_trips_through_load_state_dict() -> None:
+    param, opt = _wrapped()
+    opt.register_state_dict_pre_hook(_pre_hook)
+    saved = opt.state_dict()
+    _, twin = _wrapped()
+    twin.load_state_dict(saved)
+    assert twin.state["test"] == 1
+    assert torch.equal(next(iter(twin.averages().values())), next(iter(opt.averages().values())))

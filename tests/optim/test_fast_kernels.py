@@ -147,24 +147,26 @@ def test_stacked_and_optimizer_kernels_share_one_cache(monkeypatch: pytest.Monke
     assert not fast._KERNELS and not fast.COMPILE_SECONDS and not fast._FLAT
 
 
-def test_default_policy_switches_after_one_compile_worth_of_eager_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """fused=None on a small group: the reference path until it has cost ASSUMED_COMPILE_SECONDS, then compiled."""
+def test_default_policy_switches_after_a_fixed_number_of_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fused=None on a small group: the reference path for compile_after_steps() steps, then compiled."""
     fast.reset()
     monkeypatch.delenv("ADAMLAB_FUSED_MIN_NUMEL", raising=False)
+    monkeypatch.setenv(fast.COMPILE_AFTER_ENV, "3")
     monkeypatch.setattr(fast, "compile_available", lambda device=None: (True, ""))
     used: list[int] = []
     monkeypatch.setattr(fast, "fast_step", lambda rule, params, *rest, **kw: used.append(1) or list(range(len(params))))
     params = [torch.randn(7, 5, requires_grad=True)]
     opt = make_optimizer("adam", params)
     params[0].grad = torch.ones(7, 5)
-    opt.step()
+    for _ in range(3):
+        opt.step()
     assert not used
-    monkeypatch.setattr(fast, "ASSUMED_COMPILE_SECONDS", 0.0)
     opt.step()
     opt.step()
     assert len(used) == 2
     explicit = make_optimizer("adam", params, foreach=False)  # explicit reference path: never switches
-    explicit.step()
+    for _ in range(5):
+        explicit.step()
     assert len(used) == 2
 
 

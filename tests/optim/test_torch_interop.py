@@ -269,3 +269,30 @@ def test_differentiable_false_is_accepted_and_refuses_leaf_in_place_like_torch()
         O.Adam([p.clone()], differentiable=False)
     with pytest.raises(ValueError, match="differentiable"):
         O.Adam([p.clone()], differentiable=True, foreach=True)
+
+
+@pytest.mark.parametrize("init", [0.0, 0.1])
+def test_adagrad_complex_equals_its_real_view_as_in_torchs_test_complex(init) -> None:
+    """torch's generic ``test_complex``: a complex parameter steps as its ``view_as_real`` twin (both parts
+    of Adagrad's sum start at ``initial_accumulator_value``), mixed with a real one."""
+    gen = torch.Generator().manual_seed(0)
+    complex_params = [nn.Parameter(torch.randn(10, 5, dtype=torch.complex64, generator=gen)),
+                      nn.Parameter(torch.randn(10, dtype=torch.complex64, generator=gen)),
+                      nn.Parameter(torch.randn(10, 5, dtype=torch.float32, generator=gen))]
+    real_params = [nn.Parameter(torch.view_as_real(p).detach().clone() if p.is_complex() else p.detach().clone())
+                   for p in complex_params]
+    kw = dict(lr=0.1, lr_decay=0.01, weight_decay=0.05, initial_accumulator_value=init)
+    ours_c, ours_r = O.Adagrad(complex_params, **kw), O.Adagrad(real_params, **kw)
+    theirs = torch.optim.Adagrad([nn.Parameter(p.detach().clone()) for p in complex_params], **kw, foreach=False)
+    for _ in range(3):
+        for c, r, t in zip(complex_params, real_params, theirs.param_groups[0]["params"], strict=True):
+            g = torch.randn(r.shape, generator=gen)
+            r.grad = g.clone()
+            c.grad = torch.view_as_complex(g.clone()) if c.is_complex() else g.clone()
+            t.grad = c.grad.clone()
+        ours_c.step()
+        ours_r.step()
+        theirs.step()
+    for c, r, t in zip(complex_params, real_params, theirs.param_groups[0]["params"], strict=True):
+        assert torch.equal(torch.view_as_real(c.detach()) if c.is_complex() else c.detach(), r.detach())
+        torch.testing.assert_close(c, t, rtol=1e-6, atol=1e-7)

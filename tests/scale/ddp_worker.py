@@ -37,7 +37,9 @@ def optimizers() -> dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]
     """Optimizer name -> (adamlab class, keyword arguments)."""
     from adamlab.optim import MSVAG, Adam
 
-    return {"adam": (Adam, {"lr": 0.05}), "msvag": (MSVAG, {"lr": 0.3, "beta": 0.8})}
+    # "adam-fused": the compiled path (on FSDP2's local shards, on ZeRO's whole tensors)
+    return {"adam": (Adam, {"lr": 0.05}), "msvag": (MSVAG, {"lr": 0.3, "beta": 0.8}),
+            "adam-fused": (Adam, {"lr": 0.05, "fused": True})}
 
 
 def train(model: nn.Module, opt: torch.optim.Optimizer, shard: slice | None = None) -> None:

@@ -57,7 +57,12 @@ class Adagrad(AdamlabOptimizer):
         return ("sum",)
 
     def initial_state(self, name: str, param: Tensor, group: dict[str, Any]) -> Tensor:
-        return torch.full_like(param, group["initial_accumulator_value"], memory_format=torch.preserve_format)
+        # A complex parameter is stepped as its real pairs: both parts of its sum start at the value
+        # (as in torch.optim.Adagrad), so that it matches the same parameter given as view_as_real.
+        value = group["initial_accumulator_value"]
+        if param.is_complex():
+            value = complex(value, value)
+        return torch.full_like(param, value, memory_format=torch.preserve_format)
 
     def step_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
         return {"lr": F.adagrad_lr(group["lr"], group["lr_decay"], step)}

@@ -100,7 +100,7 @@ class TemporalAveraging(Optimizer):
         """The bias-corrected averages :math:`\\hat\\theta_t`, keyed by parameter (params never stepped are left out)."""
         out = {}
         for p, state in self.state.items():
-            if state:
+            if isinstance(p, Tensor) and state:
                 step = int(state[AVERAGE_STEP])
                 out[p] = F.debiased_average(state[AVERAGE], F.bias_correction(self.beta, step))
         return out
@@ -134,7 +134,9 @@ class TemporalAveraging(Optimizer):
             index.setdefault(id(p), len(index))
         state = {key: dict(value) for key, value in inner["state"].items()}
         for p, value in self.state.items():
-            if value:
+            if not isinstance(p, Tensor):  # an entry a hook put there: kept under its own key, as torch does
+                state[p] = value
+            elif value:
                 state.setdefault(index[id(p)], {}).update(value)
         groups = [{**group, BETA: self.beta} for group in inner["param_groups"]]
         state_dict: dict[str, Any] = {"state": state, "param_groups": groups}
@@ -154,7 +156,11 @@ class TemporalAveraging(Optimizer):
             state_dict = _from_old_layout(state_dict)
         ours: dict[Any, dict[str, Any]] = {}
         inner_state: dict[Any, dict[str, Any]] = {}
+        extra: dict[Any, Any] = {}  # entries not keyed by a parameter index (a hook's): kept as they are
         for key, value in state_dict["state"].items():
+            if not isinstance(key, int) or not isinstance(value, dict):
+                extra[key] = value
+                continue
             mine = {k: v for k, v in value.items() if k in (AVERAGE, AVERAGE_STEP)}
             rest = {k: v for k, v in value.items() if k not in mine}
             if mine:
@@ -167,6 +173,7 @@ class TemporalAveraging(Optimizer):
         self.param_groups = self.optimizer.param_groups  # keep sharing the inner optimizer's groups
         params = self._params()
         self.state = defaultdict(dict)
+        self.state.update(extra)
         for key, value in ours.items():
             p = params[int(key)]
             step = value[AVERAGE_STEP]

@@ -15,9 +15,16 @@ Path choice per parameter group:
 - ``fused=False``: the reference path chosen by ``foreach`` (PyTorch's default: per tensor on CPU);
 - ``fused=None`` (default) and ``foreach=None``: the compiled kernel when the group has at least
   :func:`adamlab.optim.fast.min_numel` elements (1M by default) and a compiler is available; a smaller
-  group starts on the reference path and switches once that has cost about one compile
+  group takes the reference path for its first :func:`adamlab.optim.fast.compile_after_steps` steps
+  (100 by default, ``ADAMLAB_FUSED_AFTER_STEPS``) and the compiled kernel from then on
   (:func:`adamlab.optim.fast.use_compiled`). An explicit ``foreach=True/False`` with ``fused=None``
   means the reference path.
+
+The choice is a pure function of what the program states (the flags, the tensors' sizes, dtypes,
+devices and types, the step count, the environment), never of a measured time: every rank of a job
+takes the same path, and a rerun is bit-identical on a busy and an idle machine. If the compiled path
+fails, the tensors it wrote are restored before anything else happens and the group takes the
+reference path for the rest of the run (one warning; :func:`adamlab.optim.fast.fast_step`).
 
 Conventions shared with ``torch.optim`` (tested against it in ``tests/optim/test_torch_generic.py``):
 
@@ -42,7 +49,6 @@ Conventions shared with ``torch.optim`` (tested against it in ``tests/optim/test
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
@@ -322,9 +328,10 @@ class AdamlabOptimizer(Optimizer):
                               self.rule_kwargs(group, step))
         dense = [params[i] for index in buckets.values() for i in index]
         reference_only = tracing or bool(group.get("differentiable"))
-        compiled = bool(dense) and not reference_only and self._use_compiled(group, dense)
+        # The path is a function of the program alone (flags, sizes, step count): never of a clock.
+        compiled = bool(dense) and not reference_only and self._use_compiled(
+            group, dense, min(key[0] for key in buckets))
         foreach = None  # decided when the reference path has work (never, on a fully compiled step)
-        start = 0.0 if compiled else time.perf_counter()
         for key, index in buckets.items():
             # float64, so that the per-step coefficients match the host's Python floats of the eager path
             step = self.state[params[index[0]]]["step"].to(torch.float64) if tracing else key[0]
@@ -349,9 +356,6 @@ class AdamlabOptimizer(Optimizer):
             else:
                 for j, view in enumerate(views):
                     self._apply(view, grad_views[j], [None if s is None else s[j] for s in state_views], kwargs)
-        if not compiled and not reference_only:
-            # fused=None: the reference path's time counts towards compiling (fast.use_compiled)
-            fast.note_eager(self, group, time.perf_counter() - start)
 
     def _sparse_step(self, param: Tensor, grad: Tensor, states: list[Tensor | None], kwargs: dict[str, Any]) -> None:
         """One step of a parameter with a sparse gradient (see :attr:`sparse_grads`)."""
@@ -379,9 +383,10 @@ class AdamlabOptimizer(Optimizer):
                 copy_into(old, new)
         copy_into(param, new_param)
 
-    def _use_compiled(self, group: dict[str, Any], params: list[Tensor]) -> bool:
-        """Whether this group steps with the compiled kernel (the policy: :func:`adamlab.optim.fast.use_compiled`)."""
-        return fast.use_compiled(self, group, params)
+    def _use_compiled(self, group: dict[str, Any], params: list[Tensor], step: int) -> bool:
+        """Whether this group steps with the compiled kernel at (1-based) step ``step`` (the policy:
+        :func:`adamlab.optim.fast.use_compiled`)."""
+        return fast.use_compiled(self, group, params, step)
 
     @staticmethod
     def _use_foreach(group: dict[str, Any], params: list[Tensor]) -> bool:

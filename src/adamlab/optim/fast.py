@@ -33,7 +33,10 @@ One compile per rule, switches, dtype and device, for every model:
 
 When compilation is not possible (no C++ compiler or Triton, unsupported platform, any compile error)
 the caller falls back to the reference (loop or foreach) path; :func:`warn_fallback` emits ONE warning
-per process. :func:`use_compiled` is the ``fused=`` policy; :func:`reset` forgets every kernel.
+per process. :func:`use_compiled` is the ``fused=`` policy, a pure function of the program (flags,
+sizes, the step count, :data:`COMPILE_AFTER_ENV` and ``ADAMLAB_FUSED_MIN_NUMEL``), never of a measured
+time; :func:`fast_step` undoes a failed first run of a group and sends the group to the reference path
+for good; :func:`reset` forgets every kernel.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ import operator
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import textwrap
@@ -68,15 +72,19 @@ from adamlab.util.files import write_json
 #: ``fused=None`` (the default) uses the compiled path from the first step for a parameter group of at
 #: least this many elements (and a compiler is available). At 1M parameters the compiled step saves
 #: milliseconds per step over the loop path, so a compile of 1-10 s is repaid within a few thousand
-#: steps; smaller groups (and every test that steps an optimizer) start eager and switch later
-#: (:data:`ASSUMED_COMPILE_SECONDS`). Override per process with the environment variable
-#: ``ADAMLAB_FUSED_MIN_NUMEL``; ``fused=True`` forces the compiled path.
+#: steps; smaller groups start eager and switch at a fixed step (:data:`DEFAULT_COMPILE_AFTER_STEPS`).
+#: Override per process with the environment variable ``ADAMLAB_FUSED_MIN_NUMEL``; ``fused=True``
+#: forces the compiled path.
 DEFAULT_MIN_NUMEL = 1_000_000
 
-#: ``fused=None``: a group below :func:`min_numel` switches to the compiled path once its reference-path
-#: steps have taken this many seconds in all (the compile costs about 1 s with a warm Inductor cache on
-#: disk, 2-10 s with a cold one, on 2 cores).
-ASSUMED_COMPILE_SECONDS = 4.0
+#: ``fused=None``: a group below :func:`min_numel` takes the reference path for its first this many steps
+#: and the compiled path from the next one on (a fixed count, never a measured time: the path, and so
+#: the last bits of every result, is a function of the program alone, the same on every rank and on a
+#: busy or an idle machine). Override with ``ADAMLAB_FUSED_AFTER_STEPS`` (an integer >= 0).
+DEFAULT_COMPILE_AFTER_STEPS = 100
+
+#: Environment override of :data:`DEFAULT_COMPILE_AFTER_STEPS`.
+COMPILE_AFTER_ENV = "ADAMLAB_FUSED_AFTER_STEPS"
 
 #: Tensors with fewer elements take the reference path (a compiled kernel would specialise on sizes 0 and 1).
 MIN_KERNEL_NUMEL = 2
@@ -108,6 +116,20 @@ def min_numel() -> int:
         raise ValueError(f"ADAMLAB_FUSED_MIN_NUMEL must be an integer, got {value!r}") from None
 
 
+def compile_after_steps() -> int:
+    """The step count after which ``fused=None`` compiles a small group (:data:`DEFAULT_COMPILE_AFTER_STEPS` or the env override)."""
+    value = os.environ.get(COMPILE_AFTER_ENV)
+    if value is None:
+        return DEFAULT_COMPILE_AFTER_STEPS
+    try:
+        steps = int(value)
+    except ValueError:
+        steps = -1
+    if steps < 0:
+        raise ValueError(f"{COMPILE_AFTER_ENV} must be an integer >= 0, got {value!r}")
+    return steps
+
+
 def compile_available(device: torch.device | None = None) -> tuple[bool, str]:
     """Whether a compiled kernel can be built here; ``(False, reason)`` otherwise."""
     if os.environ.get(NO_COMPILE_ENV, "") not in ("", "0"):
@@ -120,7 +142,7 @@ def compile_available(device: torch.device | None = None) -> tuple[bool, str]:
 
 @functools.cache
 def _have_snapshots() -> bool:
-    folder = snapshot_dir()
+    folder = usable_snapshot_dir()
     try:
         return folder is not None and any(name.endswith(".json") for name in os.listdir(folder))
     except OSError:
@@ -159,7 +181,7 @@ def warn_fallback(reason: str) -> None:
     _WARNED = True
     warnings.warn(
         f"adamlab: compiled optimizer step unavailable ({reason}); using the foreach/loop path instead. "
-        "Results are identical, steps are slower.",
+        "Its results differ from the compiled path's in the last bits, and steps are slower.",
         RuntimeWarning,
         stacklevel=4,
     )
@@ -353,6 +375,63 @@ def snapshot_dir() -> str | None:
     return os.path.join(base, "adamlab")
 
 
+def private_path(path: str) -> bool:
+    """Whether ``path`` (not a symlink) belongs to the current user and nobody else can write to it.
+
+    A kernel snapshot's contents are executed, so its folder (and the compiled extensions it names) must
+    be as private as the user's own code. False where the platform has no user ids.
+    """
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return False
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return not stat.S_ISLNK(info.st_mode) and info.st_uid == getuid() and not info.st_mode & 0o022
+
+
+_UNSAFE_WARNED: set[str] = set()
+
+
+def usable_snapshot_dir(create: bool = False) -> str | None:
+    """:func:`snapshot_dir` if it may be used: it exists (``create``: made, mode 0700) and is
+    :func:`private_path`; else None, with one warning per folder that exists but is not private."""
+    folder = snapshot_dir()
+    if folder is None:
+        return None
+    if create and not os.path.exists(folder):
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+        except OSError:
+            return None
+    if not os.path.isdir(folder):
+        return None
+    if not private_path(folder):
+        if folder not in _UNSAFE_WARNED:
+            _UNSAFE_WARNED.add(folder)
+            warnings.warn(f"adamlab: kernel snapshot folder {folder} is not private (it must belong to the "
+                          "current user and be writable by nobody else); snapshots are not used. Set "
+                          f"{SNAPSHOT_ENV} to a private folder, or {SNAPSHOT_ENV}=0.", RuntimeWarning, stacklevel=2)
+        return None
+    return folder
+
+
+def snapshot_identity(key: KernelKey) -> dict[str, str]:
+    """Everything a snapshot's kernel depends on: it is used only where all of it matches.
+
+    The rule, its static arguments and state slots, torch's and Python's versions, the device, the
+    dtypes, the layout, the strides (the kernels take contiguous tensors only) and the tensor type
+    (plain ``torch.Tensor``: ``DTensor`` s are stepped on their local shards, other subclasses never
+    reach a kernel). The rules' source and the CPU's instruction set are in the file name
+    (:func:`_code_digest`).
+    """
+    return {"kernel": repr((key[0], key[1], *key[3:])),  # not id(rule), which changes from process to process
+            "torch": torch.__version__, "python": sys.version.split()[0], "device": str(key[7]),
+            "dtype": str(key[6]), "hyper_dtype": str(key[9]), "layout": str(key[8]), "strides": "contiguous",
+            "tensor_type": "torch.Tensor"}
+
+
 @functools.cache
 def _code_digest() -> str:
     """What a kernel's generated code depends on besides its key: the rules' and this file's source,
@@ -374,11 +453,11 @@ def _code_digest() -> str:
     return digest.hexdigest()[:32]
 
 
-def _snapshot_file(key: KernelKey) -> str | None:
-    folder = snapshot_dir()
+def _snapshot_file(key: KernelKey, create: bool = False) -> str | None:
+    folder = usable_snapshot_dir(create)
     if folder is None:
         return None
-    stable = repr((key[0], key[1], *key[3:]))  # not id(rule), which changes from process to process
+    stable = json.dumps(snapshot_identity(key), sort_keys=True)
     name = hashlib.sha256((stable + _code_digest()).encode()).hexdigest()[:40]
     return os.path.join(folder, f"{name}.json")
 
@@ -388,9 +467,10 @@ def _save_snapshot(key: KernelKey, runner: Callable[..., Any], exprs: list[str])
 
     A later process with the same key and code digest (:func:`_code_digest`) then calls the kernel
     without importing Dynamo or Inductor at all: the first step of a warm start costs milliseconds.
-    The snapshot holds paths into Inductor's own on-disk cache, the same trust as that cache.
+    The snapshot holds paths into Inductor's own on-disk cache; it is read only from a private folder
+    (:func:`usable_snapshot_dir`) and used only where its identity matches (:func:`snapshot_identity`).
     """
-    path = _snapshot_file(key)
+    path = _snapshot_file(key, create=True)
     func = getattr(runner, "__func__", None)
     if path is None or func is None:
         return
@@ -400,7 +480,7 @@ def _save_snapshot(key: KernelKey, runner: Callable[..., Any], exprs: list[str])
         source = textwrap.dedent(inspect.getsource(func))
         if not extensions or not all(os.path.exists(f) for f in extensions.values()):
             return
-        write_json(path, {"version": 1, "key": repr((key[0], key[1], *key[3:])), "extensions": extensions,
+        write_json(path, {"version": 2, **snapshot_identity(key), "extensions": extensions,
                           "call": source, "exprs": exprs}, indent=None)
     except (OSError, TypeError, AttributeError):
         return
@@ -414,8 +494,10 @@ def _load_snapshot(key: KernelKey) -> tuple[Callable[..., Any], list[str]] | Non
     try:
         with open(path) as f:
             data = json.load(f)
-        if data.get("version") != 1 or data.get("key") != repr((key[0], key[1], *key[3:])):
-            return None
+        if data.get("version") != 2 or any(data.get(k) != v for k, v in snapshot_identity(key).items()):
+            return None  # another torch, dtype, layout, ...: compile afresh (and overwrite it)
+        if not all(private_path(f) and private_path(os.path.dirname(f)) for f in data["extensions"].values()):
+            return None  # extensions that someone else could have written are never loaded
         guards = torch._C._dynamo.guards  # type: ignore[attr-defined]
         # What Inductor's loader sets before loading one of its C++ extensions.
         os.environ["_TORCHINDUCTOR_PYOBJECT_TENSOR_DATA_PTR"] = str(guards._torchinductor_pyobject_tensor_data_ptr)
@@ -592,7 +674,10 @@ def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], gr
     rule:
         A rule of :mod:`adamlab.functional`, ``rule(param, grad, *states, **kwargs) -> (param, *states)``.
     params, grads:
-        The bucket's parameters and gradients (same step, device and dtype).
+        The bucket's parameters and gradients (same step, device and dtype). ``DTensor`` s (FSDP2,
+        tensor parallelism) are stepped on their local shards, which is exact for an element-wise rule
+        when the parameter, its gradient and its state share one mesh and one ``Shard``/``Replicate``
+        placement (any other layout takes the reference path, on the ``DTensor`` s).
     states:
         One entry per state slot of the rule: the bucket's state tensors, or None where the rule gets None.
     kwargs:
@@ -604,20 +689,78 @@ def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], gr
     Returns
     -------
     The indices that the kernel did NOT update (tiny or non-contiguous tensors, or everything once
-    compilation failed), for the caller's reference path.
+    the compiled path failed), for the caller's reference path.
+
+    No half-stepped group: the first run of each plan keeps a copy of the tensors it writes; if any of
+    its kernel calls fails, every tensor is restored, the whole bucket is returned for the reference
+    path, and the group (``owner``) takes the reference path for the rest of the run
+    (:func:`use_compiled`), with one warning.
 
     One kernel call per tensor. Tensors of fewer than :data:`PARALLEL_MIN_NUMEL` elements run with one
     OpenMP thread (no barrier per small tensor), larger ones with all of them: the same compiled kernel.
     """
     if not params:
         return []
+    everything = list(range(len(params)))
+    local = _local_tensors(params, grads, states)
+    if local is None:
+        return everything
+    params, grads, states = local
     choice = _choice(*owner) if owner is not None else None
-    plan = choice.plan if choice is not None else None
+    slot = (params[0].device, params[0].dtype, len(params), params[0].data_ptr())
+    plan = choice.plans.get(slot) if choice is not None else None
     if plan is None or not plan.valid(rule, params, states, kwargs):
         plan = _Plan(rule, params, states, kwargs)
         if choice is not None:
-            choice.plan = plan
-    return plan.run(grads, kwargs)
+            choice.plans[slot] = plan
+    try:
+        return plan.run(grads, kwargs)
+    except CompiledStepFailed as failure:
+        if choice is None:
+            warn_fallback(failure.reason)
+        else:
+            choice.failed = failure.reason
+            _warn_group_failed(owner[0], failure.reason)  # type: ignore[index]
+        return everything
+
+
+class CompiledStepFailed(RuntimeError):
+    """A kernel call of a plan's first run failed; every tensor it had written was restored."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _local_tensors(params: Sequence[Tensor], grads: Sequence[Tensor], states: Sequence[Sequence[Tensor] | None]
+                   ) -> tuple[list[Tensor], list[Tensor], list[list[Tensor] | None]] | None:
+    """Plain tensors as they are; ``DTensor`` s as their local shards (see :func:`fast_step`); None if neither."""
+    if all(_plain(p) for p in params) and all(_plain(g) for g in grads) and all(
+            s is None or all(_plain(t) for t in s) for s in states):
+        return list(params), list(grads), [None if s is None else list(s) for s in states]
+    try:
+        from torch.distributed.tensor import DTensor, Replicate, Shard
+    except ImportError:  # pragma: no cover - torch built without distributed
+        return None
+    out_p, out_g, out_s = [], [], [None if s is None else [] for s in states]
+    for i, p in enumerate(params):
+        group = [p, grads[i], *(s[i] for s in states if s is not None)]
+        if not all(isinstance(t, DTensor) for t in group):
+            return None
+        mesh, placements = p.device_mesh, p.placements
+        if not all(isinstance(pl, (Shard, Replicate)) for pl in placements) or any(
+                t.device_mesh != mesh or t.placements != placements or t.shape != p.shape for t in group[1:]):
+            return None
+        out_p.append(p.to_local())
+        out_g.append(grads[i].to_local())
+        for k, s in enumerate(states):
+            if s is not None:
+                out_s[k].append(s[i].to_local())  # type: ignore[union-attr]
+    return out_p, out_g, out_s  # type: ignore[return-value]
+
+
+def _plain(t: Tensor) -> bool:
+    return type(t) is Tensor or type(t) is torch.nn.Parameter
 
 
 class _Plan:
@@ -635,10 +778,12 @@ class _Plan:
         self.rule, self.static, self.names, self.n_kwargs = rule, static, names, len(kwargs)
         self.params = list(params)
         self.ptrs = [p.data_ptr() for p in params]
-        self.states = [None if s is None else list(s) for s in states]
+        self.numels = [p.numel() for p in params]
+        self.state_ptrs = [None if s is None else [t.data_ptr() for t in s] for s in states]
         device, self.dtype = params[0].device, params[0].dtype
         self.device = device
         self.kernel = get_kernel(rule, static, names, tuple(s is not None for s in states), self.dtype, device)
+        self.verified = False  # set after a first run in which every kernel call succeeded
         self.rest: list[int] = []
         self.small: list[tuple[int, Tensor, list[Tensor]]] = []
         self.large: list[tuple[int, Tensor, list[Tensor]]] = []
@@ -646,7 +791,7 @@ class _Plan:
             n = p.numel()
             fp = _flat(p) if n >= MIN_KERNEL_NUMEL else None
             fs = [_flat(s[i]) for s in states if s is not None]
-            if fp is None or any(f is None or f.dtype != self.dtype for f in fs):
+            if fp is None or any(f is None or f.dtype != self.dtype or f.numel() != n for f in fs):
                 self.rest.append(i)
                 continue
             big = n >= PARALLEL_MIN_NUMEL or device.type != "cpu"
@@ -654,59 +799,93 @@ class _Plan:
 
     def valid(self, rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor],
               states: Sequence[Sequence[Tensor] | None], kwargs: dict[str, Any]) -> bool:
+        """Whether the group still has the same memory (parameters and states) and static hyperparameters.
+
+        By storage address and size, not tensor identity: a ``DTensor``'s ``to_local()`` is a new tensor
+        object every step, over the same shard. The plan's flat aliases keep those storages alive, so an
+        equal address is the same memory.
+        """
         if rule is not self.rule or len(params) != len(self.params) or len(kwargs) != self.n_kwargs:
             return False
-        for p, q, ptr in zip(params, self.params, self.ptrs, strict=True):
-            if p is not q or p.data_ptr() != ptr:
+        if len(states) != len(self.state_ptrs):
+            return False
+        for p, ptr, n in zip(params, self.ptrs, self.numels, strict=True):
+            if p.data_ptr() != ptr or p.numel() != n:
                 return False
-        for new, old in zip(states, self.states, strict=True):
+        for new, old in zip(states, self.state_ptrs, strict=True):
             if (new is None) != (old is None) or (new is not None and any(
-                    a is not b for a, b in zip(new, old, strict=True))):  # type: ignore[arg-type]
+                    t.data_ptr() != ptr for t, ptr in zip(new, old, strict=True))):  # type: ignore[arg-type]
                 return False
         return all(name in kwargs and kwargs[name] == value for name, value in self.static)
 
     def run(self, grads: Sequence[Tensor], kwargs: dict[str, Any]) -> list[int]:
+        """One step; raises :class:`CompiledStepFailed` (nothing changed) if the first run fails."""
         kernel = self.kernel
         if kernel.broken is not None:
             return list(range(len(self.params)))
         hyper = hyper_tensor([float(kwargs[name]) for name in self.names], self.device, kernel)
         dtype = self.dtype
         rest = list(self.rest)
+        calls: list[tuple[bool, list[tuple[Tensor, Tensor, list[Tensor]]]]] = []
         for items, one_thread in ((self.small, True), (self.large, False)):
-            if not items:
-                continue
+            batch = []
+            for i, fp, fs in items:  # every check before the first write
+                g = grads[i]
+                if g.dtype != dtype or g.numel() != fp.numel() or g.device != fp.device or not _plain(g):
+                    rest.append(i)
+                    continue
+                if g.dim() != 1 or not g.is_contiguous():
+                    g = g.reshape(-1)  # a view when contiguous
+                batch.append((fp, g, fs))
+            if batch:
+                calls.append((one_thread, batch))
+        if self.verified:
+            self._call(kernel, hyper, calls)
+            return sorted(rest)
+        written = [t for _, batch in calls for fp, _, fs in batch for t in (fp, *fs)]
+        backup = [t.clone() for t in written]
+        try:
+            ok = self._call(kernel, hyper, calls)
+            reason = None if ok else (kernel.broken or "the kernel did not compile")
+        except Exception as exc:  # noqa: BLE001 - any failure: undo, then the reference path
+            reason = describe_error(exc)
+        if reason is not None:
+            with torch.no_grad():
+                for t, saved in zip(written, backup, strict=True):
+                    t.copy_(saved)
+            raise CompiledStepFailed(reason)
+        self.verified = True
+        return sorted(rest)
+
+    @staticmethod
+    def _call(kernel: Kernel, hyper: Tensor, calls: list[tuple[bool, list[tuple[Tensor, Tensor, list[Tensor]]]]]
+              ) -> bool:
+        for one_thread, batch in calls:
             threads = torch.get_num_threads() if one_thread else 1
             if threads > 1:
                 torch.set_num_threads(1)
             try:
-                for i, fp, fs in items:
-                    g = grads[i]
-                    if g.dtype != dtype:
-                        rest.append(i)
-                        continue
-                    if g.dim() != 1 or not g.is_contiguous():
-                        g = g.reshape(-1)  # a view when contiguous
+                for fp, g, fs in batch:
                     direct = kernel.direct
                     if direct is not None:  # the common case, without the extra Python frame
                         direct(fp, g, hyper, *fs)
                     elif not kernel(fp, g, hyper, *fs):
-                        return list(range(len(self.params)))  # the first call failed and changed nothing
+                        return False
             finally:
                 if threads > 1:
                     torch.set_num_threads(threads)
-        return sorted(rest)
+        return True
 
 
 class _Choice:
-    """``fused=None`` bookkeeping of one parameter group: eager seconds spent so far, and the decision."""
+    """``fused=None`` bookkeeping of one parameter group: compiler availability, a failure, the plans."""
 
-    __slots__ = ("available", "compile", "eager_seconds", "plan")
+    __slots__ = ("available", "failed", "plans")
 
     def __init__(self) -> None:
         self.available: tuple[torch.device, bool] | None = None  # compile_available, once per group and device
-        self.compile = False
-        self.eager_seconds = 0.0
-        self.plan: _Plan | None = None
+        self.failed: str | None = None  # the compiled path failed once: the reference path from then on
+        self.plans: dict[tuple[Any, ...], _Plan] = {}
 
 
 _CHOICES: weakref.WeakKeyDictionary[Any, dict[int, _Choice]] = weakref.WeakKeyDictionary()
@@ -722,25 +901,38 @@ def _choice(optimizer: Any, group: dict[str, Any]) -> _Choice:
     return choice
 
 
-def use_compiled(optimizer: Any, group: dict[str, Any], params: Sequence[Tensor]) -> bool:
+def _warn_group_failed(optimizer: Any, reason: str) -> None:
+    warnings.warn(
+        f"adamlab: the compiled step of {type(optimizer).__name__} failed ({reason}); the tensors it had "
+        "written were restored, and this parameter group takes the foreach/loop path from this step on, "
+        "for the rest of the run. Its results differ from the compiled path's in the last bits.",
+        RuntimeWarning,
+        stacklevel=5,
+    )
+
+
+def use_compiled(optimizer: Any, group: dict[str, Any], params: Sequence[Tensor], step: int = 1) -> bool:
     """Whether this group steps with the compiled kernel: the policy of ``fused``, in one place.
+
+    A pure function of what the program states (flags, sizes, step count, environment), never of a
+    measured time, so every rank of a job and every rerun of a program takes the same path:
 
     - ``fused=True``: yes (with one warning and the reference path where nothing can compile);
     - ``fused=False``, or ``fused=None`` with an explicit ``foreach``: no;
     - ``fused=None`` (default): yes from the first step for a group of at least :func:`min_numel`
-      elements, where the compile (about 1 s with a warm on-disk cache, 2-10 s cold) is repaid within a
-      few hundred steps; a smaller group starts on the reference path and switches once its eager
-      steps have cost :data:`ASSUMED_COMPILE_SECONDS` in all (the ski-rental rule: never more than
-      twice the time of the better choice made in hindsight, whatever the number of steps).
+      elements (``numel`` of a ``DTensor`` is its global size, the same on every rank); a smaller
+      group takes the reference path for its first :func:`compile_after_steps` steps (``step`` is the
+      1-based step about to be taken) and the compiled kernel from then on;
+    - never again, for this group, once the compiled path failed (:func:`fast_step`).
     """
     fused = group.get("fused")
     if fused is False or (fused is None and group.get("foreach") is not None):
         return False
     choice = _choice(optimizer, group)
-    if fused is None and not choice.compile:
-        if choice.eager_seconds < ASSUMED_COMPILE_SECONDS and sum(p.numel() for p in params) < min_numel():
-            return False
-        choice.compile = True
+    if choice.failed is not None:
+        return False
+    if fused is None and step <= compile_after_steps() and sum(p.numel() for p in params) < min_numel():
+        return False
     device = params[0].device
     if choice.available is not None and choice.available[0] == device:
         return choice.available[1]
@@ -749,12 +941,6 @@ def use_compiled(optimizer: Any, group: dict[str, Any], params: Sequence[Tensor]
         warn_fallback(reason)
     choice.available = (device, ok)
     return ok
-
-
-def note_eager(optimizer: Any, group: dict[str, Any], seconds: float) -> None:
-    """Count ``seconds`` of a reference-path step of a ``fused=None`` group (see :func:`use_compiled`)."""
-    if group.get("fused") is None and group.get("foreach") is None:
-        _choice(optimizer, group).eager_seconds += seconds
 
 
 def stacked_step(rule: Callable[..., tuple[Any, ...]], static: tuple[tuple[str, Any], ...],
@@ -794,6 +980,7 @@ def reset() -> None:
     _BROKEN.clear()
     _CHOICES.clear()
     _have_snapshots.cache_clear()
+    _UNSAFE_WARNED.clear()
     _FLAT.clear()
     COMPILE_SECONDS.clear()
     _WARNED = False

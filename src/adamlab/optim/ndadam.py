@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -92,6 +93,8 @@ class NDAdam(AdamlabOptimizer):
         # the real view and their second moments are real: one per vector, not per real/imaginary part.
         real = torch.view_as_real(param) if param.is_complex() else param
         if name == "exp_avg_sq" and group["normalized"] and F.is_vector_weight(real.shape):
+            if type(param) not in (Tensor, torch.nn.Parameter) and hasattr(param, "placements"):
+                return _row_sharded_vector_state(param)
             return torch.zeros(F.vector_state_shape(real.shape), dtype=real.dtype, device=param.device)
         return super().initial_state(name, param, group)
 
@@ -100,10 +103,34 @@ class NDAdam(AdamlabOptimizer):
         return F.adam_coefficients(step, beta1, beta2)
 
     @staticmethod
-    def _use_compiled(group: dict[str, Any], params: list[Tensor]) -> bool:
+    def _use_compiled(group: dict[str, Any], params: list[Tensor], step: int) -> bool:
         if group.get("fused") is True:
             fast.warn_fallback("ND-Adam has no compiled kernel: its rule sums over each weight vector")
         return False
+
+
+def _row_sharded_vector_state(param: Any) -> Tensor:
+    """The per-vector second moment of a ``DTensor`` weight, sharded like its rows.
+
+    ND-Adam sums over each weight vector ``w[i]`` (a row), which stays a local sum where every rank holds
+    whole rows: ``Shard(0)`` (FSDP2's layout) or ``Replicate``. Any other placement splits vectors
+    across ranks, which the rule cannot see: refused.
+    """
+    from torch.distributed.tensor import DTensor, Replicate, Shard
+
+    if param.is_complex():
+        raise ValueError("NDAdam: complex DTensor weights with normalized=True are not supported; put them in "
+                         "a param group with normalized=False")
+    if not all(isinstance(p, Replicate) or (isinstance(p, Shard) and p.dim == 0) for p in param.placements):
+        raise ValueError(f"NDAdam: a normalized weight must keep its rows (weight vectors) whole on every rank; "
+                         f"got placements {tuple(param.placements)}, allowed: Shard(0) (FSDP2's default) or "
+                         "Replicate. Put this parameter in a param group with normalized=False, or shard it by rows")
+    local = param.to_local()
+    shape = F.vector_state_shape(param.shape)
+    stride = tuple(math.prod(shape[i + 1:]) for i in range(len(shape)))
+    return DTensor.from_local(torch.zeros(F.vector_state_shape(local.shape), dtype=local.dtype, device=local.device),
+                              param.device_mesh, param.placements, run_check=False, shape=torch.Size(shape),
+                              stride=stride)
 
 
 declare("ndadam", NDAdam, {}, "ND-Adam: unit-norm weight vectors, one second moment per vector (Zhang et al.)", order=70)
