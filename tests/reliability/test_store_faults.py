@@ -58,3 +58,64 @@ def test_migration_creates_new_tables_in_its_own_transaction(store_path, monkeyp
     assert "metrics_staging" in _tables(store_path)
     with Store(store_path) as db:
         assert db.schema_version == SCHEMA_VERSION
+
+
+LEAVE_WAL = """
+import os, sqlite3, sys
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+con.execute("PRAGMA wal_autocheckpoint=0")
+con.execute("UPDATE runs SET status='finished', error='from-the-wal'")
+os._exit(0)  # as kill -9: the -wal keeps the commit, nothing is checkpointed
+"""
+
+COUNT = """
+import sys
+from adamlab.store.core import Store
+try:
+    with Store(sys.argv[1], readonly=True) as db:
+        print(sum(r["error"] == "from-the-wal" for r in db.runs()), len(db.runs()))
+except ValueError as err:
+    print("REFUSED", err)
+"""
+
+
+def _in_readonly_folder(folder, code, *args):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    cmd = [sys.executable, "-c", code, *args]
+    if os.geteuid() != 0:
+        os.chmod(folder, 0o555)
+        try:
+            return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        finally:
+            os.chmod(folder, 0o755)
+    if shutil.which("unshare") is None:
+        pytest.skip("root without unshare: cannot make a read-only folder")
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind -o ro '{folder}' '{folder}'"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("root without mount privileges: cannot make a read-only folder")
+    script = f"mount --bind -o ro '{folder}' '{folder}' && exec \"$@\""
+    return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *cmd], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_readonly_store_with_a_wal_and_no_wal_index_reads_what_is_committed(store_path):
+    """Item 2: ``immutable=1`` ignored the WAL, so commits not yet checkpointed were silently missing."""
+    import subprocess
+    import sys
+
+    _real_store(store_path, lrs=(0.1, 0.01, 0.001))
+    subprocess.run([sys.executable, "-c", LEAVE_WAL, str(store_path)], check=True)
+    wal = store_path.with_name(store_path.name + "-wal")
+    shm = store_path.with_name(store_path.name + "-shm")
+    assert wal.stat().st_size > 0
+    shm.unlink()
+    proc = _in_readonly_folder(store_path.parent, COUNT, str(store_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["3", "3"], proc.stdout
+    assert wal.stat().st_size > 0 and not shm.exists()  # the store itself is untouched

@@ -32,8 +32,10 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import shutil
 import socket
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -120,8 +122,9 @@ class Store(StoreReads):
         The SQLite file.
     readonly:
         Open for reading only (``mode=ro``; on a read-only folder or file system, where SQLite cannot
-        create the WAL index, ``immutable=1``). Nothing is created, migrated or written; the file
-        must exist. Writing methods raise ``ValueError``.
+        create the WAL index: ``immutable=1`` when there is no write-ahead log, else a private
+        temporary copy of the file and its ``-wal``, so commits not yet checkpointed are read too).
+        Nothing is created, migrated or written; the file must exist. Writing methods raise ``ValueError``.
     claim_timeout:
         Seconds without a heartbeat after which another process's claim is taken over.
     heartbeat_every:
@@ -147,6 +150,7 @@ class Store(StoreReads):
         self.host = socket.gethostname()
         self.schema_version = SCHEMA_VERSION
         self._con: sqlite3.Connection | None = None
+        self._copy_dir: Path | None = None
         try:
             if self.path.is_dir():
                 raise ValueError("it is a directory")
@@ -154,8 +158,7 @@ class Store(StoreReads):
             self._con.row_factory = sqlite3.Row
             self.schema_version = prepare(self._con, readonly=self.readonly)
         except (OSError, sqlite3.Error, ValueError) as err:
-            if self._con is not None:
-                self._con.close()
+            self.close()
             raise ValueError(f"cannot open results store {str(path)!r}: {err}") from None
 
     def _connect(self) -> sqlite3.Connection:
@@ -168,21 +171,52 @@ class Store(StoreReads):
         if not self.path.is_file():
             raise ValueError("it does not exist")
         uri = self.path.resolve().as_uri()
-        last: sqlite3.Error | None = None
-        for flags in ("mode=ro", "immutable=1"):
-            con = sqlite3.connect(f"{uri}?{flags}", uri=True, timeout=60.0, isolation_level=None)
-            try:
-                con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-                return con
-            except sqlite3.Error as err:  # a WAL file in a read-only folder: only immutable works
-                con.close()
-                last = err
-        raise last or sqlite3.OperationalError("cannot open read-only")
+        con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60.0, isolation_level=None)
+        try:
+            con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return con
+        except sqlite3.Error as err:  # no WAL index, and none can be created (a read-only folder)
+            con.close()
+            first = err
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            # immutable=1 would ignore the write-ahead log, i.e. commits not yet checkpointed into
+            # the main file: read a private copy of the file and its log, which SQLite recovers
+            return self._connect_copy(wal)
+        con = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=60.0, isolation_level=None)
+        try:
+            con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return con
+        except sqlite3.Error:
+            con.close()
+            raise first from None
+
+    def _connect_copy(self, wal: Path) -> sqlite3.Connection:
+        """A connection to a private copy of the store and its write-ahead log (read-only folder)."""
+        folder = Path(tempfile.mkdtemp(prefix="adamlab-ro-store-"))
+        self._copy_dir = folder
+        try:
+            shutil.copyfile(self.path, folder / self.path.name)
+            shutil.copyfile(wal, folder / wal.name)
+            con = sqlite3.connect(folder / self.path.name, timeout=60.0, isolation_level=None)
+            con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            con.execute("PRAGMA query_only=ON")
+            return con
+        except (OSError, sqlite3.Error) as err:
+            shutil.rmtree(folder, ignore_errors=True)
+            self._copy_dir = None
+            raise ValueError(f"it has a write-ahead log ({wal.name}) but no WAL index, in a folder "
+                             f"adamlab cannot write, and reading a copy failed ({err}); open it once "
+                             "where it can be written, or copy it with its -wal file") from None
 
     # -- context manager ---------------------------------------------------------------------
     def close(self) -> None:
         if self._con is not None:
             self._con.close()
+            self._con = None
+        if self._copy_dir is not None:
+            shutil.rmtree(self._copy_dir, ignore_errors=True)
+            self._copy_dir = None
 
     def __enter__(self) -> Store:
         return self
