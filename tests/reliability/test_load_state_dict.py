@@ -44,7 +44,7 @@ def test_adam_refuses_an_msvag_state_and_the_reverse():
 def test_a_preset_of_another_corner_is_refused():
     p = _param()
     msvag = _stepped(make_optimizer("msvag", [p], lr=0.1), p)
-    other = ["mssd", "mssdva", "msgd"]
+    other = ["mssd", "mssdva", "svag", "ssd"]
     assert all(_has(n) for n in other)
     for name in other:
         with pytest.raises(ValueError, match="cannot load this state dict"):
