@@ -200,10 +200,13 @@ class StoreReads:
             r["final_step"] = last.get(r["run_id"])
         return rows
 
-    def staged_count(self, run_id: str | None = None) -> int:
-        """Number of staged rows (of one run, or all): rows of runs in progress, invisible to the other
-        queries."""
+    def staged_count(self, run_id: str | None = None, *, up_to_step: int | None = None) -> int:
+        """Number of staged rows (of one run, or all; at steps up to ``up_to_step`` when given): rows of
+        runs in progress, invisible to the other queries."""
         if run_id is None:
             return int(self._db.execute("SELECT COUNT(*) FROM metrics_staging").fetchone()[0])
+        if up_to_step is not None:
+            return int(self._db.execute("SELECT COUNT(*) FROM metrics_staging WHERE run_id=? AND step<=?",
+                                        (run_id, int(up_to_step))).fetchone()[0])
         return int(self._db.execute("SELECT COUNT(*) FROM metrics_staging WHERE run_id=?",
                                     (run_id,)).fetchone()[0])
