@@ -119,3 +119,47 @@ def test_readonly_store_with_a_wal_and_no_wal_index_reads_what_is_committed(stor
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["3", "3"], proc.stdout
     assert wal.stat().st_size > 0 and not shm.exists()  # the store itself is untouched
+
+
+def _config():
+    from adamlab.runner import expand_grid
+
+    (config,) = expand_grid(tiny.NAME, ["sgd"], [0.5], 1, 10)
+    return config
+
+
+@pytest.mark.parametrize("suffix", ["-wal", "-shm"])
+def test_deleting_the_wal_or_shm_under_a_live_store_stops_the_next_claim(store_path, suffix):
+    """Item 6: a deleted -wal/-shm under a live store made runs train twice or vanish silently."""
+    _real_store(store_path)
+    with Store(store_path) as db:
+        store_path.with_name(store_path.name + suffix).unlink()
+        with pytest.raises(ValueError, match=f"changed under this process \\(its {suffix} file was deleted\\)") as info:
+            db.claim(_config())
+        assert "\n" not in str(info.value)
+
+
+def test_a_replaced_store_file_stops_the_next_claim(store_path, tmp_path):
+    import os
+    import shutil
+
+    _real_store(store_path)
+    with Store(store_path) as db:
+        shutil.copyfile(store_path, tmp_path / "copy.sqlite")
+        os.replace(tmp_path / "copy.sqlite", store_path)
+        with pytest.raises(ValueError, match="the store file was replaced"):
+            db.claim(_config())
+
+
+def test_a_hard_linked_store_is_refused_on_open_and_on_claim(store_path, tmp_path):
+    import os
+
+    _real_store(store_path)
+    with Store(store_path) as db:
+        os.link(store_path, tmp_path / "twin.sqlite")
+        with pytest.raises(ValueError, match="2 hard links"):
+            db.claim(_config())
+    with pytest.raises(ValueError, match="cannot open results store .* 2 hard links"):
+        Store(tmp_path / "twin.sqlite")
+    with Store(tmp_path / "twin.sqlite", readonly=True) as db:  # reading is harmless
+        assert len(db.runs()) == 1

@@ -151,12 +151,15 @@ class Store(StoreReads):
         self.schema_version = SCHEMA_VERSION
         self._con: sqlite3.Connection | None = None
         self._copy_dir: Path | None = None
+        self._identity: dict[str, tuple[int, int]] | None = None
         try:
             if self.path.is_dir():
                 raise ValueError("it is a directory")
             self._con = self._connect_readonly() if self.readonly else self._connect()
             self._con.row_factory = sqlite3.Row
             self.schema_version = prepare(self._con, readonly=self.readonly)
+            if not self.readonly:
+                self._remember_identity()
         except (OSError, sqlite3.Error, ValueError) as err:
             self.close()
             raise ValueError(f"cannot open results store {str(path)!r}: {err}") from None
@@ -212,8 +215,7 @@ class Store(StoreReads):
     # -- context manager ---------------------------------------------------------------------
     def close(self) -> None:
         if self._con is not None:
-            self._con.close()
-            self._con = None
+            self._con.close()  # kept: a closed connection raises sqlite3.ProgrammingError on use
         if self._copy_dir is not None:
             shutil.rmtree(self._copy_dir, ignore_errors=True)
             self._copy_dir = None
@@ -227,7 +229,53 @@ class Store(StoreReads):
     def _tx(self) -> Transaction:
         if self.readonly:
             raise ValueError(f"results store {str(self.path)!r} was opened read-only")
+        self.check_identity()
         return Transaction(self._db)
+
+    # -- identity: faults SQLite cannot survive ----------------------------------------------------
+    def _files(self) -> dict[str, tuple[int, int]]:
+        """``(st_dev, st_ino)`` of the store file and of its ``-wal`` and ``-shm`` (absent: missing)."""
+        out = {}
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(self.path.with_name(self.path.name + suffix))
+                out[suffix] = (st.st_dev, st.st_ino)
+        return out
+
+    def _links(self) -> int:
+        return os.stat(self.path).st_nlink
+
+    def _remember_identity(self) -> None:
+        links = self._links()
+        if links > 1:
+            raise ValueError(f"it has {links} hard links; SQLite's locks and write-ahead log do not follow "
+                             "hard links, so processes using different names would lose or duplicate "
+                             "runs: keep one name per store (copy it instead of linking)")
+        self._identity = self._files()
+
+    def check_identity(self) -> None:
+        """Raise ``ValueError`` (one line) when the store's files were changed under this process:
+        the file replaced or hard-linked, its ``-wal`` or ``-shm`` deleted or replaced. SQLite cannot
+        survive these (runs would be trained twice or vanish), so every write checks first."""
+        if self._identity is None:
+            return
+        now = self._files()
+        names = {"": "the store file", "-wal": "its -wal file", "-shm": "its -shm file"}
+        for suffix, ident in self._identity.items():
+            if suffix not in now:
+                what = f"{names[suffix]} was deleted"
+            elif now[suffix] != ident:
+                what = f"{names[suffix]} was replaced"
+            else:
+                continue
+            raise ValueError(f"results store {str(self.path)!r} was changed under this process ({what}); "
+                             "stop every process using it, then check it before going on (SQLite cannot "
+                             "survive this, runs could be lost or trained twice)")
+        links = self._links()
+        if links > 1:
+            raise ValueError(f"results store {str(self.path)!r} now has {links} hard links; stop every "
+                             "process using it and keep one name per store (SQLite's locks do not follow "
+                             "hard links)")
 
     # -- writing -------------------------------------------------------------------------------
     def plan(self, configs: Iterable[RunConfig]) -> None:
