@@ -163,3 +163,41 @@ def test_a_hard_linked_store_is_refused_on_open_and_on_claim(store_path, tmp_pat
         Store(tmp_path / "twin.sqlite")
     with Store(tmp_path / "twin.sqlite", readonly=True) as db:  # reading is harmless
         assert len(db.runs()) == 1
+
+
+EXPORT_REPORT = """
+import sys
+from adamlab.cli import main
+code = main(["export", sys.argv[1], "--out", sys.argv[2], "-q"])
+code2 = main(["report", sys.argv[1], "--out", sys.argv[3], "-q"])
+sys.exit(code or code2)
+"""
+
+
+def _schema_version(path):
+    con = sqlite3.connect(path)
+    try:
+        return con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_export_and_report_never_migrate_a_store_they_only_read(store_path, tmp_path):
+    """Item 11: ``export`` and ``report`` opened the store for writing, so they migrated an older store."""
+    from adamlab.cli import main
+    from tests.runner.test_store_schema import _downgrade_to_v1
+
+    _real_store(store_path, lrs=(0.1, 0.01))
+    _downgrade_to_v1(store_path)
+    assert main(["export", str(store_path), "--out", str(tmp_path / "csv"), "-q"]) == 0
+    assert _schema_version(store_path) == "1"
+    assert main(["report", str(store_path), "--out", str(tmp_path / "rep"), "-q"]) == 0
+    assert _schema_version(store_path) == "1"
+
+
+def test_export_and_report_read_a_store_in_a_readonly_folder(store_path, tmp_path):
+    _real_store(store_path, lrs=(0.1, 0.01))
+    proc = _in_readonly_folder(store_path.parent, EXPORT_REPORT, str(store_path), str(tmp_path / "csv"),
+                               str(tmp_path / "rep"))
+    assert proc.returncode == 0, proc.stderr
+    assert any((tmp_path / "csv").iterdir()) and any((tmp_path / "rep").iterdir())
