@@ -54,3 +54,42 @@ def test_huge_numbers_and_float_budgets_in_the_api_are_value_errors(kwargs, word
 def test_an_integral_float_budget_is_still_accepted_as_its_integer():
     problem = build_problem(tiny.NAME)
     assert make_config(problem, "sgd", {"lr": 0.1}, 0, {"steps": 7.0}).steps == 7
+
+
+@pytest.mark.parametrize("grid", ["1e-3:1e0:100_000_000", "1e-3:1e0:+100000000"])
+def test_a_huge_lr_grid_is_refused_from_its_count_before_it_is_built(capsys, tmp_path, monkeypatch, grid):
+    """Item 9: ``100_000_000`` and ``+100000000`` slipped past the COUNT check (``str.isdigit``) and the
+    grid was built (59 s, 8 GB) before ``--max-runs`` refused it."""
+    import adamlab.commands.runner as commands
+
+    def never(*args, **kwargs):
+        raise AssertionError("the grid was built")
+
+    monkeypatch.setattr(commands, "parse_lr_grid", never)
+    line = _one_line_exit_2(capsys, ["sweep", tiny.NAME, "--optimizers", "sgd", "--lr-grid", grid,
+                                     "--steps", "5", "--store", str(tmp_path / "s.sqlite"), "-q"])
+    assert "COUNT 100000000 is more than --max-runs" in line, line
+
+
+def test_parse_lr_grid_refuses_a_huge_count_before_building_it():
+    from adamlab.runs.parsing import MAX_GRID, parse_lr_grid
+
+    with pytest.raises(ValueError, match=f"COUNT must be in 1 .. {MAX_GRID}"):
+        parse_lr_grid("1e-3:1e0:100000000")
+
+
+@pytest.mark.parametrize("problem, options, words", [
+    ("quadratic.noisy", {"d": 20000}, "d must be"),
+    ("leastsquares.wilson", {"n": 100000}, "n=100000 .* elements"),
+])
+def test_problem_sizes_are_refused_before_allocating(problem, options, words):
+    import time
+
+    from adamlab.problems.base import REGISTRY
+
+    if problem not in REGISTRY.entries:
+        pytest.skip(f"{problem} is not registered")
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=words):
+        build_problem(problem, options)
+    assert time.perf_counter() - start < 5.0

@@ -279,8 +279,12 @@ def _check_metric(store: Any, crit: Any, spec: str, run_ids: list[str] | None = 
 def _lr_grid(args: argparse.Namespace) -> list[float]:
     """``parse_lr_grid``, refusing a COUNT above ``--max-runs`` before the grid is built."""
     parts = args.lr_grid.split(":")
-    if len(parts) == 3 and parts[2].strip().isdigit() and int(parts[2]) > args.max_runs:
-        raise _usage(f"--lr-grid {args.lr_grid}: COUNT {int(parts[2])} is more than --max-runs "
+    try:  # int() as parse_lr_grid reads it: "+100000000" and "100_000_000" too
+        count = int(parts[2]) if len(parts) == 3 else 0
+    except ValueError:
+        count = 0  # parse_lr_grid words the error
+    if count > args.max_runs:
+        raise _usage(f"--lr-grid {args.lr_grid}: COUNT {count} is more than --max-runs "
                      f"{args.max_runs} (default {MAX_RUNS}); use a smaller grid or raise --max-runs")
     return parse_lr_grid(args.lr_grid)
 

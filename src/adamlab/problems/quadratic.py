@@ -24,10 +24,13 @@ import torch
 from torch import Tensor, nn
 
 from adamlab.problems.base import Batch, Problem, Protocol, register
-from adamlab.problems.options import check_choice, check_float, check_int
+from adamlab.problems.options import check_choice, check_elements, check_float, check_int
 
 SPECTRA = ("well", "ill")
 ROTATIONS = ("axis", "rotated")
+
+#: The largest dimension ``d`` (Q is d x d: 128 MiB, and a QR of seconds, at 4096).
+MAX_D = 4096
 INITS = ("ones", "normal")
 
 
@@ -109,7 +112,7 @@ class NoisyQuadratic(Problem):
     def __init__(self, *, root: str | None = None, **options: Any) -> None:
         super().__init__(root=root, **options)
         o = self.options
-        self.d = check_int("d", o["d"], low=1)
+        self.d = check_int("d", o["d"], low=1, high=MAX_D)  # Q is d x d, and its QR takes O(d^3)
         check_choice("spectrum", o["spectrum"], SPECTRA)
         check_choice("rotation", o["rotation"], ROTATIONS)
         self.nu = check_float("nu", o["nu"], low=0.0)
@@ -158,6 +161,7 @@ class NoisyQuadratic(Problem):
 
     def train_batches(self, seed: int, batch_size: int | None = None) -> Iterator[Batch]:
         bs = self.protocol.batch_size if batch_size is None else check_int("batch_size", batch_size, low=1)
+        check_elements(f"batch_size={bs} x d={self.d}: one batch", bs * self.d)
         gen = torch.Generator().manual_seed(int(seed))
         while True:
             yield (torch.randn(bs, self.d, generator=gen),)

@@ -11,6 +11,10 @@ from typing import Any
 import numpy as np
 
 
+#: The most values a START:STOP:COUNT grid may have (refused before the grid is built).
+MAX_GRID = 100_000
+
+
 def parse_lr_grid(text: str) -> list[float]:
     """Parse ``"start:stop:count"`` (log-spaced, both ends included) or ``"a,b,c"`` (a list).
 
@@ -32,8 +36,8 @@ def parse_lr_grid(text: str) -> list[float]:
             ) from None
         if not (start > 0 and stop > 0 and math.isfinite(start) and math.isfinite(stop)):
             raise ValueError(f"lr grid {text!r}: START and STOP must be finite and > 0 (log-spaced grid)")
-        if count < 1:
-            raise ValueError(f"lr grid {text!r}: COUNT must be >= 1")
+        if not 1 <= count <= MAX_GRID:
+            raise ValueError(f"lr grid {text!r}: COUNT must be in 1 .. {MAX_GRID}")
         if count == 1 and start != stop:
             raise ValueError(f"lr grid {text!r}: COUNT 1 needs START == STOP")
         values = np.logspace(math.log10(start), math.log10(stop), count).tolist()
