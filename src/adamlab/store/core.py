@@ -30,6 +30,7 @@ Example
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import shutil
@@ -64,6 +65,9 @@ CLAIM_TIMEOUT = 300.0
 
 #: Seconds between two heartbeats of a sweep's claims (default of ``heartbeat_every``).
 HEARTBEAT_EVERY = 30.0
+
+#: The shortest ``heartbeat_every`` (a heartbeat is a write transaction: 0 would write without pause).
+MIN_HEARTBEAT = 0.01
 
 _FINAL_SQL = ",".join(f"'{s.value}'" for s in sorted(DONE_STATUSES))
 
@@ -142,11 +146,14 @@ class Store(StoreReads):
                  claim_timeout: float = CLAIM_TIMEOUT, heartbeat_every: float | None = None) -> None:
         self.path = Path(path)
         self.readonly = bool(readonly)
-        if not claim_timeout > 0:
-            raise ValueError(f"claim_timeout must be > 0 seconds; got {claim_timeout!r}")
+        if not 0 < claim_timeout < math.inf:
+            raise ValueError(f"claim_timeout must be a finite number > 0 of seconds; got {claim_timeout!r}")
         self.claim_timeout = float(claim_timeout)
         self.heartbeat_every = float(heartbeat_every if heartbeat_every is not None
                                      else min(HEARTBEAT_EVERY, self.claim_timeout / 10))
+        if not MIN_HEARTBEAT <= self.heartbeat_every <= self.claim_timeout / 2:
+            raise ValueError(f"heartbeat_every must be in {MIN_HEARTBEAT} .. claim_timeout / 2 = "
+                             f"{self.claim_timeout / 2:g} seconds; got {heartbeat_every!r}")
         self.host = socket.gethostname()
         self.schema_version = SCHEMA_VERSION
         self._con: sqlite3.Connection | None = None
