@@ -8,8 +8,7 @@ import os
 
 import pytest
 
-from adamlab.data import DataFormatError
-from adamlab.data import integrity
+from adamlab.data import DataFormatError, integrity
 from adamlab.data.idx import read_idx_gz
 from adamlab.data.testing import tiny_datasets
 
