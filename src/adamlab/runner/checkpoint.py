@@ -67,8 +67,13 @@ def set_rng_states(states: dict[str, Any]) -> None:
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
     """Write ``payload`` (plus a format version) atomically to ``path``, flushed to disk before the move."""
-    with atomic_open(path, "wb", fsync=True) as fh:
-        torch.save({"format": FORMAT_VERSION, **payload}, fh)
+    try:
+        with atomic_open(path, "wb", fsync=True) as fh:
+            torch.save({"format": FORMAT_VERSION, **payload}, fh)
+    except OSError as err:  # ENOSPC and the like: name the file
+        raise OSError(err.errno, f"cannot write checkpoint {str(path)!r}: {err.strerror or err}") from None
+    except RuntimeError as err:  # torch.save wraps a failed write (e.g. a full disk)
+        raise OSError(f"cannot write checkpoint {str(path)!r}: {' '.join(str(err).split())[:200]}") from None
 
 
 def load_checkpoint(path: str | os.PathLike[str], run_id: str) -> dict[str, Any] | None:

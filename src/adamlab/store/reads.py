@@ -200,6 +200,12 @@ class StoreReads:
             r["final_step"] = last.get(r["run_id"])
         return rows
 
+    def holders(self, run_ids: Sequence[str]) -> list[tuple[str, int | None, str | None, float | None]]:
+        """``(run_id, owner_pid, owner_host, heartbeat)`` of those of ``run_ids`` that are ``running``."""
+        return [(r["run_id"], r["owner_pid"], r["owner_host"], r["heartbeat"]) for r in self._select_in(
+            "SELECT run_id, owner_pid, owner_host, heartbeat FROM runs WHERE status='running'"
+            " AND run_id IN ({})", run_ids)]
+
     def staged_count(self, run_id: str | None = None, *, up_to_step: int | None = None) -> int:
         """Number of staged rows (of one run, or all; at steps up to ``up_to_step`` when given): rows of
         runs in progress, invisible to the other queries."""
