@@ -93,3 +93,22 @@ def test_problem_sizes_are_refused_before_allocating(problem, options, words):
     with pytest.raises(ValueError, match=words):
         build_problem(problem, options)
     assert time.perf_counter() - start < 5.0
+
+
+@pytest.mark.parametrize("backend", ["serial", "vmap"])
+def test_differentiable_is_refused_up_front_on_every_backend(capsys, tmp_path, backend):
+    """Item 12: ``--hparam differentiable=true`` finished on one backend and failed on the other."""
+    line = _one_line_exit_2(capsys, ["sweep", tiny.NAME, "--optimizers", "adam", "--lr-grid", "0.1",
+                                     "--steps", "5", "--backend", backend, "--hparam", "differentiable=true",
+                                     "--store", str(tmp_path / "s.sqlite"), "-q"])
+    assert "--hparam differentiable" in line, line
+    assert not (tmp_path / "s.sqlite").exists()
+    with pytest.raises(ValueError, match="hparam differentiable must be False"):
+        make_config(build_problem(tiny.NAME), "adam", {"lr": 0.1, "differentiable": True}, 0, 5)
+
+
+def test_checkpoint_every_with_the_vmap_backend_says_it_is_ignored(capsys, tmp_path):
+    code = main(["sweep", tiny.NAME, "--optimizers", "sgd", "--lr-grid", "0.1,0.01", "--steps", "10",
+                 "--backend", "vmap", "--checkpoint-every", "5", "--store", str(tmp_path / "s.sqlite"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 0 and "--checkpoint-every is ignored by the vmap backend" in err, err

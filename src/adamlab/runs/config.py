@@ -257,6 +257,10 @@ def make_config(
     from adamlab.optim import registry
 
     registry.presets(optimizer)  # ValueError naming the known optimizers
+    if (hparams or {}).get("differentiable") not in (None, False):
+        raise ValueError("hparam differentiable must be False in a run: the runner never differentiates "
+                         "through optimizer steps (differentiable=True is for the optimizer classes in "
+                         "your own code)")
     try:
         if isinstance(seed, bool) or int(seed) != seed or seed < 0:
             raise ValueError
