@@ -184,6 +184,10 @@ def _problems(spec: str, options: dict[str, Any]) -> list[Any]:
         if "allocate" not in str(err):
             raise
         raise _usage(f"--option {_options_text(options)}: {spec} does not fit in memory") from None
+    except ValueError as err:
+        if "dimension" in str(err) and not any(k in str(err) for k in options):  # numpy's own size error
+            raise _usage(f"--option {_options_text(options)}: {spec} cannot be built that large ({err})") from None
+        raise
 
 
 def _options_text(options: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from adamlab.claims.properties import PROPERTIES, Record, verify
@@ -67,6 +68,22 @@ def format_table(records: Sequence[Record]) -> str:
     return "\n".join(lines)
 
 
+def check_output_file(path: str | os.PathLike[str], option: str) -> None:
+    """``ValueError`` (one line, naming ``option``) when ``path`` cannot become a file: a folder, or
+    its nearest existing ancestor (missing folders are created) is a file or not writable."""
+    target = Path(path).absolute()
+    if target.is_dir():
+        raise ValueError(f"{option} {str(path)!r} is a folder; give a file path such as "
+                         f"{str(Path(path) / 'verify.json')!r}")
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{option} {str(path)!r}: {str(ancestor)!r} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {str(path)!r}: folder {str(ancestor)!r} is not writable")
+
+
 def write_json(records: Sequence[Record], path: str | os.PathLike[str]) -> None:
     """Write the records as a JSON list, atomically (:func:`adamlab.util.files.write_json`)."""
     files.write_json(path, [r.to_dict() for r in records], indent=2)
@@ -74,6 +91,8 @@ def write_json(records: Sequence[Record], path: str | os.PathLike[str]) -> None:
 
 def run_verify(args: argparse.Namespace) -> int:
     """Run the checks, print the table, optionally write JSON; exit 1 if a required property failed."""
+    if args.json:
+        check_output_file(args.json, "--json")  # before the verification, not after it
     records = verify(optimizers=args.optimizer, properties=args.property, seed=args.seed, data=args.data)
     print(format_table(records))
     if args.json:

@@ -162,6 +162,8 @@ class Store(StoreReads):
         try:
             if self.path.is_dir():
                 raise ValueError("it is a directory")
+            if self.path.exists() and not self.path.is_file():  # a FIFO would block, a device fails late
+                raise ValueError("it is not a regular file (a device, FIFO or socket)")
             self._con = self._connect_readonly() if self.readonly else self._connect()
             self._con.row_factory = sqlite3.Row
             self.schema_version = prepare(self._con, readonly=self.readonly)
@@ -560,6 +562,9 @@ def borrowed(store: Store | str | os.PathLike[str], *, readonly: bool = False,
     if isinstance(store, Store):
         yield store
         return
+    if must_exist and Path(store).exists() and not Path(store).is_file():
+        kind = "a directory" if Path(store).is_dir() else "not a regular file (a device, FIFO or socket)"
+        raise ValueError(f"cannot open results store {str(store)!r}: it is {kind}")
     if must_exist and not Path(store).is_file():
         raise FileNotFoundError(f"results store {str(store)!r} does not exist")
     db = Store(store, readonly=readonly)
