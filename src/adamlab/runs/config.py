@@ -126,7 +126,7 @@ class Budget:
         n_train = train_set_size(problem)
         if n_train is None:
             raise ValueError(f"problem {problem.name!r} has no epochs (synthetic stream); give steps instead")
-        steps = float(self.epochs) * n_train / batch_size
+        steps = float(self.epochs) * n_train / min(batch_size, n_train)  # a larger batch is the whole set
         if not steps <= MAX_INT:
             raise ValueError(f"budget epochs {self.epochs!r} is {steps:.3g} steps at batch size {batch_size}, "
                              f"more than {MAX_INT}")
