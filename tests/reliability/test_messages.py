@@ -70,3 +70,11 @@ def test_verify_json_into_a_folder_is_refused_before_verifying(tmp_path, capsys,
     monkeypatch.setattr(verify_cmd, "verify", never)
     line = _exit_2_line(capsys, ["verify", "--json", str(tmp_path)])
     assert "--json" in line and "is a folder" in line, line
+
+
+def test_verify_a_huge_seed_is_one_line(capsys):
+    with pytest.raises(SystemExit) as info:  # argparse: usage, then the one error line
+        main(["verify", "--seed", "1" * 30])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "Traceback" not in err
+    assert "--seed: must be an integer in 0 .." in err.strip().splitlines()[-1], err

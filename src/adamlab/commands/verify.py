@@ -11,7 +11,11 @@ from typing import Any
 
 from adamlab.claims.properties import PROPERTIES, Record, verify
 from adamlab.commands import COMMANDS
+from adamlab.runs.parsing import MAX_INT, number_type
 from adamlab.util import files
+
+#: ``--seed``: an integer torch can seed with (a signed 64-bit integer >= 0).
+SEED = number_type(int, lambda v: 0 <= v <= MAX_INT, f"an integer in 0 .. {MAX_INT}")
 
 EPILOG = """\
 examples:
@@ -44,7 +48,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--property", action="append", metavar="NAME", choices=PROPERTIES,
                         help=f"property (repeatable; default: all): {', '.join(PROPERTIES)}")
     parser.add_argument("--json", metavar="PATH", help="also write the records as a JSON list to PATH")
-    parser.add_argument("--seed", type=int, default=0, help="seed of all random draws (default 0)")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of all random draws (default 0)")
     parser.add_argument("--data", action="store_true",
                         help="long data-driven records (eps_dominance: 1,874 Adam steps = 2 epochs of fmnist.cnn, minutes; "
                              "needs Fashion-MNIST under $ADAMLAB_DATA); default: a 30-step run")
