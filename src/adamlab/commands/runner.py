@@ -166,6 +166,7 @@ def _usage(message: str) -> Exception:
 
 def _problems(spec: str, options: dict[str, Any]) -> list[Any]:
     from adamlab import problems
+    from adamlab.problems.options import SizeError
 
     names = [s.strip() for s in spec.split(",") if s.strip()]
     if not names:
@@ -184,6 +185,8 @@ def _problems(spec: str, options: dict[str, Any]) -> list[Any]:
         if "allocate" not in str(err):
             raise
         raise _usage(f"--option {_options_text(options)}: {spec} does not fit in memory") from None
+    except SizeError as err:  # refused from the options, before allocating
+        raise _usage(f"--option {_options_text(options)}: {spec} does not fit in memory ({err})") from None
     except ValueError as err:
         if "dimension" in str(err) and not any(k in str(err) for k in options):  # numpy's own size error
             raise _usage(f"--option {_options_text(options)}: {spec} cannot be built that large ({err})") from None

@@ -50,9 +50,13 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
 MAX_ELEMENTS = 2**27
 
 
+class SizeError(ValueError):
+    """Options that make a problem too large to build (refused before anything is allocated)."""
+
+
 def check_elements(what: str, elements: int, *, limit: int = MAX_ELEMENTS) -> None:
     """Raise ``ValueError`` (naming ``what``, e.g. ``"d=20000: Q is 20000 x 20000"``) before allocating an
     array of more than ``limit`` elements."""
     if elements > limit:
-        raise ValueError(f"{what} = {elements:.3g} elements ({elements * 8 / 2**30:.3g} GiB as float64), more "
+        raise SizeError(f"{what} = {elements:.3g} elements ({elements * 8 / 2**30:.3g} GiB as float64), more "
                          f"than the {limit} ({limit * 8 / 2**30:.3g} GiB) a problem may build; use smaller options")

@@ -112,7 +112,9 @@ class NoisyQuadratic(Problem):
     def __init__(self, *, root: str | None = None, **options: Any) -> None:
         super().__init__(root=root, **options)
         o = self.options
-        self.d = check_int("d", o["d"], low=1, high=MAX_D)  # Q is d x d, and its QR takes O(d^3)
+        self.d = check_int("d", o["d"], low=1)
+        # Q is d x d, and its QR takes O(d^3): refused from the size, before anything is allocated
+        check_elements(f"d={self.d}: Q is {self.d} x {self.d}", self.d * self.d, limit=MAX_D * MAX_D)
         check_choice("spectrum", o["spectrum"], SPECTRA)
         check_choice("rotation", o["rotation"], ROTATIONS)
         self.nu = check_float("nu", o["nu"], low=0.0)
