@@ -78,3 +78,19 @@ def test_verify_a_huge_seed_is_one_line(capsys):
     err = capsys.readouterr().err
     assert info.value.code == 2 and "Traceback" not in err
     assert "--seed: must be an integer in 0 .." in err.strip().splitlines()[-1], err
+
+
+def test_numpys_dimension_error_names_the_options(capsys, tmp_path, monkeypatch):
+    import adamlab.problems as problems
+
+    real = problems.get
+
+    def get(name, **options):
+        if options:
+            raise ValueError("Maximum allowed dimension exceeded")
+        return real(name)
+
+    monkeypatch.setattr(problems, "get", get)
+    line = _exit_2_line(capsys, ["run", tiny.NAME, "--optimizer", "sgd", "--lr", "0.1", "--steps", "2",
+                                 "--option", "noise=3", "--store", str(tmp_path / "s.sqlite"), "-q"])
+    assert "--option noise=3" in line and "Maximum allowed dimension exceeded" in line, line
