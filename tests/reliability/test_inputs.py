@@ -74,7 +74,7 @@ def test_a_huge_lr_grid_is_refused_from_its_count_before_it_is_built(capsys, tmp
 def test_parse_lr_grid_refuses_a_huge_count_before_building_it():
     from adamlab.runs.parsing import MAX_GRID, parse_lr_grid
 
-    with pytest.raises(ValueError, match=f"COUNT must be in 1 .. {MAX_GRID}"):
+    with pytest.raises(ValueError, match=f"COUNT must be >= 1 and at most {MAX_GRID}"):
         parse_lr_grid("1e-3:1e0:100000000")
 
 

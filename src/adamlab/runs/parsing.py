@@ -36,8 +36,10 @@ def parse_lr_grid(text: str) -> list[float]:
             ) from None
         if not (start > 0 and stop > 0 and math.isfinite(start) and math.isfinite(stop)):
             raise ValueError(f"lr grid {text!r}: START and STOP must be finite and > 0 (log-spaced grid)")
-        if not 1 <= count <= MAX_GRID:
-            raise ValueError(f"lr grid {text!r}: COUNT must be in 1 .. {MAX_GRID}")
+        if count < 1:
+            raise ValueError(f"lr grid {text!r}: COUNT must be >= 1")
+        if count > MAX_GRID:
+            raise ValueError(f"lr grid {text!r}: COUNT must be >= 1 and at most {MAX_GRID}")
         if count == 1 and start != stop:
             raise ValueError(f"lr grid {text!r}: COUNT 1 needs START == STOP")
         values = np.logspace(math.log10(start), math.log10(stop), count).tolist()
