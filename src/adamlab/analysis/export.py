@@ -163,7 +163,7 @@ def export_store(store: Store | str | os.PathLike[str], out_dir: str | os.PathLi
         raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     if fmt == "parquet":
         _pyarrow()  # fail before writing anything
-    with borrowed(store, must_exist=True) as db:
+    with borrowed(store, readonly=True, must_exist=True) as db:  # reads only: never migrates
         out = Path(out_dir) if out_dir is not None else db.path.parent
         out.mkdir(parents=True, exist_ok=True)
         stem = db.path.stem

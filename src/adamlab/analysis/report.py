@@ -318,7 +318,7 @@ def build_report(store: Store | str | os.PathLike[str], *, metric: str | Criteri
         raise ValueError(f"target fraction must be in (0, 1]; got {target_fraction}")
     if not tau_max > 1.0:
         raise ValueError(f"tau_max must be > 1; got {tau_max}")
-    with borrowed(store, must_exist=True) as db:
+    with borrowed(store, readonly=True, must_exist=True) as db:  # reads only: never migrates
         problems, left_out = [], []
         for grp in load_problem_runs(db, problem):
             crit = _criterion_for(grp, metric)

@@ -55,6 +55,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             Criterion.parse(args.metric)
         except ValueError as err:
             raise ValueError(f"--metric {args.metric!r}: {err}") from None
+    if args.problem is not None:
+        _check_problem(args.store, args.problem)
     report = build_report(args.store, metric=args.metric, target_fraction=args.target_fraction, time=args.time,
                           tau_max=args.tau_max, problem=args.problem)
     written = write_report(report, args.out)
@@ -62,3 +64,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         for path in written:
             print(path)
     return 0
+
+
+def _check_problem(path: str, problem: str) -> None:
+    """``ValueError`` naming the problems there when the store at ``path`` holds no run of ``problem``."""
+    from adamlab.store import borrowed
+
+    with borrowed(path, readonly=True, must_exist=True) as db:
+        known = db.problems()
+    if problem not in known:
+        raise ValueError(f"no runs of problem {problem!r} in {path}; problems there: {', '.join(known) or 'none'}")

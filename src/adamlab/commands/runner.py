@@ -182,6 +182,7 @@ def _usage(message: str) -> Exception:
 
 def _problems(spec: str, options: dict[str, Any]) -> list[Any]:
     from adamlab import problems
+    from adamlab.problems.options import SizeError
 
     names = [s.strip() for s in spec.split(",") if s.strip()]
     if not names:
@@ -200,6 +201,12 @@ def _problems(spec: str, options: dict[str, Any]) -> list[Any]:
         if "allocate" not in str(err):
             raise
         raise _usage(f"--option {_options_text(options)}: {spec} does not fit in memory") from None
+    except SizeError as err:  # refused from the options, before allocating
+        raise _usage(f"--option {_options_text(options)}: {spec} does not fit in memory ({err})") from None
+    except ValueError as err:
+        if "dimension" in str(err) and not any(k in str(err) for k in options):  # numpy's own size error
+            raise _usage(f"--option {_options_text(options)}: {spec} cannot be built that large ({err})") from None
+        raise
 
 
 def _options_text(options: dict[str, Any]) -> str:
@@ -295,8 +302,12 @@ def _check_metric(store: Any, crit: Any, spec: str, run_ids: list[str] | None = 
 def _lr_grid(args: argparse.Namespace) -> list[float]:
     """``parse_lr_grid``, refusing a COUNT above ``--max-runs`` before the grid is built."""
     parts = args.lr_grid.split(":")
-    if len(parts) == 3 and parts[2].strip().isdigit() and int(parts[2]) > args.max_runs:
-        raise _usage(f"--lr-grid {args.lr_grid}: COUNT {int(parts[2])} is more than --max-runs "
+    try:  # int() as parse_lr_grid reads it: "+100000000" and "100_000_000" too
+        count = int(parts[2]) if len(parts) == 3 else 0
+    except ValueError:
+        count = 0  # parse_lr_grid words the error
+    if count > args.max_runs:
+        raise _usage(f"--lr-grid {args.lr_grid}: COUNT {count} is more than --max-runs "
                      f"{args.max_runs} (default {MAX_RUNS}); use a smaller grid or raise --max-runs")
     return parse_lr_grid(args.lr_grid)
 
@@ -367,6 +378,13 @@ def _prepare(args: argparse.Namespace, optimizers: str, lr_grid: list[float] | N
     hparams = parse_assignments(args.hparam, "hparam")
     if "lr" in hparams and lr_grid is not None:
         raise _usage("give the learning rate with --lr / --lr-grid, not --hparam lr=...")
+    if hparams.get("differentiable") not in (None, False):
+        raise _usage("--hparam differentiable: the runner trains with plain optimizer steps and never "
+                     "differentiates through them; differentiable=True is for the optimizer classes in "
+                     "your own code (hypergradients)")
+    if getattr(args, "checkpoint_every", None) and args.backend == "vmap":
+        print("adamlab: --checkpoint-every is ignored by the vmap backend (an interrupted block starts "
+              "over); use --backend serial to checkpoint", file=sys.stderr)
     probe = {**hparams, **({"lr": lr_grid[0]} if lr_grid else {})}
     return {
         "problems": _problems(args.problem, options),

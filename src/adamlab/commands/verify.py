@@ -6,11 +6,16 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from adamlab.claims.properties import PROPERTIES, Record, verify
 from adamlab.commands import COMMANDS
+from adamlab.runs.parsing import MAX_INT, number_type
 from adamlab.util import files
+
+#: ``--seed``: an integer torch can seed with (a signed 64-bit integer >= 0).
+SEED = number_type(int, lambda v: 0 <= v <= MAX_INT, f"an integer in 0 .. {MAX_INT}")
 
 EPILOG = """\
 examples:
@@ -43,7 +48,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--property", action="append", metavar="NAME", choices=PROPERTIES,
                         help=f"property (repeatable; default: all): {', '.join(PROPERTIES)}")
     parser.add_argument("--json", metavar="PATH", help="also write the records as a JSON list to PATH")
-    parser.add_argument("--seed", type=int, default=0, help="seed of all random draws (default 0)")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of all random draws (default 0)")
     parser.add_argument("--data", action="store_true",
                         help="long data-driven records (eps_dominance: 1,874 Adam steps = 2 epochs of fmnist.cnn, minutes; "
                              "needs Fashion-MNIST under $ADAMLAB_DATA); default: a 30-step run")
@@ -71,6 +76,22 @@ def format_table(records: Sequence[Record]) -> str:
     return "\n".join(lines)
 
 
+def check_output_file(path: str | os.PathLike[str], option: str) -> None:
+    """``ValueError`` (one line, naming ``option``) when ``path`` cannot become a file: a folder, or
+    its nearest existing ancestor (missing folders are created) is a file or not writable."""
+    target = Path(path).absolute()
+    if target.is_dir():
+        raise ValueError(f"{option} {str(path)!r} is a folder; give a file path such as "
+                         f"{str(Path(path) / 'verify.json')!r}")
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{option} {str(path)!r}: {str(ancestor)!r} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {str(path)!r}: folder {str(ancestor)!r} is not writable")
+
+
 def write_json(records: Sequence[Record], path: str | os.PathLike[str]) -> None:
     """Write the records as a JSON list, atomically (:func:`adamlab.util.files.write_json`)."""
     files.write_json(path, [r.to_dict() for r in records], indent=2)
@@ -80,6 +101,8 @@ def run_verify(args: argparse.Namespace) -> int:
     """Run the checks, print the table, optionally write JSON; exit 1 if a required property failed."""
     from adamlab.runs.device import setup_device
 
+    if args.json:
+        check_output_file(args.json, "--json")  # before the verification, not after it
     device = setup_device(args.device, args.deterministic)  # unavailable: one line, exit 2, before any check
     records = verify(optimizers=args.optimizer, properties=args.property, seed=args.seed, data=args.data,
                      device=device)

@@ -9,6 +9,7 @@ labels ``0x00000801`` (N).
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def read_idx_gz(path: Path, ndim: int, dataset: str = "idx", relpath: str | None
     if len(raw) < header:
         raise DataFormatError(dataset, rel, path, "truncated IDX header")
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    n = int(np.prod(dims, dtype=np.int64))
+    n = math.prod(dims)  # Python ints: a forged header cannot overflow int64 into a small product
     if len(raw) - header != n:
         raise DataFormatError(
             dataset, rel, path, f"{len(raw) - header} data bytes, dimensions {dims} need {n}"

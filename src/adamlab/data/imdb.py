@@ -26,12 +26,15 @@ including the first 10,000 most frequent words"):
 Storage choice: a dense ``uint8`` matrix, 25,000 x 10,000 = 250 MB per split (a float32 copy
 would be 1 GB; sparse tensors are slow to index per mini-batch). The matrix is cached bit-packed
 (``np.packbits``, 31 MB per split) under ``$ADAMLAB_CACHE/imdb/<key>/``, keyed by the archive's
-checksum, ``vocab_size`` and ``TOKENIZER_VERSION``; loads use ``allow_pickle=False``.
+checksum, ``vocab_size`` and ``TOKENIZER_VERSION``, with a manifest of the files' sha256 that every
+load verifies (a cache that fails it is rebuilt); loads use ``allow_pickle=False``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import re
 import tarfile
 import zlib
@@ -42,7 +45,7 @@ import numpy as np
 
 from adamlab.data.errors import DataFormatError
 from adamlab.data.paths import cache_dir
-from adamlab.util.files import atomic_open
+from adamlab.util.files import atomic_open, write_json
 
 TOKENIZER_VERSION = 1
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
@@ -138,17 +141,38 @@ def cache_key(archive_digest: str, vocab_size: int) -> str:
     return f"v{vocab_size}-{h[:20]}"
 
 
-def _cache_files(key: str, split: str) -> tuple[Path, Path]:
+def _cache_files(key: str, split: str) -> tuple[Path, Path, Path]:
     d = cache_dir() / "imdb" / key
-    return d / f"{split}-inputs-packed.npy", d / f"{split}-targets.npy"
+    return d / f"{split}-inputs-packed.npy", d / f"{split}-targets.npy", d / f"{split}-manifest.json"
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
 
 
 def load_cached(key: str, split: str, vocab_size: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """The cached split, or None if absent or unreadable."""
-    xp, yp = _cache_files(key, split)
+    """The cached split, or None if absent, unreadable or not verified (then the caller rebuilds it).
+
+    A cached split is used only when its manifest (written last) names this ``key`` -- the source
+    archive's checksum, ``vocab_size`` and the tokenizer version -- and the sha256 of both ``.npy``
+    files equals the manifest's: a cache edited, torn or copied from elsewhere is rebuilt, never
+    trusted (flipped labels would otherwise give a wrong result under the clean run's id).
+    """
+    xp, yp, mp = _cache_files(key, split)
     try:
-        packed = np.load(xp, allow_pickle=False)
-        y = np.load(yp, allow_pickle=False)
+        manifest = json.loads(mp.read_text(encoding="utf-8"))
+        xb, yb = xp.read_bytes(), yp.read_bytes()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("key") != key \
+            or manifest.get("inputs_sha256") != hashlib.sha256(xb).hexdigest() \
+            or manifest.get("targets_sha256") != hashlib.sha256(yb).hexdigest():
+        return None
+    try:
+        packed = np.load(io.BytesIO(xb), allow_pickle=False)
+        y = np.load(io.BytesIO(yb), allow_pickle=False)
     except (OSError, ValueError):
         return None
     if packed.ndim != 2 or packed.shape[0] != y.shape[0] or packed.shape[1] * 8 < vocab_size:
@@ -157,13 +181,18 @@ def load_cached(key: str, split: str, vocab_size: int) -> tuple[np.ndarray, np.n
 
 
 def store_cached(key: str, split: str, x: np.ndarray, y: np.ndarray) -> None:
-    """Write one split's packed matrix and targets atomically (targets last)."""
-    xp, yp = _cache_files(key, split)
+    """Write one split's packed matrix and targets atomically, then their manifest (``key`` and the
+    sha256 of both files; :func:`load_cached` verifies it)."""
+    xp, yp, mp = _cache_files(key, split)
+    xb, yb = _npy_bytes(np.packbits(x, axis=1)), _npy_bytes(y.astype(np.int64))
     try:
+        mp.unlink(missing_ok=True)
         with atomic_open(xp, "wb", fsync=True) as fh:
-            np.save(fh, np.packbits(x, axis=1), allow_pickle=False)
+            fh.write(xb)
         with atomic_open(yp, "wb", fsync=True) as fh:
-            np.save(fh, y.astype(np.int64), allow_pickle=False)
+            fh.write(yb)
+        write_json(mp, {"key": key, "inputs_sha256": hashlib.sha256(xb).hexdigest(),
+                        "targets_sha256": hashlib.sha256(yb).hexdigest()})
     except OSError:  # an unwritable cache only costs speed
         pass
 

@@ -150,6 +150,11 @@ def describe_expected(spec: FileSpec) -> str:
     return "no checksum"
 
 
+#: No file of a registered dataset is larger (the biggest, CIFAR-10's tarball, is 170 MB): a larger one
+#: is refused from its size, before it is hashed.
+MAX_FILE_BYTES = 2**31
+
+
 def check_file(dataset: str, spec: FileSpec, root: Path, *, rehash: bool = False) -> FileStatus:
     """Check one file of ``dataset`` under ``root`` against its expected checksum; never raises
     for a missing or bad file (see ``FileStatus``). ``rehash=True``: hash it even if the cache
@@ -161,11 +166,14 @@ def check_file(dataset: str, spec: FileSpec, root: Path, *, rehash: bool = False
     if not path.is_file():
         return FileStatus(dataset, spec.relpath, path, "missing", expected, "missing")
     checksum = expected_checksum(spec)
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:  # checked before hashing: hashing a huge (or sparse) file takes minutes
+        return FileStatus(dataset, spec.relpath, path, "BAD", expected,
+                          f"size {size} bytes, larger than any dataset file ({MAX_FILE_BYTES} bytes)")
     if checksum is not None:
         found = cached_digest(path, checksum.algorithm, rehash=rehash)
         status = "ok" if found == checksum.hexdigest.lower() else "BAD"
         return FileStatus(dataset, spec.relpath, path, status, expected, f"{checksum.algorithm}:{found}")
-    size = path.stat().st_size
     if spec.size is not None and size != spec.size:
         return FileStatus(dataset, spec.relpath, path, "BAD", expected, f"size {size} bytes")
     return FileStatus(dataset, spec.relpath, path, "ok-size", expected, f"size {size} bytes")

@@ -60,6 +60,7 @@ from torch.optim.optimizer import _get_scalar_dtype
 
 from adamlab.functional.tensorlist import TensorList, copy_into
 from adamlab.optim import fast, hyper, validation
+from adamlab.optim import state_dict as state_dict_checks
 from adamlab.optim.hyper import OPTIONS, Hyper
 from adamlab.optim.validation import NONFINITE_POLICIES, check_choice
 
@@ -159,6 +160,12 @@ class AdamlabOptimizer(Optimizer):
         state["nonfinite"] = self.nonfinite
         state["skipped_steps"] = self.skipped_steps
         return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """``torch.optim.Optimizer.load_state_dict``, after :func:`adamlab.optim.state_dict.check_loadable`
+        (another method's state, or invalid hyperparameters, raise ``ValueError``; nothing is loaded)."""
+        state_dict_checks.check_loadable(self, state_dict)
+        super().load_state_dict(state_dict)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restore a pickle/copy, or the groups and state of ``load_state_dict``, upgrading old layouts."""

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from adamlab.problems.base import Batch, Problem, Protocol, register
 from adamlab.problems.datasets import shuffled_batches
-from adamlab.problems.options import check_float, check_int
+from adamlab.problems.options import check_elements, check_float, check_int
 
 
 def wilson_data(n: int, n_test: int, p: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -108,6 +108,8 @@ class WilsonLeastSquares(Problem):
         n_test = check_int("n_test", o["n_test"], low=1)
         p = check_float("p", o["p"], low=0.5, high=1.0, low_open=True, high_open=True)
         check_int("data_seed", o["data_seed"], low=0)
+        total = n + n_test
+        check_elements(f"n={n} + n_test={n_test}: the data matrix {total} x {3 + 5 * total}", total * (3 + 5 * total))
         x, y, xt, yt = wilson_data(n, n_test, p, o["data_seed"])
         self.x_train64, self.y_train64, self.x_test64, self.y_test64 = x, y, xt, yt
         self.x_train = torch.from_numpy(x).to(torch.float32)

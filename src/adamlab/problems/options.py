@@ -44,3 +44,19 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     return value
+
+
+#: The most elements (float64: 8 bytes each, 1 GiB in all) one array a problem builds may hold.
+MAX_ELEMENTS = 2**27
+
+
+class SizeError(ValueError):
+    """Options that make a problem too large to build (refused before anything is allocated)."""
+
+
+def check_elements(what: str, elements: int, *, limit: int = MAX_ELEMENTS) -> None:
+    """Raise ``ValueError`` (naming ``what``, e.g. ``"d=20000: Q is 20000 x 20000"``) before allocating an
+    array of more than ``limit`` elements."""
+    if elements > limit:
+        raise SizeError(f"{what} = {elements:.3g} elements ({elements * 8 / 2**30:.3g} GiB as float64), more "
+                         f"than the {limit} ({limit * 8 / 2**30:.3g} GiB) a problem may build; use smaller options")

@@ -24,10 +24,13 @@ import torch
 from torch import Tensor, nn
 
 from adamlab.problems.base import Batch, Problem, Protocol, register
-from adamlab.problems.options import check_choice, check_float, check_int
+from adamlab.problems.options import check_choice, check_elements, check_float, check_int
 
 SPECTRA = ("well", "ill")
 ROTATIONS = ("axis", "rotated")
+
+#: The largest dimension ``d`` (Q is d x d: 128 MiB, and a QR of seconds, at 4096).
+MAX_D = 4096
 INITS = ("ones", "normal")
 
 
@@ -110,6 +113,8 @@ class NoisyQuadratic(Problem):
         super().__init__(root=root, **options)
         o = self.options
         self.d = check_int("d", o["d"], low=1)
+        # Q is d x d, and its QR takes O(d^3): refused from the size, before anything is allocated
+        check_elements(f"d={self.d}: Q is {self.d} x {self.d}", self.d * self.d, limit=MAX_D * MAX_D)
         check_choice("spectrum", o["spectrum"], SPECTRA)
         check_choice("rotation", o["rotation"], ROTATIONS)
         self.nu = check_float("nu", o["nu"], low=0.0)
@@ -158,6 +163,7 @@ class NoisyQuadratic(Problem):
 
     def train_batches(self, seed: int, batch_size: int | None = None) -> Iterator[Batch]:
         bs = self.protocol.batch_size if batch_size is None else check_int("batch_size", batch_size, low=1)
+        check_elements(f"batch_size={bs} x d={self.d}: one batch", bs * self.d)
         gen = torch.Generator().manual_seed(int(seed))
         while True:
             yield (torch.randn(bs, self.d, generator=gen),)

@@ -112,7 +112,8 @@ class LoopCore:
         return step % self.eval_every == 0 or step == self.steps
 
     def epoch(self, at: int) -> dict[str, float]:
-        return {} if self.n_train is None else {"epoch": at * self.batch_size / self.n_train}
+        # a batch larger than the training set is the whole set: one epoch per step
+        return {} if self.n_train is None else {"epoch": at * min(self.batch_size, self.n_train) / self.n_train}
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0

@@ -20,6 +20,8 @@ import contextlib
 import math
 import os
 import sqlite3
+import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -145,6 +147,35 @@ def expand_grid(
 WAIT_POLL = 0.5
 
 
+#: Seconds between two "waiting for ..." lines while a sweep waits for runs other processes hold.
+WAIT_MESSAGE_EVERY = 60.0
+
+
+def waiting_message(db: Store, run_ids: Sequence[str]) -> str:
+    """One line: which runs a sweep waits for, who holds them and when they are taken over."""
+    rows = db.holders(run_ids)
+    now = time.time()
+    owners = sorted({f"pid {pid} on {host}" for _, pid, host, _ in rows})
+    beats = [now - float(hb) for *_, hb in rows if hb is not None]
+    last = f", last heartbeat {min(beats):.0f} s ago" if beats else ""
+    return (f"waiting for {len(run_ids)} run(s) held by another process ({', '.join(owners[:3]) or 'unknown'}"
+            f"{', ...' if len(owners) > 3 else ''}{last}); they are taken over if it dies or sends no "
+            f"heartbeat for {db.claim_timeout:g} s")
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Raise ``ValueError`` naming ``folder`` when a file cannot be created, written and flushed there
+    (a read-only or full file system): found when a sweep starts, not after its runs have trained."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".adamlab-probe-") as fh:
+            fh.write(b"\0" * 65536)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:
+        raise ValueError(f"{what} {str(folder)!r} cannot be written: {err.strerror or err}") from None
+
+
 def run_configs(
     configs: Sequence[RunConfig],
     store: Store | str | os.PathLike[str] = DEFAULT_STORE,
@@ -193,6 +224,8 @@ def run_configs(
             on_start_many=db.mark_started_many,
             device=dev,
         )
+        if context.checkpoint_dir is not None and todo:
+            check_writable(context.checkpoint_dir, "checkpoint folder")
         bar = sweep_bar(len(unique), quiet=quiet, desc=desc, initial=report.skipped)
         held: set[str] = set()  # claimed by this sweep and not recorded yet
 
@@ -202,11 +235,21 @@ def run_configs(
                 report.elsewhere += n
                 bar.update(n)
 
+        told = [-math.inf]  # when the last waiting message was printed (perf_counter)
+
+        def tell_waiting(waiting: list[RunConfig]) -> None:
+            now = time.perf_counter()
+            if now - told[0] < WAIT_MESSAGE_EVERY:
+                return
+            told[0] = now  # printed even with quiet: a wait is never silent
+            print(f"adamlab: {waiting_message(db, [c.run_id for c in waiting])}", file=sys.stderr, flush=True)
+
         def claimed_batches() -> Iterator[list[RunConfig]]:
             queue, waiting = list(todo), []
             chunk = 1 if backend_impl.name == "serial" else None
             while queue or waiting:
                 if not queue:  # only runs that other live processes hold are left
+                    tell_waiting(waiting)
                     time.sleep(WAIT_POLL)
                     looked = db.classify(waiting, retry_failed=retry_failed)
                     elsewhere(len(looked.done))

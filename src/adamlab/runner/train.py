@@ -32,7 +32,13 @@ import torch
 
 from adamlab.problems import Problem
 from adamlab.problems.noise import noise_seed, run_noise
-from adamlab.runner.checkpoint import restore_checkpoint, rng_states, save_checkpoint, set_rng_states
+from adamlab.runner.checkpoint import (
+    restore_checkpoint,
+    rng_states,
+    save_checkpoint,
+    staged_counter,
+    staged_rows,
+)
 from adamlab.runner.hooks import RunHook
 from adamlab.runner.loop import DEFAULT_CHUNK, LoopCore, MetricSink
 from adamlab.runner.progress import run_bar
@@ -114,18 +120,18 @@ def execute(
     noise = run_noise(config.seed, dev)
 
     step = 0
-    ckpt = restore_checkpoint(checkpoint_path, config.run_id, model, optimizer)  # None: start over
+    # None: start over. A checkpoint is resumed only with the metric rows it depends on still staged.
+    ckpt = restore_checkpoint(checkpoint_path, config.run_id, model, optimizer, steps=config.steps,
+                              staged=staged_counter(sink, config.run_id), noise=noise,
+                              # taken on another kind of device, the noise generator's state does not fit
+                              # this one's: reseed it from the run's seed and the step instead
+                              reseed=lambda at: noise.generator.manual_seed((noise_seed(config.seed) + at) % (2**63)))
     core = LoopCore([config], n_train, sink=sink, chunk=chunk,
                     started_at=str(ckpt["started_at"]) if ckpt is not None else started_at,
                     elapsed=float(ckpt["elapsed"]) if ckpt is not None else 0.0)
     if ckpt is not None:
-        for _ in range(int(ckpt["batches_consumed"])):  # data position: replay the seeded stream
+        for _ in range(int(ckpt["batches_consumed"])):  # data position (== step < steps): replay the stream
             next(batches)
-        set_rng_states(ckpt["rng"])
-        if "noise" in ckpt and ckpt.get("noise_device", "cpu") == dev.type:
-            noise.set_state(ckpt["noise"])
-        elif "noise" in ckpt:  # taken on another kind of device: its generator state does not fit this one's
-            noise.generator.manual_seed((noise_seed(config.seed) + int(ckpt["step"])) % (2**63))
         step = int(ckpt["step"])
         core.loss_sum.fill_(float(ckpt["loss_sum"]))
         core.loss_n = int(ckpt["loss_n"])
@@ -182,6 +188,9 @@ def execute(
                         checkpoint_path,  # type: ignore[arg-type]
                         {
                             "run_id": config.run_id,
+                            "optimizer_class": type(optimizer).__name__,
+                            "steps": config.steps,
+                            "staged_rows": staged_rows(sink, config.run_id),
                             "model": model.state_dict(),
                             "optimizer": optimizer.state_dict(),
                             "rng": rng_states(),

@@ -15,11 +15,13 @@ import functools
 import hashlib
 import json
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from adamlab.problems import Problem
+from adamlab.runs.parsing import MAX_INT
 from adamlab.runs.schedules import make_schedule
 
 ProblemSpec = str | tuple[str, Mapping[str, Any]] | Problem
@@ -35,12 +37,37 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int):
+        if abs(value) > MAX_INT:
+            raise ValueError(f"config value {_digits(value)} is too large: integers in a run config are at "
+                             f"most 2**63 - 1 = {MAX_INT} (SQLite's INTEGER); write a float such as 1e30")
         return int(value)
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalar
         return _canonical(value.item())
     if isinstance(value, float):
         return round_float(value)
     raise ValueError(f"config value {value!r} of type {type(value).__name__} is not JSON-serialisable")
+
+
+def _digits(value: int) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:12]}... ({len(text)} digits)"
+
+
+def check_count(name: str, value: Any, low: int = 1) -> int:
+    """``value`` as an ``int`` in ``low`` .. :data:`MAX_INT`, else ``ValueError`` naming ``name`` (a bool, a
+    float such as ``10.5`` -- never truncated -- or a huge integer is refused)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer in {low} .. {MAX_INT}; got {value!r}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        if isinstance(value, float) and math.isfinite(value) and value == int(value):
+            number = int(value)
+        else:
+            raise ValueError(f"{name} must be an integer in {low} .. {MAX_INT}; got {value!r}") from None
+    if not low <= number <= MAX_INT:
+        raise ValueError(f"{name} must be an integer in {low} .. {MAX_INT}; got {_digits(number)}")
+    return number
 
 
 def round_float(x: float) -> float:
@@ -69,10 +96,13 @@ class Budget:
     def __post_init__(self) -> None:
         if self.steps is not None and self.epochs is not None:
             raise ValueError("budget takes steps or epochs, not both")
-        if self.steps is not None and int(self.steps) < 1:
-            raise ValueError(f"budget steps must be an integer >= 1; got {self.steps}")
-        if self.epochs is not None and not float(self.epochs) > 0:
-            raise ValueError(f"budget epochs must be > 0; got {self.epochs}")
+        if self.steps is not None:
+            check_count("budget steps", self.steps)
+        if self.epochs is not None:
+            if isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, float)) \
+                    or (isinstance(self.epochs, int) and abs(self.epochs) > MAX_INT) \
+                    or not (math.isfinite(float(self.epochs)) and float(self.epochs) > 0):
+                raise ValueError(f"budget epochs must be a finite number > 0; got {self.epochs!r}")
 
     @classmethod
     def of(cls, budget: Budget | int | Mapping[str, Any] | None) -> Budget:
@@ -92,13 +122,17 @@ class Budget:
     def resolve(self, problem: Problem, batch_size: int) -> int:
         """Number of optimizer steps for ``problem`` at ``batch_size``."""
         if self.steps is not None:
-            return int(self.steps)
+            return check_count("budget steps", self.steps)
         if self.epochs is None:
             return int(problem.protocol.steps)
         n_train = train_set_size(problem)
         if n_train is None:
             raise ValueError(f"problem {problem.name!r} has no epochs (synthetic stream); give steps instead")
-        return max(1, math.ceil(float(self.epochs) * n_train / batch_size))
+        steps = float(self.epochs) * n_train / min(batch_size, n_train)  # a larger batch is the whole set
+        if not steps <= MAX_INT:
+            raise ValueError(f"budget epochs {self.epochs!r} is {steps:.3g} steps at batch size {batch_size}, "
+                             f"more than {MAX_INT}")
+        return max(1, math.ceil(steps))
 
 
 def train_set_size(problem: Problem) -> int | None:
@@ -225,16 +259,21 @@ def make_config(
     from adamlab.optim import registry
 
     registry.presets(optimizer)  # ValueError naming the known optimizers
-    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0; got {seed!r}")
+    if (hparams or {}).get("differentiable") not in (None, False):
+        raise ValueError("hparam differentiable must be False in a run: the runner never differentiates "
+                         "through optimizer steps (differentiable=True is for the optimizer classes in "
+                         "your own code)")
+    try:
+        if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+            raise ValueError
+        check_count("seed", seed, 0)
+    except (ValueError, TypeError, OverflowError):
+        raise ValueError(f"seed must be an integer in 0 .. {MAX_INT}; got "
+                         f"{_digits(seed) if isinstance(seed, int) else repr(seed)}") from None
     protocol = problem.protocol
-    bs = int(batch_size if batch_size is not None else protocol.batch_size)
-    if bs < 1:
-        raise ValueError(f"batch_size must be >= 1; got {bs}")
-    steps = Budget.of(budget).resolve(problem, bs)
-    ev = int(eval_every if eval_every is not None else protocol.eval_every)
-    if ev < 1:
-        raise ValueError(f"eval_every must be >= 1; got {ev}")
+    bs = check_count("batch_size", batch_size if batch_size is not None else protocol.batch_size)
+    steps = check_count("steps", Budget.of(budget).resolve(problem, bs))
+    ev = check_count("eval_every", eval_every if eval_every is not None else protocol.eval_every)
     sched = make_schedule(schedule, default=protocol.lr_schedule, steps=steps)
     name, options = problem_name_and_options(problem)
     for hook in hooks:

@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 
+#: The most values a START:STOP:COUNT grid may have (refused before the grid is built).
+MAX_GRID = 100_000
+
 
 def parse_lr_grid(text: str) -> list[float]:
     """Parse ``"start:stop:count"`` (log-spaced, both ends included) or ``"a,b,c"`` (a list).
@@ -34,6 +37,8 @@ def parse_lr_grid(text: str) -> list[float]:
             raise ValueError(f"lr grid {text!r}: START and STOP must be finite and > 0 (log-spaced grid)")
         if count < 1:
             raise ValueError(f"lr grid {text!r}: COUNT must be >= 1")
+        if count > MAX_GRID:
+            raise ValueError(f"lr grid {text!r}: COUNT must be >= 1 and at most {MAX_GRID}")
         if count == 1 and start != stop:
             raise ValueError(f"lr grid {text!r}: COUNT 1 needs START == STOP")
         values = np.logspace(math.log10(start), math.log10(stop), count).tolist()
@@ -58,6 +63,8 @@ def parse_value(text: str) -> Any:
     """
     try:
         return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"value {_short(text)} is nested too deeply") from None
     except json.JSONDecodeError:
         low = text.lower()
         if low in ("true", "false"):
@@ -74,8 +81,42 @@ def parse_assignments(items: list[str] | None, what: str = "option") -> dict[str
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--{what} {item!r} must look like KEY=VALUE")
-        out[key.strip()] = parse_value(value.strip())
+        try:
+            parsed = parse_value(value.strip())
+            check_integers(parsed)
+        except ValueError as err:
+            raise ValueError(f"--{what} {key.strip()}: {err}") from None
+        out[key.strip()] = parsed
     return out
+
+
+#: The largest integer a run config may hold: SQLite's INTEGER (a signed 64-bit integer).
+MAX_INT = 2**63 - 1
+
+#: How deeply a command-line value may nest lists and objects.
+MAX_DEPTH = 32
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
+
+
+def check_integers(value: Any, depth: int = 0) -> None:
+    """Raise ``ValueError`` when ``value`` holds an integer beyond +-:data:`MAX_INT` (too large for
+    SQLite and, past about 1.8e308, for a float) or nests deeper than :data:`MAX_DEPTH`."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"value is nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int) and abs(value) > MAX_INT:
+        raise ValueError(f"integer {_short(str(value))} is too large (integers are at most 2**63 - 1 = "
+                         f"{MAX_INT}; write a float such as 1e30 for a large number)")
+    if isinstance(value, dict):
+        for v in value.values():
+            check_integers(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            check_integers(v, depth + 1)
 
 
 def number_type(cast: Callable[[str], float], accept: Callable[[float], bool],
@@ -90,14 +131,14 @@ def number_type(cast: Callable[[str], float], accept: Callable[[float], bool],
             value = cast(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
-        if not (math.isfinite(value) and accept(value)):
+        if not ((isinstance(value, int) or math.isfinite(value)) and accept(value)):
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
         return value
 
     return parse
 
 
-#: ``--steps``, ``--seeds``, ``--batch-size`` and the like.
-positive_int = number_type(int, lambda v: v >= 1, "an integer >= 1")
+#: ``--steps``, ``--seeds``, ``--batch-size`` and the like (at most :data:`MAX_INT`: SQLite's INTEGER).
+positive_int = number_type(int, lambda v: 1 <= v <= MAX_INT, f"an integer in 1 .. {MAX_INT}")
 #: ``--epochs``, ``--decay-gamma``.
 positive_float = number_type(float, lambda v: v > 0, "a finite number > 0")

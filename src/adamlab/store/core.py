@@ -30,10 +30,13 @@ Example
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
+import shutil
 import socket
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -62,6 +65,9 @@ CLAIM_TIMEOUT = 300.0
 
 #: Seconds between two heartbeats of a sweep's claims (default of ``heartbeat_every``).
 HEARTBEAT_EVERY = 30.0
+
+#: The shortest ``heartbeat_every`` (a heartbeat is a write transaction: 0 would write without pause).
+MIN_HEARTBEAT = 0.01
 
 _FINAL_SQL = ",".join(f"'{s.value}'" for s in sorted(DONE_STATUSES))
 
@@ -120,8 +126,9 @@ class Store(StoreReads):
         The SQLite file.
     readonly:
         Open for reading only (``mode=ro``; on a read-only folder or file system, where SQLite cannot
-        create the WAL index, ``immutable=1``). Nothing is created, migrated or written; the file
-        must exist. Writing methods raise ``ValueError``.
+        create the WAL index: ``immutable=1`` when there is no write-ahead log, else a private
+        temporary copy of the file and its ``-wal``, so commits not yet checkpointed are read too).
+        Nothing is created, migrated or written; the file must exist. Writing methods raise ``ValueError``.
     claim_timeout:
         Seconds without a heartbeat after which another process's claim is taken over.
     heartbeat_every:
@@ -139,23 +146,31 @@ class Store(StoreReads):
                  claim_timeout: float = CLAIM_TIMEOUT, heartbeat_every: float | None = None) -> None:
         self.path = Path(path)
         self.readonly = bool(readonly)
-        if not claim_timeout > 0:
-            raise ValueError(f"claim_timeout must be > 0 seconds; got {claim_timeout!r}")
+        if not 0 < claim_timeout < math.inf:
+            raise ValueError(f"claim_timeout must be a finite number > 0 of seconds; got {claim_timeout!r}")
         self.claim_timeout = float(claim_timeout)
         self.heartbeat_every = float(heartbeat_every if heartbeat_every is not None
                                      else min(HEARTBEAT_EVERY, self.claim_timeout / 10))
+        if not MIN_HEARTBEAT <= self.heartbeat_every <= self.claim_timeout / 2:
+            raise ValueError(f"heartbeat_every must be in {MIN_HEARTBEAT} .. claim_timeout / 2 = "
+                             f"{self.claim_timeout / 2:g} seconds; got {heartbeat_every!r}")
         self.host = socket.gethostname()
         self.schema_version = SCHEMA_VERSION
         self._con: sqlite3.Connection | None = None
+        self._copy_dir: Path | None = None
+        self._identity: dict[str, tuple[int, int]] | None = None
         try:
             if self.path.is_dir():
                 raise ValueError("it is a directory")
+            if self.path.exists() and not self.path.is_file():  # a FIFO would block, a device fails late
+                raise ValueError("it is not a regular file (a device, FIFO or socket)")
             self._con = self._connect_readonly() if self.readonly else self._connect()
             self._con.row_factory = sqlite3.Row
             self.schema_version = prepare(self._con, readonly=self.readonly)
+            if not self.readonly:
+                self._remember_identity()
         except (OSError, sqlite3.Error, ValueError) as err:
-            if self._con is not None:
-                self._con.close()
+            self.close()
             raise ValueError(f"cannot open results store {str(path)!r}: {err}") from None
 
     def _connect(self) -> sqlite3.Connection:
@@ -168,21 +183,51 @@ class Store(StoreReads):
         if not self.path.is_file():
             raise ValueError("it does not exist")
         uri = self.path.resolve().as_uri()
-        last: sqlite3.Error | None = None
-        for flags in ("mode=ro", "immutable=1"):
-            con = sqlite3.connect(f"{uri}?{flags}", uri=True, timeout=60.0, isolation_level=None)
-            try:
-                con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-                return con
-            except sqlite3.Error as err:  # a WAL file in a read-only folder: only immutable works
-                con.close()
-                last = err
-        raise last or sqlite3.OperationalError("cannot open read-only")
+        con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60.0, isolation_level=None)
+        try:
+            con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return con
+        except sqlite3.Error as err:  # no WAL index, and none can be created (a read-only folder)
+            con.close()
+            first = err
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            # immutable=1 would ignore the write-ahead log, i.e. commits not yet checkpointed into
+            # the main file: read a private copy of the file and its log, which SQLite recovers
+            return self._connect_copy(wal)
+        con = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=60.0, isolation_level=None)
+        try:
+            con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return con
+        except sqlite3.Error:
+            con.close()
+            raise first from None
+
+    def _connect_copy(self, wal: Path) -> sqlite3.Connection:
+        """A connection to a private copy of the store and its write-ahead log (read-only folder)."""
+        folder = Path(tempfile.mkdtemp(prefix="adamlab-ro-store-"))
+        self._copy_dir = folder
+        try:
+            shutil.copyfile(self.path, folder / self.path.name)
+            shutil.copyfile(wal, folder / wal.name)
+            con = sqlite3.connect(folder / self.path.name, timeout=60.0, isolation_level=None)
+            con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            con.execute("PRAGMA query_only=ON")
+            return con
+        except (OSError, sqlite3.Error) as err:
+            shutil.rmtree(folder, ignore_errors=True)
+            self._copy_dir = None
+            raise ValueError(f"it has a write-ahead log ({wal.name}) but no WAL index, in a folder "
+                             f"adamlab cannot write, and reading a copy failed ({err}); open it once "
+                             "where it can be written, or copy it with its -wal file") from None
 
     # -- context manager ---------------------------------------------------------------------
     def close(self) -> None:
         if self._con is not None:
-            self._con.close()
+            self._con.close()  # kept: a closed connection raises sqlite3.ProgrammingError on use
+        if self._copy_dir is not None:
+            shutil.rmtree(self._copy_dir, ignore_errors=True)
+            self._copy_dir = None
 
     def __enter__(self) -> Store:
         return self
@@ -193,7 +238,53 @@ class Store(StoreReads):
     def _tx(self) -> Transaction:
         if self.readonly:
             raise ValueError(f"results store {str(self.path)!r} was opened read-only")
+        self.check_identity()
         return Transaction(self._db)
+
+    # -- identity: faults SQLite cannot survive ----------------------------------------------------
+    def _files(self) -> dict[str, tuple[int, int]]:
+        """``(st_dev, st_ino)`` of the store file and of its ``-wal`` and ``-shm`` (absent: missing)."""
+        out = {}
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(self.path.with_name(self.path.name + suffix))
+                out[suffix] = (st.st_dev, st.st_ino)
+        return out
+
+    def _links(self) -> int:
+        return os.stat(self.path).st_nlink
+
+    def _remember_identity(self) -> None:
+        links = self._links()
+        if links > 1:
+            raise ValueError(f"it has {links} hard links; SQLite's locks and write-ahead log do not follow "
+                             "hard links, so processes using different names would lose or duplicate "
+                             "runs: keep one name per store (copy it instead of linking)")
+        self._identity = self._files()
+
+    def check_identity(self) -> None:
+        """Raise ``ValueError`` (one line) when the store's files were changed under this process:
+        the file replaced or hard-linked, its ``-wal`` or ``-shm`` deleted or replaced. SQLite cannot
+        survive these (runs would be trained twice or vanish), so every write checks first."""
+        if self._identity is None:
+            return
+        now = self._files()
+        names = {"": "the store file", "-wal": "its -wal file", "-shm": "its -shm file"}
+        for suffix, ident in self._identity.items():
+            if suffix not in now:
+                what = f"{names[suffix]} was deleted"
+            elif now[suffix] != ident:
+                what = f"{names[suffix]} was replaced"
+            else:
+                continue
+            raise ValueError(f"results store {str(self.path)!r} was changed under this process ({what}); "
+                             "stop every process using it, then check it before going on (SQLite cannot "
+                             "survive this, runs could be lost or trained twice)")
+        links = self._links()
+        if links > 1:
+            raise ValueError(f"results store {str(self.path)!r} now has {links} hard links; stop every "
+                             "process using it and keep one name per store (SQLite's locks do not follow "
+                             "hard links)")
 
     # -- writing -------------------------------------------------------------------------------
     def plan(self, configs: Iterable[RunConfig]) -> None:
@@ -471,6 +562,9 @@ def borrowed(store: Store | str | os.PathLike[str], *, readonly: bool = False,
     if isinstance(store, Store):
         yield store
         return
+    if must_exist and Path(store).exists() and not Path(store).is_file():
+        kind = "a directory" if Path(store).is_dir() else "not a regular file (a device, FIFO or socket)"
+        raise ValueError(f"cannot open results store {str(store)!r}: it is {kind}")
     if must_exist and not Path(store).is_file():
         raise FileNotFoundError(f"results store {str(store)!r} does not exist")
     db = Store(store, readonly=readonly)

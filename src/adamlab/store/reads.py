@@ -30,11 +30,24 @@ Curve = tuple[list[int], list[float]]
 _RUN_ORDER = " ORDER BY problem, optimizer, lr, seed"
 
 
-def _run_dict(row: sqlite3.Row) -> dict[str, Any]:
+class StoreDataError(ValueError):
+    """A value in the store is not what adamlab wrote (the message names the store, run and column)."""
+
+
+def _json(text: Any, column: str, run_id: Any, where: str) -> Any:
+    """``json.loads(text)``, or :class:`StoreDataError` naming the store ``where``, the run and the column."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError, RecursionError) as err:
+        raise StoreDataError(f"results store {where!r}: column {column!r} of run {run_id!r} is not valid JSON "
+                             f"({type(err).__name__}: {' '.join(str(err).split())[:120]})") from None
+
+
+def _run_dict(row: sqlite3.Row, where: str = "?") -> dict[str, Any]:
     d = dict(row)
     for key in JSON_COLUMNS:
-        d[key] = json.loads(d[key])
-    d["execution"] = None if d.get("execution") is None else json.loads(d["execution"])
+        d[key] = _json(d[key], key, d.get("run_id"), where)
+    d["execution"] = None if d.get("execution") is None else _json(d["execution"], "execution", d.get("run_id"), where)
     return d
 
 
@@ -47,6 +60,10 @@ class StoreReads:
     """The read queries of a results store (mixed into :class:`~adamlab.store.core.Store`)."""
 
     _con: sqlite3.Connection | None
+
+    @property
+    def _where(self) -> str:
+        return str(getattr(self, "path", "?"))
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -90,8 +107,8 @@ class StoreReads:
             args.extend(status)
         if run_ids is None:
             rows = self._db.execute("SELECT * FROM runs" + where + _RUN_ORDER, args)
-            return [_run_dict(r) for r in rows]
-        found = [_run_dict(r) for r in
+            return [_run_dict(r, self._where) for r in rows]
+        found = [_run_dict(r, self._where) for r in
                  self._select_in("SELECT * FROM runs" + where + " AND run_id IN ({})" + _RUN_ORDER, run_ids, args)]
         return sorted(found, key=_order_key)
 
@@ -100,7 +117,7 @@ class StoreReads:
         row = self._db.execute("SELECT config FROM runs WHERE run_id=?", (run_id,)).fetchone()
         if row is None:
             raise KeyError(run_id)
-        return RunConfig.from_dict(json.loads(row["config"]))
+        return RunConfig.from_dict(_json(row["config"], "config", run_id, self._where))
 
     def problems(self) -> list[str]:
         """The problem names of the store's runs, sorted."""
@@ -200,10 +217,19 @@ class StoreReads:
             r["final_step"] = last.get(r["run_id"])
         return rows
 
-    def staged_count(self, run_id: str | None = None) -> int:
-        """Number of staged rows (of one run, or all): rows of runs in progress, invisible to the other
-        queries."""
+    def holders(self, run_ids: Sequence[str]) -> list[tuple[str, int | None, str | None, float | None]]:
+        """``(run_id, owner_pid, owner_host, heartbeat)`` of those of ``run_ids`` that are ``running``."""
+        return [(r["run_id"], r["owner_pid"], r["owner_host"], r["heartbeat"]) for r in self._select_in(
+            "SELECT run_id, owner_pid, owner_host, heartbeat FROM runs WHERE status='running'"
+            " AND run_id IN ({})", run_ids)]
+
+    def staged_count(self, run_id: str | None = None, *, up_to_step: int | None = None) -> int:
+        """Number of staged rows (of one run, or all; at steps up to ``up_to_step`` when given): rows of
+        runs in progress, invisible to the other queries."""
         if run_id is None:
             return int(self._db.execute("SELECT COUNT(*) FROM metrics_staging").fetchone()[0])
+        if up_to_step is not None:
+            return int(self._db.execute("SELECT COUNT(*) FROM metrics_staging WHERE run_id=? AND step<=?",
+                                        (run_id, int(up_to_step))).fetchone()[0])
         return int(self._db.execute("SELECT COUNT(*) FROM metrics_staging WHERE run_id=?",
                                     (run_id,)).fetchone()[0])

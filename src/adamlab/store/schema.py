@@ -103,6 +103,10 @@ CREATE TABLE IF NOT EXISTS metrics_staging (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+#: Tables that hold nothing a finished run needs: when one is missing (an older adamlab's migration
+#: committed the version and crashed before creating it), opening the store for writing creates it.
+REBUILDABLE: frozenset[str] = frozenset({"metrics_staging"})
+
 #: The JSON columns of ``runs`` (decoded by the read queries).
 JSON_COLUMNS: tuple[str, ...] = ("problem_options", "hparams", "schedule", "hooks", "config")
 
@@ -157,6 +161,8 @@ def prepare(con: sqlite3.Connection, *, readonly: bool) -> int:
         if table not in tables and any(table in NEW_TABLES.get(v, ()) for v in range(version + 1,
                                                                                   SCHEMA_VERSION + 1)):
             continue  # added by a later version: the migration creates it
+        if table not in tables and table in REBUILDABLE and not readonly:
+            continue  # left out by an older adamlab's migration that crashed: created below
         if table not in tables:
             raise ValueError(f"it is not an adamlab results store: table {table!r} is missing")
         have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
@@ -212,4 +218,9 @@ def _migrate(con: sqlite3.Connection, version: int) -> None:
         for later in range(version + 1, SCHEMA_VERSION + 1):
             for table, definition in MIGRATIONS.get(later, []):
                 cur.execute(f"ALTER TABLE {table} ADD COLUMN {definition}")
+        # the new tables are created in the same transaction as the version bump: a crash leaves
+        # either the old store or the migrated one, never a new version without its tables
+        for statement in SCHEMA.split(";"):
+            if statement.strip().startswith("CREATE TABLE"):
+                cur.execute(statement)
         cur.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
