@@ -190,3 +190,13 @@ class _RunLines(LineProgress):
             self._emit()
 
     def close(self) -> None: ...
+
+
+def note(message: str, *, quiet: bool = False) -> None:
+    """One line for the person at the terminal (``resumed at step 500``), printed above any bars."""
+    if quiet or tqdm_env().get("disable"):
+        return
+    if _bars():
+        tqdm.write(message, file=sys.stderr)
+    else:
+        print(message, file=sys.stderr, flush=True)

@@ -32,6 +32,7 @@ class SerialBackend:
                     progress=context.progress,
                     sink=context.metrics_sink,
                     chunk=context.chunk,
+                    checkpoint_seconds=context.checkpoint_seconds,
                 )
             except (KeyboardInterrupt, DataIntegrityError, DataNotFoundError):
                 raise  # missing or corrupt data is bad input for every run: it stops the sweep

@@ -206,7 +206,7 @@ class VmapBackend:
     def run_blocks(self, configs: Sequence[RunConfig], context: RunContext) -> Iterator[list[RunResult]]:
         """Like :meth:`run`, but the results of a block come together, as one list, when it ends
         (serial fallback runs come one per list)."""
-        from adamlab.runner.backends.vmap_train import train_block
+        from adamlab.runner.backends.vmap_train import block_ident, train_block
 
         self.fallbacks = {}
         serial: list[RunConfig] = []
@@ -221,8 +221,12 @@ class VmapBackend:
                 context.start(block)
                 if self.threads is not None:
                     torch.set_num_threads(self.threads)
+                path = context.block_checkpoint_path(block_ident(block)[-16:])
                 for result in train_block(block, problem, wide=self.wide, compiled=self.compile,
-                                          sink=context.metrics_sink, chunk=chunk):
+                                          sink=context.metrics_sink, chunk=chunk, checkpoint_path=path,
+                                          checkpoint_every=context.checkpoint_every,
+                                          checkpoint_seconds=context.checkpoint_seconds,
+                                          progress=context.progress):
                     results.append(result)
             except (KeyboardInterrupt, DataIntegrityError, DataNotFoundError):
                 raise  # bad data is not a reason to go serial: it stops the sweep as itself
