@@ -209,6 +209,9 @@ def _optimizers(spec: str, hparams: dict[str, Any]) -> list[str]:
             probe = {k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}
             registry.make_optimizer(name, [torch.zeros(1, requires_grad=True)], **probe)
         except (TypeError, ValueError) as err:
+            if "lr" not in probe and "lr is required" in str(err):
+                raise _usage(f"optimizer {name} has no default learning rate: give one with --lr X "
+                             "(sweep: --lr-grid); see adamlab list --optimizers") from None
             raise _usage(f"bad --hparam/--lr for {name}: {err}") from None
     return names
 
