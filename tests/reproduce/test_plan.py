@@ -90,3 +90,10 @@ def test_warnings_are_one_line(capsys):
 def test_reproduce_checkpoint_every_is_checked(toy_recipe, flag, capsys):  # noqa: F811
     assert cli.main(["reproduce", toy_recipe, flag, "0"]) == 2
     assert "--checkpoint-every must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_missing_data_names_no_flag_that_reproduce_lacks(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ADAMLAB_DATA", str(tmp_path))
+    assert cli.main(["reproduce", "adam-mnist-logreg", "--quick", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "is missing" in err and "--root" not in err and "$ADAMLAB_DATA" in err

@@ -104,6 +104,7 @@ def _main(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown backend {args.backend!r}; known backends: {', '.join(backend_names())}")
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
         raise ValueError(f"--checkpoint-every must be an integer >= 1; got {args.checkpoint_every}")
+    from adamlab.data.errors import DataNotFoundError
     from adamlab.runner.progress import one_line_warnings
 
     try:
@@ -111,6 +112,8 @@ def _main(args: argparse.Namespace) -> int:
             reproduce(args.name, quick=args.quick, protocol=args.protocol, backend=args.backend, out=args.out,
                       store=args.store, quiet=args.quiet, checkpoint_every=args.checkpoint_every,
                       dry_run=args.dry_run)
+    except DataNotFoundError as err:  # reproduce has no --root: name the setting it does read
+        raise ValueError(str(err).replace("point --root / $ADAMLAB_DATA at", "set $ADAMLAB_DATA to")) from None
     except KeyboardInterrupt:
         print(f"adamlab reproduce: to resume, run the same command again: {resume_command()}", file=sys.stderr)
         raise

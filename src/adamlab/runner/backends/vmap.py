@@ -23,14 +23,16 @@ tolerance). Each result records ``execution = {"backend": "vmap", "block_size": 
 
 Commits. :meth:`VmapBackend.run_blocks` yields the results of a block together when the block ends,
 and the sweep writes them in ONE store transaction (:meth:`adamlab.store.core.Store.record_many`), so
-a kill -9 loses the block in flight and nothing else, and a resumed sweep retrains it whole (the same
-runs form the same block again).
+a kill -9 loses the block's work since its last checkpoint and nothing else, and a resumed sweep
+continues it from that checkpoint (the same runs form the same block again).
 
 Fallback. Runs that cannot be batched -- a forward pass that draws from torch's global RNG (the
 LSTM's dropout; problems whose noise comes from :mod:`adamlab.problems.noise` batch), hooks, a model
 with buffers, an optimizer without a functional rule, a switch that differs inside a block -- are run
-by the serial backend, and ONE warning per sweep lists why. Checkpoints are not written: an
-interrupted block restarts from step 0 on resume and reproduces the same results.
+by the serial backend, and ONE warning per sweep lists why (the command line shows it as one line).
+Checkpoints: a block is checkpointed whole (:func:`~adamlab.runner.backends.vmap_train.train_block`)
+every ``checkpoint_every`` steps and, in a sweep, by default every few minutes of work; an interrupted
+block resumes from its checkpoint ("resumed at step N") and ends bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
