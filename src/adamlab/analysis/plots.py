@@ -81,13 +81,17 @@ class ProblemRuns:
 
     @property
     def slug(self) -> str:
-        """File-name stem: the problem name plus a short tag of the options."""
+        """File-name stem: the problem name plus the options (``d-10``), or a hash of them when they are long."""
         base = self.problem.replace("/", "_")
         if not self.options:
             return base
         opts = "_".join(f"{k}-{v}" for k, v in sorted(self.options.items()))
         opts = "".join(c if c.isalnum() or c in "-_." else "-" for c in opts)
-        return f"{base}_{opts}"[:120]
+        if len(opts) <= SLUG_OPTIONS:
+            return f"{base}_{opts}"
+        import hashlib  # long option sets: a short, stable tag instead of a 90-character name
+
+        return f"{base}_{hashlib.sha256(opts.encode()).hexdigest()[:8]}"
 
     def protocol(self) -> str:
         """``batch 8, 1000 steps, constant lr, 3 seeds`` (ranges when runs differ)."""
@@ -101,6 +105,11 @@ class ProblemRuns:
         n_seeds = len({r.seed for r in self.runs})
         return (f"batch {values('batch_size')}, {values('steps')} steps, {'/'.join(schedules)} lr, "
                 f"{n_seeds} seed{'s' if n_seeds != 1 else ''}")
+
+
+#: Longest option tag spelled out in a file name; longer ones become an 8-character hash (the figure's
+#: title still lists every option).
+SLUG_OPTIONS = 32
 
 
 @contextlib.contextmanager
