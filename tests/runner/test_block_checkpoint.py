@@ -138,3 +138,24 @@ def test_sigterm_releases_claims_and_says_what_was_kept(tmp_path):
     assert proc.returncode != 0
     assert "2 runs in progress were released" in err and "resume there" in err
     assert _statuses(store) == ["pending", "pending"]
+
+
+def test_serial_run_says_resumed_at_step(tmp_path, monkeypatch, capsys):
+    from adamlab.runner import loop
+
+    store = tmp_path / "s.sqlite"
+    grid = dict(GRID, lr_grid=[0.01], seeds=1)
+
+    def stop(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop.CheckpointPolicy, "saved", stop)  # interrupted right after the first checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        sweep(tiny.NAME, store=store, quiet=True, backend="serial", checkpoint_every=15, **grid)
+    assert "1 runs in progress were released" in capsys.readouterr().err
+    monkeypatch.undo()
+    sweep(tiny.NAME, store=store, quiet=False, backend="serial", checkpoint_every=15, **grid)
+    assert "resumed at step 15 of 60" in capsys.readouterr().err
+    reference = tmp_path / "ref.sqlite"
+    sweep(tiny.NAME, store=reference, quiet=True, backend="serial", **grid)
+    assert _metrics(store) == _metrics(reference)
