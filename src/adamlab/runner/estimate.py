@@ -77,7 +77,9 @@ class Estimate:
 
 
 def duration(seconds: float) -> str:
-    """``42 s``, ``12 min``, ``3.5 h``, ``2.1 days``."""
+    """``under 1 s``, ``42 s``, ``12 min``, ``3.5 h``, ``2.1 days``."""
+    if seconds < 1:
+        return "under 1 s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
