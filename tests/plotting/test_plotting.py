@@ -87,9 +87,12 @@ def test_labels_colours_styles_floor_and_stamp():
     assert plotting.metric_label("gamma_measured") == "gamma_measured"
     names = [f"m{i}" for i in range(12)]
     colors = plotting.method_colors(names)
-    assert colors["m0"] == colors["m10"] != colors["m1"] and len(colors["m0"]) == 4
-    assert plotting.method_linestyles(["a", "b", "c", "d", "e"]) == {"a": "-", "b": "--", "c": "-.", "d": ":",
-                                                                    "e": "-"}
+    # issue #24: a fixed style per method, never two methods of one figure in one colour
+    assert len(set(colors.values())) == 12 and len(colors["m0"]) == 4
+    assert plotting.method_linestyles(["msgd", "mssd", "msvag", "mssdva"]) == {
+        "msgd": "-", "mssd": "--", "msvag": "-.", "mssdva": ":"}
+    assert plotting.method_linestyles(["e", "a"]) == {"a": plotting.method_linestyles(["a"])["a"],
+                                                       "e": plotting.method_linestyles(["e"])["e"]}
     assert plotting.LOG_FLOOR == 1e-12 and plotting.LOG_RANGE == 20.0
     assert plotting.quick_prefix(True) == "QUICK (reduced budget) -- " and plotting.quick_prefix(False) == ""
     plt, fig = _figure()

@@ -111,3 +111,19 @@ def test_cli_list_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["list", "--help"])
     assert "examples:" in capsys.readouterr().out
+
+
+def test_list_optimizers_shows_required_hyperparameters(capsys):
+    assert main(["list", "--optimizers"]) == 0
+    out = capsys.readouterr().out
+    assert "msvag " in out and "lr=REQUIRED" in out and "required: --lr (sweep: --lr-grid)" in out
+    assert "foreach" not in out
+    assert main(["list", "--optimizers", "--names"]) == 0
+    assert "msvag" in capsys.readouterr().out.split()
+
+
+def test_run_without_lr_for_an_optimizer_without_default_says_which_flag(capsys, tmp_path):
+    assert main(["run", "quadratic.noisy", "--optimizer", "msvag", "--steps", "3",
+                 "--store", str(tmp_path / "s.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert "give one with --lr X" in err and "param group" not in err

@@ -79,6 +79,6 @@ def test_listed_and_run_by_the_cli(toy_recipe: str, tmp_path, capsys: pytest.Cap
     assert cli.main(["reproduce", toy_recipe, "--quick", "--backend", "serial", "--out", str(out),
                      "--quiet"]) == 0
     text = capsys.readouterr().out
-    assert f"recipe {NAME}" in text and "[agree] Adam is not much worse than SGD here" in text
+    assert f"recipe {NAME}" in text and "[too few seeds (1 < 5)] Adam is not much worse than SGD here" in text
     summary = json.loads((out / "summary.json").read_text())
     assert summary["recipe"] == NAME and summary["n_runs"] == 2 * 2  # 2 methods x 2 lrs (seed 0 reruns are the tuning runs)

@@ -43,8 +43,10 @@ def test_cli_redirected_to_a_file_writes_one_line_per_run(tmp_path):
     assert bars[0] == f"sweep: {RUNS} runs"
     assert [b.split(",")[0] for b in bars[1:]] == [f"sweep: {i}/{RUNS} runs" for i in range(1, RUNS + 1)]
     assert bars[-1].endswith(f"finished={RUNS} diverged=0 failed=0")
-    # the rest is the command's own output: the best-lr table (header + one line per optimizer) and a summary
-    assert len(lines) == len(bars) + 4, text
+    # the rest is the command's own output: the plan (issue #24), the best-lr table (header + one line per
+    # optimizer) and a summary
+    assert lines[0].startswith(f"plan: {RUNS} runs x ")
+    assert len(lines) == len(bars) + 5, text
 
 
 def _sweep_in_process(tmp_path, capsys, *extra: str) -> str:

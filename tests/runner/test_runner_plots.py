@@ -49,3 +49,13 @@ def test_load_problem_runs_keeps_diverged(swept):
 def test_missing_store(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         plot_store(tmp_path / "nope.sqlite", tmp_path)
+
+
+def test_long_option_sets_give_short_file_names():
+    from adamlab.analysis.plots import SLUG_OPTIONS, ProblemRuns
+
+    short = ProblemRuns("quadratic.noisy", {"d": 10}, [])
+    assert short.slug == "quadratic.noisy_d-10"
+    long = ProblemRuns("quadratic.noisy", {"spectrum": "ill", "rotation": "rotated", "noise": 4.0, "d": 100}, [])
+    assert len(long.slug) <= len("quadratic.noisy_") + 8 < len("quadratic.noisy_") + SLUG_OPTIONS
+    assert long.slug == ProblemRuns("quadratic.noisy", dict(long.options), []).slug  # stable

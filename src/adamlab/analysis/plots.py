@@ -30,7 +30,7 @@ from adamlab.plotting import (
     FONT_RC,
     LOG_RANGE,
     method_colors,
-    method_linestyles,
+    method_styles,
     metric_label,
     pyplot,
     save_figure,
@@ -81,13 +81,17 @@ class ProblemRuns:
 
     @property
     def slug(self) -> str:
-        """File-name stem: the problem name plus a short tag of the options."""
+        """File-name stem: the problem name plus the options (``d-10``), or a hash of them when they are long."""
         base = self.problem.replace("/", "_")
         if not self.options:
             return base
         opts = "_".join(f"{k}-{v}" for k, v in sorted(self.options.items()))
         opts = "".join(c if c.isalnum() or c in "-_." else "-" for c in opts)
-        return f"{base}_{opts}"[:120]
+        if len(opts) <= SLUG_OPTIONS:
+            return f"{base}_{opts}"
+        import hashlib  # long option sets: a short, stable tag instead of a 90-character name
+
+        return f"{base}_{hashlib.sha256(opts.encode()).hexdigest()[:8]}"
 
     def protocol(self) -> str:
         """``batch 8, 1000 steps, constant lr, 3 seeds`` (ranges when runs differ)."""
@@ -101,6 +105,11 @@ class ProblemRuns:
         n_seeds = len({r.seed for r in self.runs})
         return (f"batch {values('batch_size')}, {values('steps')} steps, {'/'.join(schedules)} lr, "
                 f"{n_seeds} seed{'s' if n_seeds != 1 else ''}")
+
+
+#: Longest option tag spelled out in a file name; longer ones become an 8-character hash (the figure's
+#: title still lists every option).
+SLUG_OPTIONS = 32
 
 
 @contextlib.contextmanager
@@ -179,8 +188,9 @@ def draw_curves(ax: Any, grp: ProblemRuns, metric: str, best: dict[str, float], 
     """Draw ``metric`` against steps (or epochs) on ``ax``: per optimizer at ``best[opt]``, the mean over
     seeds and a min-max band."""
     optimizers = sorted({r.optimizer for r in grp.runs})
-    colors, styles = method_colors(optimizers), method_linestyles(optimizers)
+    styles = method_styles(optimizers)
     all_vals = []
+    drawn = []
     for opt in optimizers:
         runs = [r for r in grp.runs if r.optimizer == opt and (opt not in best or r.lr == best[opt])]
         steps, vals = _stack(runs, metric)
@@ -192,10 +202,20 @@ def draw_curves(ax: Any, grp: ProblemRuns, metric: str, best: dict[str, float], 
         label = f"{opt} (lr={lr:.3g})" if lr is not None else opt
         if any(r.status is RunStatus.DIVERGED for r in runs):
             label += " [diverged]"
-        ax.plot(xs, mean, color=colors[opt], ls=styles[opt], lw=1.6, label=label)
-        if len(runs) > 1:
-            ax.fill_between(xs, lo, hi, color=colors[opt], alpha=0.2, lw=0)
+        final = mean[np.isfinite(mean)]
+        drawn.append((float(final[-1]) if final.size else math.inf, opt, label, xs, mean, lo, hi, len(runs)))
         all_vals.append(vals)
+    # the best final value on top (highest zorder), markers at staggered points so that curves lying
+    # on each other stay visible
+    by_rank = sorted(drawn, key=lambda d: -d[0] if math.isfinite(d[0]) else math.inf)
+    rank = {d[1]: k for k, d in enumerate(by_rank)}
+    for _, opt, label, xs, mean, lo, hi, n in drawn:
+        style = styles[opt]
+        every = max(1, len(xs) // 8)
+        ax.plot(xs, mean, color=style["color"], ls=style["linestyle"], marker=style["marker"], ms=3.5,
+                markevery=(rank[opt] % every, every), lw=1.6, label=label, zorder=3 + rank[opt])
+        if n > 1:
+            ax.fill_between(xs, lo, hi, color=style["color"], alpha=0.15, lw=0, zorder=1)
     if all_vals and _use_log(np.concatenate([v.ravel() for v in all_vals]), metric):
         ax.set_yscale("log")
     ax.set_xlabel("epoch" if epochs_per_step is not None else "step")

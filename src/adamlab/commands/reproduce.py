@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from adamlab.commands import COMMANDS
@@ -13,7 +14,9 @@ PROTOCOLS = ("full", "quick", "deepobs")
 
 EPILOG = """\
 examples:
-  adamlab reproduce --list                         # the recipes, with their protocols
+  adamlab reproduce --list                         # the recipes, their protocols and budgets
+  adamlab reproduce dissect-p1-fmnist --dry-run    # the plan: runs x steps and a time estimate, no training
+  adamlab reproduce wilson --checkpoint-every 500  # checkpoint every 500 steps (default: every few minutes)
   adamlab reproduce noisy-quadratic --quick        # Balles & Hennig fig. 2, a few minutes on 2 cores
   adamlab reproduce wilson --protocol deepobs      # 36 lrs in [1e-5, 1e2], tune on 1 seed, rerun on 10
   adamlab reproduce wilson --backend serial        # one run after another (default: vmap, batched)
@@ -24,8 +27,12 @@ examples:
 Each run writes <out>/<recipe>.png and .pdf, <out>/summary.json (final metrics mean +- std over
 seeds, selected lrs, ordering of the methods, the paper's claims and whether we agree, compute time)
 and the SQLite store (default <out>/store.sqlite). Default <out>: ./results/<recipe>/ (with
---protocol deepobs: ./results/<recipe>-deepobs/). Each claim gets an effect size with a bootstrap 95%
-interval over the seeds; "agree" means the interval excludes zero. The output states the wall time.
+--quick: ./results/<recipe>-quick/, with --protocol deepobs: ./results/<recipe>-deepobs/).
+Before training it prints the plan (runs x steps per phase) and a time estimate from a few timed
+steps on this machine. Runs are checkpointed every few minutes of work (and every --checkpoint-every
+steps); Ctrl-C or SIGTERM keeps every finished run and checkpoint, and the same command resumes. Each claim gets an effect size with a bootstrap 95%
+interval over the seeds; "agree" means the interval excludes zero; with fewer than 5 seeds (--quick)
+no verdict is given ("too few seeds"). The output states the wall time.
 Exit codes: 0 done, 2 bad input or missing data (one line on stderr).
 """
 
@@ -44,7 +51,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("name", nargs="?", help="recipe name (omit, or use --list, to list them)")
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     parser.add_argument("--quick", action="store_true",
-                        help="the recipe's reduced budget (minutes on 2 cores); the same as --protocol quick")
+                        help="a smoke test: the recipe's reduced budget (at most a few minutes), into its own "
+                             "folder; the same as --protocol quick")
     parser.add_argument("--protocol", choices=PROTOCOLS, default=None,
                         help="full (the recipe's own, default), quick, or deepobs (36 log-spaced lrs in "
                              "[1e-5, 1e2], tune on 1 seed, rerun the best on 10 seeds, full budget)")
@@ -59,6 +67,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--store", default=None, help="results store path (default <out>/store.sqlite)")
     parser.add_argument("--out", default=None, help="output folder (default ./results/<recipe>/)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                        help="checkpoint runs (a batched block) every N steps, besides the default of one "
+                             "checkpoint per few minutes of work")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (runs x steps per phase, time estimate) and exit")
     parser.set_defaults(func=_main)
 
 
@@ -71,9 +84,12 @@ def list_recipes() -> str:
         r = get(name)
         data = f" [data: {', '.join(r.datasets)}]" if r.datasets else " [no data needed]"
         lines.append(f"{name:<26} {r.title}{data}")
-        lines.append(f"{'':<28}quick:   {r.quick.describe()}")
-        lines.append(f"{'':<28}full:    {r.full.describe()}")
-        lines.append(f"{'':<28}deepobs: {r.protocol('deepobs').describe()}")
+        for which in ("quick", "full", "deepobs"):
+            proto = r.protocol(which)
+            lines.append(f"{'':<28}{which + ':':<9}{proto.describe()}")
+            if getattr(r, "run_standalone", None) is None:
+                runs, steps = r.budget(which)
+                lines.append(f"{'':<37}budget: {runs} runs, {steps:,} steps")
     return "\n".join(lines)
 
 
@@ -91,9 +107,29 @@ def _main(args: argparse.Namespace) -> int:
         raise ValueError(f"--quick conflicts with --protocol {args.protocol}; give one of them")
     if args.backend not in backend_names():
         raise ValueError(f"unknown backend {args.backend!r}; known backends: {', '.join(backend_names())}")
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise ValueError(f"--checkpoint-every must be an integer >= 1; got {args.checkpoint_every}")
+    from adamlab.data.errors import DataNotFoundError
+    from adamlab.runner.progress import one_line_warnings
     from adamlab.runs.device import setup_device
 
     device = setup_device(args.device, args.deterministic)  # unavailable: one line, exit 2, before any run
-    reproduce(args.name, quick=args.quick, protocol=args.protocol, backend=args.backend, out=args.out,
-              store=args.store, quiet=args.quiet, device=device)
+    try:
+        with one_line_warnings():
+            reproduce(args.name, quick=args.quick, protocol=args.protocol, backend=args.backend, out=args.out,
+                      store=args.store, quiet=args.quiet, checkpoint_every=args.checkpoint_every,
+                      dry_run=args.dry_run, device=device)
+    except DataNotFoundError as err:  # reproduce has no --root: name the setting it does read
+        raise ValueError(str(err).replace("point --root / $ADAMLAB_DATA at", "set $ADAMLAB_DATA to")) from None
+    except KeyboardInterrupt:
+        print(f"adamlab reproduce: to resume, run the same command again: {resume_command()}", file=sys.stderr)
+        raise
     return 0
+
+
+def resume_command() -> str:
+    """The command line this process was started with (what resumes an interrupted run)."""
+    import shlex
+
+    argv = list(sys.argv[1:])
+    return "adamlab " + " ".join(shlex.quote(a) for a in argv)

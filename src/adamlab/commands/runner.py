@@ -58,8 +58,10 @@ SWEEP_EPILOG = """examples:
 
 --lr-grid START:STOP:COUNT is log-spaced with both ends included; or give a comma list.
 A sweep plans at most 10000 runs (problems x optimizers x lrs x seeds); --max-runs N allows more.
-Finished runs already in the store are skipped, so rerunning a sweep (e.g. after Ctrl-C or
-kill -9) only does what is missing. Sweeps started at the same time on one store share the work:
+Before training it prints the plan: runs x steps and a time estimate from a few timed steps on
+this machine (--dry-run: only that). Runs are checkpointed every few minutes of work (and every
+--checkpoint-every N steps). Finished runs already in the store are skipped, so rerunning a sweep
+(e.g. after Ctrl-C, SIGTERM or kill -9) only does what is missing, from the last checkpoint. Sweeps started at the same time on one store share the work:
 each run is trained once, by the process that claims it first.
 exit codes: 0 ok (diverged runs included), 1 a run failed, 2 bad arguments
 """
@@ -154,6 +156,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="best-lr criterion on the final metric, mean over seeds (default: min:train_loss)")
     p.add_argument("--rerun-seeds", type=positive_int, metavar="N",
                    help="after the sweep, rerun each optimizer's best lr with seeds 0..N-1")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (runs x steps, a time estimate from a few timed steps) and exit")
     _add_training(p)
     _add_device(p)
     _add_common(p)
@@ -228,6 +232,9 @@ def _optimizers(spec: str, hparams: dict[str, Any]) -> list[str]:
             probe = {k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}
             registry.make_optimizer(name, [torch.zeros(1, requires_grad=True)], **probe)
         except (TypeError, ValueError) as err:
+            if "lr" not in probe and "lr is required" in str(err):
+                raise _usage(f"optimizer {name} has no default learning rate: give one with --lr X "
+                             "(sweep: --lr-grid); see adamlab list --optimizers") from None
             raise _usage(f"bad --hparam/--lr for {name}: {err}") from None
     return names
 
@@ -353,6 +360,42 @@ def _failures(rep: Any) -> int:
     return 1 if rep.failed else 0
 
 
+def _plan_line(args: argparse.Namespace, prep: dict[str, Any], grid: list[float]) -> str:
+    """``plan: 12 runs x 500 steps = 6,000 steps; about 40 s ...`` for the tuning sweep (and the reruns)."""
+    from adamlab.runner.estimate import calibrate, duration, plan
+    from adamlab.runner.sweep import expand_grid
+
+    def configs(lrs: list[float], seeds: int) -> list[Any]:
+        return expand_grid(prep["problems"], prep["optimizers"], lrs, seeds, prep["budget"], hparams=prep["hparams"],
+                           batch_size=args.batch_size, eval_every=args.eval_every, schedule=prep["schedule"],
+                           instances=prep["problems"])
+
+    est = calibrate(configs(grid, args.seeds), prep["problems"])
+    line = f"plan: {est.describe()}"
+    if args.rerun_seeds:
+        rerun = plan(configs(grid[:1], args.rerun_seeds))
+        line += f"; then at most {rerun.size()}"
+        if est.seconds is not None and est.steps:
+            line += f" (about {duration(est.seconds * rerun.steps / est.steps)})"
+    return line + "; runs already in the store are skipped"
+
+
+@contextlib.contextmanager
+def _interruptible(command: str) -> Iterator[None]:
+    """Warnings as one line each; on Ctrl-C / SIGTERM, the command line that resumes."""
+    from adamlab.runner.progress import one_line_warnings
+
+    try:
+        with one_line_warnings():
+            yield
+    except KeyboardInterrupt:
+        import shlex
+
+        argv = " ".join(shlex.quote(a) for a in sys.argv[1:]) or command
+        print(f"adamlab {command}: to resume, run the same command again: adamlab {argv}", file=sys.stderr)
+        raise
+
+
 # -- commands -------------------------------------------------------------------------------------
 
 
@@ -398,6 +441,11 @@ def _prepare(args: argparse.Namespace, optimizers: str, lr_grid: list[float] | N
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    with _interruptible("run"):
+        return _cmd_run(args)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
     from adamlab.runner.sweep import sweep
 
     grid = [args.lr] if args.lr is not None else None
@@ -422,6 +470,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    with _interruptible("sweep"):
+        return _cmd_sweep(args)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
     from adamlab.runner.sweep import sweep, tune_and_rerun
     from adamlab.selection.lr import select_best
 
@@ -435,6 +488,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 f"{n_problems} problems x {args.seeds} seeds" + (f" + {args.rerun_seeds} rerun seeds"
                                                                 if args.rerun_seeds else ""))
     prep = _prepare(args, args.optimizers, grid)
+    print(_plan_line(args, prep, grid), flush=True)
+    if args.dry_run:
+        return 0
     common = dict(hparams=prep["hparams"], batch_size=args.batch_size, eval_every=args.eval_every,
                   schedule=prep["schedule"], checkpoint_every=args.checkpoint_every, quiet=args.quiet,
                   backend=prep["backend"], backend_options=prep["backend_options"])

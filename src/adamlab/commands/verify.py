@@ -92,6 +92,20 @@ def check_output_file(path: str | os.PathLike[str], option: str) -> None:
         raise ValueError(f"{option} {str(path)!r}: folder {str(ancestor)!r} is not writable")
 
 
+def count_line(records: Sequence[Record]) -> str:
+    """``N checks: a match theory, b disagree (c required properties missing, d present where theory says
+    absent), e not run``: a check that could not run (``holds`` None) counts as not run, never as
+    disagreeing."""
+    ran = [r for r in records if r.holds is not None]
+    failed = [r for r in ran if r.must_hold_failed]
+    differs = [r for r in ran if r.holds is False and not r.must_hold_failed]
+    text = (f"{len(records)} checks: {sum(1 for r in ran if r.holds)} match theory, "
+            f"{len(failed) + len(differs)} disagree ({len(failed)} required properties missing, "
+            f"{len(differs)} present where theory says absent)")
+    not_run = len(records) - len(ran)
+    return text + (f", {not_run} not run (see 'expected')" if not_run else "")
+
+
 def write_json(records: Sequence[Record], path: str | os.PathLike[str]) -> None:
     """Write the records as a JSON list, atomically (:func:`adamlab.util.files.write_json`)."""
     files.write_json(path, [r.to_dict() for r in records], indent=2)
@@ -109,10 +123,8 @@ def run_verify(args: argparse.Namespace) -> int:
     print(format_table(records))
     if args.json:
         write_json(records, args.json)
+    print("\n" + count_line(records))
     failed = [r for r in records if r.must_hold_failed]
-    differs = [r for r in records if r.holds is False and not r.must_hold_failed]
-    print(f"\n{len(records)} checks: {sum(1 for r in records if r.holds)} match theory, "
-          f"{len(failed)} required properties missing, {len(differs)} present where theory says absent")
     for r in failed:
         print(f"FAIL {r.optimizer} {r.property}: {r.details}", file=sys.stderr)
     return 1 if failed else 0

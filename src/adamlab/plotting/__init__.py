@@ -4,7 +4,8 @@ Its one job: every figure adamlab draws starts, looks and is saved the same way.
 
 - :func:`pyplot`: ``matplotlib.pyplot`` after the one backend choice (Agg unless the user chose one);
 - :func:`save_figure` / :func:`write_figure`: PNG and PDF written atomically, Type 42 fonts;
-- :data:`METRIC_LABELS` / :func:`metric_label`, :func:`method_colors`, :func:`method_linestyles`,
+- :data:`METRIC_LABELS` / :func:`metric_label`, :func:`method_styles` (a fixed colour, line style and
+  marker per method in every figure: :func:`method_colors`, :func:`method_linestyles`, :func:`method_markers`),
   :data:`LOG_FLOOR`, :data:`LOG_RANGE`, :func:`seed_band` (mean and min-max band over seeds), and the
   QUICK stamp of reduced-budget runs (:func:`quick_stamp`, :func:`quick_prefix`).
 
@@ -22,6 +23,8 @@ from adamlab.plotting.style import (
     QUICK_PREFIX,
     method_colors,
     method_linestyles,
+    method_markers,
+    method_styles,
     metric_label,
     quick_prefix,
     quick_stamp,
@@ -30,6 +33,6 @@ from adamlab.plotting.style import (
 
 __all__ = [
     "DEFAULT_BACKEND", "FONT_RC", "FORMATS", "LINESTYLES", "LOG_FLOOR", "LOG_RANGE", "METRIC_LABELS", "QUICK",
-    "QUICK_PREFIX", "method_colors", "method_linestyles", "metric_label", "pyplot", "quick_prefix", "quick_stamp",
+    "QUICK_PREFIX", "method_colors", "method_linestyles", "method_markers", "method_styles", "metric_label", "pyplot", "quick_prefix", "quick_stamp",
     "save_figure", "seed_band", "use_backend", "write_figure",
 ]

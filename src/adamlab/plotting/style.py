@@ -43,17 +43,72 @@ def metric_label(name: str) -> str:
     return METRIC_LABELS.get(name, name)
 
 
-def method_colors(names: Sequence[str]) -> dict[str, Any]:
-    """One colour per name, in order (``tab10``, cycling after ten)."""
+#: Fixed tab10 colour index, line style and marker of the methods adamlab knows, so that a method
+#: looks the same in every panel and figure (M-SVAG is always green). The 2x2 grid of Balles & Hennig
+#: and Adam, often drawn together, have five different colours and four line styles.
+METHOD_STYLES: Mapping[str, tuple[int, str, str]] = {
+    "msgd": (0, "-", "o"), "mssd": (1, "--", "s"), "msvag": (2, "-.", "^"), "mssdva": (3, ":", "D"),
+    "adam": (4, "-", "v"), "sgd": (7, "--", "x"), "momentum": (5, "-.", "P"), "nesterov": (5, ":", "*"),
+    "adagrad": (6, "--", "<"), "rmsprop": (8, "-.", ">"), "amsgrad": (9, ":", "h"), "adamw": (9, "-", "p"),
+    "adamax": (8, "--", "d"), "adam-nobc": (1, "-", "X"), "ssd": (1, "-.", "1"), "svag": (2, ":", "2"),
+}
+#: Markers of methods outside :data:`METHOD_STYLES`, chosen by a stable hash of the name.
+MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "x", "P", "*", "<", ">", "h", "p")
+
+
+def _stable(name: str) -> int:
+    import hashlib
+
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
+
+
+def _base(name: str) -> tuple[int, str, str]:
+    """The fixed style of ``name``: its own, that of the optimizer it starts with (``adam (bc)`` is
+    Adam's), or one from a stable hash of the name (the same in every figure)."""
+    key = name.lower()
+    if key in METHOD_STYLES:
+        return METHOD_STYLES[key]
+    for known in sorted(METHOD_STYLES, key=len, reverse=True):
+        if key.startswith(known):
+            color, _, marker = METHOD_STYLES[known]
+            h = _stable(name)
+            return color, LINESTYLES[h % len(LINESTYLES)], MARKERS[h % len(MARKERS)]
+    h = _stable(name)
+    return h % 10, LINESTYLES[(h // 10) % len(LINESTYLES)], MARKERS[(h // 40) % len(MARKERS)]
+
+
+def method_styles(names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``{name: {"color", "linestyle", "marker"}}``: each method's fixed style (:func:`_base`), except
+    that inside one figure no two names share a colour (a later name whose colour is taken gets the
+    first free one of ``tab10``, then ``tab20``)."""
     import matplotlib
 
-    cmap = matplotlib.colormaps[COLORMAP]
-    return {name: cmap(i % 10) for i, name in enumerate(names)}
+    tab10, tab20 = matplotlib.colormaps["tab10"], matplotlib.colormaps["tab20"]
+    palette = [tab10(i) for i in range(10)] + [tab20(i) for i in range(1, 20, 2)]
+    used: set[int] = set()
+    out = {}
+    for name in dict.fromkeys(names):
+        index, linestyle, marker = _base(name)
+        if index in used:
+            index = next((i for i in range(len(palette)) if i not in used), index)
+        used.add(index)
+        out[name] = {"color": palette[index % len(palette)], "linestyle": linestyle, "marker": marker}
+    return out
+
+
+def method_colors(names: Sequence[str]) -> dict[str, Any]:
+    """One colour per name: the method's fixed colour (:func:`method_styles`), distinct within ``names``."""
+    return {name: style["color"] for name, style in method_styles(names).items()}
 
 
 def method_linestyles(names: Sequence[str]) -> dict[str, str]:
-    """One line style per name, in order, so that curves lying on top of each other stay visible."""
-    return {name: LINESTYLES[i % len(LINESTYLES)] for i, name in enumerate(names)}
+    """The method's fixed line style (:func:`method_styles`), so that curves on top of each other stay visible."""
+    return {name: style["linestyle"] for name, style in method_styles(names).items()}
+
+
+def method_markers(names: Sequence[str]) -> dict[str, str]:
+    """The method's fixed marker (:func:`method_styles`)."""
+    return {name: style["marker"] for name, style in method_styles(names).items()}
 
 
 def seed_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -15,10 +15,28 @@ from adamlab.reproduce.report import effect_text
 from adamlab.reproduce.summary import build_summary, format_table
 from adamlab.util.files import write_json
 
+#: Fewer final seeds than this give no claim verdict ("too few seeds"): an interval over 2 or 3 seeds
+#: says little (the issue's "agree" from a bootstrap interval over 2 seeds).
+MIN_SEEDS_FOR_VERDICT = 5
+
 
 def default_out(name: str, protocol: str = "full") -> Path:
-    """``./results/<name>/`` (``./results/<name>-deepobs/`` for the DeepOBS protocol)."""
-    return Path("results") / (f"{name}-deepobs" if protocol == "deepobs" else name)
+    """``./results/<name>/`` for the full protocol, ``./results/<name>-<protocol>/`` for the others
+    (quick and deepobs), so a smoke test never lands next to a full run's store and figures."""
+    return Path("results") / (name if protocol == "full" else f"{name}-{protocol}")
+
+
+def withhold_verdicts(summary: dict[str, Any], n_seeds: int, minimum: int = MIN_SEEDS_FOR_VERDICT) -> None:
+    """Give each claim a ``verdict``: ``"agree"`` / ``"disagree"`` (its effect's interval, ``agree``), or
+    ``"too few seeds (n < 5)"`` with fewer than ``minimum`` seeds; then ``judged`` is False and
+    ``all_claims_agree`` None (no verdict), while ``agree`` keeps what the interval alone says."""
+    judged = n_seeds >= minimum
+    for claim in summary.get("claims", []):
+        claim["judged"] = judged
+        claim["verdict"] = (("agree" if claim.get("agree") else "disagree") if judged
+                            else f"too few seeds ({n_seeds} < {minimum})")
+    if not judged and "all_claims_agree" in summary:
+        summary["all_claims_agree"] = None
 
 
 def reproduce(
@@ -32,6 +50,8 @@ def reproduce(
     protocol: str | None = None,
     backend: str = "vmap",
     device: Any = None,
+    checkpoint_every: int | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Run recipe ``name``; write its figures, ``<out>/summary.json`` and the store.
 
@@ -65,6 +85,11 @@ def reproduce(
         Where the runs train: ``"cpu"`` (None, the default), ``"cuda"``, ``"cuda:N"``, ``"mps"`` or
         ``"auto"``; an unavailable device is a ``ValueError`` before any run. Not part of the runs'
         identity, so a store's finished runs are reused whatever device trained them.
+    checkpoint_every:
+        Checkpoint runs every this many steps (besides the default: one per few minutes of work).
+    dry_run:
+        Print the plan (protocol, phases, runs x steps, time estimate) and return ``{"dry_run": True}``
+        without training, drawing or writing anything.
 
     Returns
     -------
@@ -99,8 +124,12 @@ def reproduce(
         + ("" if dev.type == "cpu" else f"; device: {dev}"))
     t0 = time.perf_counter()
     execution = execute(recipe, protocol=which, store=store_path, backend=backend, quiet=quiet, log=log,
-                        device=dev)
+                        device=dev, checkpoint_every=checkpoint_every, dry_run=dry_run)
+    if dry_run:
+        log(f"dry run: nothing trained; output would go to {out_dir}, store {store_path}")
+        return {"dry_run": True, "recipe": recipe.name, "protocol": which, "out": str(out_dir)}
     summary = build_summary(execution)
+    withhold_verdicts(summary, len(proto.seeds))
     figures = plot_recipe(execution, summary, out_dir) + plot_lr_sensitivity(execution, summary, out_dir)
     if recipe.extra_figures is not None:
         figures += recipe.extra_figures(execution, summary, out_dir)
@@ -111,7 +140,8 @@ def reproduce(
     log(format_table(summary, list(recipe.metrics)))
     log("")
     for claim in summary["claims"]:
-        log(f"[{'agree' if claim['agree'] else 'DISAGREE'}] {claim['claim']}\n    measured: {claim['measured']}"
+        mark = claim["verdict"] if claim["verdict"] != "disagree" else "DISAGREE"
+        log(f"[{mark}] {claim['claim']}\n    measured: {claim['measured']}"
             f"\n    effect: {effect_text(claim.get('effect'))}")
     log(f"wall time: {summary['wall_time_s']:.1f} s with the {backend} backend on {dev} (compute time; all "
         f"{summary['n_runs']} runs of the recipe: {summary['training_time_s']:.1f} s of training, summed over "

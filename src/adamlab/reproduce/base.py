@@ -255,6 +255,17 @@ class Recipe:
         proto = self.protocol(which)
         return list(proto.variants if proto.variants is not None else self.variants)
 
+    def budget(self, which: bool | str = False) -> tuple[int, int]:
+        """``(runs, steps)`` of protocol ``which``: tuning, final reruns and hooked runs, and the sum of
+        their steps (the size ``reproduce --list`` and ``--dry-run`` show)."""
+        proto = self.protocol(which)
+        settings, variants = self.settings_for(which), self.variants_for(which)
+        tuned = sum(1 for v in variants if v.lr is None)
+        runs = len(settings) * (tuned * len(proto.lr_grid) * len(proto.tune_seeds) + len(variants) * len(proto.seeds))
+        if self.hook is not None and proto.hook_every and proto.hook_seeds is not None:
+            runs += len(settings) * len(variants) * len(proto.hook_seeds)
+        return runs, runs * int(proto.steps)
+
     def selection(self) -> Criterion:
         """The tuning criterion (parsed by the runner, the one parser)."""
         return Criterion.parse(self.criterion)

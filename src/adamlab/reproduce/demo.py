@@ -157,7 +157,7 @@ def _figure(db: Store, out: Path) -> list[Path]:
         final_runs = [r for r in grp.runs if r.seed < RERUN_SEEDS]
         best = best_lrs(db, grp, crit)
         draw_curves(row[0], type(grp)(grp.problem, grp.options, final_runs), metric, best)
-        row[0].legend(fontsize=7, loc="best")
+        row[0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False)
         row[0].set_title(f"{task.title}\nbest lr by {crit}; mean, min-max over {RERUN_SEEDS} seeds",
                          fontsize=9)
         tune_runs = [r for r in grp.runs if r.seed < TUNE_SEEDS]

@@ -100,6 +100,9 @@ def execute(
     quick: bool | None = None,
     backend_options: Mapping[str, Any] | None = None,
     device: Any = None,
+    checkpoint_every: int | None = None,
+    dry_run: bool = False,
+    estimate: bool = True,
 ) -> Execution:
     """Run ``recipe`` under ``protocol`` into ``store`` and return the run ids.
 
@@ -127,6 +130,15 @@ def execute(
         Where the runs train: ``"cpu"`` (None, the default), ``"cuda"``, ``"cuda:N"``, ``"mps"`` or
         ``"auto"`` (:func:`adamlab.runs.device.parse_device`, checked before any run). Runs already in the
         store are reused whatever device trained them.
+    checkpoint_every:
+        Checkpoint runs (a batched block) every this many steps, besides the runner's default of one
+        checkpoint per few minutes of work (:data:`adamlab.runner.loop.DEFAULT_CHECKPOINT_SECONDS`).
+    dry_run:
+        Log the plan (phases, runs x steps, time estimate) and return before any run (the returned
+        execution has no run ids).
+    estimate:
+        Time a few steps of one run per group (:func:`adamlab.runner.estimate.calibrate`) and log the
+        estimate before the runs start (False: the size only).
     """
     from adamlab.runner.backends import get_backend
     from adamlab.runner.sweep import expand_grid, run_configs
@@ -152,8 +164,11 @@ def execute(
 
     def run(configs: list[Any], instances: list[Any], hooks: Sequence[Any], desc: str) -> None:
         if configs:
-            run_configs(configs, db, backend, problems=instances, hooks=hooks, quiet=quiet, desc=desc,
-                        backend_options=options, device=dev)
+            # a hook needs a single run's model: hooked runs go to the serial backend by choice, not by
+            # the vmap backend's fallback message
+            chosen, chosen_options = (("serial", {}) if hooks and backend == "vmap" else (backend, options))
+            run_configs(configs, db, chosen, problems=instances, hooks=hooks, quiet=quiet, desc=desc,
+                        backend_options=chosen_options, checkpoint_every=checkpoint_every, device=dev)
 
     def grid(inst: list[Any], variant: Variant, lrs: list[float], seeds: list[int],
              hooks: Sequence[Any] = ()) -> list[Any]:
@@ -165,6 +180,10 @@ def execute(
     tune_inst = {s.label: _instances(s, proto, list(proto.tune_seeds)) for s in settings}
     final_inst = {s.label: _instances(s, proto, list(proto.seeds)) for s in settings}
     entries: list[VariantRuns] = []
+    log_plan(recipe, name, proto, settings, variants, tune_inst, final_inst, grid, tune_seeds, final_seeds,
+             log, calibrated=estimate)
+    if dry_run:
+        return Execution(recipe, name, proto, Path(store), [], time.perf_counter() - t0, backend, {})
     with borrowed(store) as db:
         # 1. tuning: every tuned (setting, variant) in one call, so the backend batches what it can
         t = time.perf_counter()
@@ -226,3 +245,54 @@ def execute(
     log(f"  wall time {wall:.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
         + f"; backend {backend}, device {dev})")
     return Execution(recipe, name, proto, Path(store), entries, wall, backend, times, str(dev))
+
+
+def log_plan(recipe: Recipe, name: str, proto: Protocol, settings: Sequence[Setting], variants: Sequence[Variant],
+             tune_inst: Mapping[str, list[Any]], final_inst: Mapping[str, list[Any]], grid: Callable[..., list[Any]],
+             tune_seeds: list[int], final_seeds: list[int], log: Callable[[str], None], *,
+             calibrated: bool = True) -> None:
+    """Log the recipe's phases with their size (runs x steps) and, ``calibrated``, a time estimate.
+
+    The final reruns' configs are planned at a placeholder lr (the selected one is not known yet;
+    it changes neither the size nor the time per step).
+    """
+    from adamlab.runner.estimate import calibrate, duration, plan
+
+    phases: list[tuple[str, list[Any], list[Any]]] = []
+    tune, tune_problems, final, final_problems = [], [], [], []
+    for setting in settings:
+        tune_problems += tune_inst[setting.label]
+        final_problems += final_inst[setting.label]
+        for variant in variants:
+            placeholder = float(variant.lr) if variant.lr is not None else float(proto.lr_grid[0])
+            if variant.lr is None:
+                tune += grid(tune_inst[setting.label], variant, list(proto.lr_grid), tune_seeds)
+            final += grid(final_inst[setting.label], variant, [placeholder], final_seeds)
+    phases += [("tune", tune, tune_problems), ("final", final, final_problems)]
+    if recipe.hook is not None and proto.hook_every and proto.hook_seeds is not None:
+        hooks: list[Any] = []
+        hook_problems: list[Any] = []
+        for setting in settings:
+            inst = (_instances(setting, proto, [int(x) for x in proto.hook_seeds])
+                    if proto.replicate_option is not None else final_inst[setting.label][:1])
+            hook_problems += inst
+            for variant in variants:
+                lr = float(variant.lr) if variant.lr is not None else float(proto.lr_grid[0])
+                seeds = [0] if proto.replicate_option is not None else [int(x) for x in proto.hook_seeds]
+                hooks += grid(inst, variant, [lr], seeds)
+        phases.append(("dissection", hooks, hook_problems))
+    total_runs = total_steps = 0
+    total_seconds: float | None = 0.0
+    for phase, configs, problems in phases:
+        if not configs:
+            continue
+        est = calibrate(configs, problems) if calibrated else plan(configs)
+        total_runs += est.runs
+        total_steps += est.steps
+        total_seconds = None if total_seconds is None or est.seconds is None else total_seconds + est.seconds
+        log(f"  plan {phase:<10} {est.describe()}")
+    line = f"  plan total      {total_runs} runs, {total_steps:,} steps"
+    if calibrated and total_seconds is not None:
+        line += (f"; about {duration(total_seconds)} on this machine at the serial rate "
+                 "(an upper bound for the batched backend; runs already in the store are skipped)")
+    log(line)

@@ -21,6 +21,7 @@ from adamlab.plotting import (
     LOG_FLOOR,
     LOG_RANGE,
     method_colors,
+    method_styles,
     metric_label,
     pyplot,
     quick_prefix,
@@ -62,6 +63,22 @@ def header(execution: Execution, summary: dict[str, Any], width: int = 110) -> s
     return "\n".join(textwrap.fill(line, width) for line in lines)
 
 
+def short_title(execution: Execution, width: int = 90) -> str:
+    """The figure's title: the recipe's title, at most two lines (QUICK first where it applies)."""
+    text = ("QUICK -- " if execution.quick else "") + execution.recipe.title
+    lines = textwrap.wrap(text, width)
+    return "\n".join(lines[:2]) + (" ..." if len(lines) > 2 else "")
+
+
+def caption(execution: Execution, summary: dict[str, Any], width: int, clipped: bool = False) -> str:
+    """The details under the figure: protocol, selection, what lines and bands are, clipping."""
+    parts = [f"{summary['protocol']['description']}", f"selection: {summary['selection']}",
+             "lines: mean over seeds, band: min-max over seeds, markers every few eval points"]
+    if clipped:
+        parts.append(f"log axes: values below {LOG_FLOOR:g} drawn at {LOG_FLOOR:g}")
+    return "\n".join(textwrap.wrap("; ".join(parts), width))
+
+
 def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os.PathLike[str]) -> list[Path]:
     """The recipe's learning-curve figure (``<recipe>.png`` / ``.pdf``)."""
     plt = pyplot()
@@ -69,7 +86,7 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
     metrics = list(recipe.plot_metrics) or [recipe.metrics[0]]
     settings = list(dict.fromkeys(r.setting.label for r in execution.runs))
     variants = list(dict.fromkeys(r.variant.label for r in execution.runs))
-    colors = method_colors(variants)
+    styles = method_styles(variants)
     panels: list[tuple[str, str]]
     if len(metrics) == 1:
         cols = min(recipe.figure_cols, len(settings))
@@ -78,13 +95,16 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
     else:
         rows, cols = len(metrics), len(settings)
         panels = [(s, m) for m in metrics for s in settings]
-    width = max(3.6 * cols, 7.5)
-    fig, axes = plt.subplots(rows, cols, figsize=(width, 2.8 * rows + 1.0), squeeze=False, layout="constrained")
+    width = max(4.6 * cols, 7.5)
+    fig, axes = plt.subplots(rows, cols, figsize=(width, 2.8 * rows + 1.4), squeeze=False, layout="constrained")
+    clipped = False
     with borrowed(execution.store) as db:
+        # one y scale per metric across the grid: log when any panel's values span decades
+        log_metric = {m: "loss" in m and _wide_range(db, list(execution.runs), m) for m in metrics}
         for k, (setting, metric) in enumerate(panels):
             ax = axes[k // cols][k % cols]
-            log_scale = "loss" in metric and _wide_range(db, [r for r in execution.runs
-                                                             if r.setting.label == setting], metric)
+            log_scale = log_metric[metric]
+            drawn = []
             for entry in (r for r in execution.runs if r.setting.label == setting):
                 steps, arr = _curves(db, entry.final_ids, metric)
                 if steps.size == 0:
@@ -94,12 +114,21 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
                 label = f"{entry.variant.label} (lr {entry.selected_lr:.2g})"
                 if info["n_diverged"]:
                     label += " [diverged]"
-                color = colors[entry.variant.label]
                 if log_scale:
+                    clipped = clipped or bool(np.nanmin(lo, initial=np.inf) < LOG_FLOOR)
                     mean, lo, hi = (np.maximum(a, LOG_FLOOR) for a in (mean, lo, hi))
-                ax.plot(steps, mean, color=color, lw=1.4, label=label)
-                if arr.shape[0] > 1:
-                    ax.fill_between(steps, lo, hi, color=color, alpha=0.2, lw=0)
+                final = mean[np.isfinite(mean)]
+                drawn.append((float(final[-1]) if final.size else np.inf, entry.variant.label, label, steps,
+                              mean, lo, hi, arr.shape[0]))
+            # the best final value is drawn last, on top; worse curves under it
+            for rank, (_, variant, label, steps, mean, lo, hi, n) in enumerate(
+                    sorted(drawn, key=lambda d: -d[0] if np.isfinite(d[0]) else np.inf)):
+                style = styles[variant]
+                every = max(1, len(steps) // 8)
+                ax.plot(steps, mean, color=style["color"], ls=style["linestyle"], marker=style["marker"],
+                        ms=3.5, markevery=(rank % every, every), lw=1.4, label=label, zorder=3 + rank)
+                if n > 1:
+                    ax.fill_between(steps, lo, hi, color=style["color"], alpha=0.15, lw=0, zorder=1)
             if log_scale:
                 ax.set_yscale("log")
             ax.set_title(setting if len(metrics) == 1 or k < cols else "", fontsize=9)
@@ -107,10 +136,14 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
             ax.set_ylabel(metric_label(metric), fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=6, loc="best")
+            handles, labels = ax.get_legend_handles_labels()
+            order = sorted(range(len(labels)), key=lambda i: variants.index(labels[i].split(" (")[0]))
+            ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7,
+                      loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2, frameon=False)
         for k in range(len(panels), rows * cols):
             axes[k // cols][k % cols].axis("off")
-    fig.suptitle(header(execution, summary, width=int(18 * width)), fontsize=8)
+    fig.suptitle(short_title(execution), fontsize=10)
+    fig.supxlabel(caption(execution, summary, int(15 * width), clipped), fontsize=7)
     quick_stamp(fig, execution.quick)
     paths = save_figure(fig, out_dir, recipe.name, dpi=110)
     plt.close(fig)

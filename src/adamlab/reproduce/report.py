@@ -67,7 +67,7 @@ def claims_table(summary: dict[str, Any]) -> str:
     for c in summary["claims"]:
         measured = c["measured"].replace("|", "/")
         eff = effect_text(c.get("effect")).replace("|", "/")
-        rows.append(f"| {c['claim']} | {measured} | {eff} | {'yes' if c['agree'] else '**no**'} |")
+        rows.append(f"| {c['claim']} | {measured} | {eff} | {('yes' if c['agree'] else '**no**') if c.get('judged', True) else c['verdict']} |")
     return "\n".join(rows)
 
 

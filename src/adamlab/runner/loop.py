@@ -57,6 +57,54 @@ def default_chunk() -> int:
     return chunk
 
 
+#: Without ``checkpoint_every``, a run (or a batched block) in a sweep is checkpointed once this many
+#: seconds of its work have passed since it started or was last checkpointed, so an interrupted sweep
+#: loses at most this much work per run in flight. Checkpoints never change a result (a resumed run
+#: ends bit-identical), so writing them by the clock keeps "same program, same bits".
+DEFAULT_CHECKPOINT_SECONDS = 180.0
+
+
+class CheckpointPolicy:
+    """When a run in progress is checkpointed: every ``every`` steps, and (``seconds``) once that many
+    seconds have passed since the last checkpoint or the start; never at or after the last step.
+
+    Parameters
+    ----------
+    every:
+        Steps between checkpoints, or None.
+    seconds:
+        Seconds of work between checkpoints, or None.
+    steps:
+        The run's length (no checkpoint at step ``steps``: the run ends there).
+    """
+
+    def __init__(self, every: int | None, seconds: float | None, steps: int) -> None:
+        if every is not None and (isinstance(every, bool) or int(every) != every or every < 1):
+            raise ValueError(f"checkpoint_every must be an integer >= 1; got {every!r}")
+        if seconds is not None and not float(seconds) > 0:
+            raise ValueError(f"checkpoint_seconds must be a number > 0; got {seconds!r}")
+        self.every = None if every is None else int(every)
+        self.seconds = None if seconds is None else float(seconds)
+        self.steps = int(steps)
+        self.last = time.perf_counter()
+
+    @property
+    def enabled(self) -> bool:
+        return self.every is not None or self.seconds is not None
+
+    def due(self, step: int) -> bool:
+        """Whether to checkpoint after ``step``."""
+        if step >= self.steps:
+            return False
+        if self.every is not None and step % self.every == 0:
+            return True
+        return self.seconds is not None and time.perf_counter() - self.last >= self.seconds
+
+    def saved(self) -> None:
+        """A checkpoint was just written: the clock starts again."""
+        self.last = time.perf_counter()
+
+
 class MetricSink(Protocol):
     """Where a run in progress streams its metrics (:class:`adamlab.store.core.Store` is one)."""
 

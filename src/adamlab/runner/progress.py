@@ -17,9 +17,12 @@ others (``TQDM_NCOLS``, ``TQDM_ASCII``, ``TQDM_COLOUR``, ...) are passed to the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from tqdm.auto import tqdm
@@ -190,3 +193,27 @@ class _RunLines(LineProgress):
             self._emit()
 
     def close(self) -> None: ...
+
+
+def note(message: str, *, quiet: bool = False) -> None:
+    """One line for the person at the terminal (``resumed at step 500``), printed above any bars."""
+    if quiet or tqdm_env().get("disable"):
+        return
+    if _bars():
+        tqdm.write(message, file=sys.stderr)
+    else:
+        print(message, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Inside, a warning prints as ONE line, ``warning: <message>`` (no file, line number or source
+    line), above any bars: what a command-line user sees. Filters (``-W``, ``PYTHONWARNINGS``) apply."""
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        text = " ".join(str(message).split())
+        note(f"warning: {text}")
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield

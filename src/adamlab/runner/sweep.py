@@ -19,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +33,8 @@ from typing import Any
 from adamlab.problems import Problem
 from adamlab.runner.backends import RunContext, get_backend, problem_key, result_batches
 from adamlab.runner.hooks import RunHook
-from adamlab.runner.progress import sweep_bar
+from adamlab.runner.loop import DEFAULT_CHECKPOINT_SECONDS
+from adamlab.runner.progress import note, sweep_bar
 from adamlab.runs.config import Budget, ProblemSpec, RunConfig, make_config, problem_name_and_options
 from adamlab.runs.result import DONE_STATUSES, RunStatus
 from adamlab.selection.lr import Criterion, Selection, select_best
@@ -176,6 +179,45 @@ def check_writable(folder: Path, what: str) -> None:
         raise ValueError(f"{what} {str(folder)!r} cannot be written: {err.strerror or err}") from None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived while a sweep ran: handled like Ctrl-C (claims released, what was kept said)."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Inside, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) in the main thread, so the
+    sweep's ``finally`` releases its claims instead of leaving them ``running`` until they time out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):  # not allowed here (an embedded interpreter)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _kept_message(report: SweepReport, released: int, checkpoint_dir: Path | None, store_path: Path) -> str:
+    """What an interrupted sweep kept, in one line."""
+    done = report.skipped + report.ran
+    text = f"interrupted: {done} of {report.total} runs are done and kept in {store_path}"
+    if released:
+        text += f"; {released} runs in progress were released"
+        if checkpoint_dir is not None and checkpoint_dir.is_dir() and any(checkpoint_dir.glob("*.pt")):
+            text += f" (those with a checkpoint in {checkpoint_dir} resume there, the others from step 0)"
+        else:
+            text += " (no checkpoint yet: they start from step 0)"
+    return text + "; run the same command again to resume"
+
+
 def run_configs(
     configs: Sequence[RunConfig],
     store: Store | str | os.PathLike[str] = DEFAULT_STORE,
@@ -189,6 +231,7 @@ def run_configs(
     backend_options: Mapping[str, Any] | None = None,
     desc: str = "sweep",
     device: Any = None,
+    checkpoint_seconds: float | None = DEFAULT_CHECKPOINT_SECONDS,
 ) -> SweepReport:
     """Run the configs not yet done in ``store`` with ``backend``; commit each result as it arrives.
 
@@ -196,9 +239,15 @@ def run_configs(
     serial backend (so concurrent serial sweeps share the grid), all claimable runs at once for the
     others (a vmap block or a Ray job needs its runs together). Runs held by another live process
     are waited for (and taken over if it dies); claims this sweep made but did not record (an
-    exception, Ctrl-C) are released when it ends. ``device`` (None: the CPU) is where the runs train
+    exception, Ctrl-C, SIGTERM) are released when it ends, and an interrupted sweep says in one line
+    what it kept and that the same command resumes it. ``device`` (None: the CPU) is where the runs train
     (:func:`adamlab.runs.device.parse_device`); it is checked before anything else, and it is not part of
     a run's identity, so runs done on another device are skipped.
+
+    Checkpoints go to ``<store>.checkpoints/``: every ``checkpoint_every`` steps when given, and by
+    default once a run (a batched block) has worked ``checkpoint_seconds`` seconds (default
+    :data:`~adamlab.runner.loop.DEFAULT_CHECKPOINT_SECONDS`) since its last one; ``checkpoint_seconds=None``
+    and no ``checkpoint_every``: none. A resumed run says "resumed at step N".
     """
     from adamlab.runs.device import parse_device
 
@@ -215,8 +264,9 @@ def run_configs(
         report.skipped = len(unique) - len(todo)
         context = RunContext(
             hooks=hooks,
-            checkpoint_dir=Path(str(db.path) + ".checkpoints") if checkpoint_every else None,
+            checkpoint_dir=Path(str(db.path) + ".checkpoints") if checkpoint_every or checkpoint_seconds else None,
             checkpoint_every=checkpoint_every,
+            checkpoint_seconds=checkpoint_seconds,
             progress=not quiet,
             on_start=db.mark_started,
             problems={problem_key(*problem_name_and_options(p)): p for p in problems},
@@ -263,8 +313,9 @@ def run_configs(
                     held.update(c.run_id for c in claims.claimed)
                     yield claims.claimed
 
+        released = 0
         try:
-            with db.keep_alive():
+            with db.keep_alive(), _sigterm_as_interrupt():
                 for batch in claimed_batches():
                     for results in result_batches(backend_impl, batch, context):
                         # one transaction per commit unit (a vmap block)
@@ -282,6 +333,14 @@ def run_configs(
                             refresh=False,
                         )
                         bar.update(sum(written))
+        except KeyboardInterrupt:
+            bar.close()
+            if held:
+                with contextlib.suppress(sqlite3.Error, ValueError):  # never hide the exception in flight
+                    released = db.release(held)
+                held.clear()
+            note(f"{desc}: " + _kept_message(report, released, context.checkpoint_dir, Path(db.path)))
+            raise
         finally:
             bar.close()
             if held:
@@ -311,6 +370,7 @@ def sweep(
     retry_failed: bool = True,
     backend_options: Mapping[str, Any] | None = None,
     device: Any = None,
+    checkpoint_seconds: float | None = DEFAULT_CHECKPOINT_SECONDS,
 ) -> SweepReport:
     """Run the grid problems x optimizers x ``lr_grid`` x seeds into ``store``, skipping finished runs.
 
@@ -332,6 +392,9 @@ def sweep(
         ``"serial"`` or another module in :mod:`adamlab.runner.backends`.
     checkpoint_every:
         Checkpoint runs every this many steps into ``<store>.checkpoints/``, so an interrupted run resumes.
+    checkpoint_seconds:
+        Also checkpoint a run (a batched block) once it worked this many seconds since its last
+        checkpoint (default 180; None: only ``checkpoint_every``).
     quiet:
         No progress bars.
     retry_failed:
@@ -351,7 +414,7 @@ def sweep(
                           schedule=schedule, hooks=hooks, instances=instances)
     return run_configs(configs, store, backend, problems=instances, hooks=hooks,
                        checkpoint_every=checkpoint_every, quiet=quiet, retry_failed=retry_failed,
-                       backend_options=backend_options, device=device)
+                       backend_options=backend_options, device=device, checkpoint_seconds=checkpoint_seconds)
 
 
 @dataclass

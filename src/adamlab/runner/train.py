@@ -40,8 +40,8 @@ from adamlab.runner.checkpoint import (
     staged_rows,
 )
 from adamlab.runner.hooks import RunHook
-from adamlab.runner.loop import DEFAULT_CHUNK, LoopCore, MetricSink
-from adamlab.runner.progress import run_bar
+from adamlab.runner.loop import DEFAULT_CHUNK, CheckpointPolicy, LoopCore, MetricSink
+from adamlab.runner.progress import note, run_bar
 from adamlab.runs.config import Budget, RunConfig, make_config, train_set_size
 from adamlab.runs.device import execution_record, parse_device
 from adamlab.runs.result import RunResult, RunStatus, utcnow
@@ -66,6 +66,7 @@ def execute(
     sink: MetricSink | None = None,
     chunk: int = DEFAULT_CHUNK,
     device: torch.device | str | None = None,
+    checkpoint_seconds: float | None = None,
 ) -> RunResult:
     """Train the run described by ``config`` and return its :class:`RunResult`.
 
@@ -79,7 +80,10 @@ def execute(
         :class:`RunHook` objects; their metrics are recorded at their steps.
     checkpoint_path, checkpoint_every:
         Save a checkpoint every ``checkpoint_every`` steps to ``checkpoint_path``; if a checkpoint of
-        this run exists there, resume from it. The file is removed when the run ends.
+        this run exists there, resume from it (saying "resumed at step N" unless ``progress`` is off).
+        The file is removed when the run ends.
+    checkpoint_seconds:
+        Also checkpoint (to ``checkpoint_path``) once this many seconds passed since the last checkpoint.
     progress:
         Show a tqdm bar over the steps with the current loss.
     stop_after:
@@ -103,6 +107,8 @@ def execute(
         raise ValueError(f"checkpoint_every must be >= 1 and needs a checkpoint_path; got {checkpoint_every}")
     dev = parse_device(device)
     on_cpu = dev.type == "cpu"
+    policy = CheckpointPolicy(checkpoint_every, checkpoint_seconds if checkpoint_path is not None else None,
+                              config.steps)
     if problem is None:
         problem = build_problem(config.problem, dict(config.problem_options))
     problem.set_device(dev)
@@ -136,6 +142,7 @@ def execute(
         core.loss_sum.fill_(float(ckpt["loss_sum"]))
         core.loss_n = int(ckpt["loss_n"])
         core.records[0] = {int(r["step"]): dict(r) for r in ckpt["records"]}
+        note(f"{config.label()}: resumed at step {step} of {config.steps} from {checkpoint_path}", quiet=not progress)
     core.begin(after_step=step if ckpt is not None else None)
 
     def evaluate(at: int) -> bool:
@@ -183,7 +190,7 @@ def execute(
                     rec = core.records[0].get(step, {})
                     bar.set_postfix_str(f"loss={rec.get('train_loss', value):.4g}", refresh=False)
                 bar.update(1)
-                if checkpoint_every is not None and step % int(checkpoint_every) == 0 and step < config.steps:
+                if policy.due(step):
                     save_checkpoint(
                         checkpoint_path,  # type: ignore[arg-type]
                         {
@@ -205,6 +212,7 @@ def execute(
                             "started_at": core.started_at,
                         },
                     )
+                    policy.saved()
     finally:
         bar.close()
     if checkpoint_path is not None:

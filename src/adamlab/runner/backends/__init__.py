@@ -58,6 +58,9 @@ class RunContext:
         Hooks for every run (their names are already part of each config).
     checkpoint_dir, checkpoint_every:
         Checkpoint every ``checkpoint_every`` steps into ``checkpoint_dir/<run_id>.pt`` (None: never).
+    checkpoint_seconds:
+        Also checkpoint once this many seconds of a run's (or a batched block's) work passed since its
+        last checkpoint (the sweep's default: :data:`adamlab.runner.loop.DEFAULT_CHECKPOINT_SECONDS`).
     progress:
         Show per-run progress bars.
     on_start:
@@ -85,6 +88,7 @@ class RunContext:
     metrics_sink: MetricSink | None = None
     chunk: int = field(default_factory=default_chunk)
     device: torch.device | None = None
+    checkpoint_seconds: float | None = None
 
     def start(self, configs: Sequence[RunConfig]) -> None:
         """Announce that ``configs`` start now (``on_start_many``, else ``on_start`` per config)."""
@@ -95,9 +99,15 @@ class RunContext:
                 self.on_start(config)
 
     def checkpoint_path(self, config: RunConfig) -> Path | None:
-        if self.checkpoint_dir is None or self.checkpoint_every is None:
+        if self.checkpoint_dir is None or (self.checkpoint_every is None and self.checkpoint_seconds is None):
             return None
         return Path(self.checkpoint_dir) / f"{config.run_id}.pt"
+
+    def block_checkpoint_path(self, name: str) -> Path | None:
+        """Where a batched block named ``name`` (a hash of its runs) keeps its checkpoint, or None."""
+        if self.checkpoint_dir is None or (self.checkpoint_every is None and self.checkpoint_seconds is None):
+            return None
+        return Path(self.checkpoint_dir) / f"block-{name}.pt"
 
     def problem_for(self, config: RunConfig) -> Problem:
         """The problem instance for ``config`` (built once per name + options)."""

@@ -33,6 +33,7 @@ class SerialBackend:
                     sink=context.metrics_sink,
                     chunk=context.chunk,
                     device=context.device,
+                    checkpoint_seconds=context.checkpoint_seconds,
                 )
             except (KeyboardInterrupt, DataIntegrityError, DataNotFoundError):
                 raise  # missing or corrupt data is bad input for every run: it stops the sweep

@@ -26,14 +26,16 @@ generator live on that device.
 
 Commits. :meth:`VmapBackend.run_blocks` yields the results of a block together when the block ends,
 and the sweep writes them in ONE store transaction (:meth:`adamlab.store.core.Store.record_many`), so
-a kill -9 loses the block in flight and nothing else, and a resumed sweep retrains it whole (the same
-runs form the same block again).
+a kill -9 loses the block's work since its last checkpoint and nothing else, and a resumed sweep
+continues it from that checkpoint (the same runs form the same block again).
 
 Fallback. Runs that cannot be batched -- a forward pass that draws from torch's global RNG (the
 LSTM's dropout; problems whose noise comes from :mod:`adamlab.problems.noise` batch), hooks, a model
 with buffers, an optimizer without a functional rule, a switch that differs inside a block -- are run
-by the serial backend, and ONE warning per sweep lists why. Checkpoints are not written: an
-interrupted block restarts from step 0 on resume and reproduces the same results.
+by the serial backend, and ONE warning per sweep lists why (the command line shows it as one line).
+Checkpoints: a block is checkpointed whole (:func:`~adamlab.runner.backends.vmap_train.train_block`)
+every ``checkpoint_every`` steps and, in a sweep, by default every few minutes of work; an interrupted
+block resumes from its checkpoint ("resumed at step N") and ends bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -209,7 +211,7 @@ class VmapBackend:
     def run_blocks(self, configs: Sequence[RunConfig], context: RunContext) -> Iterator[list[RunResult]]:
         """Like :meth:`run`, but the results of a block come together, as one list, when it ends
         (serial fallback runs come one per list)."""
-        from adamlab.runner.backends.vmap_train import train_block
+        from adamlab.runner.backends.vmap_train import block_ident, train_block
 
         self.fallbacks = {}
         serial: list[RunConfig] = []
@@ -224,8 +226,12 @@ class VmapBackend:
                 context.start(block)
                 if self.threads is not None:
                     torch.set_num_threads(self.threads)
+                path = context.block_checkpoint_path(block_ident(block)[-16:])
                 for result in train_block(block, problem, wide=self.wide, compiled=self.compile,
-                                          sink=context.metrics_sink, chunk=chunk, device=context.device):
+                                          sink=context.metrics_sink, chunk=chunk, device=context.device,
+                                          checkpoint_path=path, checkpoint_every=context.checkpoint_every,
+                                          checkpoint_seconds=context.checkpoint_seconds,
+                                          progress=context.progress):
                     results.append(result)
             except (KeyboardInterrupt, DataIntegrityError, DataNotFoundError):
                 raise  # bad data is not a reason to go serial: it stops the sweep as itself

@@ -122,6 +122,10 @@ class StackedOptimizer:
             states.append(torch.stack(pieces, dim=run_axis).contiguous())
         self._states.append(states)
 
+    def state_tensors(self) -> list[list[Tensor | None]]:
+        """The stacked state tensors, one list (one entry per slot) per added parameter (for checkpoints)."""
+        return self._states
+
     def lrs(self) -> list[float]:
         """Each run's current learning rate (after the schedule), as the serial loop records it."""
         lr = self.stacked_group["lr"]

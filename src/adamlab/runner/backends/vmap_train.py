@@ -15,7 +15,10 @@ epochs and the divergence policy are :class:`adamlab.runner.loop.LoopCore`'s, th
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,7 +31,15 @@ from adamlab.problems import noise as noise_source
 from adamlab.problems.supervised import DatasetProblem, cross_entropy
 from adamlab.runner.backends.vmap_models import Stack, stack_models
 from adamlab.runner.backends.vmap_optim import NotVectorizable, StackedOptimizer
-from adamlab.runner.loop import DEFAULT_CHUNK, LoopCore, MetricSink
+from adamlab.runner.checkpoint import (
+    discard_checkpoint,
+    load_checkpoint,
+    rng_states,
+    save_checkpoint,
+    set_rng_states,
+)
+from adamlab.runner.loop import DEFAULT_CHUNK, CheckpointPolicy, LoopCore, MetricSink
+from adamlab.runner.progress import note, run_bar
 from adamlab.runs.config import RunConfig, train_set_size
 from adamlab.runs.device import execution_record, parse_device
 from adamlab.runs.result import RunResult
@@ -216,13 +227,23 @@ def same_batch(a: Any, b: Any) -> bool:
 
 def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = True,
                 compiled: bool | None = None, sink: MetricSink | None = None,
-                chunk: int = DEFAULT_CHUNK, device: torch.device | str | None = None) -> Iterator[RunResult]:
+                chunk: int = DEFAULT_CHUNK, device: torch.device | str | None = None,
+                checkpoint_path: str | os.PathLike[str] | None = None,
+                checkpoint_every: int | None = None, checkpoint_seconds: float | None = None,
+                progress: bool = False) -> Iterator[RunResult]:
     """Train ``configs`` (one block, see the module docstring) together; yield each run's result when it ends.
 
     Raises :class:`NotVectorizable` before any result is yielded when the block cannot be batched.
     ``sink``/``chunk`` stream the metrics as in :class:`~adamlab.runner.loop.LoopCore`. ``device`` (None:
     the CPU) is where the block trains: the models are built on the CPU, as the serial loop builds them,
     and moved there, with the optimizer state, the batches, the evaluation chunks and the runs' noise.
+
+    Checkpoints: with ``checkpoint_path``, the whole block (stacked parameters, optimizer state, RNG and
+    noise states, data position, every run's records and status) is saved every ``checkpoint_every``
+    steps and/or every ``checkpoint_seconds`` seconds (:class:`~adamlab.runner.loop.CheckpointPolicy`);
+    a block that finds its checkpoint there resumes from it ("resumed at step N") and ends bit-identical
+    to an uninterrupted block. The file is removed when the block ends. ``progress``: a bar over the
+    block's steps (periodic lines off a terminal).
     """
     first = configs[0]
     for c in configs:
@@ -282,13 +303,52 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
         return tuple(torch.stack([p.to(dev, non_blocking=True) for p in parts]).index_select(0, run_seed.to(dev))
                      for parts in zip(*drawn, strict=True))
 
-    core = LoopCore(configs, train_set_size(problem), sink=sink, chunk=chunk)
-    core.begin()
-    for run in core.eval_point(0, evaluator(core.active), optimizer.lrs()):
-        yield core.result(run, execution=execution)
-    step = 0
     leaves = [leaf for leaf, _ in stack.leaves()]
-    while core.any_active and step < first.steps:
+    policy = CheckpointPolicy(checkpoint_every, checkpoint_seconds if checkpoint_path is not None else None,
+                              first.steps)
+    ident = block_ident(configs)
+    ckpt = _load_block(checkpoint_path, ident, leaves, optimizer, block_noise)
+    core = LoopCore(configs, train_set_size(problem), sink=sink, chunk=chunk,
+                    started_at=None if ckpt is None else str(ckpt["started_at"]),
+                    elapsed=0.0 if ckpt is None else float(ckpt["elapsed"]))
+    step = 0
+    if ckpt is None:
+        core.begin()
+        for run in core.eval_point(0, evaluator(core.active), optimizer.lrs()):
+            yield core.result(run, execution=execution)
+    else:
+        step = int(ckpt["step"])
+        _restore_block(ckpt, core, leaves, optimizer, block_noise)
+        for stream in streams:  # data position: replay each seed's stream
+            for _ in range(step):
+                next(stream)
+        set_rng_states(ckpt["rng"])
+        core.begin(after_step=step)
+        note(f"{first.problem} / {first.optimizer}: block of {k} runs resumed at step {step} of {first.steps} "
+             f"from {checkpoint_path}", quiet=not progress)
+        for run in range(k):
+            if not core.active[run]:  # ended before the checkpoint: its result was not committed
+                yield core.result(run, execution=execution)
+    bar = run_bar(first.steps, quiet=not progress, desc=f"{first.optimizer} x{k}")
+    bar.update(step)
+    try:
+        yield from _steps(core, step, first.steps, next_batch, optimizer, leaves, block_noise, problem, stack,
+                          eval_model, shared, reg_needed, evaluator, execution, bar, policy,
+                          lambda at: _save_block(checkpoint_path, ident, at, core, leaves, optimizer,
+                                                 block_noise))
+    finally:
+        bar.close()
+    if checkpoint_path is not None:
+        Path(checkpoint_path).unlink(missing_ok=True)
+
+
+def _steps(core: LoopCore, step: int, steps: int, next_batch: Any, optimizer: StackedOptimizer,
+           leaves: list[Tensor], block_noise: _BlockNoise | None, problem: Problem, stack: Stack,
+           eval_model: torch.nn.Module, shared: bool, reg_needed: bool, evaluator: _Evaluator,
+           execution: dict[str, Any], bar: Any, policy: CheckpointPolicy, save: Any) -> Iterator[RunResult]:
+    """The block's steps from ``step`` on (see :func:`train_block`)."""
+    k = core.k
+    while core.any_active and step < steps:
         batch = next_batch()
         t = step + 1
         optimizer.set_lr_factor(core.lr_factor(t))
@@ -315,6 +375,92 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
         if core.is_eval_step(step):
             for run in core.eval_point(step, evaluator(core.active), optimizer.lrs()):
                 yield core.result(run, execution=execution)
+            bar.set_postfix_str(f"{sum(core.active)}/{k} runs active", refresh=False)
+        bar.update(1)
+        if policy.enabled and core.any_active and policy.due(step):
+            save(step)
+            policy.saved()
     for run in range(k):
         if core.active[run]:
             yield core.result(run, execution=execution)
+
+
+#: Format of a block checkpoint (bumped when its fields change).
+BLOCK_FORMAT = "block-1"
+
+
+def block_ident(configs: Sequence[RunConfig]) -> str:
+    """The block's identity in its checkpoint: a hash of its run ids in order."""
+    return BLOCK_FORMAT + ":" + hashlib.sha256("\n".join(c.run_id for c in configs).encode()).hexdigest()
+
+
+def _save_block(path: str | os.PathLike[str] | None, ident: str, step: int, core: LoopCore, leaves: list[Tensor],
+                optimizer: StackedOptimizer, block_noise: _BlockNoise | None) -> None:
+    """Write the block's state after ``step`` (atomically, through :func:`adamlab.runner.checkpoint.save_checkpoint`)."""
+    if path is None:
+        return
+    save_checkpoint(path, {
+        "run_id": ident,
+        "step": step,
+        "leaves": [leaf.detach().clone() for leaf in leaves],
+        "opt_step": optimizer.step_count,
+        "opt_states": [[None if s is None else s.clone() for s in states] for states in optimizer.state_tensors()],
+        "rng": rng_states(),
+        "noise": [] if block_noise is None else [n.get_state() for n in block_noise.noises],
+        "loss_sum": core.loss_sum.clone(),
+        "loss_n": core.loss_n,
+        "records": [core.sorted_records(run) for run in range(core.k)],
+        "status": [str(getattr(s, "value", s)) for s in core.status],
+        "diverged_step": [-1 if d is None else int(d) for d in core.diverged_step],
+        "active": [bool(a) for a in core.active],
+        "elapsed": core.elapsed(),
+        "started_at": core.started_at,
+    })
+
+
+def _load_block(path: str | os.PathLike[str] | None, ident: str, leaves: list[Tensor],
+                optimizer: StackedOptimizer, block_noise: _BlockNoise | None) -> dict[str, Any] | None:
+    """The block's checkpoint at ``path`` when there is one that fits, else None (an unfit one is discarded)."""
+    if path is None or not Path(path).is_file():
+        return None
+    payload = load_checkpoint(path, ident)
+    if payload is None:
+        discard_checkpoint(path, "it is unreadable, of another format, or of another block")
+        return None
+    saved, states = payload.get("leaves"), payload.get("opt_states")
+    fits = (isinstance(saved, list) and len(saved) == len(leaves)
+            and all(isinstance(a, Tensor) and a.shape == b.shape and a.dtype == b.dtype
+                    for a, b in zip(saved, leaves, strict=True))
+            and isinstance(states, list) and len(states) == len(optimizer.state_tensors())
+            and all(len(a) == len(b) and all((x is None) == (y is None) and (x is None or x.shape == y.shape)
+                                             for x, y in zip(a, b, strict=True))
+                    for a, b in zip(states, optimizer.state_tensors(), strict=True))
+            and len(payload.get("noise", [])) == (0 if block_noise is None else len(block_noise.noises)))
+    if not fits:
+        discard_checkpoint(path, "its tensors do not fit this block")
+        return None
+    return payload
+
+
+def _restore_block(payload: dict[str, Any], core: LoopCore, leaves: list[Tensor], optimizer: StackedOptimizer,
+                   block_noise: _BlockNoise | None) -> None:
+    """Put a checked checkpoint's state back into the block (the caller replays the data and sets the RNG)."""
+    from adamlab.runs.result import RunStatus
+
+    with torch.no_grad():
+        for leaf, value in zip(leaves, payload["leaves"], strict=True):
+            leaf.copy_(value)
+        for states, values in zip(optimizer.state_tensors(), payload["opt_states"], strict=True):
+            for state, value in zip(states, values, strict=True):
+                if state is not None:
+                    state.copy_(value)
+    optimizer.step_count = int(payload["opt_step"])
+    if block_noise is not None:
+        for noise, state in zip(block_noise.noises, payload["noise"], strict=True):
+            noise.set_state(state)
+    core.loss_sum.copy_(payload["loss_sum"])
+    core.loss_n = int(payload["loss_n"])
+    core.records = [{int(r["step"]): dict(r) for r in records} for records in payload["records"]]
+    core.status = [RunStatus(s) for s in payload["status"]]
+    core.diverged_step = [None if d < 0 else int(d) for d in payload["diverged_step"]]
+    core.active = [bool(a) for a in payload["active"]]
