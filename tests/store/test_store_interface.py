@@ -206,3 +206,23 @@ def test_readers_open_stores_with_borrowed(package):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Store":
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, "open stores with adamlab.store.borrowed: " + ", ".join(offenders)
+
+
+def test_a_store_locked_while_another_process_creates_it_is_waited_for(tmp_path, monkeypatch):
+    """Two sweeps started at once on a new store: the one that finds it locked waits, never fails."""
+    import sqlite3
+
+    from adamlab.store import core
+
+    real, calls = core.prepare, []
+
+    def locked_twice(con, *, readonly):
+        calls.append(readonly)
+        if len(calls) <= 2:
+            raise sqlite3.OperationalError("database is locked")
+        return real(con, readonly=readonly)
+
+    monkeypatch.setattr(core, "prepare", locked_twice)
+    store = core.Store(tmp_path / "s.sqlite")
+    assert store.schema_version == core.SCHEMA_VERSION and len(calls) == 3
+    store.close()

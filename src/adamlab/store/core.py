@@ -166,7 +166,7 @@ class Store(StoreReads):
                 raise ValueError("it is not a regular file (a device, FIFO or socket)")
             self._con = self._connect_readonly() if self.readonly else self._connect()
             self._con.row_factory = sqlite3.Row
-            self.schema_version = prepare(self._con, readonly=self.readonly)
+            self.schema_version = _prepare_when_unlocked(self._con, self.readonly)
             if not self.readonly:
                 self._remember_identity()
         except (OSError, sqlite3.Error, ValueError) as err:
@@ -542,6 +542,31 @@ def _config_row(c: RunConfig, now: str) -> tuple[Any, ...]:
         now,
     )
 
+
+
+#: Seconds a store being created or migrated by another process is waited for when it is opened.
+OPEN_TIMEOUT = 60.0
+
+
+def _prepare_when_unlocked(con: sqlite3.Connection, readonly: bool) -> int:
+    """:func:`~adamlab.store.schema.prepare`, retried while another process holds the lock it needs.
+
+    Two sweeps started at once on a new store both create it; switching the file to WAL mode can then
+    fail at once with "database is locked" (SQLite does not always call the busy handler for that), so
+    the loser waits and looks again (the schema statements are idempotent) instead of failing.
+    """
+    deadline = time.monotonic() + OPEN_TIMEOUT
+    pause = 0.01
+    while True:
+        try:
+            return prepare(con, readonly=readonly)
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            if con.in_transaction:
+                con.rollback()
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
 @contextlib.contextmanager
 def borrowed(store: Store | str | os.PathLike[str], *, readonly: bool = False,
