@@ -53,6 +53,7 @@ from torch.nn import functional as F
 
 from adamlab.dissect.stats import (
     GradientStats,
+    check_sample,
     empirical_sign_agreement,
     per_example_grads,
     resample_weights,
@@ -405,16 +406,7 @@ def backward_stats(
     ValueError
         As :func:`~adamlab.dissect.stats.gradient_stats`, and for an unknown name in ``sign_agreement``.
     """
-    n = int(inputs.shape[0]) if inputs.dim() > 0 else 0
-    if n < 2:
-        raise ValueError(f"inputs: need at least 2 examples to estimate a variance, got {n}")
-    if int(targets.shape[0]) != n:
-        raise ValueError(f"targets: length {int(targets.shape[0])} does not match inputs' {n}")
-    b = n if batch_size is None else int(batch_size)
-    if b < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if resamples < 1:
-        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    n, b = check_sample(inputs, targets, batch_size, resamples)
     trainable = [k for k, p in model.named_parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("model: has no trainable parameters (nothing to take gradients of)")

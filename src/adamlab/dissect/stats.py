@@ -171,6 +171,24 @@ def per_example_grads(
     return vmap(grad(one), in_dims=(None, 0, 0), randomness="different")(params, inputs, targets)
 
 
+def check_sample(inputs: Tensor, targets: Tensor, batch_size: int | None, resamples: int) -> tuple[int, int]:
+    """The sample size ``n`` and mini-batch size ``b`` of a statistics call, checked (``ValueError``
+    naming the argument): at least 2 examples (a variance needs two), as many targets as inputs,
+    ``b >= 1`` (default ``n``) and ``resamples >= 1``. Shared by :func:`gradient_stats` and
+    :func:`adamlab.dissect.moments.backward_stats`."""
+    n = int(inputs.shape[0]) if inputs.dim() > 0 else 0
+    if n < 2:
+        raise ValueError(f"inputs: need at least 2 examples to estimate a variance, got {n}")
+    if int(targets.shape[0]) != n:
+        raise ValueError(f"targets: length {int(targets.shape[0])} does not match inputs' {n}")
+    b = n if batch_size is None else int(batch_size)
+    if b < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    return n, b
+
+
 def gradient_stats(
     model: nn.Module,
     loss_fn: LossFn,
@@ -209,16 +227,7 @@ def gradient_stats(
         No trainable parameters, fewer than 2 examples (the variance is undefined), ``inputs`` and
         ``targets`` of different lengths, ``batch_size`` or ``resamples`` < 1, or BatchNorm in training mode.
     """
-    n = int(inputs.shape[0]) if inputs.dim() > 0 else 0
-    if n < 2:
-        raise ValueError(f"inputs: need at least 2 examples to estimate a variance, got {n}")
-    if int(targets.shape[0]) != n:
-        raise ValueError(f"targets: length {int(targets.shape[0])} does not match inputs' {n}")
-    b = n if batch_size is None else int(batch_size)
-    if b < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if resamples < 1:
-        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    n, b = check_sample(inputs, targets, batch_size, resamples)
     grads = per_example_grads(model, loss_fn, inputs, targets)
     names = list(grads)
     device = next(iter(grads.values())).device
