@@ -380,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.targets:
         args.optimizers = args.optimizers or TARGET_METHODS
         args.paths = ["compiled"] if args.paths == list(PATHS) else args.paths
-    sizes = args.sizes or (["1M", "10M"] if args.quick else list(SIZES))
+    # --targets: the sizes with a target (100M and 1B are for a GPU's memory: name them with --sizes)
+    sizes = args.sizes or (["1M", "10M"] if args.quick else list(TARGET_RATIO) if args.targets
+                           else [s for s in SIZES if SIZES[s] <= 50_000_000])
     reps = args.reps or (5 if args.quick else 20)
     optimizers = args.optimizers or names()
     for name in optimizers:
