@@ -107,8 +107,15 @@ def test_differentiable_is_refused_up_front_on_every_backend(capsys, tmp_path, b
         make_config(build_problem(tiny.NAME), "adam", {"lr": 0.1, "differentiable": True}, 0, 5)
 
 
-def test_checkpoint_every_with_the_vmap_backend_says_it_is_ignored(capsys, tmp_path):
+def test_checkpoint_every_with_the_vmap_backend_is_honoured_not_ignored(capsys, tmp_path, monkeypatch):
+    """Item 12: --checkpoint-every with the batched backend works (block checkpoints, issue 24)."""
+    from adamlab.runner.backends import vmap_train
+
+    saved, real = [], vmap_train.save_checkpoint
+    monkeypatch.setattr(vmap_train, "save_checkpoint", lambda path, payload: (saved.append(path),
+                                                                              real(path, payload)))
     code = main(["sweep", tiny.NAME, "--optimizers", "sgd", "--lr-grid", "0.1,0.01", "--steps", "10",
                  "--backend", "vmap", "--checkpoint-every", "5", "--store", str(tmp_path / "s.sqlite"), "-q"])
     err = capsys.readouterr().err
-    assert code == 0 and "--checkpoint-every is ignored by the vmap backend" in err, err
+    assert code == 0 and "ignored" not in err, err
+    assert saved, "the batched block wrote no checkpoint"

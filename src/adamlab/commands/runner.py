@@ -425,9 +425,6 @@ def _prepare(args: argparse.Namespace, optimizers: str, lr_grid: list[float] | N
         raise _usage("--hparam differentiable: the runner trains with plain optimizer steps and never "
                      "differentiates through them; differentiable=True is for the optimizer classes in "
                      "your own code (hypergradients)")
-    if getattr(args, "checkpoint_every", None) and args.backend == "vmap":
-        print("adamlab: --checkpoint-every is ignored by the vmap backend (an interrupted block starts "
-              "over); use --backend serial to checkpoint", file=sys.stderr)
     probe = {**hparams, **({"lr": lr_grid[0]} if lr_grid else {})}
     return {
         "problems": _problems(args.problem, options),
