@@ -5,12 +5,14 @@ never migrate (11)."""
 from __future__ import annotations
 
 import sqlite3
+import sys
 
 import pytest
 
 from adamlab.runner import Store, sweep
 from adamlab.store.core import SCHEMA_VERSION
 from tests.runner import runner_tiny_problem as tiny
+from tests.store_helpers import downgrade_to_v1, run_in_readonly_folder
 
 
 def _real_store(path, lrs=(0.1,)):
@@ -80,28 +82,7 @@ except ValueError as err:
 
 
 def _in_readonly_folder(folder, code, *args):
-    import os
-    import shutil
-    import subprocess
-    import sys
-
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    cmd = [sys.executable, "-c", code, *args]
-    if os.geteuid() != 0:
-        os.chmod(folder, 0o555)
-        try:
-            return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-        finally:
-            os.chmod(folder, 0o755)
-    if shutil.which("unshare") is None:
-        pytest.skip("root without unshare: cannot make a read-only folder")
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind -o ro '{folder}' '{folder}'"],
-                           capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("root without mount privileges: cannot make a read-only folder")
-    script = f"mount --bind -o ro '{folder}' '{folder}' && exec \"$@\""
-    return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *cmd], env=env, capture_output=True,
-                          text=True, timeout=120)
+    return run_in_readonly_folder(folder, [sys.executable, "-c", code, *args])
 
 
 def test_readonly_store_with_a_wal_and_no_wal_index_reads_what_is_committed(store_path):
@@ -185,10 +166,9 @@ def _schema_version(path):
 def test_export_and_report_never_migrate_a_store_they_only_read(store_path, tmp_path):
     """Item 11: ``export`` and ``report`` opened the store for writing, so they migrated an older store."""
     from adamlab.cli import main
-    from tests.runner.test_store_schema import _downgrade_to_v1
 
     _real_store(store_path, lrs=(0.1, 0.01))
-    _downgrade_to_v1(store_path)
+    downgrade_to_v1(store_path)
     assert main(["export", str(store_path), "--out", str(tmp_path / "csv"), "-q"]) == 0
     assert _schema_version(store_path) == "1"
     assert main(["report", str(store_path), "--out", str(tmp_path / "rep"), "-q"]) == 0

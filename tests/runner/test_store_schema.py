@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import sqlite3
-import subprocess
 import sys
 
 import pytest
@@ -15,6 +13,7 @@ import pytest
 from adamlab.runner import Store, sweep
 from adamlab.store.core import SCHEMA_VERSION
 from tests.runner import runner_tiny_problem as tiny
+from tests.store_helpers import downgrade_to_v1, run_in_readonly_folder
 
 
 def _digest(path):
@@ -107,25 +106,11 @@ def test_cli_refuses_a_foreign_store_before_training(store_path, capsys):
     assert _digest(store_path) == before and _tables(store_path) == ["metrics"]
 
 
-def _downgrade_to_v1(path):
-    from adamlab.store.core import MIGRATIONS, NEW_TABLES
-
-    con = sqlite3.connect(path)
-    for version in range(2, SCHEMA_VERSION + 1):
-        for table, definition in MIGRATIONS.get(version, []):
-            con.execute(f"ALTER TABLE {table} DROP COLUMN {definition.split()[0]}")
-        for table in NEW_TABLES.get(version, []):
-            con.execute(f"DROP TABLE {table}")
-    con.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
-    con.commit()
-    con.close()
-
-
 def test_version_1_store_is_migrated_and_kept(store_path):
     _real_store(store_path)
     with Store(store_path) as db:
         runs, metrics = db.runs(), {r["run_id"]: db.metrics(r["run_id"]) for r in db.runs()}
-    _downgrade_to_v1(store_path)
+    downgrade_to_v1(store_path)
     with Store(store_path, readonly=True) as db:  # read-only: read as it is, not migrated
         assert db.schema_version == 1 and len(db.runs()) == 1
     con = sqlite3.connect(store_path)
@@ -164,24 +149,9 @@ sys.exit(main(["plot", sys.argv[1], "--out", sys.argv[2], "-q"]))
 
 def _plot_on_readonly_dir(folder, out):
     """Run ``adamlab plot`` in a subprocess that cannot write ``folder`` (as root: a read-only bind mount)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "MPLBACKEND": "Agg"}
     cmd = [sys.executable, "-c", PLOT, str(folder / "test.sqlite"), str(out)]
-    if os.geteuid() != 0:
-        os.chmod(folder / "test.sqlite", 0o444)
-        os.chmod(folder, 0o555)
-        try:
-            return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        finally:
-            os.chmod(folder, 0o755)
-    if shutil.which("unshare") is None:
-        pytest.skip("root without unshare: cannot make a read-only folder")
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind -o ro '{folder}' '{folder}'"],
-                           capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("root without mount privileges: cannot make a read-only folder")
-    script = f"mount --bind -o ro '{folder}' '{folder}' && exec \"$@\""
-    return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *cmd], env=env, capture_output=True,
-                          text=True, timeout=300)
+    return run_in_readonly_folder(folder, cmd, timeout=300, extra_env={"MPLBACKEND": "Agg"},
+                                  readonly_files=[folder / "test.sqlite"])
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")

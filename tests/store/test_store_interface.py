@@ -12,7 +12,7 @@ import pytest
 from adamlab.runs.config import RunConfig
 from adamlab.runs.result import RunResult, RunStatus
 from adamlab.store import Store, borrowed
-from adamlab.store.core import MIGRATIONS, NEW_TABLES, SCHEMA_VERSION
+from tests.store_helpers import downgrade_to_v1
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,15 +131,7 @@ def test_contract_final_runs_never_change_and_staged_rows_are_invisible(tiny):
 
 
 def test_an_older_store_is_read_as_it_is(tiny):
-    con = sqlite3.connect(tiny)
-    for version in range(2, SCHEMA_VERSION + 1):
-        for table, definition in MIGRATIONS.get(version, []):
-            con.execute(f"ALTER TABLE {table} DROP COLUMN {definition.split()[0]}")
-        for table in NEW_TABLES.get(version, []):
-            con.execute(f"DROP TABLE {table}")
-    con.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
-    con.commit()
-    con.close()
+    downgrade_to_v1(tiny)
     with Store(tiny, readonly=True) as db:
         assert db.schema_version == 1
         assert db.curves([R1.run_id])[R1.run_id] == CURVES[R1.run_id]
