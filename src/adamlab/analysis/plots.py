@@ -19,7 +19,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +29,11 @@ import numpy as np
 from adamlab.plotting import (
     FONT_RC,
     LOG_RANGE,
-    method_colors,
-    method_styles,
     metric_label,
     pyplot,
     save_figure,
     seed_band,
+    stacked_styles,
 )
 from adamlab.runs.config import problem_key
 from adamlab.runs.result import RunStatus
@@ -93,8 +92,13 @@ class ProblemRuns:
 
         return f"{base}_{hashlib.sha256(opts.encode()).hexdigest()[:8]}"
 
-    def protocol(self) -> str:
-        """``batch 8, 1000 steps, constant lr, 3 seeds`` (ranges when runs differ)."""
+    def protocol(self, seeds: Mapping[str, int] | None = None) -> str:
+        """``batch 8, 1000 steps, constant lr, 3 seeds`` (ranges when runs differ).
+
+        The seeds come from the data: ``seeds`` (``{optimizer: number of seeds}``, e.g. those at each
+        optimizer's best lr) when given, else the distinct seeds of each (optimizer, lr). When they differ,
+        the text says so: ``seeds: adam 3, msgd 2`` or ``1-3 seeds per (optimizer, lr)``.
+        """
         rows = [r.row for r in self.runs]
 
         def values(key: str) -> str:
@@ -102,9 +106,23 @@ class ProblemRuns:
             return str(vals[0]) if len(vals) == 1 else f"{vals[0]}-{vals[-1]}"
 
         schedules = sorted({json.loads(json.dumps(row["schedule"]))["name"] for row in rows})
-        n_seeds = len({r.seed for r in self.runs})
-        return (f"batch {values('batch_size')}, {values('steps')} steps, {'/'.join(schedules)} lr, "
-                f"{n_seeds} seed{'s' if n_seeds != 1 else ''}")
+        return f"batch {values('batch_size')}, {values('steps')} steps, {'/'.join(schedules)} lr, {self.seeds_text(seeds)}"
+
+    def seeds_text(self, seeds: Mapping[str, int] | None = None) -> str:
+        """How many seeds, from the data (see :meth:`protocol`)."""
+        if seeds is not None:
+            counts = sorted(set(seeds.values()))
+            if len(counts) > 1:
+                return "seeds: " + ", ".join(f"{o} {n}" for o, n in sorted(seeds.items()))
+        else:
+            per: dict[tuple[str, float | None], set[int]] = {}
+            for r in self.runs:
+                per.setdefault((r.optimizer, r.lr), set()).add(r.seed)
+            counts = sorted({len(v) for v in per.values()})
+            if len(counts) > 1:
+                return f"{counts[0]}-{counts[-1]} seeds per (optimizer, lr)"
+        n = counts[0] if counts else 0
+        return f"{n} seed{'s' if n != 1 else ''}"
 
 
 #: Longest option tag spelled out in a file name; longer ones become an 8-character hash (the figure's
@@ -188,7 +206,6 @@ def draw_curves(ax: Any, grp: ProblemRuns, metric: str, best: dict[str, float], 
     """Draw ``metric`` against steps (or epochs) on ``ax``: per optimizer at ``best[opt]``, the mean over
     seeds and a min-max band."""
     optimizers = sorted({r.optimizer for r in grp.runs})
-    styles = method_styles(optimizers)
     all_vals = []
     drawn = []
     for opt in optimizers:
@@ -205,15 +222,15 @@ def draw_curves(ax: Any, grp: ProblemRuns, metric: str, best: dict[str, float], 
         final = mean[np.isfinite(mean)]
         drawn.append((float(final[-1]) if final.size else math.inf, opt, label, xs, mean, lo, hi, len(runs)))
         all_vals.append(vals)
-    # the best final value on top (highest zorder), markers at staggered points so that curves lying
-    # on each other stay visible
-    by_rank = sorted(drawn, key=lambda d: -d[0] if math.isfinite(d[0]) else math.inf)
-    rank = {d[1]: k for k, d in enumerate(by_rank)}
+    # drawn last-on-top by rank (the best final value on top), hollow markers larger the lower the curve
+    # lies, at staggered points, so that curves lying on each other stay visible
+    mode = _metric_mode(metric)
+    styles = stacked_styles(_rank_order({d[1]: d[0] for d in drawn}, mode), optimizers)
     for _, opt, label, xs, mean, lo, hi, n in drawn:
         style = styles[opt]
+        rank = style["zorder"] - 3
         every = max(1, len(xs) // 8)
-        ax.plot(xs, mean, color=style["color"], ls=style["linestyle"], marker=style["marker"], ms=3.5,
-                markevery=(rank[opt] % every, every), lw=1.6, label=label, zorder=3 + rank[opt])
+        ax.plot(xs, mean, markevery=(rank % every, every), label=label, **style)
         if n > 1:
             ax.fill_between(xs, lo, hi, color=style["color"], alpha=0.15, lw=0, zorder=1)
     if all_vals and _use_log(np.concatenate([v.ravel() for v in all_vals]), metric):
@@ -223,20 +240,38 @@ def draw_curves(ax: Any, grp: ProblemRuns, metric: str, best: dict[str, float], 
     ax.grid(True, alpha=0.3)
 
 
-def draw_lr_sensitivity(ax: Any, grp: ProblemRuns, metric: str) -> tuple[bool, bool]:
-    """Draw the final ``metric`` against lr on ``ax``; returns (any diverged, any off scale)."""
+def _metric_mode(metric: str) -> str:
+    """``"max"`` for accuracies (higher is better), else ``"min"``."""
+    return "max" if "accuracy" in metric else "min"
+
+
+def _rank_order(best: dict[str, float], mode: str) -> list[str]:
+    """Names from the worst to the best ``best`` value (non-finite ones first): the drawing order."""
+    sign = 1.0 if mode == "max" else -1.0
+    return sorted(best, key=lambda o: (math.isfinite(best[o]), sign * best[o] if math.isfinite(best[o]) else 0.0, o))
+
+
+def draw_lr_sensitivity(ax: Any, grp: ProblemRuns, metric: str, mode: str | None = None) -> tuple[bool, bool]:
+    """Draw the final ``metric`` against lr on ``ax``; returns (any diverged, any off scale).
+
+    Each optimizer has its fixed colour, line style and marker; curves are drawn last-on-top by rank
+    (the best value over lrs, ``mode`` ``"min"`` or ``"max"``, by default ``"max"`` for accuracies) with
+    hollow markers that are larger the lower the curve lies (:func:`adamlab.plotting.stacked_styles`),
+    so that curves on top of each other stay distinguishable.
+    """
     from matplotlib.transforms import blended_transform_factory
 
+    mode = mode or _metric_mode(metric)
     lrs_per_opt: dict[str, set[float]] = {}
     for r in grp.runs:
         if r.lr is not None:
             lrs_per_opt.setdefault(r.optimizer, set()).add(r.lr)
     optimizers = sorted({r.optimizer for r in grp.runs})
-    colors = method_colors(optimizers)
     top = blended_transform_factory(ax.transData, ax.transAxes)
     finals: list[float] = []
     cap = _off_scale_cap(grp.runs, metric)
     any_diverged = any_off = False
+    drawn: dict[str, tuple[list[float], list[float], list[float], list[float], list[float], list[float]]] = {}
     for opt in sorted(lrs_per_opt):
         lrs = sorted(lrs_per_opt[opt])
         mean, lo, hi, crosses, off = [], [], [], [], []
@@ -254,15 +289,23 @@ def draw_lr_sensitivity(ax: Any, grp: ProblemRuns, metric: str) -> tuple[bool, b
             lo.append(min(vals) if ok and not math.isnan(m) else math.nan)
             hi.append(min(max(vals), cap or math.inf) if ok and not math.isnan(m) else math.nan)
             finals += [v for v in vals if cap is None or v <= cap]
-        ax.plot(lrs, mean, "o-", color=colors[opt], ms=4, lw=1.4, label=opt)
-        ax.fill_between(lrs, lo, hi, color=colors[opt], alpha=0.2, lw=0)
+        drawn[opt] = (lrs, mean, lo, hi, crosses, off)
+    best = {}
+    for opt, (_, mean, *_rest) in drawn.items():
+        finite = [m for m in mean if math.isfinite(m)]
+        best[opt] = (min(finite) if mode == "min" else max(finite)) if finite else math.nan
+    styles = stacked_styles(_rank_order(best, mode), optimizers)
+    for opt, (lrs, mean, lo, hi, crosses, off) in drawn.items():
+        style = styles[opt]
+        ax.plot(lrs, mean, label=opt, **style)
+        ax.fill_between(lrs, lo, hi, color=style["color"], alpha=0.15, lw=0, zorder=1)
         if off:
             any_off = True
-            ax.plot(off, [1.0] * len(off), "^", color=colors[opt], ms=7, transform=top, clip_on=False)
+            ax.plot(off, [1.0] * len(off), "^", color=style["color"], ms=7, transform=top, clip_on=False)
         if crosses:
             any_diverged = True
             # just above the frame, so crosses never hide data points
-            ax.plot(crosses, [1.035] * len(crosses), "x", color=colors[opt], ms=7, mew=2,
+            ax.plot(crosses, [1.035] * len(crosses), "x", color=style["color"], ms=7, mew=2,
                     transform=top, clip_on=False)
     ax.set_xscale("log")
     if _use_log(np.asarray(finals, dtype=float), metric):
@@ -294,6 +337,32 @@ def has_lr_grid(grp: ProblemRuns) -> bool:
         if r.lr is not None:
             lrs.setdefault(r.optimizer, set()).add(r.lr)
     return bool(lrs) and max(len(v) for v in lrs.values()) >= 2
+
+
+#: Width and height (inches) of one panel of :func:`plot_curves` / :func:`plot_lr_sensitivity`, and the
+#: width kept for the legend on the right.
+PANEL_SIZE = (3.6, 3.0)
+LEGEND_WIDTH = 2.0
+
+
+def panel_figsize(panels: int, rows: int = 1) -> tuple[float, float]:
+    """The figure size for ``panels`` panels in a row (``rows`` rows), a legend on the right, a title
+    above and a caption below: the canvas grows with the panels instead of being fixed."""
+    cols = math.ceil(panels / rows)
+    return PANEL_SIZE[0] * cols + LEGEND_WIDTH, PANEL_SIZE[1] * rows + 1.1
+
+
+def finish_figure(fig: Any, title: str, caption: str, handles: Sequence[Any], labels: Sequence[str]) -> None:
+    """A short title (at most two lines), the details as a caption under the panels, and one legend
+    outside the data, to the right of the panels (the figure must use ``layout="constrained"``)."""
+    import textwrap
+
+    width_in = fig.get_size_inches()[0]
+    lines = textwrap.wrap(title, max(30, int(13 * width_in)))
+    fig.suptitle("\n".join(lines[:2]) + (" ..." if len(lines) > 2 else ""), fontsize=9)
+    fig.supxlabel("\n".join(textwrap.wrap(caption, max(40, int(15 * width_in)))), fontsize=7)
+    if handles:
+        fig.legend(handles, labels, loc="outside right center", fontsize=7, frameon=False)
 
 
 def plot_curves(
@@ -347,15 +416,15 @@ def _plot_curves(store: Store, out_dir: str | os.PathLike[str], problem: str | N
         eps = _epochs_per_step(grp.runs)
         if x == "epoch" and eps is None:
             raise ValueError(f"problem {grp.label} has no epochs; use x='step'")
-        fig, axes = plt.subplots(1, len(present), figsize=(4.2 * len(present), 3.4), squeeze=False)
+        fig, axes = plt.subplots(1, len(present), figsize=panel_figsize(len(present)), squeeze=False,
+                                 layout="constrained")
         for ax, metric in zip(axes[0], present, strict=True):
             draw_curves(ax, grp, metric, best, epochs_per_step=eps if x != "step" else None)
         handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.suptitle(f"{grp.label}\n{grp.protocol()}; mean and min-max over seeds, best lr by {crit}",
-                     fontsize=9)
-        fig.tight_layout()
-        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=8,
-                   ncol=min(len(labels), 5), frameon=False)
+        at_best = {o: len({r.seed for r in grp.runs if r.optimizer == o and (o not in best or r.lr == best[o])})
+                   for o in {r.optimizer for r in grp.runs}}
+        finish_figure(fig, grp.label, f"{grp.protocol(at_best)}; lines: mean over seeds at each optimizer's best lr by "
+                      f"{crit}, band: min-max over seeds", handles, labels)
         written += save_figure(fig, Path(out_dir), stem or f"{grp.slug}_curves")
         plt.close(fig)
     return written
@@ -382,7 +451,8 @@ def plot_lr_sensitivity(
         present = [m for m in metrics if any(m in r.metrics for r in grp.runs)]
         if not present or not has_lr_grid(grp):
             continue
-        fig, axes = plt.subplots(1, len(present), figsize=(4.6 * len(present), 3.5), squeeze=False)
+        fig, axes = plt.subplots(1, len(present), figsize=panel_figsize(len(present)), squeeze=False,
+                                 layout="constrained")
         any_diverged = any_off = False
         for ax, metric in zip(axes[0], present, strict=True):
             d, o = draw_lr_sensitivity(ax, grp, metric)
@@ -390,11 +460,8 @@ def plot_lr_sensitivity(
         handles, labels = axes[0][0].get_legend_handles_labels()
         extra_h, extra_l = marker_legend_entries(any_diverged, any_off)
         note = "; x above the frame: a seed diverged" if any_diverged else ""
-        fig.suptitle(f"{grp.label}: learning-rate sensitivity\n{grp.protocol()}; mean and min-max over "
-                     f"seeds{note}", fontsize=9, y=1.01)
-        fig.tight_layout()
-        fig.legend(handles + extra_h, labels + extra_l, loc="center left", bbox_to_anchor=(1.0, 0.5),
-                   fontsize=8, frameon=False)
+        finish_figure(fig, f"{grp.label}: lr sensitivity", f"{grp.protocol()}; lines: final value, mean over "
+                      f"seeds, band: min-max over seeds{note}", handles + extra_h, labels + extra_l)
         written += save_figure(fig, Path(out_dir), stem or f"{grp.slug}_lr_sensitivity")
         plt.close(fig)
     return written

@@ -301,6 +301,8 @@ def _problem_report(db: Store, grp: ProblemRuns, crit: Criterion, fraction: floa
         rep.entries[opt] = Entry(opt, best_lr, mean, sd, len(finals), speed,
                                  speed * eps if eps is not None and math.isfinite(speed) else None,
                                  reaching / len(lrs) if lrs else math.nan, reaching, len(lrs), clock_time, diverged)
+    # the header states the seeds the table shows (per optimizer when they differ), from the data
+    rep.protocol = grp.protocol({o: e.seeds for o, e in rep.entries.items()})
     return rep
 
 

@@ -6,6 +6,7 @@ Its one job: every figure adamlab draws starts, looks and is saved the same way.
 - :func:`save_figure` / :func:`write_figure`: PNG and PDF written atomically, Type 42 fonts;
 - :data:`METRIC_LABELS` / :func:`metric_label`, :func:`method_styles` (a fixed colour, line style and
   marker per method in every figure: :func:`method_colors`, :func:`method_linestyles`, :func:`method_markers`),
+  :func:`stacked_styles` (curves that may overlap: hollow markers, drawn last-on-top by rank),
   :data:`LOG_FLOOR`, :data:`LOG_RANGE`, :func:`seed_band` (mean and min-max band over seeds), and the
   QUICK stamp of reduced-budget runs (:func:`quick_stamp`, :func:`quick_prefix`).
 
@@ -29,10 +30,11 @@ from adamlab.plotting.style import (
     quick_prefix,
     quick_stamp,
     seed_band,
+    stacked_styles,
 )
 
 __all__ = [
     "DEFAULT_BACKEND", "FONT_RC", "FORMATS", "LINESTYLES", "LOG_FLOOR", "LOG_RANGE", "METRIC_LABELS", "QUICK",
     "QUICK_PREFIX", "method_colors", "method_linestyles", "method_markers", "method_styles", "metric_label", "pyplot", "quick_prefix", "quick_stamp",
-    "save_figure", "seed_band", "use_backend", "write_figure",
+    "save_figure", "seed_band", "stacked_styles", "use_backend", "write_figure",
 ]

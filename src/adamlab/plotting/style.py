@@ -111,6 +111,32 @@ def method_markers(names: Sequence[str]) -> dict[str, str]:
     return {name: style["marker"] for name, style in method_styles(names).items()}
 
 
+def stacked_styles(order: Sequence[str], names: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Plot keywords for curves that may lie on each other, drawn last-on-top by rank.
+
+    ``order`` lists the names from the worst (drawn first, at the bottom) to the best (drawn last, on
+    top). Each name keeps its fixed colour, line style and marker (:func:`method_styles` of ``names``, by
+    default ``sorted(order)``, so that a name's style does not depend on its rank); markers are hollow, and both
+    marker size and line width shrink with rank k (bottom k = 0 of n):
+
+        markersize = 3.5 + 1.2 (n - 1 - k),   linewidth = 1.2 + 0.3 (n - 1 - k),   zorder = 3 + k
+
+    so that a curve hidden under another still shows as a wider line and a ring around the markers of
+    the curves on top of it. Returns ``{name: {color, linestyle, marker, markersize, markerfacecolor,
+    markeredgewidth, linewidth, zorder}}``, ready for ``ax.plot(..., **style)``.
+    """
+    ranked = list(dict.fromkeys(order))
+    base = method_styles([*names, *ranked] if names is not None else sorted(ranked))
+    n = len(ranked)
+    out: dict[str, dict[str, Any]] = {}
+    for k, name in enumerate(ranked):
+        below = n - 1 - k
+        out[name] = {"color": base[name]["color"], "linestyle": base[name]["linestyle"],
+                     "marker": base[name]["marker"], "markersize": 3.5 + 1.2 * below, "markerfacecolor": "none",
+                     "markeredgewidth": 1.1, "linewidth": 1.2 + 0.3 * below, "zorder": 3 + k}
+    return out
+
+
 def seed_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean, min and max over seeds (axis 0) of a ``[seeds, points]`` array, NaN (no value) left out.
 

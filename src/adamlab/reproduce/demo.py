@@ -143,8 +143,9 @@ def _task_table(db: Store, task: DemoTask, selections: dict[tuple[str, str], Any
 def _figure(db: Store, out: Path) -> list[Path]:
     plt = pyplot()
 
-    fig, axes = plt.subplots(len(TASKS), 2, figsize=(10, 3.6 * len(TASKS)), squeeze=False)
-    any_div = any_off = False
+    fig, axes = plt.subplots(len(TASKS), 2, figsize=(10, 3.4 * len(TASKS) + 0.8), squeeze=False,
+                             layout="constrained")
+    crits = []
     for row, task in zip(axes, TASKS, strict=True):
         groups = [g for g in load_problem_runs(db, task.problem) if all(
             g.options.get(k) == v for k, v in task.options.items())]
@@ -153,24 +154,26 @@ def _figure(db: Store, out: Path) -> list[Path]:
         grp = groups[0]
         grp.runs = [r for r in grp.runs if r.row["steps"] == task.steps]
         crit = Criterion.parse(task.criterion)
+        crits.append(str(crit))
         metric = task.show
         final_runs = [r for r in grp.runs if r.seed < RERUN_SEEDS]
         best = best_lrs(db, grp, crit)
         draw_curves(row[0], type(grp)(grp.problem, grp.options, final_runs), metric, best)
-        row[0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False)
-        row[0].set_title(f"{task.title}\nbest lr by {crit}; mean, min-max over {RERUN_SEEDS} seeds",
-                         fontsize=9)
+        row[0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=3, frameon=False)
+        row[0].set_title(f"{task.title}: at the best lr", fontsize=9)
         tune_runs = [r for r in grp.runs if r.seed < TUNE_SEEDS]
         d, o = draw_lr_sensitivity(row[1], type(grp)(grp.problem, grp.options, tune_runs), metric)
-        any_div, any_off = any_div or d, any_off or o
-        row[1].set_title(f"lr sensitivity (tuning seed{'s' if TUNE_SEEDS > 1 else ''})", fontsize=9)
-    handles, labels = axes[0][1].get_legend_handles_labels()
-    extra_h, extra_l = marker_legend_entries(any_div, any_off)
+        row[1].set_title("the same problem: lr sensitivity", fontsize=9)
+        handles, labels = row[1].get_legend_handles_labels()
+        extra_h, extra_l = marker_legend_entries(d, o)
+        row[1].legend(handles + extra_h, labels + extra_l, fontsize=7, loc="upper center",
+                      bbox_to_anchor=(0.5, -0.2), ncols=4, frameon=False)
     fig.suptitle("adamlab demo: the 2x2 grid of Balles & Hennig (M-SGD, M-SSD, M-SVAG, M-SSD-VA) and Adam",
                  fontsize=10)
-    fig.tight_layout()
-    fig.legend(handles + extra_h, labels + extra_l, loc="center left", bbox_to_anchor=(1.0, 0.5),
-               fontsize=8, frameon=False)
+    fig.supxlabel(f"left: each method at its best lr by {' / '.join(dict.fromkeys(crits))} on the grid {LR_GRID}; "
+                  f"lines: mean over {RERUN_SEEDS} seeds, band: min-max. right: final value against the lr, "
+                  f"{TUNE_SEEDS} tuning seed{'s' if TUNE_SEEDS > 1 else ''}; curves drawn last-on-top by rank, "
+                  "hollow markers larger the lower the curve lies", fontsize=7, wrap=True)
     paths = save_figure(fig, out, "demo")
     plt.close(fig)
     return paths

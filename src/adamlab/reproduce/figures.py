@@ -20,14 +20,13 @@ import numpy as np
 from adamlab.plotting import (
     LOG_FLOOR,
     LOG_RANGE,
-    method_colors,
-    method_styles,
     metric_label,
     pyplot,
     quick_prefix,
     quick_stamp,
     save_figure,
     seed_band,
+    stacked_styles,
 )
 from adamlab.reproduce.engine import Execution
 from adamlab.store import borrowed
@@ -63,17 +62,20 @@ def header(execution: Execution, summary: dict[str, Any], width: int = 110) -> s
     return "\n".join(textwrap.fill(line, width) for line in lines)
 
 
-def short_title(execution: Execution, width: int = 90) -> str:
-    """The figure's title: the recipe's title, at most two lines (QUICK first where it applies)."""
-    text = ("QUICK -- " if execution.quick else "") + execution.recipe.title
+def short_title(execution: Execution, width: int = 90, what: str = "") -> str:
+    """The figure's title: the recipe's title, at most two lines (QUICK first where it applies, then
+    ``what`` the figure shows, e.g. ``lr tuning``)."""
+    text = ("QUICK -- " if execution.quick else "") + (f"{what}: " if what else "") + execution.recipe.title
     lines = textwrap.wrap(text, width)
     return "\n".join(lines[:2]) + (" ..." if len(lines) > 2 else "")
 
 
-def caption(execution: Execution, summary: dict[str, Any], width: int, clipped: bool = False) -> str:
-    """The details under the figure: protocol, selection, what lines and bands are, clipping."""
-    parts = [f"{summary['protocol']['description']}", f"selection: {summary['selection']}",
-             "lines: mean over seeds, band: min-max over seeds, markers every few eval points"]
+def caption(execution: Execution, summary: dict[str, Any], width: int, clipped: bool = False,
+            extra: list[str] | None = None) -> str:
+    """The details under the figure: protocol, selection, what lines and bands are (or ``extra``), clipping."""
+    parts = [f"{summary['protocol']['description']}", f"selection: {summary['selection']}"]
+    parts += extra if extra is not None else [
+        "lines: mean over seeds, band: min-max over seeds, markers every few eval points"]
     if clipped:
         parts.append(f"log axes: values below {LOG_FLOOR:g} drawn at {LOG_FLOOR:g}")
     return "\n".join(textwrap.wrap("; ".join(parts), width))
@@ -86,7 +88,6 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
     metrics = list(recipe.plot_metrics) or [recipe.metrics[0]]
     settings = list(dict.fromkeys(r.setting.label for r in execution.runs))
     variants = list(dict.fromkeys(r.variant.label for r in execution.runs))
-    styles = method_styles(variants)
     panels: list[tuple[str, str]]
     if len(metrics) == 1:
         cols = min(recipe.figure_cols, len(settings))
@@ -120,13 +121,17 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
                 final = mean[np.isfinite(mean)]
                 drawn.append((float(final[-1]) if final.size else np.inf, entry.variant.label, label, steps,
                               mean, lo, hi, arr.shape[0]))
-            # the best final value is drawn last, on top; worse curves under it
-            for rank, (_, variant, label, steps, mean, lo, hi, n) in enumerate(
-                    sorted(drawn, key=lambda d: -d[0] if np.isfinite(d[0]) else np.inf)):
-                style = styles[variant]
+            # the best final value is drawn last, on top; worse curves under it, with wider lines and larger
+            # hollow markers (every eval point of a short curve is marked)
+            mode = "max" if "accuracy" in metric else "min"
+            ranked = sorted(drawn, key=lambda d: (bool(np.isfinite(d[0])),
+                                                  (d[0] if mode == "max" else -d[0]) if np.isfinite(d[0]) else 0.0))
+            stacked = stacked_styles([d[1] for d in ranked], variants)
+            for _, variant, label, steps, mean, lo, hi, n in ranked:
+                style = stacked[variant]
+                rank = style["zorder"] - 3
                 every = max(1, len(steps) // 8)
-                ax.plot(steps, mean, color=style["color"], ls=style["linestyle"], marker=style["marker"],
-                        ms=3.5, markevery=(rank % every, every), lw=1.4, label=label, zorder=3 + rank)
+                ax.plot(steps, mean, markevery=(rank % every, every), label=label, **style)
                 if n > 1:
                     ax.fill_between(steps, lo, hi, color=style["color"], alpha=0.15, lw=0, zorder=1)
             if log_scale:
@@ -170,12 +175,12 @@ def plot_lr_sensitivity(execution: Execution, summary: dict[str, Any],
         return []
     cols = min(recipe.figure_cols, len(settings))
     rows = math.ceil(len(settings) / cols)
-    width = max(3.6 * cols, 7.5)
-    fig, axes = plt.subplots(rows, cols, figsize=(width, 2.6 * rows + 1.0), squeeze=False, layout="constrained")
+    width = 3.4 * cols + 1.6  # the legend's column on the right
+    fig, axes = plt.subplots(rows, cols, figsize=(width, 2.6 * rows + 1.2), squeeze=False, layout="constrained")
     variants = list(dict.fromkeys(v for _, v in tuned))
-    colors = method_colors(variants)
     crit = recipe.selection()
     metric, mode = crit.metric, crit.mode
+    floored = capped = any_bad = False
     for k, lab in enumerate(settings):
         ax = axes[k // cols][k % cols]
         top = blended_transform_factory(ax.transData, ax.transAxes)
@@ -185,32 +190,59 @@ def plot_lr_sensitivity(execution: Execution, summary: dict[str, Any],
         # losses spanning decades on a log axis; exact zeros (a fitted training set) drawn at the floor
         log_y = "loss" in metric and bool(positive) and max(positive) / min(positive) > LOG_RANGE
         floor = max(min(positive), LOG_FLOOR) if log_y else 0.0
+        best = {}
         for v, info in tuned:
+            ok = [y for y in info["lr_scores"].values() if y is not None and np.isfinite(y)]
+            best[v] = (min(ok) if mode == "min" else max(ok)) if ok else np.nan
+        # drawn last-on-top by rank, hollow markers larger the lower the curve lies (one style per method)
+        sign = 1.0 if mode == "max" else -1.0
+        order = sorted(best, key=lambda v: (bool(np.isfinite(best[v])), sign * best[v] if np.isfinite(best[v]) else 0.0))
+        styles = stacked_styles(order, variants)
+        for v, info in tuned:
+            style = styles[v]
             lrs = sorted((float(x), y) for x, y in info["lr_scores"].items())
             xs = [x for x, _ in lrs]
+            floored = floored or (log_y and any(y is not None and y < floor for _, y in lrs))
             ys = [np.nan if y is None else (max(y, floor) if log_y else y) for _, y in lrs]
-            ax.plot(xs, ys, "o-", ms=3, lw=1.2, color=colors[v], label=v)
+            ax.plot(xs, ys, label=v, **style)
             bad = [x for x, y in lrs if y is None]
             if bad:
-                ax.plot(bad, [1.03] * len(bad), "x", color=colors[v], transform=top, clip_on=False)
-            ax.axvline(info["selected_lr"], color=colors[v], lw=0.6, ls=":")
+                any_bad = True
+                ax.plot(bad, [1.03] * len(bad), "x", color=style["color"], transform=top, clip_on=False)
+            ax.axvline(info["selected_lr"], color=style["color"], lw=0.6, ls=":", zorder=2)
         ax.set_xscale("log")
         if log_y:
             ax.set_yscale("log")
             cap = float(np.median(positive)) * 1e4  # blown-up finite losses would squash the rest
             if max(positive) > cap:
+                capped = True
                 ax.set_ylim(top=cap)
         ax.set_title(lab, fontsize=9)
         ax.set_xlabel("learning rate", fontsize=8)
         ax.set_ylabel(f"final {metric_label(metric)} ({mode})", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=6, loc="best")
     for k in range(len(settings), rows * cols):
         axes[k // cols][k % cols].axis("off")
-    text = header(execution, summary, width=int(18 * width)).split("\n", 1)[1]
-    fig.suptitle(f"{recipe.title}: tuning (score of each lr, tune seeds; x above the frame: diverged; "
-                 f"dotted: selected lr)\n{text}", fontsize=8)
+    handles, labels = [], []
+    for ax in axes.flat:  # one legend for the grid, outside the data, every variant once
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    order_v = sorted(range(len(labels)), key=lambda i: variants.index(labels[i]))
+    fig.legend([handles[i] for i in order_v], [labels[i] for i in order_v], loc="outside right center",
+               fontsize=7, frameon=False)
+    fig.suptitle(short_title(execution, width=int(13 * width), what="lr tuning"), fontsize=10)
+    notes = ["score of each lr: the selection metric's final value, mean over the tune seeds",
+             "dotted vertical line: the selected lr"]
+    if any_bad:
+        notes.append("x above the frame: a tune run diverged")
+    if floored:
+        notes.append(f"log axes: scores below {LOG_FLOOR:g} (or the panel's smallest positive score) drawn at it")
+    if capped:
+        notes.append("y axis cut at 1e4 x the median score (blown-up losses above it)")
+    fig.supxlabel(caption(execution, summary, int(15 * width), extra=notes), fontsize=7)
     quick_stamp(fig, execution.quick)
     paths = save_figure(fig, out_dir, f"{recipe.name}_lr", dpi=110)
     plt.close(fig)
