@@ -20,6 +20,7 @@ import numpy as np
 from adamlab.plotting import (
     LOG_FLOOR,
     LOG_RANGE,
+    method_styles,
     metric_label,
     pyplot,
     quick_prefix,
@@ -31,7 +32,7 @@ from adamlab.plotting import (
 from adamlab.reproduce.engine import Execution
 from adamlab.store import borrowed
 
-__all__ = ["LOG_FLOOR", "LOG_RANGE", "header", "plot_lr_sensitivity", "plot_recipe", "save_figure"]
+__all__ = ["LOG_FLOOR", "LOG_RANGE", "header", "plot_dissection", "plot_lr_sensitivity", "plot_recipe", "save_figure"]
 
 
 def _curves(db: Any, run_ids: list[str], metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -181,14 +182,19 @@ def plot_lr_sensitivity(execution: Execution, summary: dict[str, Any],
     crit = recipe.selection()
     metric, mode = crit.metric, crit.mode
     floored = capped = any_bad = False
+    every = [y for lab in settings for info in summary["settings"][lab]["variants"].values()
+             if len(info["lr_scores"]) >= 2 for y in info["lr_scores"].values() if y is not None and np.isfinite(y)]
+    grid_pos = [y for y in every if y > 0]
+    grid_log = "loss" in metric and bool(grid_pos) and max(grid_pos) / min(grid_pos) > LOG_RANGE
     for k, lab in enumerate(settings):
         ax = axes[k // cols][k % cols]
         top = blended_transform_factory(ax.transData, ax.transAxes)
         tuned = [(v, info) for v, info in summary["settings"][lab]["variants"].items() if len(info["lr_scores"]) >= 2]
         finite = [y for _, info in tuned for y in info["lr_scores"].values() if y is not None and np.isfinite(y)]
         positive = [y for y in finite if y > 0]
-        # losses spanning decades on a log axis; exact zeros (a fitted training set) drawn at the floor
-        log_y = "loss" in metric and bool(positive) and max(positive) / min(positive) > LOG_RANGE
+        # losses spanning decades on a log axis (one scale for the whole grid); exact zeros (a fitted
+        # training set) drawn at the floor
+        log_y = grid_log and bool(positive)
         floor = max(min(positive), LOG_FLOOR) if log_y else 0.0
         best = {}
         for v, info in tuned:
@@ -245,5 +251,80 @@ def plot_lr_sensitivity(execution: Execution, summary: dict[str, Any],
     fig.supxlabel(caption(execution, summary, int(15 * width), extra=notes), fontsize=7)
     quick_stamp(fig, execution.quick)
     paths = save_figure(fig, out_dir, f"{recipe.name}_lr", dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def plot_dissection(execution: Execution, summary: dict[str, Any], out_dir: str | os.PathLike[str], *,
+                    eta2: str = "eta2_median", rho: str = "rho", measured: str = "gamma_measured",
+                    ideal: str = "gamma_ideal") -> list[Path]:
+    """The dissection figure of a hooked recipe (``<recipe>_dissection.png`` / ``.pdf``).
+
+    Three panels over the settings, one bar per variant in its fixed colour (:func:`method_styles`):
+    the noise-to-signal ratio eta^2 (median over coordinates, log axis), the sign agreement
+    rho = P[sign g_i = sign grad_i] (0.5: a coin flip), and the variance-adaptation factor gamma of the
+    step, measured (bar) against the ideal one of the variant's kind of direction (black tick):
+    1 / (1 + eta^2) for a gradient, 2 rho - 1 for a sign (Balles & Hennig 2018, lemma 1). Each bar is the
+    summary's hook metric (``eta2``, ``rho``, ``measured``, ``ideal``: the names the recipe's hook records),
+    the mean over the second half of each hooked run and over its seeds. Returns no files when no variant
+    recorded them.
+    """
+    plt = pyplot()
+    labels = list(summary["settings"])
+    variants = list(dict.fromkeys(v for lab in labels for v in summary["settings"][lab]["variants"]))
+
+    def value(lab: str, v: str, metric: str) -> float:
+        d = summary["settings"][lab]["variants"].get(v, {}).get("dissection", {}).get(metric, {})
+        return float(d["mean"]) if d.get("mean") is not None else math.nan
+
+    shown = [v for v in variants if any(np.isfinite(value(lab, v, m)) for lab in labels for m in (eta2, rho, measured))]
+    if not shown:
+        return []
+    styles = method_styles(variants)
+    width_in = max(7.0, 0.75 * len(labels) * max(1, len(shown)) / 4 + 2.5)
+    fig, axes = plt.subplots(3, 1, figsize=(width_in, 7.2), sharex=True, layout="constrained")
+    x = np.arange(len(labels))
+    bar = 0.8 / len(shown)
+    floored = zero = False
+    for i, v in enumerate(shown):
+        color = styles[v]["color"]
+        pos = x + (i - (len(shown) - 1) / 2) * bar
+        e2 = np.array([value(lab, v, eta2) for lab in labels])
+        zero = zero or bool(np.any(e2 == 0))
+        floored = floored or bool(np.any((e2 > 0) & (e2 < LOG_FLOOR)))
+        axes[0].bar(pos, np.where(e2 > 0, np.maximum(e2, LOG_FLOOR), np.nan), bar, color=color, label=v)
+        axes[1].bar(pos, [value(lab, v, rho) for lab in labels], bar, color=color)
+        axes[2].bar(pos, [value(lab, v, measured) for lab in labels], bar, color=color, alpha=0.85)
+        axes[2].plot(pos, [value(lab, v, ideal) for lab in labels], ls="", marker="_", color="k",
+                     ms=max(4.0, 48 * bar * width_in / len(labels)), mew=2.0, zorder=5)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("eta^2 (median)", fontsize=8)
+    axes[1].axhline(0.5, color="k", lw=0.8, ls="--")
+    axes[1].set_ylim(0.4, 1.02)
+    axes[1].set_ylabel("sign agreement rho", fontsize=8)
+    axes[2].set_ylim(0.0, 1.05)
+    axes[2].set_ylabel("gamma", fontsize=8)
+    axes[2].set_xticks(x, labels, rotation=30, ha="right", fontsize=7)
+    for ax in axes:
+        ax.tick_params(labelsize=7)
+        ax.grid(True, axis="y", alpha=0.3)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles, names = axes[0].get_legend_handles_labels()
+    handles += [Patch(facecolor="0.5", edgecolor="0.5"), Line2D([], [], ls="", marker="_", color="k", ms=10, mew=2)]
+    names += ["gamma measured (bar)", "gamma ideal of its kind"]
+    fig.legend(handles, names, loc="outside right center", fontsize=7, frameon=False)
+    fig.suptitle(short_title(execution, width=int(13 * width_in), what="dissection"), fontsize=10)
+    notes = ["bars: mean over coordinates of the hooked runs, over the second half of each run, mean over seeds",
+             "ideal gamma: 1/(1+eta^2) for gradient directions, 2 rho - 1 for sign directions",
+             "dashed: rho = 0.5 (a coin flip)"]
+    if zero:
+        notes.append("eta^2 = 0 (no gradient noise): no bar")
+    if floored:
+        notes.append(f"eta^2 below {LOG_FLOOR:g} drawn at {LOG_FLOOR:g}")
+    fig.supxlabel(caption(execution, summary, int(15 * width_in), extra=notes), fontsize=7)
+    quick_stamp(fig, execution.quick)
+    paths = save_figure(fig, out_dir, f"{execution.recipe.name}_dissection", dpi=110)
     plt.close(fig)
     return paths

@@ -31,13 +31,11 @@ bootstrap 95% interval over the seeds; it agrees when the interval excludes zero
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from adamlab.plotting import pyplot, quick_stamp, save_figure
 from adamlab.reproduce.base import (
     Claim,
     Protocol,
@@ -48,6 +46,7 @@ from adamlab.reproduce.base import (
     deepobs_protocol,
     register,
 )
+from adamlab.reproduce.figures import plot_dissection
 from adamlab.reproduce.recipes.common import means_effect, samples
 
 NOISES_FULL = (0.0, 0.1, 4.0)
@@ -235,52 +234,6 @@ def _adam_like_mssdva(summary: dict[str, Any]) -> Verdict:
                         f"{ADAM_TOLERANCE} decades): " + "; ".join(parts))
 
 
-def _dissection_figure(execution: Any, summary: dict[str, Any], out_dir: Path) -> list[Path]:
-    """Bars: measured vs ideal gamma per setting for M-SVAG, M-SSD-VA and Adam; sign agreement rho."""
-    from adamlab.reproduce.figures import header
-
-    plt = pyplot()
-
-    labels = list(summary["settings"])
-    methods = ["msvag", "mssdva", "adam"]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8.0, 0.9 * len(labels)), 6.0), sharex=True,
-                                   layout="constrained")
-    x = np.arange(len(labels))
-    width = 0.13
-    cmap = plt.get_cmap("tab10")
-    k = 0
-    for i, m in enumerate(methods):
-        for kind, hatch in (("measured", ""), ("ideal", "//")):
-            vals = []
-            for lab in labels:
-                d = summary["settings"][lab]["variants"].get(m, {}).get("dissection", {})
-                vals.append(d.get(f"gamma_{kind}", {}).get("mean") or np.nan)
-            ax1.bar(x + (k - 2.5) * width, vals, width, color=cmap(i), hatch=hatch, alpha=0.85 if kind ==
-                    "measured" else 0.45, label=f"{m} {kind} gamma")
-            k += 1
-    ax1.set_ylabel("mean gamma (2nd half of run)", fontsize=8)
-    ax1.set_ylim(0, 1.3)  # room for the legend above the bars
-    ax1.legend(fontsize=6, ncol=3)
-    ax1.grid(True, axis="y", alpha=0.3)
-    for i, m in enumerate(["msgd", "mssd", "msvag", "mssdva"]):
-        vals = [summary["settings"][lab]["variants"].get(m, {}).get("dissection", {}).get("rho", {}).get("mean")
-                or np.nan for lab in labels]
-        ax2.bar(x + (i - 1.5) * 0.2, vals, 0.2, color=cmap(i + 3), label=f"{m}: rho (Gaussian)")
-    ax2.axhline(0.5, color="k", lw=0.8, ls="--")
-    ax2.set_ylabel("sign agreement rho", fontsize=8)
-    ax2.set_ylim(0.4, 1.02)
-    ax2.set_xticks(x, labels, rotation=30, ha="right", fontsize=7)
-    ax2.legend(fontsize=6, ncol=4)
-    ax2.grid(True, axis="y", alpha=0.3)
-    fig.suptitle("Dissection statistics (mean over coordinates, 2nd half of each run, mean over seeds)\n"
-                 "ideal gamma: 1/(1+eta^2) for gradient directions, 2 rho - 1 for sign directions\n"
-                 + header(execution, summary).split("\n", 1)[1], fontsize=7)
-    quick_stamp(fig, execution.quick)
-    paths = save_figure(fig, out_dir, f"{execution.recipe.name}_dissection")
-    plt.close(fig)
-    return paths
-
-
 _GRID_FULL = [round(10 ** (-4 + k / 3), 12) for k in range(13)]
 _GRID_QUICK = [round(10 ** (-4 + k / 2), 12) for k in range(9)]
 
@@ -314,6 +267,6 @@ RECIPE = register(Recipe(
     hook=_hook,
     hook_metrics=["gamma_measured", "gamma_ideal", "rho", "rho_batch", "eta2_median"],
     figure_cols=4,
-    extra_figures=_dissection_figure,
+    extra_figures=plot_dissection,
     doc=__doc__ or "",
 ), order=10)
