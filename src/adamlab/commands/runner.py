@@ -360,8 +360,9 @@ def _failures(rep: Any) -> int:
     return 1 if rep.failed else 0
 
 
-def _plan_line(args: argparse.Namespace, prep: dict[str, Any], grid: list[float]) -> str:
-    """``plan: 12 runs x 500 steps = 6,000 steps; about 40 s ...`` for the tuning sweep (and the reruns)."""
+def _plan_line(args: argparse.Namespace, prep: dict[str, Any], grid: list[float]) -> tuple[str, dict[str, Any]]:
+    """``plan: 12 runs x 500 steps = 6,000 steps; about 40 s ...`` for the tuning sweep (and the reruns),
+    and the plan's size and time as :func:`adamlab.runner.progress.job_scope` takes them."""
     from adamlab.runner.estimate import calibrate, duration, plan
     from adamlab.runner.sweep import expand_grid
 
@@ -372,12 +373,16 @@ def _plan_line(args: argparse.Namespace, prep: dict[str, Any], grid: list[float]
 
     est = calibrate(configs(grid, args.seeds), prep["problems"])
     line = f"plan: {est.describe()}"
+    job = {"planned_runs": est.runs, "planned_steps": est.steps, "planned_seconds": est.seconds}
     if args.rerun_seeds:
         rerun = plan(configs(grid[:1], args.rerun_seeds))
         line += f"; then at most {rerun.size()}"
+        job["planned_runs"] += rerun.runs
+        job["planned_steps"] += rerun.steps
         if est.seconds is not None and est.steps:
             line += f" (about {duration(est.seconds * rerun.steps / est.steps)})"
-    return line + "; runs already in the store are skipped"
+            job["planned_seconds"] = est.seconds * (est.steps + rerun.steps) / est.steps
+    return line + "; runs already in the store are skipped", job
 
 
 @contextlib.contextmanager
@@ -484,15 +489,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                 f"--lr-grid {args.lr_grid} ({len(grid)} values) x {n_optimizers} optimizers x "
                 f"{n_problems} problems x {args.seeds} seeds" + (f" + {args.rerun_seeds} rerun seeds"
                                                                 if args.rerun_seeds else ""))
+    from adamlab.runner.progress import job_scope
+
     prep = _prepare(args, args.optimizers, grid)
-    print(_plan_line(args, prep, grid), flush=True)
+    plan_line, planned = _plan_line(args, prep, grid)
+    print(plan_line, flush=True)
     if args.dry_run:
         return 0
     common = dict(hparams=prep["hparams"], batch_size=args.batch_size, eval_every=args.eval_every,
                   schedule=prep["schedule"], checkpoint_every=args.checkpoint_every, quiet=args.quiet,
                   backend=prep["backend"], backend_options=prep["backend_options"])
     common["device"] = device
-    with _open_store(args.store) as store:
+    with _open_store(args.store) as store, job_scope(**planned):  # one job: the tuning sweep and the reruns
         try:
             # The tuning sweep first, so that a criterion metric no run has is an error before any rerun.
             rep = sweep(prep["problems"], prep["optimizers"], grid, args.seeds, prep["budget"], store,
