@@ -235,8 +235,35 @@ def _optimizers(spec: str, hparams: dict[str, Any]) -> list[str]:
             if "lr" not in probe and "lr is required" in str(err):
                 raise _usage(f"optimizer {name} has no default learning rate: give one with --lr X "
                              "(sweep: --lr-grid); see adamlab list --optimizers") from None
+            unknown = _unknown_hparams(name, probe)
+            if unknown:  # a CLI message, not the constructor's "unexpected keyword argument"
+                raise _usage(f"--hparam {', '.join(unknown)}: not a hyperparameter of {name}; its hyperparameters: "
+                             f"{', '.join(_hparam_names(name))} (see adamlab list --optimizers)") from None
             raise _usage(f"bad --hparam/--lr for {name}: {err}") from None
     return names
+
+
+def _hparam_names(name: str) -> list[str]:
+    """The keyword arguments of optimizer ``name``'s constructor (after ``params``)."""
+    import inspect
+
+    from adamlab.optim import registry
+
+    params = list(inspect.signature(registry.optimizer_class(name).__init__).parameters.values())[2:]
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _unknown_hparams(name: str, hparams: dict[str, Any]) -> list[str]:
+    """The names in ``hparams`` that optimizer ``name`` does not take (none when it takes ``**kwargs``)."""
+    import inspect
+
+    from adamlab.optim import registry
+
+    params = inspect.signature(registry.optimizer_class(name).__init__).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return []
+    known = set(_hparam_names(name))
+    return sorted(k for k in hparams if k not in known)
 
 
 def _schedule(args: argparse.Namespace) -> Any:
@@ -363,7 +390,7 @@ def _failures(rep: Any) -> int:
 def _plan_line(args: argparse.Namespace, prep: dict[str, Any], grid: list[float]) -> tuple[str, dict[str, Any]]:
     """``plan: 12 runs x 500 steps = 6,000 steps; about 40 s ...`` for the tuning sweep (and the reruns),
     and the plan's size and time as :func:`adamlab.runner.progress.job_scope` takes them."""
-    from adamlab.runner.estimate import calibrate, duration, plan
+    from adamlab.runner.estimate import about, calibrate, plan
     from adamlab.runner.sweep import expand_grid
 
     def configs(lrs: list[float], seeds: int) -> list[Any]:
@@ -380,7 +407,7 @@ def _plan_line(args: argparse.Namespace, prep: dict[str, Any], grid: list[float]
         job["planned_runs"] += rerun.runs
         job["planned_steps"] += rerun.steps
         if est.seconds is not None and est.steps:
-            line += f" (about {duration(est.seconds * rerun.steps / est.steps)})"
+            line += f" ({about(est.seconds * rerun.steps / est.steps)})"
             job["planned_seconds"] = est.seconds * (est.steps + rerun.steps) / est.steps
     return line + "; runs already in the store are skipped", job
 

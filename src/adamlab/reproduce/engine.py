@@ -260,7 +260,7 @@ def log_plan(recipe: Recipe, name: str, proto: Protocol, settings: Sequence[Sett
     The final reruns' configs are planned at a placeholder lr (the selected one is not known yet;
     it changes neither the size nor the time per step).
     """
-    from adamlab.runner.estimate import calibrate, duration, plan
+    from adamlab.runner.estimate import about, calibrate, plan
 
     phases: list[tuple[str, list[Any], list[Any]]] = []
     tune, tune_problems, final, final_problems = [], [], [], []
@@ -297,7 +297,7 @@ def log_plan(recipe: Recipe, name: str, proto: Protocol, settings: Sequence[Sett
         log(f"  plan {phase:<10} {est.describe()}")
     line = f"  plan total      {total_runs} runs, {total_steps:,} steps"
     if calibrated and total_seconds is not None:
-        line += (f"; about {duration(total_seconds)} on this machine at the serial rate "
+        line += (f"; {about(total_seconds)} on this machine at the serial rate "
                  "(an upper bound for the batched backend; runs already in the store are skipped)")
     log(line)
     return total_runs, total_steps, total_seconds if calibrated else None

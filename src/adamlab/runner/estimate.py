@@ -72,7 +72,7 @@ class Estimate:
         """Size and, when calibrated, time in one line."""
         text = self.size()
         if self.seconds is not None:
-            text += f"; about {duration(self.seconds)} on this machine at the serial rate (calibrated)"
+            text += f"; {about(self.seconds)} on this machine at the serial rate (calibrated)"
         return text
 
 
@@ -87,6 +87,12 @@ def duration(seconds: float) -> str:
     if seconds < 48 * 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
+
+
+def about(seconds: float) -> str:
+    """``about 12 min``, or ``under 1 s`` (never "about under 1 s")."""
+    text = duration(seconds)
+    return text if text.startswith("under") else f"about {text}"
 
 
 def _eval_points(config: RunConfig) -> int:
