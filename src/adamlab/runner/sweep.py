@@ -293,9 +293,7 @@ def run_configs(
             device=dev,
         )
         if context.checkpoint_dir is not None and todo:
-            # the folder itself is made by the first checkpoint (and removed at the end when empty)
-            probe = context.checkpoint_dir if context.checkpoint_dir.is_dir() else context.checkpoint_dir.parent
-            check_writable(probe, "checkpoint folder")
+            check_writable(context.checkpoint_dir, "checkpoint folder")  # removed at the end when left empty
         bar = sweep_bar(len(unique), quiet=quiet, desc=desc, initial=report.skipped)
         held: set[str] = set()  # claimed by this sweep and not recorded yet
         spans = job.total_runs > len(unique)  # the job holds more than this sweep: say so in its lines
