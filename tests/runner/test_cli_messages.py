@@ -25,7 +25,7 @@ def test_a_bad_hparam_value_still_says_why(tmp_path, capsys):
 
 
 def test_plan_never_says_about_under_one_second(tmp_path, capsys):
-    assert about(0.2) == "under 1 s" and about(120) == "about 2 min"
+    assert about(0.2) == "about 1 s or less" and about(120) == "about 2 min"
     code = main(["sweep", "quadratic.noisy", "--option", "d=5", "--optimizers", "sgd", "--lr-grid", "0.1",
                  "--steps", "2", "--store", str(tmp_path / "s.sqlite"), "--dry-run"])
     out = capsys.readouterr().out

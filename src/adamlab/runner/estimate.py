@@ -90,9 +90,8 @@ def duration(seconds: float) -> str:
 
 
 def about(seconds: float) -> str:
-    """``about 12 min``, or ``under 1 s`` (never "about under 1 s")."""
-    text = duration(seconds)
-    return text if text.startswith("under") else f"about {text}"
+    """``about 12 min``, or ``about 1 s or less`` (never "about under 1 s")."""
+    return "about 1 s or less" if seconds < 1 else f"about {duration(seconds)}"
 
 
 def _eval_points(config: RunConfig) -> int:
