@@ -153,6 +153,7 @@ def test_demo_command_small(tmp_path, capsys, monkeypatch):
     for method in demo.METHODS:
         assert f"\n{method} " in text
     assert "figure:" in text and (out / "demo.png").stat().st_size > 1000 and (out / "demo.pdf").exists()
+    assert not list(out.glob("*.checkpoints"))  # issue 24: no empty checkpoint folder beside the store
     assert main(["demo", "--out", str(out), "-q"]) == 0
     assert "(0 runs trained" in capsys.readouterr().out
 

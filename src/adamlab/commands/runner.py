@@ -235,8 +235,35 @@ def _optimizers(spec: str, hparams: dict[str, Any]) -> list[str]:
             if "lr" not in probe and "lr is required" in str(err):
                 raise _usage(f"optimizer {name} has no default learning rate: give one with --lr X "
                              "(sweep: --lr-grid); see adamlab list --optimizers") from None
+            unknown = _unknown_hparams(name, probe)
+            if unknown:  # a CLI message, not the constructor's "unexpected keyword argument"
+                raise _usage(f"--hparam {', '.join(unknown)}: not a hyperparameter of {name}; its hyperparameters: "
+                             f"{', '.join(_hparam_names(name))} (see adamlab list --optimizers)") from None
             raise _usage(f"bad --hparam/--lr for {name}: {err}") from None
     return names
+
+
+def _hparam_names(name: str) -> list[str]:
+    """The keyword arguments of optimizer ``name``'s constructor (after ``params``)."""
+    import inspect
+
+    from adamlab.optim import registry
+
+    params = list(inspect.signature(registry.optimizer_class(name).__init__).parameters.values())[2:]
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _unknown_hparams(name: str, hparams: dict[str, Any]) -> list[str]:
+    """The names in ``hparams`` that optimizer ``name`` does not take (none when it takes ``**kwargs``)."""
+    import inspect
+
+    from adamlab.optim import registry
+
+    params = inspect.signature(registry.optimizer_class(name).__init__).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return []
+    known = set(_hparam_names(name))
+    return sorted(k for k in hparams if k not in known)
 
 
 def _schedule(args: argparse.Namespace) -> Any:
@@ -360,9 +387,10 @@ def _failures(rep: Any) -> int:
     return 1 if rep.failed else 0
 
 
-def _plan_line(args: argparse.Namespace, prep: dict[str, Any], grid: list[float]) -> str:
-    """``plan: 12 runs x 500 steps = 6,000 steps; about 40 s ...`` for the tuning sweep (and the reruns)."""
-    from adamlab.runner.estimate import calibrate, duration, plan
+def _plan_line(args: argparse.Namespace, prep: dict[str, Any], grid: list[float]) -> tuple[str, dict[str, Any]]:
+    """``plan: 12 runs x 500 steps = 6,000 steps; about 40 s ...`` for the tuning sweep (and the reruns),
+    and the plan's size and time as :func:`adamlab.runner.progress.job_scope` takes them."""
+    from adamlab.runner.estimate import about, calibrate, plan
     from adamlab.runner.sweep import expand_grid
 
     def configs(lrs: list[float], seeds: int) -> list[Any]:
@@ -372,12 +400,16 @@ def _plan_line(args: argparse.Namespace, prep: dict[str, Any], grid: list[float]
 
     est = calibrate(configs(grid, args.seeds), prep["problems"])
     line = f"plan: {est.describe()}"
+    job = {"planned_runs": est.runs, "planned_steps": est.steps, "planned_seconds": est.seconds}
     if args.rerun_seeds:
         rerun = plan(configs(grid[:1], args.rerun_seeds))
         line += f"; then at most {rerun.size()}"
+        job["planned_runs"] += rerun.runs
+        job["planned_steps"] += rerun.steps
         if est.seconds is not None and est.steps:
-            line += f" (about {duration(est.seconds * rerun.steps / est.steps)})"
-    return line + "; runs already in the store are skipped"
+            line += f" ({about(est.seconds * rerun.steps / est.steps)})"
+            job["planned_seconds"] = est.seconds * (est.steps + rerun.steps) / est.steps
+    return line + "; runs already in the store are skipped", job
 
 
 @contextlib.contextmanager
@@ -484,15 +516,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                 f"--lr-grid {args.lr_grid} ({len(grid)} values) x {n_optimizers} optimizers x "
                 f"{n_problems} problems x {args.seeds} seeds" + (f" + {args.rerun_seeds} rerun seeds"
                                                                 if args.rerun_seeds else ""))
+    from adamlab.runner.progress import job_scope
+
     prep = _prepare(args, args.optimizers, grid)
-    print(_plan_line(args, prep, grid), flush=True)
+    plan_line, planned = _plan_line(args, prep, grid)
+    print(plan_line, flush=True)
     if args.dry_run:
         return 0
     common = dict(hparams=prep["hparams"], batch_size=args.batch_size, eval_every=args.eval_every,
                   schedule=prep["schedule"], checkpoint_every=args.checkpoint_every, quiet=args.quiet,
                   backend=prep["backend"], backend_options=prep["backend_options"])
     common["device"] = device
-    with _open_store(args.store) as store:
+    with _open_store(args.store) as store, job_scope(**planned):  # one job: the tuning sweep and the reruns
         try:
             # The tuning sweep first, so that a criterion metric no run has is an error before any rerun.
             rep = sweep(prep["problems"], prep["optimizers"], grid, args.seeds, prep["budget"], store,

@@ -180,11 +180,14 @@ def execute(
     tune_inst = {s.label: _instances(s, proto, list(proto.tune_seeds)) for s in settings}
     final_inst = {s.label: _instances(s, proto, list(proto.seeds)) for s in settings}
     entries: list[VariantRuns] = []
-    log_plan(recipe, name, proto, settings, variants, tune_inst, final_inst, grid, tune_seeds, final_seeds,
-             log, calibrated=estimate)
+    planned = log_plan(recipe, name, proto, settings, variants, tune_inst, final_inst, grid, tune_seeds,
+                       final_seeds, log, calibrated=estimate)
     if dry_run:
         return Execution(recipe, name, proto, Path(store), [], time.perf_counter() - t0, backend, {})
-    with borrowed(store) as db:
+    from adamlab.runner.progress import job_scope
+
+    # one job for every phase: the progress lines give its ETA (runs left of all phases, from the plan)
+    with borrowed(store) as db, job_scope(*planned):
         # 1. tuning: every tuned (setting, variant) in one call, so the backend batches what it can
         t = time.perf_counter()
         tune_configs, tune_problems = [], []
@@ -250,13 +253,14 @@ def execute(
 def log_plan(recipe: Recipe, name: str, proto: Protocol, settings: Sequence[Setting], variants: Sequence[Variant],
              tune_inst: Mapping[str, list[Any]], final_inst: Mapping[str, list[Any]], grid: Callable[..., list[Any]],
              tune_seeds: list[int], final_seeds: list[int], log: Callable[[str], None], *,
-             calibrated: bool = True) -> None:
-    """Log the recipe's phases with their size (runs x steps) and, ``calibrated``, a time estimate.
+             calibrated: bool = True) -> tuple[int, int, float | None]:
+    """Log the recipe's phases with their size (runs x steps) and, ``calibrated``, a time estimate;
+    return the totals (runs, steps, seconds or None) for the job's progress.
 
     The final reruns' configs are planned at a placeholder lr (the selected one is not known yet;
     it changes neither the size nor the time per step).
     """
-    from adamlab.runner.estimate import calibrate, duration, plan
+    from adamlab.runner.estimate import about, calibrate, plan
 
     phases: list[tuple[str, list[Any], list[Any]]] = []
     tune, tune_problems, final, final_problems = [], [], [], []
@@ -293,6 +297,7 @@ def log_plan(recipe: Recipe, name: str, proto: Protocol, settings: Sequence[Sett
         log(f"  plan {phase:<10} {est.describe()}")
     line = f"  plan total      {total_runs} runs, {total_steps:,} steps"
     if calibrated and total_seconds is not None:
-        line += (f"; about {duration(total_seconds)} on this machine at the serial rate "
+        line += (f"; {about(total_seconds)} on this machine at the serial rate "
                  "(an upper bound for the batched backend; runs already in the store are skipped)")
     log(line)
+    return total_runs, total_steps, total_seconds if calibrated else None

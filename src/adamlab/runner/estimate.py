@@ -72,7 +72,7 @@ class Estimate:
         """Size and, when calibrated, time in one line."""
         text = self.size()
         if self.seconds is not None:
-            text += f"; about {duration(self.seconds)} on this machine at the serial rate (calibrated)"
+            text += f"; {about(self.seconds)} on this machine at the serial rate (calibrated)"
         return text
 
 
@@ -87,6 +87,11 @@ def duration(seconds: float) -> str:
     if seconds < 48 * 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
+
+
+def about(seconds: float) -> str:
+    """``about 12 min``, or ``about 1 s or less`` (never "about under 1 s")."""
+    return "about 1 s or less" if seconds < 1 else f"about {duration(seconds)}"
 
 
 def _eval_points(config: RunConfig) -> int:

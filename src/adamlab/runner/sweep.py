@@ -34,9 +34,9 @@ from adamlab.problems import Problem
 from adamlab.runner.backends import RunContext, get_backend, problem_key, result_batches
 from adamlab.runner.hooks import RunHook
 from adamlab.runner.loop import DEFAULT_CHECKPOINT_SECONDS
-from adamlab.runner.progress import note, sweep_bar
+from adamlab.runner.progress import job_scope, note, sweep_bar
 from adamlab.runs.config import Budget, ProblemSpec, RunConfig, make_config, problem_name_and_options
-from adamlab.runs.result import DONE_STATUSES, RunStatus
+from adamlab.runs.result import DONE_STATUSES, RunResult, RunStatus
 from adamlab.selection.lr import Criterion, Selection, select_best
 from adamlab.store.core import DEFAULT_STORE, Store, borrowed
 
@@ -205,6 +205,22 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _trained(result: RunResult) -> int:
+    """Steps a run took (its steps, or up to where it diverged; 0 when it failed): for the job's rate."""
+    if result.status == RunStatus.FINISHED:
+        return result.config.steps
+    return int(result.diverged_step or 0)
+
+
+def _remove_if_empty(folder: Path | None) -> None:
+    """Remove the checkpoint folder when no checkpoint is left in it (a finished sweep's runs removed
+    theirs): no empty ``<store>.checkpoints`` beside the store. A concurrent sweep's next checkpoint
+    makes it again (the atomic writer creates its folder)."""
+    if folder is not None:
+        with contextlib.suppress(OSError):  # not empty, or gone: nothing to do
+            folder.rmdir()
+
+
 def _kept_message(report: SweepReport, released: int, checkpoint_dir: Path | None, store_path: Path) -> str:
     """What an interrupted sweep kept, in one line."""
     done = report.skipped + report.ran
@@ -254,7 +270,7 @@ def run_configs(
     dev = parse_device(device)  # an unavailable device stops here, before any store or training
     t0 = time.perf_counter()
     backend_impl = get_backend(backend, **dict(backend_options or {}))
-    with borrowed(store) as db:
+    with borrowed(store) as db, job_scope() as job:
         unique = list({c.run_id: c for c in configs}.values())  # drop duplicates, keep order
         report = SweepReport(total=len(unique), run_ids=[c.run_id for c in unique])
         db.plan(unique)
@@ -262,6 +278,8 @@ def run_configs(
         skip = set(DONE_STATUSES) | (set() if retry_failed else {RunStatus.FAILED})
         todo = [c for c in unique if status.get(c.run_id) not in skip]
         report.skipped = len(unique) - len(todo)
+        job.add((c.run_id, c.steps) for c in unique)
+        job.finish(c.run_id for c in unique if status.get(c.run_id) in skip)
         context = RunContext(
             hooks=hooks,
             checkpoint_dir=Path(str(db.path) + ".checkpoints") if checkpoint_every or checkpoint_seconds else None,
@@ -275,14 +293,17 @@ def run_configs(
             device=dev,
         )
         if context.checkpoint_dir is not None and todo:
-            check_writable(context.checkpoint_dir, "checkpoint folder")
+            check_writable(context.checkpoint_dir, "checkpoint folder")  # removed at the end when left empty
         bar = sweep_bar(len(unique), quiet=quiet, desc=desc, initial=report.skipped)
         held: set[str] = set()  # claimed by this sweep and not recorded yet
+        spans = job.total_runs > len(unique)  # the job holds more than this sweep: say so in its lines
 
-        def elsewhere(n: int) -> None:
+        def elsewhere(configs: Sequence[RunConfig]) -> None:
+            n = len(configs)
             if n:
                 report.skipped += n
                 report.elsewhere += n
+                job.finish(c.run_id for c in configs)
                 bar.update(n)
 
         told = [-math.inf]  # when the last waiting message was printed (perf_counter)
@@ -302,12 +323,12 @@ def run_configs(
                     tell_waiting(waiting)
                     time.sleep(WAIT_POLL)
                     looked = db.classify(waiting, retry_failed=retry_failed)
-                    elsewhere(len(looked.done))
+                    elsewhere(looked.done)
                     queue, waiting = looked.claimed, looked.busy
                     continue
                 head, queue = queue[: chunk or len(queue)], queue[chunk or len(queue):]
                 claims = db.claim_many(head, retry_failed=retry_failed)
-                elsewhere(len(claims.done))
+                elsewhere(claims.done)
                 waiting += claims.busy
                 if claims.claimed:
                     held.update(c.run_id for c in claims.claimed)
@@ -323,15 +344,14 @@ def run_configs(
                         for result, ok in zip(results, written, strict=True):
                             held.discard(result.run_id)
                             if not ok:  # another process recorded a final result first
-                                elsewhere(1)
+                                elsewhere([result.config])
                                 continue
                             report.count(result.status)
                             if result.error:
                                 report.errors[result.run_id] = f"{result.config.label()}: {result.error}"
-                        bar.set_postfix_str(
-                            f"finished={report.finished} diverged={report.diverged} failed={report.failed}",
-                            refresh=False,
-                        )
+                        job.finish((r.run_id for r in results), trained=[_trained(r) for r in results])
+                        counts = f"finished={report.finished} diverged={report.diverged} failed={report.failed}"
+                        bar.set_postfix_str(f"{counts} | {job.line()}" if spans else counts, refresh=False)
                         bar.update(sum(written))
         except KeyboardInterrupt:
             bar.close()
@@ -346,6 +366,7 @@ def run_configs(
             if held:
                 with contextlib.suppress(sqlite3.Error, ValueError):  # never hide the exception in flight
                     db.release(held)
+            _remove_if_empty(context.checkpoint_dir)
     report.wall_time = time.perf_counter() - t0
     return report
 

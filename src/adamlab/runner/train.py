@@ -156,8 +156,7 @@ def execute(
     if ckpt is None:
         evaluate(0)
     model.train()
-    bar = run_bar(config.steps, quiet=not progress, desc=config.label())
-    bar.update(step)
+    bar = run_bar(config.steps, quiet=not progress, desc=config.label(), initial=step, runs=[config.run_id])
     consumed = int(ckpt["batches_consumed"]) if ckpt is not None else 0
     try:
         with noise.active():

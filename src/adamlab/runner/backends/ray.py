@@ -10,8 +10,14 @@ from its registered name and options on the worker (so the problem must be regis
 reachable there under ``$ADAMLAB_DATA``); it returns the result's fields as a dict. Results stream back
 as tasks finish (``ray.wait``), and the sweep commits each one to the store at once, as with any
 backend, so resume works the same: finished and diverged runs are skipped, the rest rerun -- from
-their checkpoint when ``checkpoint_every`` is set and the checkpoint directory is shared with the
-workers (always the case on a local Ray).
+their checkpoint when the checkpoint directory is shared with the workers (always the case on a local
+Ray). Workers checkpoint as the other backends do: every ``checkpoint_every`` steps and, in a sweep, by
+default once a run (a block, with ``vmap=True``) has worked a few minutes since its last checkpoint
+(``checkpoint_seconds``, :data:`adamlab.runner.loop.DEFAULT_CHECKPOINT_SECONDS`).
+
+Progress: the runs train in other processes, so their bars are not seen here; instead, while it waits,
+the backend prints one line every :data:`adamlab.runner.progress.RUN_LINE_INTERVAL` seconds with the
+tasks in flight, the oldest one's ETA (from the finished runs' time) and the whole job's ETA.
 
 ``vmap=True`` sends each block of :func:`adamlab.runner.backends.vmap.plan_blocks` as one task,
 trained by the vmap backend on the worker (with its serial fallback).
@@ -20,15 +26,20 @@ trained by the vmap backend on the worker (with its serial fallback).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from adamlab.runner.backends import RunContext, failed_result
+from adamlab.runner.progress import job_line_due, note
 from adamlab.runs.config import RunConfig
 from adamlab.runs.result import RunResult
 
 INSTALL_HINT = "the ray backend needs Ray, which is not installed; install it with: pip install 'adamlab[ray]'"
 DEFAULT_LOCAL_CPUS = 2
+#: Seconds between two looks at the tasks in flight (for the progress line) while the sweep waits.
+WAIT_SECONDS = 5.0
 
 
 class RayUnavailable(ValueError):
@@ -49,9 +60,14 @@ def _result_fields(result: RunResult) -> dict[str, Any]:
             "started_at": result.started_at, "finished_at": result.finished_at, "execution": result.execution}
 
 
-def run_on_worker(config_dicts: list[dict[str, Any]], checkpoint_paths: list[str | None],
-                  checkpoint_every: int | None, vmap: bool, threads: int, device: str = "cpu") -> list[dict[str, Any]]:
-    """The task body: train the configs here, on ``device``, and return their results as plain dicts."""
+def run_on_worker(config_dicts: list[dict[str, Any]], checkpoint_dir: str | None, checkpoint_every: int | None,
+                  checkpoint_seconds: float | None, vmap: bool, threads: int,
+                  device: str = "cpu") -> list[dict[str, Any]]:
+    """The task body: train the configs here, on ``device``, and return their results as plain dicts.
+
+    Checkpoints go to ``checkpoint_dir`` (None: none) every ``checkpoint_every`` steps and every
+    ``checkpoint_seconds`` seconds of work, as in the driver's own backends (:class:`RunContext`).
+    """
     import torch
 
     from adamlab.runner.backends.serial import SerialBackend
@@ -59,16 +75,28 @@ def run_on_worker(config_dicts: list[dict[str, Any]], checkpoint_paths: list[str
 
     torch.set_num_threads(max(1, threads))
     configs = [RunConfig.from_dict(d) for d in config_dicts]
-    paths = dict(zip([c.run_id for c in configs], checkpoint_paths, strict=True))
-
-    class _Context(RunContext):
-        def checkpoint_path(self, config: RunConfig) -> Any:
-            path = paths.get(config.run_id)
-            return None if path is None or checkpoint_every is None else path
-
-    context = _Context(checkpoint_every=checkpoint_every, device=torch.device(device))
+    context = RunContext(checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir),
+                         checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds,
+                         device=torch.device(device))
     backend = VmapBackend() if vmap else SerialBackend()
     return [_result_fields(r) for r in backend.run(configs, context)]
+
+
+def waiting_line(pending: dict[Any, list[RunConfig]], submitted: dict[Any, float], run_seconds: list[float],
+                 now: float) -> str:
+    """``ray: 3 tasks (6 runs) in flight, the oldest for 2.0 min, eta ~3.0 min`` (the oldest task's eta
+    from the finished runs' mean time; none before a run finished)."""
+    runs = sum(len(unit) for unit in pending.values())
+    oldest = max((now - submitted[ref] for ref in pending), default=0.0)
+    text = f"ray: {len(pending)} tasks ({runs} runs) in flight, the oldest for {_seconds(oldest)}"
+    if run_seconds:
+        typical = sum(run_seconds) / len(run_seconds)
+        text += f", eta ~{_seconds(max(0.0, typical - oldest))}"
+    return text
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.1f} s" if s < 60 else (f"{s / 60:.1f} min" if s < 3600 else f"{s / 3600:.1f} h")
 
 
 class RayBackend:
@@ -117,20 +145,33 @@ class RayBackend:
             if device.startswith("cuda"):  # a CUDA task asks Ray for a GPU of its own, which it sees as "cuda"
                 device, gpus = "cuda", 1
             task = ray.remote(num_cpus=self.threads, num_gpus=gpus)(run_on_worker)
+            checkpoints = context.checkpoint_dir is not None and (
+                context.checkpoint_every is not None or context.checkpoint_seconds is not None)
+            checkpoint_dir = str(context.checkpoint_dir) if checkpoints else None
             pending: dict[Any, list[RunConfig]] = {}
+            submitted: dict[Any, float] = {}
             for unit in self._units(configs):
-                paths = [context.checkpoint_path(c) for c in unit]
                 for config in unit:
                     if context.on_start is not None:
                         context.on_start(config)
-                ref = task.remote([c.to_dict() for c in unit], [None if p is None else str(p) for p in paths],
-                                  context.checkpoint_every, self.vmap, self.threads, device)
+                ref = task.remote([c.to_dict() for c in unit], checkpoint_dir, context.checkpoint_every,
+                                  context.checkpoint_seconds, self.vmap, self.threads, device)
                 pending[ref] = unit
+                submitted[ref] = time.perf_counter()
+            run_seconds: list[float] = []
             while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_SECONDS)
+                if not ready:
+                    job = job_line_due(quiet=not context.progress)
+                    if job is not None:
+                        note(f"{waiting_line(pending, submitted, run_seconds, time.perf_counter())} | {job}")
+                    continue
                 for ref in ready:
                     unit = pending.pop(ref)
-                    yield from self._collect(ref, unit)
+                    for result in self._collect(ref, unit):
+                        if result.wall_time:
+                            run_seconds.append(float(result.wall_time))
+                        yield result
         finally:
             if started:
                 ray.shutdown()

@@ -329,8 +329,8 @@ def train_block(configs: Sequence[RunConfig], problem: Problem, *, wide: bool = 
         for run in range(k):
             if not core.active[run]:  # ended before the checkpoint: its result was not committed
                 yield core.result(run, execution=execution)
-    bar = run_bar(first.steps, quiet=not progress, desc=f"{first.optimizer} x{k}")
-    bar.update(step)
+    bar = run_bar(first.steps, quiet=not progress, desc=f"{first.optimizer} x{k}", initial=step,
+                  runs=[c.run_id for c in configs])
     try:
         yield from _steps(core, step, first.steps, next_batch, optimizer, leaves, block_noise, problem, stack,
                           eval_model, shared, reg_needed, evaluator, execution, bar, policy,
