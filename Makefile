@@ -37,8 +37,10 @@ test-ray: $(VENV)/.test-extras
 test-all: $(VENV)/.test-extras
 	$(BIN)/python -m pytest -m "slow or not slow"
 
-# DeepOBS protocol for noisy-quadratic, wilson, adam-mnist-logreg; rewrites their marked sections of
-# docs/results.md (needs the MNIST files under $$ADAMLAB_DATA). RESULTS_ARGS="--recipes wilson" for one.
+# Every recipe of scripts/regenerate_results.DEFAULT_PLAN under its protocol (DeepOBS at the paper's budget
+# for noisy-quadratic, wilson, adam-mnist-logreg; the cpu protocol for the other data recipes); rewrites
+# their marked sections of docs/results.md (needs the data under $$ADAMLAB_DATA). Resumes from the stores
+# in results/. RESULTS_ARGS="--recipes wilson" for one.
 # One torch thread by default: the batched runs of these small problems were 12x slower with two
 # threads on a 2-core machine with one other busy process (override with OMP_NUM_THREADS=2).
 results: venv

@@ -1,20 +1,24 @@
-"""Rerun recipes under a protocol and regenerate their sections of ``docs/results.md`` from the runs.
+"""Rerun recipes under their protocols and regenerate their sections of ``docs/results.md`` from the runs.
 
-    python -m scripts.regenerate_results            # = make results
-    python -m scripts.regenerate_results --recipes wilson --backend vmap
+    python -m scripts.regenerate_results                       # = make results: every recipe of DEFAULT_PLAN
+    python -m scripts.regenerate_results --recipes adam-mnist-mlp   # one recipe (make results RESULTS_ARGS=...)
+    python -m scripts.regenerate_results --recipes wilson --protocol full --backend serial
 
-By default: the DeepOBS protocol (``--protocol deepobs``) for ``noisy-quadratic`` (all 12 settings x
-5 methods), ``wilson`` and ``adam-mnist-logreg``. Each recipe writes its store, summary and figures to
-``<out>/<recipe>-<protocol>/`` (finished runs in the store are reused, so an interrupted regeneration
-resumes), its figures are copied to ``docs/figures/results_<recipe>_<protocol>*.png``, and its section
-replaces the text between the two markers::
+Each recipe runs under its protocol of :data:`DEFAULT_PLAN` (``--protocol`` overrides it for all):
+DeepOBS's protocol at the paper's budget where that fits a 2-core machine (the synthetic recipes and
+``adam-mnist-logreg``), the recipe's ``cpu`` protocol (at most 30 minutes there, idle) for the other
+data recipes. Each writes its store, summary and figures to ``<out>/<recipe>-<protocol>/`` (finished
+runs in the store are reused, so an interrupted regeneration resumes where it stopped), its figures
+are copied to ``docs/figures/results_<recipe>_<protocol>*.png``, and its section replaces the text
+between the two markers::
 
     <!-- BEGIN regenerated: <recipe> <protocol> -->
     ...
     <!-- END regenerated: <recipe> <protocol> -->
 
-An overview table of the regenerated recipes goes between the markers of ``overview <protocol>``. Text
-outside the markers is never touched; a missing marker is an error naming it (nothing is written).
+An overview table of every recipe of the plan that has a summary in ``<out>`` (this invocation's or
+an earlier one's), with the total compute, goes between the markers of ``overview``. Text outside
+the markers is never touched; a missing marker is an error naming it (nothing is written).
 """
 
 from __future__ import annotations
@@ -31,7 +35,19 @@ from adamlab.reproduce.base import PROTOCOLS, Recipe, get
 from adamlab.reproduce.report import markdown_section
 from adamlab.util.files import write_bytes, write_text
 
-DEFAULT_RECIPES = ("noisy-quadratic", "wilson", "adam-mnist-logreg")
+#: What ``make results`` runs: recipe -> protocol.
+DEFAULT_PLAN: dict[str, str] = {
+    "noisy-quadratic": "deepobs",
+    "wilson": "deepobs",
+    "adam-mnist-logreg": "deepobs",
+    "adam-imdb-bow": "cpu",
+    "adam-mnist-mlp": "cpu",
+    "adam-vae-bias-correction": "cpu",
+    "dissect-p1-fmnist": "cpu",
+    "dissect-p4-tolstoi": "cpu",
+}
+DEFAULT_RECIPES = tuple(DEFAULT_PLAN)
+OVERVIEW = "overview"
 DEFAULT_DOCS = Path("docs") / "results.md"
 DEFAULT_OUT = Path("results")
 
@@ -85,63 +101,74 @@ def section(summary: dict[str, Any], figures: dict[str, str], figures_rel: str, 
     return "\n".join(lines)
 
 
-def overview(summaries: Sequence[dict[str, Any]]) -> str:
-    """Markdown table: recipe, claims agreeing, runs, wall time of the last invocation, training time."""
+def overview(summaries: Sequence[dict[str, Any]], machine: str = "") -> str:
+    """Markdown table: recipe, protocol, claims agreeing (of those judged), runs, wall time of the last
+    invocation, training time, backend; then the total compute."""
     rows = ["| recipe | protocol | claims agreeing | runs | wall time (s) | training time (s) | backend |",
             "|---|---|---|---|---|---|---|"]
+    wall = 0.0
     for s in summaries:
         agree = sum(c["agree"] for c in s["claims"])
-        rows.append(f"| `{s['recipe']}` | {s.get('protocol_name', 'full')} | {agree}/{len(s['claims'])} | "
-                    f"{s['n_runs']} | {s.get('wall_time_s', s['compute_time_s']):.0f} | {s['training_time_s']:.0f} | "
-                    f"{s.get('backend', '-')} |")
+        unsettled = sum(str(c.get("verdict", "")).startswith("not settled") for c in s["claims"])
+        note = f" ({unsettled} not settled)" if unsettled else ""
+        seconds = s.get("wall_time_s", s["compute_time_s"])
+        wall += seconds
+        rows.append(f"| `{s['recipe']}` | {s.get('protocol_name', 'full')} | {agree}/{len(s['claims'])}{note} | "
+                    f"{s['n_runs']} | {seconds:.0f} | {s['training_time_s']:.0f} | {s.get('backend', '-')} |")
+    runs = sum(s["n_runs"] for s in summaries)
+    rows += ["", f"Total compute of `make results` as last run: {runs} runs, {wall / 60:.0f} min of wall time "
+                 f"(the sum of each recipe's last invocation{machine})."]
     return "\n".join(rows)
 
 
 def regenerate(
     recipes: Sequence[str | Recipe] = DEFAULT_RECIPES,
     *,
-    protocol: str = "deepobs",
+    protocol: str | None = None,
     backend: str = "vmap",
     docs: str | os.PathLike[str] = DEFAULT_DOCS,
     out: str | os.PathLike[str] = DEFAULT_OUT,
     quiet: bool = False,
     log: Callable[[str], None] = print,
+    machine: str = "",
 ) -> list[dict[str, Any]]:
-    """Run each recipe under ``protocol`` and rewrite its marked section of ``docs`` (and the overview).
+    """Run each recipe under its protocol (``protocol``, or its entry of :data:`DEFAULT_PLAN`, else
+    ``cpu``) and rewrite its marked section of ``docs`` and the overview.
 
-    The markers are checked before anything runs. Returns the recipes' JSON summaries.
+    The markers are checked before anything runs. ``machine`` is appended to the overview's total
+    (e.g. ``", on 2 idle cores"``). Returns the recipes' JSON summaries.
     """
     from adamlab.reproduce.api import reproduce
 
-    if protocol not in PROTOCOLS:
+    if protocol is not None and protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
     docs_path = Path(docs)
     if not docs_path.is_file():
         raise FileNotFoundError(f"docs file {str(docs_path)!r} does not exist")
     resolved = [r if isinstance(r, Recipe) else get(r) for r in recipes]
+    plan = [(r, protocol or DEFAULT_PLAN.get(r.name, "cpu")) for r in resolved]
     text = docs_path.read_text(encoding="utf-8")
-    for key in [f"{r.name} {protocol}" for r in resolved] + [f"overview {protocol}"]:
+    for key in [f"{r.name} {p}" for r, p in plan] + [OVERVIEW]:
         replace_region(text, key, "")  # fail before any run when a marker is missing
     summaries = []
-    for recipe in resolved:
-        run_dir = Path(out) / f"{recipe.name}-{protocol}"
-        summary = reproduce(recipe, protocol=protocol, backend=backend, out=run_dir, quiet=quiet, log=log)
-        figures = _copy_figures(summary, docs_path.parent / "figures", f"results_{recipe.name}_{protocol}")
+    for recipe, which in plan:
+        run_dir = Path(out) / f"{recipe.name}-{which}"
+        summary = reproduce(recipe, protocol=which, backend=backend, out=run_dir, quiet=quiet, log=log)
+        figures = _copy_figures(summary, docs_path.parent / "figures", f"results_{recipe.name}_{which}")
         body = section(summary, figures, "figures", list(recipe.metrics))
-        text = replace_region(docs_path.read_text(encoding="utf-8"), f"{recipe.name} {protocol}", body)
+        text = replace_region(docs_path.read_text(encoding="utf-8"), f"{recipe.name} {which}", body)
         write_text(docs_path, text)  # after each recipe, so finished ones are kept
         summaries.append(summary)
-        log(f"regenerated the {recipe.name} {protocol} section of {docs_path}")
-    # the overview lists every recipe of this protocol that has a summary (this run's or an earlier one)
-    listed: dict[str, dict[str, Any]] = {}
-    for name in dict.fromkeys([*DEFAULT_RECIPES, *(r.name for r in resolved)]):
-        path = Path(out) / f"{name}-{protocol}" / "summary.json"
+        log(f"regenerated the {recipe.name} {which} section of {docs_path}")
+    # the overview lists every recipe of the plan that has a summary (this run's or an earlier one)
+    listed: dict[tuple[str, str], dict[str, Any]] = {}
+    for name, which in [*DEFAULT_PLAN.items(), *((r.name, p) for r, p in plan)]:
+        path = Path(out) / f"{name}-{which}" / "summary.json"
         if path.is_file():
-            listed[name] = json.loads(path.read_text(encoding="utf-8"))
+            listed[name, which] = json.loads(path.read_text(encoding="utf-8"))
     for s in summaries:
-        listed[s["recipe"]] = s
-    text = replace_region(docs_path.read_text(encoding="utf-8"), f"overview {protocol}",
-                          overview(list(listed.values())))
+        listed[s["recipe"], s["protocol_name"]] = s
+    text = replace_region(docs_path.read_text(encoding="utf-8"), OVERVIEW, overview(list(listed.values()), machine))
     write_text(docs_path, text)
     return summaries
 
@@ -150,15 +177,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.regenerate_results", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipes", nargs="+", default=list(DEFAULT_RECIPES), help="recipe names")
-    parser.add_argument("--protocol", default="deepobs", choices=PROTOCOLS)
+    parser.add_argument("--protocol", default=None, choices=PROTOCOLS,
+                        help="one protocol for every recipe (default: each recipe's of DEFAULT_PLAN)")
     parser.add_argument("--backend", default="vmap", help="runner backend (default vmap)")
     parser.add_argument("--docs", default=str(DEFAULT_DOCS), help="the results page (default docs/results.md)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="folder of the runs (default ./results)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--machine", default="", help="appended to the total compute, e.g. ', 2 idle cores'")
     args = parser.parse_args(argv)
     try:
         regenerate(args.recipes, protocol=args.protocol, backend=args.backend, docs=args.docs, out=args.out,
-                   quiet=args.quiet)
+                   quiet=args.quiet, machine=args.machine)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -150,7 +150,7 @@ def test_regenerate_rewrites_the_marked_sections_from_tiny_runs(tmp_path, tiny_r
     docs = tmp_path / "docs" / "results.md"
     docs.parent.mkdir()
     head, tail = "# Results\n\nhand-written text\n", "\n## Later section\nmore hand-written text\n"
-    docs.write_text(head + f"{begin_marker('overview deepobs')}\nold overview\n{end_marker('overview deepobs')}\n"
+    docs.write_text(head + f"{begin_marker('overview')}\nold overview\n{end_marker('overview')}\n"
                     f"{begin_marker('wilson deepobs')}\nold\n{end_marker('wilson deepobs')}" + tail)
     (summary,) = regenerate([recipe], docs=docs, out=tmp_path / "results", quiet=True, log=_quiet)
     text = docs.read_text()
@@ -159,7 +159,7 @@ def test_regenerate_rewrites_the_marked_sections_from_tiny_runs(tmp_path, tiny_r
     assert "### `wilson` (`--protocol deepobs`)" in text and "| sgd |" in text
     assert "![wilson](figures/results_wilson_deepobs.png)" in text
     assert (docs.parent / "figures" / "results_wilson_deepobs.png").stat().st_size > 0
-    assert "| `wilson` | deepobs |" in text  # the overview
+    assert "| `wilson` | deepobs |" in text and "Total compute of `make results`" in text  # the overview
     assert (tmp_path / "results" / "wilson-deepobs" / "summary.json").is_file()
     assert summary["protocol_name"] == "deepobs"
 
@@ -176,8 +176,8 @@ def test_regenerate_checks_the_markers_before_running(tmp_path, tiny_recipe):
 def test_docs_results_md_has_the_markers_of_the_default_regeneration():
     from pathlib import Path
 
-    from scripts.regenerate_results import DEFAULT_RECIPES
+    from scripts.regenerate_results import DEFAULT_PLAN
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "results.md").read_text()
-    for key in [f"{name} deepobs" for name in DEFAULT_RECIPES] + ["overview deepobs"]:
+    for key in [f"{name} {which}" for name, which in DEFAULT_PLAN.items()] + ["overview"]:
         replace_region(text, key, "")  # raises when a marker is missing or repeated

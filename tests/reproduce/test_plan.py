@@ -97,3 +97,53 @@ def test_missing_data_names_no_flag_that_reproduce_lacks(tmp_path, monkeypatch, 
     assert cli.main(["reproduce", "adam-mnist-logreg", "--quick", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "is missing" in err and "--root" not in err and "$ADAMLAB_DATA" in err
+
+
+def _claim(estimate, low, high, n=5):
+    agree = low > 0
+    return {"claim": "x", "agree": agree, "measured": "m",
+            "effect": {"what": "e", "estimate": estimate, "low": low, "high": high, "level": 0.95, "n": n}}
+
+
+def test_interval_containing_zero_is_not_settled_with_the_seeds_that_would_settle_it():
+    # half-width 0.2 around +0.1 over 5 seeds: 5 * (0.2 / 0.1)^2 = 20 -> 21 seeds
+    summary = {"claims": [_claim(0.1, -0.1, 0.3), _claim(-0.5, -0.6, -0.4), _claim(0.5, 0.4, 0.6),
+                          _claim(0.0, -0.1, 0.1)]}
+    withhold_verdicts(summary, 5)
+    verdicts = [c["verdict"] for c in summary["claims"]]
+    assert verdicts[0].startswith("not settled at this budget (about 21 seeds")
+    assert verdicts[1:3] == ["disagree", "agree"]
+    assert verdicts[3].startswith("not settled at this budget (the effect is zero")
+
+
+def test_seeds_to_settle_follows_the_square_root_law():
+    from adamlab.reproduce.effects import Effect, seeds_to_settle
+
+    assert seeds_to_settle(0.1, -0.1, 0.3, 5) == 21
+    assert seeds_to_settle(1.0, 0.5, 1.5, 10) == 11  # already settled: the next seed count
+    assert seeds_to_settle(float("nan"), 0.0, 1.0, 5) is None
+    assert Effect("e", 0.1, -0.1, 0.3, 5).verdict == "not settled"
+    assert Effect("e", -0.1, -0.3, -0.01, 5).verdict == "disagree"
+
+
+def test_claims_table_prints_the_verdict_that_is_neither_yes_nor_no():
+    from adamlab.reproduce.report import claims_table
+
+    summary = {"claims": [_claim(0.1, -0.1, 0.3)]}
+    withhold_verdicts(summary, 5)
+    row = claims_table(summary).splitlines()[-1]
+    assert "not settled at this budget" in row and "**no**" not in row
+
+
+def test_every_data_recipe_has_a_cpu_protocol_with_5_seeds_inside_its_grid():
+    from adamlab.reproduce.base import get, names
+
+    for name in names():
+        recipe = get(name)
+        if not recipe.datasets or name == "adam-mnist-logreg":
+            continue  # adam-mnist-logreg: the DeepOBS protocol at the paper's budget takes 8 min here
+        assert recipe.cpu is not None, name
+        proto = recipe.protocol("cpu")
+        assert len(proto.seeds) >= 5 and len(proto.tune_seeds) == 1, name
+        assert "CPU protocol" in proto.note and "paper" in proto.note, name
+        assert proto.steps < recipe.full.steps, name

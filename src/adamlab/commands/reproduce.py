@@ -1,4 +1,4 @@
-"""``adamlab reproduce NAME [--quick | --protocol full|quick|deepobs] [--backend vmap|serial|ray] [--store PATH]
+"""``adamlab reproduce NAME [--quick | --protocol full|quick|deepobs|cpu] [--backend vmap|serial|ray] [--store PATH]
 [--out DIR] [--quiet]`` and ``--list``."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 from adamlab.commands import COMMANDS
 
 #: ``adamlab.reproduce.base.PROTOCOLS`` (repeated so that building the parser imports no torch).
-PROTOCOLS = ("full", "quick", "deepobs")
+PROTOCOLS = ("full", "quick", "deepobs", "cpu")
 
 EPILOG = """\
 examples:
@@ -19,6 +19,7 @@ examples:
   adamlab reproduce wilson --checkpoint-every 500  # checkpoint every 500 steps (default: every few minutes)
   adamlab reproduce noisy-quadratic --quick        # Balles & Hennig fig. 2, a few minutes on 2 cores
   adamlab reproduce wilson --protocol deepobs      # 36 lrs in [1e-5, 1e2], tune on 1 seed, rerun on 10
+  ADAMLAB_DATA=../shared/data adamlab reproduce adam-mnist-mlp --protocol cpu   # docs/results.md's budget
   adamlab reproduce wilson --backend serial        # one run after another (default: vmap, batched)
   adamlab reproduce wilson --quick --out /tmp/w    # figure, JSON summary and store into /tmp/w
   ADAMLAB_DATA=../shared/data adamlab reproduce adam-mnist-logreg --quick
@@ -27,12 +28,13 @@ examples:
 Each run writes <out>/<recipe>.png and .pdf, <out>/summary.json (final metrics mean +- std over
 seeds, selected lrs, ordering of the methods, the paper's claims and whether we agree, compute time)
 and the SQLite store (default <out>/store.sqlite). Default <out>: ./results/<recipe>/ (with
---quick: ./results/<recipe>-quick/, with --protocol deepobs: ./results/<recipe>-deepobs/).
+--quick: ./results/<recipe>-quick/, with --protocol P: ./results/<recipe>-P/).
 Before training it prints the plan (runs x steps per phase) and a time estimate from a few timed
 steps on this machine. Runs are checkpointed every few minutes of work (and every --checkpoint-every
 steps); Ctrl-C or SIGTERM keeps every finished run and checkpoint, and the same command resumes. Each claim gets an effect size with a bootstrap 95%
-interval over the seeds; "agree" means the interval excludes zero; with fewer than 5 seeds (--quick)
-no verdict is given ("too few seeds"). The output states the wall time.
+interval over the seeds; "agree" means the interval excludes zero on the paper's side, "disagree" on
+the other side, and an interval that includes zero is "not settled at this budget" (with the number
+of seeds that would settle it); with fewer than 5 seeds (--quick) no verdict is given ("too few seeds"). The output states the wall time.
 Exit codes: 0 done, 2 bad input or missing data (one line on stderr).
 """
 
@@ -54,8 +56,9 @@ def register(subparsers: Any) -> None:
                         help="a smoke test: the recipe's reduced budget (at most a few minutes), into its own "
                              "folder; the same as --protocol quick")
     parser.add_argument("--protocol", choices=PROTOCOLS, default=None,
-                        help="full (the recipe's own, default), quick, or deepobs (36 log-spaced lrs in "
-                             "[1e-5, 1e2], tune on 1 seed, rerun the best on 10 seeds, full budget)")
+                        help="full (the recipe's own, default), quick, deepobs (36 log-spaced lrs in "
+                             "[1e-5, 1e2], tune on 1 seed, rerun the best on 10 seeds, full budget), or cpu "
+                             "(the results page's budget: <= 30 min on 2 idle cores)")
     parser.add_argument("--backend", default="vmap",
                         help="runner backend: vmap (default: batched; runs that cannot batch fall back to "
                              "serial with the backend's message), serial, or ray")
@@ -84,7 +87,9 @@ def list_recipes() -> str:
         r = get(name)
         data = f" [data: {', '.join(r.datasets)}]" if r.datasets else " [no data needed]"
         lines.append(f"{name:<26} {r.title}{data}")
-        for which in ("quick", "full", "deepobs"):
+        for which in ("quick", "cpu", "full", "deepobs"):
+            if which == "cpu" and getattr(r, "cpu", None) is None:
+                continue  # no CPU protocol of its own: the full one fits a CPU
             proto = r.protocol(which)
             lines.append(f"{'':<28}{which + ':':<9}{proto.describe()}")
             if getattr(r, "run_standalone", None) is None:

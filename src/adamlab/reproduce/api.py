@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from adamlab.reproduce.base import Recipe, get, protocol_name
+from adamlab.reproduce.effects import seeds_to_settle
 from adamlab.reproduce.engine import check_data, execute
 from adamlab.reproduce.figures import plot_lr_sensitivity, plot_recipe
 from adamlab.reproduce.report import effect_text
@@ -27,16 +29,33 @@ def default_out(name: str, protocol: str = "full") -> Path:
 
 
 def withhold_verdicts(summary: dict[str, Any], n_seeds: int, minimum: int = MIN_SEEDS_FOR_VERDICT) -> None:
-    """Give each claim a ``verdict``: ``"agree"`` / ``"disagree"`` (its effect's interval, ``agree``), or
-    ``"too few seeds (n < 5)"`` with fewer than ``minimum`` seeds; then ``judged`` is False and
-    ``all_claims_agree`` None (no verdict), while ``agree`` keeps what the interval alone says."""
+    """Give each claim a ``verdict``: ``"agree"`` / ``"disagree"`` when its effect's interval excludes
+    zero on the paper's / the other side, ``"not settled at this budget (about N seeds would settle
+    it)"`` when it contains zero, or ``"too few seeds (n < 5)"`` with fewer than ``minimum`` seeds; then
+    ``judged`` is False and ``all_claims_agree`` None (no verdict), while ``agree`` keeps what the
+    interval alone says. A claim checked without an effect keeps the two-way verdict of ``agree``."""
     judged = n_seeds >= minimum
     for claim in summary.get("claims", []):
         claim["judged"] = judged
-        claim["verdict"] = (("agree" if claim.get("agree") else "disagree") if judged
-                            else f"too few seeds ({n_seeds} < {minimum})")
+        if not judged:
+            claim["verdict"] = f"too few seeds ({n_seeds} < {minimum})"
+            continue
+        claim["verdict"] = "agree" if claim.get("agree") else "disagree"
+        eff = claim.get("effect")
+        if eff and not claim.get("agree"):
+            est, low, high = (_finite(eff.get(k)) for k in ("estimate", "low", "high"))
+            if not (high < 0):
+                need = seeds_to_settle(est, low, high, int(eff.get("n") or 0))
+                claim["verdict"] = "not settled at this budget" + (
+                    f" (about {need} seeds would settle it at the measured effect and spread)" if need
+                    else " (the effect is zero or undefined: more seeds would not settle it)")
     if not judged and "all_claims_agree" in summary:
         summary["all_claims_agree"] = None
+
+
+def _finite(x: Any) -> float:
+    """A JSON number of :meth:`Effect.to_dict` back to a float (None: nan, "inf"/"-inf": infinities)."""
+    return math.nan if x is None else float(x)
 
 
 def reproduce(
@@ -76,8 +95,9 @@ def reproduce(
     log:
         Where the report lines go (``print`` by default).
     protocol:
-        ``"full"`` (the recipe's own protocol, default), ``"quick"`` or ``"deepobs"`` (36 log-spaced
-        lrs in [1e-5, 1e2], tune on 1 seed, rerun the best on 10 seeds).
+        ``"full"`` (the recipe's own protocol, default), ``"quick"``, ``"cpu"`` (the results page's
+        budget; a standalone recipe's full run) or ``"deepobs"`` (36 log-spaced lrs in [1e-5, 1e2],
+        tune on 1 seed, rerun the best on 10 seeds).
     backend:
         Runner backend: ``"vmap"`` (default; runs that cannot be batched fall back to the serial loop,
         with the backend's message), ``"serial"`` or ``"ray"``.
@@ -109,14 +129,14 @@ def reproduce(
         raise ValueError(f"recipe {recipe.name!r} runs its own experiment loop on the CPU; "
                          f"--device {device} does not apply to it (use --device cpu)")
     if standalone is not None:  # its own experiment loop, no sweep (adamlab.reproduce.recipes.standalone)
-        if which not in ("quick", "full"):
+        if which == "deepobs":
             raise ValueError(f"recipe {recipe.name!r} has its own experiment, not a learning-rate sweep: "
                              f"protocol {which!r} does not apply (use --quick or the full run)")
         return standalone(quick=which == "quick", out=out_dir, log=log)
     store_path = Path(store) if store is not None else out_dir / "store.sqlite"
     proto = recipe.protocol(which)
     check_data(recipe)  # a missing dataset stops here with adamlab.data's one-line error
-    tag = {"quick": " [QUICK]", "deepobs": " [DeepOBS protocol]"}.get(which, "")
+    tag = {"quick": " [QUICK]", "deepobs": " [DeepOBS protocol]", "cpu": " [CPU protocol]"}.get(which, "")
     log(f"recipe {recipe.name}: {recipe.title}{tag}")
     log(f"protocol ({which}): {proto.describe()}")
     log(f"selection: {recipe.criterion}; settings: {', '.join(s.label for s in recipe.settings_for(which))}")

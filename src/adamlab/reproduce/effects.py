@@ -6,7 +6,10 @@ effect is a statistic of the per-seed final metrics; its 95% interval is the per
 the seeds: resample the seeds (the rows of the sample matrix, all methods of one seed together, so
 the comparison stays paired) B times with replacement, compute the statistic on each resample, and
 take the 2.5% and 97.5% quantiles (the inverted empirical CDF, no interpolation). The claim *agrees*
-when the interval excludes zero on the positive side (``low > 0``).
+when the interval excludes zero on the positive side (``low > 0``), *disagrees* when it excludes zero
+on the negative side (``high < 0``), and is *not settled* at this budget when it contains zero; then
+:func:`seeds_to_settle` says how many seeds would make the interval exclude zero if the effect and
+the seed spread stayed as measured (the interval's width shrinks as 1/sqrt(n)).
 
 A run that diverged counts as infinitely bad: its value is +inf (a metric to minimise) or -inf (to
 maximise). An effect that depends on it is then infinite, and where two infinities meet (inf - inf)
@@ -95,6 +98,16 @@ class Effect:
         """The interval excludes zero on the claim's side (``low > 0``; nan never agrees)."""
         return bool(self.low > 0)
 
+    @property
+    def verdict(self) -> str:
+        """``"agree"`` (``low > 0``), ``"disagree"`` (``high < 0``) or ``"not settled"`` (the interval
+        contains zero, or is undefined)."""
+        if self.low > 0:
+            return "agree"
+        if self.high < 0:
+            return "disagree"
+        return "not settled"
+
     def to_dict(self) -> dict[str, Any]:
         def num(x: float) -> float | str | None:
             if math.isnan(x):
@@ -121,3 +134,17 @@ def effect(what: str, samples: Any, statistic: Statistic, **options: Any) -> Eff
 def point_effect(what: str, value: float) -> Effect:
     """An effect measured once (no seeds to resample, e.g. a count on the tuning seed)."""
     return Effect(what, float(value), float(value), float(value), 1)
+
+
+def seeds_to_settle(estimate: float, low: float, high: float, n: int) -> int | None:
+    """Seeds that would make a 95% interval of half-width ``(high - low) / 2`` over ``n`` seeds
+    exclude zero, if the effect ``estimate`` and the seed spread stayed as measured.
+
+    The half-width w_n of a bootstrap interval of a mean-like statistic scales as 1/sqrt(n), so
+    w_m = w_n sqrt(n / m) < |estimate| for m > n (w_n / |estimate|)^2. Returns that m (at least
+    n + 1), or None when the estimate is zero or a value is not finite (no number of seeds settles it).
+    """
+    if not all(math.isfinite(x) for x in (estimate, low, high)) or estimate == 0 or n < 1:
+        return None
+    half = (high - low) / 2.0
+    return max(n + 1, math.floor(n * (half / abs(estimate)) ** 2) + 1)

@@ -57,6 +57,14 @@ def effect_text(effect: dict[str, Any] | None) -> str:
     return f"{head}, {effect['level']:.0%} interval [{_num(effect['low'])}, {_num(effect['high'])}] over {effect['n']} seeds"
 
 
+def verdict_text(claim: dict[str, Any]) -> str:
+    """The "agree?" cell: yes, **no**, or the claim's verdict when it is neither (not settled, too few seeds)."""
+    verdict = claim.get("verdict")
+    if verdict is None or verdict in ("agree", "disagree"):
+        return "yes" if claim["agree"] else "**no**"
+    return str(verdict)
+
+
 def claims_table(summary: dict[str, Any]) -> str:
     """Markdown table: the paper's claim, what we measured, the effect with its bootstrap interval, agree or not.
 
@@ -67,14 +75,15 @@ def claims_table(summary: dict[str, Any]) -> str:
     for c in summary["claims"]:
         measured = c["measured"].replace("|", "/")
         eff = effect_text(c.get("effect")).replace("|", "/")
-        rows.append(f"| {c['claim']} | {measured} | {eff} | {('yes' if c['agree'] else '**no**') if c.get('judged', True) else c['verdict']} |")
+        rows.append(f"| {c['claim']} | {measured} | {eff} | {verdict_text(c)} |")
     return "\n".join(rows)
 
 
 def markdown_section(summary: dict[str, Any], figure: str, metrics: list[str] | None = None) -> str:
     """A results.md section: protocol, figure, metrics table, claims table, compute time."""
     which = summary.get("protocol_name", "quick" if summary["quick"] else "full")
-    quick = {"quick": " (`--quick`)", "deepobs": " (`--protocol deepobs`)"}.get(which, " (full protocol)")
+    quick = {"quick": " (`--quick`)", "deepobs": " (`--protocol deepobs`)",
+             "cpu": " (`--protocol cpu`)"}.get(which, " (full protocol)")
     lines = [
         f"### `{summary['recipe']}`{quick}",
         "",

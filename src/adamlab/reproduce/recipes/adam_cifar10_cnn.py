@@ -24,5 +24,9 @@ RECIPE = register(adam_paper_recipe(
     full=Protocol(lr_grid=_GRID, tune_seeds=[0], seeds=[0, 1, 2], steps=45 * 390, eval_every=390),
     quick=Protocol(lr_grid=[1e-4, 1e-3, 1e-2], tune_seeds=[0], seeds=[0, 1], steps=200, eval_every=50,
                    problem_options={"eval_size": 1000}, note="eval on 1,000 images"),
+    cpu=Protocol(lr_grid=[1e-4, 1e-3, 1e-2, 1e-1], tune_seeds=[0], seeds=[0, 1, 2, 3, 4], steps=400, eval_every=50,
+                 problem_options={"eval_size": 1000},
+                 note="CPU protocol: 400 steps = 1 epoch (the paper: 45), eval on 1,000 images; not run here "
+                 "(no CIFAR data on the project's machine)"),
     doc=__doc__ or "",
 ), order=90)

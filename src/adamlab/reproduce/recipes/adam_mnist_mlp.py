@@ -24,5 +24,8 @@ RECIPE = register(adam_paper_recipe(
     full=Protocol(lr_grid=_GRID, tune_seeds=[0], seeds=[0, 1, 2, 3, 4], steps=200 * 468, eval_every=468),
     quick=Protocol(lr_grid=[1e-4, 1e-3, 1e-2, 1e-1, 1.0], tune_seeds=[0], seeds=[0, 1], steps=300, eval_every=50,
                    problem_options={"eval_size": 2000}, note="eval on 2,000 examples"),
+    cpu=Protocol(lr_grid=[1e-4, 1e-3, 1e-2, 1e-1, 1.0], tune_seeds=[0], seeds=[0, 1, 2, 3, 4],
+                 steps=2 * 468, eval_every=78, problem_options={"eval_size": 5000},
+                 note="CPU protocol: 2 epochs (the paper: 200), eval on 5,000 examples"),
     doc=__doc__ or "",
 ), order=50)

@@ -23,6 +23,7 @@ def adam_paper_recipe(
     full: Protocol,
     quick: Protocol,
     doc: str,
+    cpu: Protocol | None = None,
 ) -> Recipe:
     """A recipe: ``adam`` vs ``others`` on one problem, selection by final training loss."""
     variants = [Variant("adam", "adam")] + [Variant(o, o) for o in others]
@@ -33,6 +34,7 @@ def adam_paper_recipe(
         variants=variants,
         full=full,
         quick=quick,
+        cpu=cpu,
         criterion="min:train_loss",
         metrics=["train_loss", "test_loss", "test_accuracy"],
         plot_metrics=["train_loss", "test_accuracy"],

@@ -86,6 +86,10 @@ RECIPE = register(Recipe(
     quick=Protocol(lr_grid=[1e-3, 1e-2], tune_seeds=[0], seeds=[0, 1], steps=300, eval_every=50,
                    problem_options={"eval_size": 1000}, note="beta1 = 0.9, beta2 in {0.99, 0.9999}; eval on "
                    "1,000 images", variants=_variants((0.9,), (0.99, 0.9999))),
+    cpu=Protocol(lr_grid=[1e-4, 3.16228e-4, 1e-3, 3.16228e-3, 1e-2], tune_seeds=[0], seeds=[0, 1, 2, 3, 4],
+                 steps=900, eval_every=75, problem_options={"eval_size": 2000},
+                 note="CPU protocol: 1.5 epochs (the paper: 10 and 100); beta1 = 0.9, beta2 in {0.99, 0.9999}; "
+                 "eval on 2,000 images", variants=_variants((0.9,), (0.99, 0.9999))),
     criterion="min:train_loss",
     metrics=["train_loss", "test_loss"],
     plot_metrics=["train_loss"],

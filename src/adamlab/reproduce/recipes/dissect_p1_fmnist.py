@@ -23,5 +23,8 @@ RECIPE = register(dissect_recipe(
     full=Protocol(lr_grid=_GRID, tune_seeds=[0], seeds=[0, 1, 2, 3, 4], steps=20 * 937, eval_every=937),
     quick=Protocol(lr_grid=[1e-4, 1e-3, 1e-2, 1e-1, 1.0], tune_seeds=[0], seeds=[0, 1], steps=250, eval_every=50,
                    problem_options={"eval_size": 1000}, note="eval on 1,000 images"),
+    cpu=Protocol(lr_grid=[1e-4, 1e-3, 1e-2, 1e-1, 1.0], tune_seeds=[0], seeds=[0, 1, 2, 3, 4], steps=400,
+                 eval_every=40, problem_options={"eval_size": 1000},
+                 note="CPU protocol: 400 steps = 0.43 epochs (the paper: 100 epochs), eval on 1,000 images"),
     doc=__doc__ or "",
 ), order=70)

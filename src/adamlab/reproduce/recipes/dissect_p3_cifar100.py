@@ -22,5 +22,9 @@ RECIPE = register(dissect_recipe(
     full=Protocol(lr_grid=_GRID, tune_seeds=[0], seeds=[0, 1, 2, 3, 4], steps=20 * 390, eval_every=500),
     quick=Protocol(lr_grid=[1e-4, 1e-3, 1e-2], tune_seeds=[0], seeds=[0, 1], steps=100, eval_every=50,
                    problem_options={"eval_size": 1000}, note="eval on 1,000 images"),
+    cpu=Protocol(lr_grid=[1e-4, 1e-3, 1e-2, 1e-1, 1.0], tune_seeds=[0], seeds=[0, 1, 2, 3, 4], steps=300,
+                 eval_every=50, problem_options={"eval_size": 1000},
+                 note="CPU protocol: 300 steps = 0.77 epochs (the paper: 350 epochs), eval on 1,000 images; not run "
+                 "here (no CIFAR data on the project's machine)"),
     doc=__doc__ or "",
 ), order=110)

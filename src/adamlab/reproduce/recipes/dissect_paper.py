@@ -7,7 +7,7 @@ Dissection statistics. Each variant has one extra run of seed 0 at its selected 
 records the :class:`~adamlab.dissect.Monitor`'s quantities through the runner hook
 (:class:`~adamlab.dissect.MonitorHook`: per-example moments from the step's own backward pass, so every
 step costs a plain step plus the moments), overall and per layer: every step under the quick protocol,
-every :data:`FULL_EVERY` steps under the full one (a store-size choice: the full runs are 5,000-19,000
+every :data:`CPU_EVERY` steps under the CPU one, every :data:`FULL_EVERY` steps under the full one (a store-size choice: the full runs are 5,000-19,000
 steps with about 60 metrics per record). The recipe draws, besides the learning curves, one bar figure
 of eta^2, rho and measured vs ideal gamma per variant (``<recipe>_dissection``) and one per-layer dashboard
 per variant (``<recipe>_layers_<variant>``).
@@ -28,6 +28,7 @@ from adamlab.reproduce.base import Claim, Protocol, Recipe, Setting, Variant
 from adamlab.reproduce.recipes.common import group_wins
 
 QUICK_EVERY = 1
+CPU_EVERY = 2
 FULL_EVERY = 10
 HOOK_METRICS = ["dx_eta2_median", "dx_rho_gaussian_mean", "dx_gamma_measured_median", "dx_gamma_sign_ideal_median",
                 "dx_gamma_grad_ideal_median", "dx_gamma_corr", "dx_gamma_rank_corr", "dx_frac_zero_grad"]
@@ -117,6 +118,7 @@ def dissect_recipe(
     full: Protocol,
     quick: Protocol,
     doc: str,
+    cpu: Protocol | None = None,
 ) -> Recipe:
     """A recipe of the four corners on one problem; ``sign_wins`` states the paper's finding
     (True: the sign methods win, False: the non-sign methods win, None: no clear winner claimed)."""
@@ -137,6 +139,7 @@ def dissect_recipe(
         variants=[Variant(v, v) for v in ("msgd", "mssd", "msvag", "mssdva")],
         full=_with_hook(full, FULL_EVERY),
         quick=_with_hook(quick, QUICK_EVERY),
+        cpu=None if cpu is None else _with_hook(cpu, CPU_EVERY),
         criterion="min:train_loss",
         metrics=["train_loss", "test_loss", "test_accuracy"],
         plot_metrics=["train_loss", "test_accuracy"],
