@@ -16,6 +16,7 @@ is needed, read-only, ...; the line names the path), or a ``MemoryError`` (sizes
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -60,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         print(f"adamlab {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`adamlab list | head`): not an error of ours
+        # point stdout at devnull so that Python's exit-time flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as err:  # a path that is missing, a file, read-only, full, ...
         print(f"adamlab {args.command}: error: {os_error_line(err)}", file=sys.stderr)
         return 2

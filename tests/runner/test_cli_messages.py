@@ -30,3 +30,18 @@ def test_plan_never_says_about_under_one_second(tmp_path, capsys):
                  "--steps", "2", "--store", str(tmp_path / "s.sqlite"), "--dry-run"])
     out = capsys.readouterr().out
     assert code == 0 and "plan: 1 runs x 2 steps" in out and "about under" not in out
+
+
+def test_a_closed_pipe_is_not_an_error():
+    """``adamlab list --optimizers | head -1``: the reader goes away; no 'Broken pipe' error, exit 0."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from adamlab.cli import main; sys.exit(main(['list', '--optimizers']))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # like `head -1` exiting
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.wait(timeout=120) == 0, err
+    assert "Broken pipe" not in err and "Traceback" not in err
