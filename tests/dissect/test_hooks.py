@@ -64,11 +64,11 @@ def test_hook_metrics_with_adam():
     records = _train("adam", 20, GradientStatsHook(every=10), lr=1e-2)
     assert len(records) == 2
     rec = records[-1]
-    for key in ("gs_eta2_median", "gs_sign_agreement_mean", "gs_gamma_grad_ideal_median",
-                "gs_gamma_sign_ideal_median", "gs_gamma_measured_median", "gs_gamma_ideal_median",
-                "gs_gamma_abs_error_median", "gs_gamma_corr", "gs_frac_eta2_gt_1"):
+    for key in ("gs_eta2_median", "gs_rho_empirical_mean", "gs_gamma_grad_ideal_median",
+                "gs_gamma_sign_ideal_median", "gs_gamma_measured_median", "gs_gamma_sign_empirical_median",
+                "gs_gamma_abs_error_median", "gs_gamma_corr", "gs_gamma_rank_corr", "gs_frac_eta2_gt_1"):
         assert key in rec and math.isfinite(rec[key]), key
-    assert 0.0 <= rec["gs_sign_agreement_mean"] <= 1.0
+    assert 0.0 <= rec["gs_rho_empirical_mean"] <= 1.0
     assert 0.0 <= rec["gs_gamma_measured_median"] <= 1.0
 
 
@@ -113,3 +113,29 @@ def test_figure_is_written(tmp_path):
     assert float(torch.corrcoef(torch.stack([gamma, ideal]))[0, 1]) > 0.8
     out = make_figure(tmp_path / "f.png")
     assert out.stat().st_size > 10_000
+
+
+def test_old_metric_names_are_read_as_todays(tmp_path):
+    """A store written before the names were unified (gs_sign_agreement_mean, ...) reads with today's names,
+    through every query, and a query for today's name finds the old rows."""
+    from adamlab.runs.config import RunConfig
+    from adamlab.runs.result import RunResult, RunStatus
+    from adamlab.store import Store
+
+    config = RunConfig(problem="p", optimizer="adam", hparams={"lr": 0.1}, seed=0, steps=20, batch_size=4,
+                       eval_every=10, schedule={"name": "constant"})
+    records = [{"step": 10, "gs_sign_agreement_mean": 0.7, "gs_sign_agreement_gaussian_mean": 0.8, "gs_eta2_median": 1.0},
+               {"step": 20, "gs_sign_agreement_mean": 0.6, "gs_sign_agreement_gaussian_mean": 0.9, "gs_eta2_median": 2.0}]
+    with Store(tmp_path / "old.sqlite") as db:
+        db.plan([config])
+        db.record(RunResult(config, RunStatus.FINISHED, records, wall_time=1.0))
+    rid = config.run_id
+    with Store(tmp_path / "old.sqlite", readonly=True) as db:
+        assert db.metric_names() == ["gs_eta2_median", "gs_rho_empirical_mean", "gs_rho_gaussian_mean"]
+        assert db.metrics(rid)["gs_rho_empirical_mean"] == ([10, 20], [0.7, 0.6])
+        assert db.curves([rid], ["gs_rho_gaussian_mean"]) == {rid: {"gs_rho_gaussian_mean": ([10, 20], [0.8, 0.9])}}
+        assert db.final_metric(rid, "gs_rho_empirical_mean") == 0.6
+        assert db.final_metrics([rid], ["gs_rho_empirical_mean"]) == {rid: {"gs_rho_empirical_mean": 0.6}}
+        assert db.final_values([rid], "gs_rho_gaussian_mean") == [0.9]
+        assert {name for _, _, name, _ in db.metric_rows()} == {"gs_eta2_median", "gs_rho_empirical_mean",
+                                                                "gs_rho_gaussian_mean"}

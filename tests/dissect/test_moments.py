@@ -65,11 +65,13 @@ def _model(kind: str) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     elif kind == "conv2d":
         m = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, stride=2), nn.Tanh(),
                           nn.Conv2d(4, 4, 2, groups=2, dilation=2, bias=False), nn.Tanh(),
+                          nn.Conv2d(4, 3, (3, 2), stride=(2, 1), dilation=(1, 2), padding=(2, 1)), nn.Tanh(),
                           nn.Flatten(), nn.LazyLinear(3))
-        x = torch.randn(n, 2, 7, 7, generator=g)
+        x = torch.randn(n, 2, 9, 8, generator=g)
         m(x.float())
     elif kind == "conv1d":
-        m = nn.Sequential(nn.Conv1d(3, 4, 3, padding=2, stride=2), nn.Tanh(), nn.Flatten(), nn.LazyLinear(3))
+        m = nn.Sequential(nn.Conv1d(3, 4, 3, padding=2, stride=2), nn.Tanh(), nn.Conv1d(4, 2, 2, dilation=2),
+                          nn.Tanh(), nn.Flatten(), nn.LazyLinear(3))
         x = torch.randn(n, 3, 8, generator=g)
         m(x.float())
     elif kind == "embedding":

@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from adamlab.dissect.decompose import decompose
 from adamlab.dissect.integrations import MonitorHook, huggingface_callback, lightning_callback
+from adamlab.dissect.moments import backward_stats
 from adamlab.dissect.monitor import Monitor
 from adamlab.optim.registry import make_optimizer
 
@@ -42,6 +43,11 @@ def _per_example(model, x, y) -> dict[str, np.ndarray]:
         for n, p in model.named_parameters():
             out[n].append(p.grad.detach().numpy().copy())
     return {n: np.stack(v).reshape(len(x), -1) for n, v in out.items()}
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks with ties sharing their mean rank (scipy.stats.rankdata's 'average'), by an explicit loop."""
+    return np.array([np.sum(x < v) + (np.sum(x == v) - 1) / 2 for v in x], dtype=np.float64)
 
 
 def _erf(z: np.ndarray) -> np.ndarray:
@@ -81,6 +87,8 @@ def test_metrics_match_numpy_reference():
     assert rec["gamma_measured_median"] == pytest.approx(np.median(gamma[live]), rel=1e-9)
     assert rec["gamma_corr"] == pytest.approx(np.corrcoef(gamma[live], ideal[live])[0, 1], rel=1e-9)
     assert rec["gamma_abs_error_median"] == pytest.approx(np.median(np.abs(gamma - ideal)[live]), rel=1e-9)
+    assert rec["gamma_rank_corr"] == pytest.approx(
+        np.corrcoef(_average_ranks(gamma[live]), _average_ranks(ideal[live]))[0, 1], rel=1e-9)
     # per layer: the first Linear's values from its own coordinates
     g0 = np.concatenate([ref["0.weight"], ref["0.bias"]], axis=1)
     assert rec["grad_norm/0"] == pytest.approx(np.linalg.norm(g0.mean(0)), rel=1e-9)
@@ -190,3 +198,42 @@ def test_cost_benchmark_smoke():
     assert {"plain", "moments", "monitor"} <= set(med) and params == 784 * 16 + 16 + 16 * 10 + 10
     assert all(t > 0 for t in med.values())
     assert ("backpack.Variance" in med) != ("backpack" in missing)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_medians_and_ranks_per_layer_against_numpy(seed):
+    """Every layer's medians (odd and even counts of live coordinates, rows of different lengths) and its
+    rank correlation (average ranks for ties) against NumPy."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(4, 9), nn.ReLU(), nn.Linear(9, 3)).double()
+    opt = make_optimizer("adam", model.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(6 + seed, 4, generator=g, dtype=torch.float64), torch.randint(0, 3, (6 + seed,), generator=g)
+    ref = _per_example(model, x, y)  # at the parameters before the step, as the monitor
+    same = backward_stats(model, F.cross_entropy, x, y)  # the monitor's own numerics, for the ranks
+    mon = Monitor(model, opt, every=1, sample=None)
+    opt.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    rec = mon.history[-1]
+    mon.close()
+    gamma = {p_name: piece.gamma.detach().numpy().reshape(-1)
+             for p_name, piece in zip(ref, decompose(opt), strict=True)}
+    for layer, names in (("0", ["0.weight", "0.bias"]), ("2", ["2.weight", "2.bias"])):
+        gl = np.concatenate([ref[k] for k in names], axis=1)
+        mean, var = gl.mean(0), gl.var(0, ddof=1)
+        sigma2 = var / gl.shape[0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eta2 = np.where(sigma2 == 0, 0.0, sigma2 / mean**2)
+            z = np.where(mean == 0, 0.0, np.abs(mean) / np.sqrt(2 * sigma2))
+        live = ~(gl == 0).all(0)
+        ideal = _erf(z)
+        # ranks see the last bit of near-ties, so they are checked on the same per-coordinate numbers
+        same_ideal = np.concatenate([same.gamma_sign_gaussian[k].numpy().reshape(-1) for k in names])
+        meas = np.concatenate([gamma[k] for k in names])
+        assert rec[f"eta2_median/{layer}"] == pytest.approx(np.median(eta2[live]), rel=1e-9)
+        assert rec[f"gamma_sign_ideal_median/{layer}"] == pytest.approx(np.median(ideal[live]), rel=1e-9)
+        assert rec[f"gamma_grad_ideal_median/{layer}"] == pytest.approx(np.median(1 / (1 + eta2[live])), rel=1e-9)
+        assert rec[f"gamma_measured_median/{layer}"] == pytest.approx(np.median(meas[live]), rel=1e-9)
+        assert rec[f"gamma_rank_corr/{layer}"] == pytest.approx(
+            np.corrcoef(_average_ranks(meas[live]), _average_ranks(same_ideal[live]))[0, 1], rel=1e-9)

@@ -101,7 +101,7 @@ def test_summary_and_flat():
     total = sum(p.numel() for p in model.parameters())
     assert stats.flat("eta2").numel() == total
     summary = stats.summary()
-    assert 0.0 <= summary["sign_agreement_mean"] <= 1.0
+    assert 0.0 <= summary["rho_empirical_mean"] <= 1.0
     assert summary["eta2_median"] == pytest.approx(float(stats.flat("eta2").median()))
 
 

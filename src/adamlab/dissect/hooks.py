@@ -20,7 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from adamlab.dissect.decompose import decompose
-from adamlab.dissect.stats import gradient_stats
+from adamlab.dissect.monitor import summarise
+from adamlab.dissect.stats import GradientStats, gradient_stats
 
 
 @contextmanager
@@ -54,12 +55,14 @@ class GradientStatsHook:
     name:
         Name recorded in the run's config (``name@every``).
 
-    Recorded metrics (prefix ``gs_``): ``eta2_median``, ``eta2_mean`` (finite values), ``frac_eta2_gt_1``,
-    ``sign_agreement_mean`` (empirical rho), ``sign_agreement_gaussian_mean``, ``gamma_grad_ideal_median``
-    (1/(1+eta^2)), ``gamma_sign_ideal_median`` (2 rho - 1), and, when the optimizer has a per-coordinate
-    gamma: ``gamma_measured_median``, ``gamma_ideal_median`` (the ideal gamma of the optimizer's kind of
-    direction: 2 rho - 1 for sign, 1/(1+eta^2) for gradient), ``gamma_abs_error_median`` and
-    ``gamma_corr`` (Pearson correlation of measured and ideal gamma over coordinates).
+    Recorded metrics (prefix ``gs_``, the instrument; quantity names as everywhere, see
+    :mod:`adamlab.dissect.names` and the table in docs/dissect.md): :meth:`GradientStats.summary`'s
+    ``eta2_median``, ``eta2_mean``, ``frac_eta2_gt_1``, ``rho_gaussian_mean``, ``rho_empirical_mean``,
+    ``gamma_grad_ideal_median``, ``gamma_sign_ideal_median``, ``gamma_sign_empirical_median``,
+    ``frac_zero_grad``, and, when the optimizer has a per-coordinate gamma, the :class:`Monitor`'s
+    ``gamma_measured_median``, ``gamma_abs_error_median``, ``gamma_corr`` and ``gamma_rank_corr`` (against
+    the ideal gamma of the optimizer's kind of direction, over live coordinates, as the monitor's).
+    Every median and mean is over the live coordinates (not every per-example gradient exactly 0).
 
     The statistics are taken at the parameters after the step, on the step's batch, with BatchNorm in
     eval mode and dropout as in training (each example its own mask).
@@ -91,32 +94,22 @@ class GradientStatsHook:
         with batchnorm_in_eval(model):
             stats = gradient_stats(model, loss_fn, inputs, targets, resamples=self.resamples)
         out = {f"gs_{k}": v for k, v in stats.summary().items()}
-        out.update(self._gamma_metrics(model, optimizer, stats))
+        out.update({f"gs_{k}": v for k, v in self._gamma_metrics(model, optimizer, stats).items()})
         return out
 
     @staticmethod
-    def _gamma_metrics(model: nn.Module, optimizer: torch.optim.Optimizer, stats: Any) -> dict[str, float]:
+    def _gamma_metrics(model: nn.Module, optimizer: torch.optim.Optimizer, stats: GradientStats) -> dict[str, float]:
         try:
             pieces = decompose(optimizer)
         except ValueError:  # not an adamlab optimizer, or a piece needs the previous parameters
             return {}
         names = {id(p): n for n, p in model.named_parameters()}
         params = [p for g in getattr(optimizer, "optimizer", optimizer).param_groups for p in g["params"]]
-        measured, ideal = [], []
+        measured, kinds = {}, {}
         for piece in pieces:
             name = names.get(id(params[piece.index]))
             if name is None or name not in stats.eta2 or not isinstance(piece.gamma, Tensor):
-                continue
-            want = stats.gamma_sign[name] if piece.kind == "sign" else stats.gamma_grad[name]
-            measured.append(piece.gamma.detach().to(torch.float64).reshape(-1))
-            ideal.append(want.reshape(-1))
-        if not measured:
-            return {}
-        m, i = torch.cat(measured), torch.cat(ideal)
-        ok = torch.isfinite(m) & torch.isfinite(i)
-        m, i = m[ok], i[ok]
-        if m.numel() < 2:
-            return {}
-        corr = torch.corrcoef(torch.stack([m, i]))[0, 1]
-        return {"gs_gamma_measured_median": float(m.median()), "gs_gamma_ideal_median": float(i.median()),
-                "gs_gamma_abs_error_median": float((m - i).abs().median()), "gs_gamma_corr": float(corr)}
+                continue  # a scalar gamma (SGD's 1) is not a per-coordinate variance adaptation
+            measured[name], kinds[name] = piece.gamma.detach().double(), piece.kind
+        metrics = summarise(stats, {}, measured=measured, kinds=kinds)
+        return {k: v for k, v in metrics.items() if k.startswith("gamma_") and "ideal" not in k}

@@ -251,16 +251,18 @@ class MomentRecorder:
             return
         dtype = self.dtype or per_sum.dtype
         m = self._moments.get(full)
-        if m is None:
-            self._moments[full] = Moments(per_sum.to(dtype).clone(), per_sq.to(dtype).clone(), n)
+        if m is None:  # every caller passes freshly computed sums: no copy needed
+            self._moments[full] = Moments(per_sum.to(dtype), per_sq.to(dtype), n)
         else:
             m.s1 += per_sum.to(dtype)
             m.s2 += per_sq.to(dtype)
             m.n += n
 
-    def _add_per_example(self, mname: str, local: str, g: Tensor) -> None:
-        """Add per-example gradients ``g`` of shape (n, *param.shape)."""
-        self._add(mname, local, g.sum(0), g.square().sum(0), 0)
+    def _add_per_example(self, mname: str, local: str, g: Tensor, *, scratch: bool = False) -> None:
+        """Add per-example gradients ``g`` of shape (n, *param.shape); ``scratch``: ``g`` is a temporary
+        nobody else holds, squared in place (no second n x parameter-size buffer)."""
+        s1 = g.sum(0)
+        self._add(mname, local, s1, (g.square_() if scratch else g.square()).sum(0), 0)
 
     def _accumulate(self, mname: str, module: nn.Module, a: Tensor, d: Tensor) -> None:
         n = int(a.shape[0])
@@ -304,7 +306,7 @@ class MomentRecorder:
             return
         a3, d3 = a.reshape(n, -1, a.shape[-1]), d.reshape(n, -1, d.shape[-1])
         for c in _chunks(n, module.weight.numel()):
-            self._add_per_example(mname, "weight", torch.einsum("nto,nti->noi", d3[c], a3[c]))
+            self._add_per_example(mname, "weight", torch.einsum("nto,nti->noi", d3[c], a3[c]), scratch=True)
         if module.bias is not None:
             self._add_per_example(mname, "bias", d3.sum(1))
 
@@ -315,16 +317,28 @@ class MomentRecorder:
             ks, dil, pad, st = (1, *module.kernel_size), (1, *module.dilation), (0, *module.padding), (1, *module.stride)
         else:
             ks, dil, pad, st = module.kernel_size, module.dilation, module.padding, module.stride
-        u = F.unfold(a, ks, dilation=dil, padding=pad, stride=st)  # (n, C_in * K, L)
         groups, cout = module.groups, module.out_channels
-        u = u.reshape(n, groups, -1, u.shape[-1])
-        dd = d.reshape(n, groups, cout // groups, -1)
         shape = module.weight.shape
-        for c in _chunks(n, module.weight.numel()):
-            g = torch.einsum("ngol,ngil->ngoi", dd[c], u[c]).reshape(-1, *shape)
-            self._add_per_example(mname, "weight", g)
+        if groups == 1:
+            # Per-example weight gradients as one grouped convolution (examples as groups): channel
+            # (k, o) of conv(a_k as a batch of C_in one-channel images, kernel delta_{k,o}) at offset
+            # (i, j) is sum_t delta_{k,o,t} a_{k,c}[t * stride + (i, j) * dilation] -- the im2col-free form
+            # of G_k = delta_k U(a_k)^T.
+            for c in _chunks(n, module.weight.numel()):
+                m = c.stop - c.start
+                kernel = d[c].reshape(m * cout, 1, *d.shape[2:])
+                g = F.conv2d(a[c].transpose(0, 1), kernel, padding=pad, stride=dil, dilation=st, groups=m)
+                g = g[..., :ks[0], :ks[1]].reshape(a.shape[1], m, cout, ks[0], ks[1])
+                self._add_per_example(mname, "weight", g.permute(1, 2, 0, 3, 4).reshape(m, *shape), scratch=True)
+        else:
+            u = F.unfold(a, ks, dilation=dil, padding=pad, stride=st)  # (n, C_in * K, L)
+            u = u.reshape(n, groups, -1, u.shape[-1])
+            dd = d.reshape(n, groups, cout // groups, -1)
+            for c in _chunks(n, module.weight.numel()):
+                g = torch.einsum("ngol,ngil->ngoi", dd[c], u[c]).reshape(-1, *shape)
+                self._add_per_example(mname, "weight", g, scratch=True)
         if module.bias is not None:
-            self._add_per_example(mname, "bias", dd.sum(-1).reshape(n, cout))
+            self._add_per_example(mname, "bias", d.reshape(n, cout, -1).sum(-1))
 
     def _embedding(self, mname: str, module: nn.Embedding, idx: Tensor, d: Tensor) -> None:
         n, vocab = idx.shape[0], module.num_embeddings

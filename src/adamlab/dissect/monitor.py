@@ -50,6 +50,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -57,7 +58,13 @@ from torch import Tensor, nn
 
 from adamlab.dissect.decompose import decompose
 from adamlab.dissect.moments import MomentRecorder, Moments
-from adamlab.dissect.stats import GradientStats, stats_from_moments
+from adamlab.dissect.stats import (
+    GradientStats,
+    gaussian_sign_agreement,
+    ideal_gamma_grad,
+    ideal_gamma_sign,
+    stats_from_moments,
+)
 from adamlab.util.files import atomic_open
 
 QUANTITIES = ("eta2_median", "rho_gaussian_mean", "gamma_grad_ideal_median", "gamma_sign_ideal_median",
@@ -68,35 +75,101 @@ OVERALL = "all"
 
 SAMPLE = 4096  # coordinates per layer behind the medians and the rank correlation
 
-
-def _median(x: Tensor) -> float:
-    """The median (the mean of the two middle values for an even count, as NumPy's; NaN for none)."""
-    k = x.numel()
-    if k == 0:
-        return float("nan")
-    if k % 2:
-        return float(x.kthvalue(k // 2 + 1).values)
-    return 0.5 * (float(x.kthvalue(k // 2).values) + float(x.kthvalue(k // 2 + 1).values))
+_NAN = float("nan")
 
 
-def _pearson(a: Tensor, b: Tensor) -> float:
-    """Pearson correlation (centred first, float64; NaN for fewer than 2 values or a constant one)."""
-    if a.numel() < 2:
-        return float("nan")
-    a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
-    den = float(a.norm() * b.norm())
-    return float((a * b).sum()) / den if den > 0 else float("nan")
+@dataclass(frozen=True)
+class Layout:
+    """Where each row's values sit in the flat vector of sampled coordinates (built once per network).
+
+    Row 0 is the overall row, rows 1.. the layers (in ``layers`` order). ``index`` (rows, width) holds
+    positions into the flat vector, padded with its length (a NaN appended there); ``owner`` gives each
+    parameter's layer row (for the exact sums)."""
+
+    index: Tensor
+    layers: tuple[str, ...]
+    owner: Tensor
 
 
-def _ranks(x: Tensor) -> Tensor:
-    """Average ranks (ties share their mean rank), float64."""
-    sorted_x, order = torch.sort(x)
-    _, inverse, counts = torch.unique_consecutive(sorted_x, return_inverse=True, return_counts=True)
-    sums = torch.zeros(counts.numel(), dtype=torch.float64).index_add_(
-        0, inverse, torch.arange(x.numel(), dtype=torch.float64))
-    ranks = torch.empty(x.numel(), dtype=torch.float64)
-    ranks[order] = (sums / counts)[inverse]
-    return ranks
+_LAYOUTS: dict[tuple[Any, ...], Layout] = {}
+
+
+def layout_of(sizes: Sequence[int], takes: Sequence[int], groups: Sequence[Sequence[int]],
+              layers: Sequence[str]) -> Layout:
+    """The :class:`Layout` of parameters with ``sizes`` sampled values each: the overall row takes the
+    first ``takes[i]`` of parameter ``i``, layer row ``j`` every value of the parameters ``groups[j]``."""
+    key = (tuple(sizes), tuple(takes), tuple(tuple(g) for g in groups), tuple(layers))
+    if key not in _LAYOUTS:
+        offsets = [0]
+        for s in sizes:
+            offsets.append(offsets[-1] + s)
+        rows = [[torch.arange(offsets[i], offsets[i] + t) for i, t in enumerate(takes)]]
+        rows += [[torch.arange(offsets[i], offsets[i + 1]) for i in g] for g in groups]
+        flat = [torch.cat(r) if r else torch.zeros(0, dtype=torch.long) for r in rows]
+        width = max(1, max(r.numel() for r in flat))
+        index = torch.full((len(flat), width), offsets[-1], dtype=torch.long)
+        for j, r in enumerate(flat):
+            index[j, :r.numel()] = r
+        owner = torch.zeros(len(sizes), dtype=torch.long)
+        for j, g in enumerate(groups):
+            owner[list(g)] = j + 1
+        if len(_LAYOUTS) > 64:
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = Layout(index, tuple(layers), owner)
+    return _LAYOUTS[key]
+
+
+def _medians(values: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The two middle values of the ``valid`` entries of each row (last axis) without sorting, and how many
+    there are: ``(lo, hi, count)``; the median is ``(lo + hi)/2`` (NumPy's), ``lo == hi`` for an odd count.
+
+    Invalid entries are replaced by -inf (the first half of them) and +inf (the rest), so that in every row
+    of even width the middle values sit at the same ranks: two batched selections (``kthvalue``, O(width))
+    instead of a sort. Valid values may be +inf but not -inf or NaN."""
+    width = values.shape[-1]
+    if width % 2:
+        values = torch.cat([values, values.new_full((*values.shape[:-1], 1), _NAN)], -1)
+        valid = torch.cat([valid, valid.new_zeros((*valid.shape[:-1], 1))], -1)
+        width += 1
+    count = valid.sum(-1)
+    low = ((width - count) // 2).unsqueeze(-1)
+    invalid = ~valid
+    below = invalid & (invalid.cumsum(-1) <= low)
+    padded = torch.where(valid, values, torch.where(below, -math.inf, math.inf))
+    lo = padded.kthvalue(width // 2, dim=-1).values
+    hi = torch.where(count % 2 == 1, lo, padded.kthvalue(width // 2 + 1, dim=-1).values)
+    return lo, hi, count
+
+
+def _middle(lo: Tensor, hi: Tensor, count: Tensor) -> Tensor:
+    return torch.where(count > 0, 0.5 * (lo + hi), _NAN)
+
+
+def _pearson_rows(x: Tensor, y: Tensor, valid: Tensor) -> Tensor:
+    r"""Pearson correlation of ``x`` and ``y`` row by row over the ``valid`` entries (centred first;
+    NaN for fewer than 2 values or a constant row): :math:`\sum dx\,dy / (\|dx\|\,\|dy\|)`."""
+    count = valid.sum(-1, keepdim=True)
+    dx = torch.where(valid, x, 0.0)
+    dy = torch.where(valid, y, 0.0)
+    dx = torch.where(valid, dx - dx.sum(-1, keepdim=True) / count, 0.0)
+    dy = torch.where(valid, dy - dy.sum(-1, keepdim=True) / count, 0.0)
+    den = dx.norm(dim=-1) * dy.norm(dim=-1)
+    out = (dx * dy).sum(-1) / den
+    return torch.where((count.squeeze(-1) >= 2) & (den > 0), out, _NAN)
+
+
+def _ranks_rows(sorted_values: Tensor, order: Tensor) -> Tensor:
+    """Average ranks (ties share their mean rank, 0-based) of each row, from the row sorted
+    (``sorted_values``) and the sorting permutation (``order``); NaN entries each get their own rank."""
+    rows, width = sorted_values.shape
+    new = torch.ones_like(sorted_values, dtype=torch.bool)
+    new[:, 1:] = sorted_values[:, 1:] != sorted_values[:, :-1]
+    group = (new.cumsum(-1) - 1 + torch.arange(rows).unsqueeze(1) * width).reshape(-1)
+    pos = torch.arange(width, dtype=torch.float64).repeat(rows)
+    first = torch.full((rows * width,), math.inf, dtype=torch.float64).scatter_reduce_(0, group, pos, "amin")
+    last = torch.full((rows * width,), -math.inf, dtype=torch.float64).scatter_reduce_(0, group, pos, "amax")
+    mean_rank = (0.5 * (first + last))[group].reshape(rows, width)
+    return torch.empty_like(mean_rank).scatter_(-1, order, mean_rank)
 
 
 _PICKS: dict[int, Tensor] = {}
@@ -110,15 +183,82 @@ def sample_order(numel: int) -> Tensor:
     return _PICKS[numel]
 
 
+def summarise_flat(fields: dict[str, Tensor], layout: Layout, *, measured: Tensor | None = None,
+                   ideal: Tensor | None = None, exact: Tensor | None = None) -> dict[str, float]:
+    """The monitor's scalars from flat per-coordinate values, overall and per layer, in a few batched ops
+    and one transfer (``.tolist()``).
+
+    Parameters
+    ----------
+    fields:
+        ``mean``, ``variance``, ``eta2``, ``rho_gaussian``, ``gamma_grad``, ``gamma_sign_gaussian``: flat
+        float64 values at the sampled coordinates (:func:`~adamlab.dissect.stats.stats_from_moments`).
+    layout:
+        Which values make up each row (:func:`layout_of`).
+    measured, ideal:
+        The optimizer's :math:`\\gamma` and the ideal one of its kind at the same coordinates (None: no
+        measured-:math:`\\gamma` metrics).
+    exact:
+        Per parameter ``[numel, zero-gradient count, |g|^2, |step|^2]`` (P, 4), summed over every
+        coordinate (the last NaN when unknown); None: no ``frac_zero_grad``, ``grad_norm``, ``step_norm``.
+    """
+    alive = (fields["mean"] != 0) | (fields["variance"] != 0)
+    pad = layout.index  # (R, S) positions, padded with the flat length (a NaN there)
+    flat_pad = pad.reshape(-1)
+
+    def rows(x: Tensor, mask: Tensor) -> Tensor:
+        x = torch.where(mask, x.double(), _NAN)
+        x = torch.cat([x, x.new_full((*x.shape[:-1], 1), _NAN)], -1)
+        return x.index_select(-1, flat_pad).reshape(*x.shape[:-1], *pad.shape)
+
+    eta2, rho = rows(torch.stack([fields["eta2"], fields["rho_gaussian"]]), alive)
+    alive_rows = ~torch.isnan(eta2)
+    lo, hi, count = _medians(eta2, alive_rows)
+    # 1/(1+eta^2) and 2 rho - 1 = erf(1/(sqrt(2) eta)) fall as eta^2 grows: their middle values are those
+    # of eta^2's middle coordinates
+    gamma_sign = [ideal_gamma_sign(gaussian_sign_agreement(torch.ones_like(v), v.sqrt())) for v in (lo, hi)]
+    out = [_middle(lo, hi, count), torch.where(alive_rows, rho, 0.0).sum(-1) / count,
+           _middle(ideal_gamma_grad(lo), ideal_gamma_grad(hi), count), _middle(*gamma_sign, count)]
+    keys = ["eta2_median", "rho_gaussian_mean", "gamma_grad_ideal_median", "gamma_sign_ideal_median"]
+    if exact is not None:
+        e = exact.double()
+        sums = torch.cat([e.sum(0, keepdim=True),
+                          e.new_zeros(len(layout.layers), 4).index_add_(0, layout.owner - 1, e)
+                          if len(layout.layers) else e.new_zeros(0, 4)])
+        out += [sums[:, 1] / sums[:, 0], sums[:, 2].sqrt(), sums[:, 3].sqrt()]
+        keys += ["frac_zero_grad", "grad_norm", "step_norm"]
+    if measured is not None and ideal is not None:
+        live = alive & torch.isfinite(measured) & torch.isfinite(ideal)
+        m, i, err = rows(torch.stack([measured, ideal, (measured - ideal).abs()]), live)
+        valid = ~torch.isnan(m)
+        ordered, order = torch.sort(torch.stack([m, i]), dim=-1)  # NaN last; for the ranks
+        ranks = _ranks_rows(ordered[0], order[0]), _ranks_rows(ordered[1], order[1])
+        count_live = valid.sum(-1)
+        m_lo = ordered[0].gather(-1, ((count_live - 1) // 2).clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        m_hi = ordered[0].gather(-1, (count_live // 2).clamp(max=pad.shape[-1] - 1).unsqueeze(-1)).squeeze(-1)
+        out += [_middle(m_lo, m_hi, count_live), _middle(*_medians(err, valid)),
+                _pearson_rows(m, i, valid), _pearson_rows(*ranks, valid)]
+        keys += ["gamma_measured_median", "gamma_abs_error_median", "gamma_corr", "gamma_rank_corr"]
+    table = torch.stack(out).tolist()  # the one transfer: (metrics, rows)
+    result: dict[str, float] = {}
+    for j, layer in enumerate(("", *layout.layers)):
+        for key, row in zip(keys, table, strict=True):
+            if key == "step_norm" and not math.isfinite(row[j]):
+                continue
+            result[f"{key}/{layer}" if layer else key] = row[j]
+    return result
+
+
 def summarise(stats: GradientStats, groups: dict[str, list[str]], *, measured: dict[str, Tensor] | None = None,
               kinds: dict[str, str] | None = None, exact: dict[str, Tensor] | None = None,
               take: dict[str, int] | None = None) -> dict[str, float]:
     """The monitor's scalars (see the module docstring) for each group of parameters and overall.
 
     ``stats`` holds, per parameter, flat values at sampled coordinates (or at all of them); medians,
-    means and correlations are taken over those. ``exact`` holds, per parameter, sums over all its
-    coordinates, ``[numel, zero-gradient count, |g|^2, |step|^2]`` (the last NaN when unknown), behind
-    ``frac_zero_grad``, ``grad_norm`` and ``step_norm``.
+    means and correlations are taken over the live ones among those. ``exact`` holds, per parameter,
+    sums over all its coordinates, ``[numel, zero-gradient count, |g|^2, |step|^2]`` (the last NaN when
+    unknown), behind ``frac_zero_grad``, ``grad_norm`` and ``step_norm``. (:class:`Monitor` calls
+    :func:`summarise_flat` directly, on values it never splits per parameter.)
 
     Parameters
     ----------
@@ -128,50 +268,36 @@ def summarise(stats: GradientStats, groups: dict[str, list[str]], *, measured: d
         ``{layer: [parameter names]}`` (``{}``: overall values only).
     measured, kinds:
         The optimizer's :math:`\\gamma` at the same coordinates and the kind (``"sign"`` / ``"grad"``) of
-        its direction, per parameter (absent: no measured-:math:`\\gamma` metrics).
+        its direction, per parameter (absent or incomplete: no measured-:math:`\\gamma` metrics).
     exact:
-        The exact sums above (absent: those three metrics are left out).
+        The exact sums above (absent or incomplete: those three metrics are left out).
     take:
         How many of each parameter's leading values enter the overall values (default: all), so that
         parameters enter in proportion to their sizes.
     """
     measured, kinds, exact, take = measured or {}, kinds or {}, exact or {}, take or {}
-    names_all = [n for n in stats.names if n in stats.mean]
-    has_gamma = bool(names_all) and all(n in measured for n in names_all)
-
-    def values_of(names: Sequence[str], cut: dict[str, int] | None) -> dict[str, float]:
-        def cat(values: dict[str, Tensor]) -> Tensor:
-            return torch.cat([values[n].reshape(-1)[:cut[n] if cut else None].double() for n in names])
-
-        alive = (cat(stats.mean) != 0) | (cat(stats.variance) != 0)
-        eta2, rho = cat(stats.eta2)[alive], cat(stats.rho_gaussian)[alive]
-        out = {"eta2_median": _median(eta2), "rho_gaussian_mean": float(rho.mean()) if rho.numel() else math.nan,
-               "gamma_grad_ideal_median": _median(cat(stats.gamma_grad)[alive]),
-               "gamma_sign_ideal_median": _median(cat(stats.gamma_sign_gaussian)[alive])}
-        if all(n in exact for n in names):
-            e = torch.stack([exact[n] for n in names]).sum(0)
-            out.update({"frac_zero_grad": float(e[1] / e[0]), "grad_norm": float(e[2].sqrt())})
-            if math.isfinite(float(e[3])):
-                out["step_norm"] = float(e[3].sqrt())
-        if has_gamma:
-            m = cat(measured)
-            ideal = torch.cat([(stats.gamma_sign_gaussian if kinds.get(n) == "sign" else stats.gamma_grad)[n]
-                               .reshape(-1)[:cut[n] if cut else None].double() for n in names])
-            live = alive & torch.isfinite(m) & torch.isfinite(ideal)
-            out.update({"gamma_measured_median": _median(m[live]),
-                        "gamma_abs_error_median": _median((m - ideal)[live].abs()),
-                        "gamma_corr": _pearson(m[live], ideal[live]),
-                        "gamma_rank_corr": _pearson(_ranks(m[live]), _ranks(ideal[live]))})
-        return out
-
-    if not names_all:
+    names = [n for n in stats.names if n in stats.mean]
+    if not names:
         return {}
-    result = values_of(names_all, {n: take.get(n, stats.mean[n].numel()) for n in names_all})
-    for layer, names in groups.items():
-        names = [n for n in names if n in stats.mean]
-        if names:
-            result.update({f"{k}/{layer}": v for k, v in values_of(names, None).items()})
-    return result
+    position = {n: i for i, n in enumerate(names)}
+    sizes = [stats.mean[n].numel() for n in names]
+    layers = [(layer, [position[n] for n in ns if n in position]) for layer, ns in groups.items()]
+    layers = [(layer, g) for layer, g in layers if g]
+    layout = layout_of(sizes, [take.get(n, s) for n, s in zip(names, sizes, strict=True)],
+                       [g for _, g in layers], [layer for layer, _ in layers])
+
+    def cat(values: dict[str, Tensor]) -> Tensor:
+        return torch.cat([values[n].reshape(-1).double() for n in names])
+
+    fields = {k: cat(getattr(stats, k)) for k in ("mean", "variance", "eta2", "rho_gaussian", "gamma_grad",
+                                                   "gamma_sign_gaussian")}
+    m = i = None
+    if all(n in measured for n in names):
+        m = cat(measured)
+        i = torch.cat([(stats.gamma_sign_gaussian if kinds.get(n) == "sign" else stats.gamma_grad)[n]
+                       .reshape(-1).double() for n in names])
+    e = torch.stack([exact[n].double() for n in names]) if all(n in exact for n in names) else None
+    return summarise_flat(fields, layout, measured=m, ideal=i, exact=e)
 
 
 class Monitor:
@@ -230,7 +356,9 @@ class Monitor:
 
             self._writer = SummaryWriter(str(tensorboard))
         self._names = {id(p): n for n, p in model.named_parameters()}
-        self._before: dict[str, Tensor] = {}
+        self._before: dict[str, Tensor] = {}  # parameters before a sampled step (buffers reused)
+        self._copied: set[str] = set()
+        self._plan_cache: tuple[Any, tuple[list[Tensor | None], list[int], Layout]] | None = None
         self._handles = [optimizer.register_step_pre_hook(self._pre), optimizer.register_step_post_hook(self._post)]
         self.recorder.enabled = self._sampled(1)
         self.recorder.reset()
@@ -250,8 +378,15 @@ class Monitor:
 
     def _pre(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if self._sampled(self.step + 1):
-            self._before = {self._names[id(p)]: p.detach().clone() for g in optimizer.param_groups
-                            for p in g["params"] if id(p) in self._names}
+            params = {self._names[id(p)]: p for g in optimizer.param_groups for p in g["params"] if id(p) in self._names}
+            for name, p in params.items():
+                buf = self._before.get(name)
+                if buf is None or buf.shape != p.shape or buf.dtype != p.dtype or buf.device != p.device:
+                    self._before[name] = torch.empty_like(p, memory_format=torch.contiguous_format)
+            names = list(params)
+            with torch.no_grad():
+                torch._foreach_copy_([self._before[k] for k in names], [params[k].detach() for k in names])
+            self._copied = set(names)
 
     def _post(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         self.step += 1
@@ -260,43 +395,57 @@ class Monitor:
         self.recorder.reset()
         self.recorder.enabled = self._sampled(self.step + 1)
 
+    def _plan(self, names: list[str], sizes: list[int]) -> tuple[list[Tensor | None], list[int], Layout]:
+        """The sampled coordinates of each parameter, their counts and the rows' layout (cached)."""
+        key = (tuple(names), tuple(sizes), self.sample, self.per_layer)
+        if self._plan_cache is not None and self._plan_cache[0] == key:
+            return self._plan_cache[1]
+        layers: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            layers.setdefault(name.rpartition(".")[0] or name, []).append(i)
+        total = sum(sizes)
+        picks: list[Tensor | None] = [None] * len(names)
+        kept, takes = list(sizes), list(sizes)
+        if self.sample is not None:
+            for members in layers.values():
+                size = sum(sizes[i] for i in members)
+                for i in members:
+                    keep = min(sizes[i], max(1, round(self.sample * sizes[i] / size)))
+                    picks[i] = sample_order(sizes[i])[:keep]
+                    kept[i] = keep
+                    takes[i] = min(keep, max(1, round(self.sample * sizes[i] / total)))
+        groups = list(layers.values()) if self.per_layer else []
+        layout = layout_of(kept, takes, groups, list(layers) if self.per_layer else [])
+        plan = (picks, kept, layout)
+        self._plan_cache = (key, plan)
+        return plan
+
     def record(self) -> dict[str, float]:
         """Compute and store the statistics of the moments accumulated since the last step (called by the
         optimizer's post-step hook on sampled steps); returns ``{}`` when nothing was accumulated."""
         moments = {k: v for k, v in self.recorder.moments().items() if v.n >= 2}
         if not moments:
             return {}
-        n = min(m.n for m in moments.values())
-        layers: dict[str, list[str]] = {}
-        for name in moments:
-            layers.setdefault(name.rpartition(".")[0] or name, []).append(name)
-        total = sum(m.s1.numel() for m in moments.values())
-        picks, take = {}, {}
-        for names in layers.values():
-            size = sum(moments[k].s1.numel() for k in names)
-            for k in names:
-                numel = moments[k].s1.numel()
-                if self.sample is None:
-                    picks[k], take[k] = None, numel
-                else:
-                    keep = min(numel, max(1, round(self.sample * numel / size)))
-                    picks[k] = sample_order(numel)[:keep]
-                    take[k] = min(keep, max(1, round(self.sample * numel / total)))
-        params = dict(self.model.named_parameters())
-        means, variances, exact = {}, {}, {}
-        for k, m in moments.items():
-            s1, s2 = m.s1.reshape(-1), m.s2.reshape(-1)
-            sub = Moments(s1 if picks[k] is None else s1[picks[k]], s2 if picks[k] is None else s2[picks[k]], m.n)
-            means[k], variances[k] = sub.mean(), sub.variance()
-            before = self._before.get(k)
-            step = float("nan") if before is None else float(torch.linalg.vector_norm(params[k].detach() - before))
-            exact[k] = torch.tensor([float(s1.numel()), float((s2 == 0).sum()),
-                                     (float(torch.linalg.vector_norm(s1)) / m.n) ** 2, step ** 2], dtype=torch.float64)
-        self._before = {}
-        stats = stats_from_moments(means, variances, n, n, fell_back=self.recorder.fell_back)
-        measured, kinds = self._measured(picks)
-        metrics = summarise(stats, layers if self.per_layer else {}, measured=measured, kinds=kinds, exact=exact,
-                            take=take)
+        names = list(moments)
+        s1 = [moments[k].s1.reshape(-1) for k in names]
+        s2 = [moments[k].s2.reshape(-1) for k in names]
+        counts = [moments[k].n for k in names]
+        n = min(counts)
+        picks, kept, layout = self._plan(names, [v.numel() for v in s1])
+        sub1 = [v if p is None else v[p] for v, p in zip(s1, picks, strict=True)]
+        sub2 = [v if p is None else v[p] for v, p in zip(s2, picks, strict=True)]
+        if all(c == n for c in counts):
+            sub = Moments(torch.cat(sub1), torch.cat(sub2), n)
+            mean, variance = sub.mean(), sub.variance()
+        else:
+            parts = [Moments(a, b, c) for a, b, c in zip(sub1, sub2, counts, strict=True)]
+            mean, variance = torch.cat([m.mean() for m in parts]), torch.cat([m.variance() for m in parts])
+        stats = stats_from_moments({"": mean}, {"": variance}, n, n)
+        fields = {k: getattr(stats, k)[""] for k in ("mean", "variance", "eta2", "rho_gaussian", "gamma_grad",
+                                                     "gamma_sign_gaussian")}
+        exact = self._exact(names, s1, s2, counts)
+        measured, ideal = self._measured(names, picks, kept, fields)
+        metrics = summarise_flat(fields, layout, measured=measured, ideal=ideal, exact=exact)
         self.history.append({"step": float(self.step), **metrics})
         if self.csv is not None:
             self.write_csv(self.csv)
@@ -309,32 +458,50 @@ class Monitor:
             self.callback(self.step, metrics)
         return metrics
 
-    def _measured(self, picks: dict[str, Tensor | None]) -> tuple[dict[str, Tensor], dict[str, str]]:
-        try:
-            inner = getattr(self.optimizer, "optimizer", self.optimizer)
-            index = {id(p): i for i, p in enumerate(p for g in inner.param_groups for p in g["params"])}
-            coords = {index[id(p)]: picks[k] for k, p in self.model.named_parameters()
-                      if id(p) in index and picks.get(k) is not None}
-            pieces = decompose(self.optimizer, coords=coords)
-        except ValueError:  # not an adamlab optimizer with a decomposition
-            return {}, {}
+    def _exact(self, names: list[str], s1: list[Tensor], s2: list[Tensor], counts: list[int]) -> Tensor:
+        """Per parameter ``[numel, zero-gradient count, |g|^2, |step|^2]`` over every coordinate (P, 4)."""
+        numel = torch.tensor([float(v.numel()) for v in s1], dtype=torch.float64)
+        nonzero = torch.stack([torch.count_nonzero(v) for v in s2]).double()
+        grad = torch.stack(torch._foreach_norm(s1)).double() / torch.tensor(counts, dtype=torch.float64)
+        step = torch.full((len(names),), _NAN, dtype=torch.float64)
+        have = [i for i, k in enumerate(names) if k in self._copied]
+        if have:
+            params = dict(self.model.named_parameters())
+            before = [self._before[names[i]] for i in have]
+            with torch.no_grad():
+                torch._foreach_sub_(before, [params[names[i]].detach() for i in have])  # theta_{t-1} - theta_t
+                step[have] = torch.stack(torch._foreach_norm(before)).double()
+        self._copied = set()
+        return torch.stack([numel, numel - nonzero, grad.square(), step.square()], 1)
+
+    def _measured(self, names: list[str], picks: list[Tensor | None], kept: list[int],
+                  fields: dict[str, Tensor]) -> tuple[Tensor | None, Tensor | None]:
+        """The optimizer's gamma at the sampled coordinates, flat in ``names`` order, and the ideal gamma of
+        its kind of direction there (None, None: no decomposition, or not every parameter has one)."""
         inner = getattr(self.optimizer, "optimizer", self.optimizer)
         params = [p for g in inner.param_groups for p in g["params"]]
-        measured, kinds = {}, {}
-        for piece in pieces:
-            name = self._names.get(id(params[piece.index]))
-            if name is None:
-                continue
-            if name not in picks:
-                continue
-            gamma, pick = piece.gamma, picks[name]
-            if isinstance(gamma, Tensor):
-                measured[name] = gamma.detach().reshape(-1).double()
-            else:
-                size = params[piece.index].numel() if pick is None else pick.numel()
-                measured[name] = torch.full((size,), float(gamma), dtype=torch.float64)
-            kinds[name] = piece.kind
-        return measured, kinds
+        index = {id(p): i for i, p in enumerate(params)}
+        named = dict(self.model.named_parameters())
+        where = {name: index.get(id(named[name])) for name in names}
+        coords = {where[k]: pick for k, pick in zip(names, picks, strict=True)
+                  if where[k] is not None and pick is not None}
+        try:
+            pieces = decompose(self.optimizer, coords=coords)
+        except ValueError:  # not an adamlab optimizer with a decomposition
+            return None, None
+        by_index = {piece.index: piece for piece in pieces}
+        gammas, sign = [], []
+        for name, size in zip(names, kept, strict=True):
+            piece = by_index.get(where[name]) if where[name] is not None else None
+            if piece is None:
+                return None, None
+            gamma = piece.gamma
+            gammas.append(gamma.detach().reshape(-1).double() if isinstance(gamma, Tensor)
+                          else torch.full((size,), float(gamma), dtype=torch.float64))
+            sign.append(piece.kind == "sign")
+        kinds = torch.tensor(sign).repeat_interleave(torch.tensor(kept))
+        ideal = torch.where(kinds, fields["gamma_sign_gaussian"], fields["gamma_grad"])
+        return torch.cat(gammas), ideal
 
     def rows(self) -> list[tuple[int, str, str, float]]:
         """The history in long format: ``(step, layer, quantity, value)``."""

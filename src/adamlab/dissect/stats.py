@@ -103,18 +103,35 @@ class GradientStats:
         return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
 
     def summary(self) -> dict[str, float]:
-        """Scalars: median/mean eta^2, mean sign agreement, median ideal gammas, low-SNR fraction."""
-        eta2 = self.flat("eta2")
+        """Scalars over the live coordinates (not every per-example gradient exactly 0; docs/dissect.md,
+        "gamma_corr on ReLU networks"), named as everywhere in adamlab (:mod:`adamlab.dissect.names`):
+        ``eta2_median``, ``eta2_mean`` (finite values), ``frac_eta2_gt_1``, ``rho_gaussian_mean``,
+        ``rho_empirical_mean``, ``gamma_grad_ideal_median`` (1/(1+eta^2)), ``gamma_sign_ideal_median``
+        (2 rho_gaussian - 1), ``gamma_sign_empirical_median`` (2 rho_empirical - 1; NaN without it) and
+        ``frac_zero_grad`` (the coordinates left out)."""
+        nan = float("nan")
+        alive = (self.flat("mean") != 0) | (self.flat("variance") != 0)
+        eta2 = self.flat("eta2")[alive]
         finite = eta2[torch.isfinite(eta2)]
-        rho = self.flat("rho_empirical")
+        covered = [n for n in self.names if n in self.rho_empirical]
+        alive_rho = torch.cat([((self.mean[n] != 0) | (self.variance[n] != 0)).reshape(-1) for n in covered]) \
+            if covered else torch.zeros(0, dtype=torch.bool)
+        rho = self.flat("rho_empirical")[alive_rho]
+
+        def median(x: Tensor) -> float:  # NumPy's: the mean of the two middle values for an even count
+            k = x.numel()
+            return nan if k == 0 else 0.5 * (float(x.kthvalue((k + 1) // 2).values) + float(x.kthvalue(k // 2 + 1).values))
+
         return {
-            "eta2_median": float(eta2.median()) if eta2.numel() else float("nan"),
-            "eta2_mean": float(finite.mean()) if finite.numel() else float("nan"),
-            "frac_eta2_gt_1": float((eta2 > 1).double().mean()) if eta2.numel() else float("nan"),
-            "sign_agreement_mean": float(rho.mean()) if rho.numel() else float("nan"),
-            "sign_agreement_gaussian_mean": float(self.flat("rho_gaussian").mean()) if eta2.numel() else float("nan"),
-            "gamma_grad_ideal_median": float(self.flat("gamma_grad").median()) if eta2.numel() else float("nan"),
-            "gamma_sign_ideal_median": float(self.flat("gamma_sign").median()) if rho.numel() else float("nan"),
+            "eta2_median": median(eta2),
+            "eta2_mean": float(finite.mean()) if finite.numel() else nan,
+            "frac_eta2_gt_1": float((eta2 > 1).double().mean()) if eta2.numel() else nan,
+            "rho_gaussian_mean": float(self.flat("rho_gaussian")[alive].mean()) if eta2.numel() else nan,
+            "rho_empirical_mean": float(rho.mean()) if rho.numel() else nan,
+            "gamma_grad_ideal_median": median(self.flat("gamma_grad")[alive]),
+            "gamma_sign_ideal_median": median(self.flat("gamma_sign_gaussian")[alive]),
+            "gamma_sign_empirical_median": median(self.flat("gamma_sign")[alive_rho]),
+            "frac_zero_grad": float((~alive).double().mean()) if alive.numel() else nan,
         }
 
 

@@ -19,6 +19,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from adamlab.dissect.names import canonical, spellings
 from adamlab.runs.config import RunConfig
 from adamlab.runs.result import RunStatus
 from adamlab.store.schema import JSON_COLUMNS
@@ -127,9 +128,9 @@ class StoreReads:
     def metric_names(self, run_ids: Sequence[str] | None = None) -> list[str]:
         """The metric names recorded for ``run_ids`` (all runs when None), sorted."""
         if run_ids is None:
-            return [r[0] for r in self._db.execute("SELECT DISTINCT name FROM metrics ORDER BY name")]
-        return sorted({r[0] for r in self._select_in("SELECT DISTINCT name FROM metrics WHERE run_id IN ({})",
-                                                     run_ids)})
+            return sorted({canonical(r[0]) for r in self._db.execute("SELECT DISTINCT name FROM metrics")})
+        return sorted({canonical(r[0]) for r in self._select_in(
+            "SELECT DISTINCT name FROM metrics WHERE run_id IN ({})", run_ids)})
 
     def metrics(self, run_id: str) -> dict[str, Curve]:
         """``name -> (steps, values)`` of one run, sorted by step."""
@@ -137,23 +138,27 @@ class StoreReads:
 
     def curves(self, run_ids: Sequence[str], names: Sequence[str] | None = None) -> dict[str, dict[str, Curve]]:
         """``run_id -> {name: (steps, values)}`` for every id of ``run_ids`` (``{}`` for a run without
-        metrics or unknown to the store), optionally only the metrics ``names``."""
+        metrics or unknown to the store), optionally only the metrics ``names``. Old metric names are read
+        as today's (:mod:`adamlab.dissect.names`), here and in every query below."""
         out: dict[str, dict[str, Curve]] = {i: {} for i in run_ids}
         sql, args = "SELECT run_id, step, name, value FROM metrics WHERE run_id IN ({})", []
         if names is not None:
+            names = spellings(list(names))
             sql = ("SELECT run_id, step, name, value FROM metrics WHERE name IN "
                    f"({placeholders(len(names))}) AND run_id IN ({{}})")
             args = list(names)
         for r in self._select_in(sql + " ORDER BY run_id, name, step", run_ids, args):
-            steps, values = out[r["run_id"]].setdefault(r["name"], ([], []))
+            steps, values = out[r["run_id"]].setdefault(canonical(r["name"]), ([], []))
             steps.append(int(r["step"]))
             values.append(float(r["value"]))
         return out
 
     def final_metric(self, run_id: str, name: str) -> float | None:
         """Value of ``name`` at the largest step where it was recorded, or None."""
+        names = spellings([name])
         row = self._db.execute(
-            "SELECT value FROM metrics WHERE run_id=? AND name=? ORDER BY step DESC LIMIT 1", (run_id, name)
+            f"SELECT value FROM metrics WHERE run_id=? AND name IN ({placeholders(len(names))}) "
+            "ORDER BY step DESC LIMIT 1", (run_id, *names)
         ).fetchone()
         return None if row is None else float(row["value"])
 
@@ -167,6 +172,7 @@ class StoreReads:
         last = ("SELECT m.run_id, m.name, m.value FROM metrics m JOIN "
                 "(SELECT run_id, name, MAX(step) AS step FROM metrics{where} GROUP BY run_id, name) last "
                 "ON m.run_id = last.run_id AND m.name = last.name AND m.step = last.step")
+        names = None if names is None else spellings(list(names))
         name_filter = f"name IN ({placeholders(len(names))})" if names is not None else ""
         name_args = list(names) if names is not None else []
         out: dict[str, dict[str, float]] = {}
@@ -178,7 +184,7 @@ class StoreReads:
             where = " WHERE " + (f"{name_filter} AND " if names is not None else "") + "run_id IN ({})"
             rows = self._select_in(last.format(where=where), run_ids, name_args)
         for r in rows:
-            out.setdefault(r["run_id"], {})[r["name"]] = float(r["value"])
+            out.setdefault(r["run_id"], {})[canonical(r["name"])] = float(r["value"])
         return out
 
     def final_values(self, run_ids: Sequence[str], name: str) -> list[float | None]:
@@ -201,7 +207,7 @@ class StoreReads:
     def metric_rows(self) -> Iterator[tuple[str, int, str, float]]:
         """The whole ``metrics`` table as ``(run_id, step, name, value)``, sorted by run, step and name."""
         for r in self._db.execute("SELECT run_id, step, name, value FROM metrics ORDER BY run_id, step, name"):
-            yield (r[0], int(r[1]), r[2], float(r[3]))
+            yield (r[0], int(r[1]), canonical(r[2]), float(r[3]))
 
     def run_table(self, *, problem: str | None = None, status: Sequence[str] | None = None,
                   run_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
