@@ -245,10 +245,22 @@ class AdamlabOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         with torch.no_grad():
-            work = [(group, *self._params_with_grad(group)) for group in self.param_groups]
+            # A group whose last steps were compiled, with nothing changed since, takes its fast lane
+            # (fast.lane_step: checked here, before anything of any group is written).
+            lanes = ([fast.lane_step(self, group) for group in self.param_groups]
+                     if self.nonfinite == "propagate" and not torch.compiler.is_compiling() else None)
+            if lanes is not None and all(lane is not None for lane in lanes):
+                for lane in lanes:
+                    lane()  # type: ignore[misc]
+                return loss
+            work = [(group, *self._params_with_grad(group)) if lanes is None or lanes[i] is None else (group, [], [])
+                    for i, group in enumerate(self.param_groups)]
             if self.nonfinite != "propagate" and not self._grads_finite(work):
                 self.skipped_steps += 1
                 return loss
+            for lane in lanes or ():
+                if lane is not None:
+                    lane()
         for group, params, grads in work:
             if params:
                 with torch.no_grad():
@@ -349,7 +361,9 @@ class AdamlabOptimizer(Optimizer):
             grad_views = [_real(grads[i]) for i in index]
             state_views = [None if n is None else [_real(self.state[params[i]][n]) for i in index] for n in slots]
             if compiled:
-                left = fast.fast_step(type(self).rule, views, grad_views, state_views, kwargs, owner=(self, group))
+                whole = not sparse and len(buckets) == 1 and len(index) == len(group["params"])
+                left = fast.fast_step(type(self).rule, views, grad_views, state_views, kwargs, owner=(self, group),
+                                      lane_slots=slots if whole else None)
                 views, grad_views = [views[j] for j in left], [grad_views[j] for j in left]
                 state_views = [None if s is None else [s[j] for j in left] for s in state_views]
             if not views:
