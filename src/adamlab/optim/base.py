@@ -16,7 +16,7 @@ Path choice per parameter group:
 - ``fused=None`` (default) and ``foreach=None``: the compiled kernel when the group has at least
   :func:`adamlab.optim.fast.min_numel` elements (1M by default) and a compiler is available; a smaller
   group takes the reference path for its first :func:`adamlab.optim.fast.compile_after_steps` steps
-  (100 by default, ``ADAMLAB_FUSED_AFTER_STEPS``) and the compiled kernel from then on
+  (10 by default, ``ADAMLAB_FUSED_AFTER_STEPS``) and the compiled kernel from then on
   (:func:`adamlab.optim.fast.use_compiled`). An explicit ``foreach=True/False`` with ``fused=None``
   means the reference path.
 
