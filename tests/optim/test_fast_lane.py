@@ -97,6 +97,10 @@ def _lr(opt: torch.optim.Optimizer, params: list[torch.Tensor]) -> None:
     opt.param_groups[0]["lr"] = 0.05
 
 
+def _scheduled_momentum(opt: torch.optim.Optimizer, params: list[torch.Tensor]) -> None:
+    opt.param_groups[0]["momentum"] = 0.5  # what a cyclic scheduler sets: Dissected copies it into beta
+
+
 def _no_grad(opt: torch.optim.Optimizer, params: list[torch.Tensor]) -> None:
     params[1]._no_grad = True  # type: ignore[attr-defined]
     params[1].grad = None
@@ -129,7 +133,7 @@ MUTATIONS: dict[str, Mutation] = {
     "load_state_dict": _load_other, "param_data_new_storage": _new_storage, "param_data_float64": _to_float64,
     "param_data_shrunk": _shrink, "state_tensor_replaced": _new_state_tensor, "state_data_swapped": _state_in_place,
     "step_counter_reset": _step_reset, "step_counters_differ": _one_step_behind, "static_hyper_edit": _static_hyper,
-    "lr_edit": _lr, "grad_none": _no_grad, "params_reordered": _reversed, "add_param_group": _added_group,
+    "lr_edit": _lr, "scheduled_momentum": _scheduled_momentum, "grad_none": _no_grad, "params_reordered": _reversed, "add_param_group": _added_group,
     "fast_reset": _reset, "fused_false": _fused_off, "nonfinite_skip": _skip_nonfinite,
 }
 
@@ -163,6 +167,27 @@ def test_the_lane_equals_the_full_path_after(name: str, method: str, monkeypatch
     for a, b in zip(with_lane, without, strict=True):
         assert a.dtype == b.dtype and a.shape == b.shape
         assert torch.equal(a, b) or (a.isnan() == b.isnan()).all() and torch.equal(a.nan_to_num(), b.nan_to_num())
+
+
+def test_a_class_that_overrides_the_step_machinery_takes_no_lane(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subclass that overrides ``_step_group`` (or another method the lane stands in for) keeps its override."""
+    base = type(make_optimizer("adam", [torch.zeros(2, requires_grad=True)]))
+    seen: list[int] = []
+
+    class Counting(base):  # type: ignore[valid-type, misc]
+        def _step_group(self, group: dict[str, Any], params: Any, grads: Any) -> None:
+            seen.append(1)
+            super()._step_group(group, params, grads)
+
+    assert base._lanes and not Counting._lanes
+    torch.manual_seed(0)
+    params = [torch.randn(s, requires_grad=True) for s in SHAPES]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt = Counting(params, lr=1e-3, fused=True)
+    for _ in range(5):
+        opt.step()
+    assert len(seen) == 5
 
 
 def _steady(monkeypatch: pytest.MonkeyPatch, env_after: str | None = None, fused: bool | None = True

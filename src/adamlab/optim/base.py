@@ -123,6 +123,12 @@ class AdamlabOptimizer(Optimizer):
             cls._passed = tuple((h.name, h.unpack) for h in cls.hypers if h.passed)
         if cls.hypers and "__init__" not in own and any(k in own for k in ("hypers", "preset", "renamed", "options")):
             cls.__init__ = hyper.constructor(cls, AdamlabOptimizer.__init__)  # type: ignore[method-assign]
+        # The compiled path's fast lane (fast.lane_step) stands in for these methods: a class that
+        # overrides one of them always takes the full path.
+        cls._lanes = all(getattr(cls, name) is getattr(AdamlabOptimizer, name) for name in _LANE_BYPASSES)
+
+    #: Whether this class may take the compiled path's fast lane (set per class; see ``__init_subclass__``).
+    _lanes: ClassVar[bool] = True
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any], *, nonfinite: str = "propagate") -> None:
         check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
@@ -225,6 +231,11 @@ class AdamlabOptimizer(Optimizer):
         """The rule's per-step coefficients at step ``step`` (bias corrections, rho, ...); none by default."""
         return {}
 
+    def begin_group_step(self, group: dict[str, Any]) -> None:
+        """Update a group's hyperparameters before its step, in place (none by default; Dissected copies a
+        scheduler's ``momentum`` into ``beta``). Called on every path once per group and step, before
+        :meth:`rule_kwargs`; it must be idempotent (the fast lane may call it, then leave for the full path)."""
+
     def complete_defaults(self, defaults: dict[str, Any]) -> None:
         """Add derived keys to the defaults the generated constructor made, in place; none by default."""
 
@@ -248,7 +259,7 @@ class AdamlabOptimizer(Optimizer):
             # A group whose last steps were compiled, with nothing changed since, takes its fast lane
             # (fast.lane_step: checked here, before anything of any group is written).
             lanes = ([fast.lane_step(self, group) for group in self.param_groups]
-                     if self.nonfinite == "propagate" and not torch.compiler.is_compiling() else None)
+                     if self._lanes and self.nonfinite == "propagate" and not torch.compiler.is_compiling() else None)
             if lanes is not None and all(lane is not None for lane in lanes):
                 for lane in lanes:
                     lane()  # type: ignore[misc]
@@ -328,6 +339,7 @@ class AdamlabOptimizer(Optimizer):
         return False
 
     def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+        self.begin_group_step(group)
         slots = self.state_slots(group)
         # While torch.compile traces a training step, the step counter stays a tensor (no guard on its
         # value, so no recompile per step) and every parameter is its own bucket.
@@ -415,6 +427,10 @@ class AdamlabOptimizer(Optimizer):
         if foreach is None:  # PyTorch's default: multi-tensor kernels on accelerators, per tensor on CPU
             return all(p.device.type != "cpu" for p in params)
         return bool(foreach)
+
+
+#: The methods the fast lane stands in for (``AdamlabOptimizer._lanes``).
+_LANE_BYPASSES = ("step", "_step_group", "_init_group", "_params_with_grad", "_use_compiled", "_grads_finite")
 
 
 def _step_value(step: Any) -> int:

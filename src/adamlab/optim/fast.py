@@ -1060,6 +1060,7 @@ def lane_step(optimizer: Any, group: dict[str, Any]) -> Callable[[], None] | Non
     lane = None if choice is None else choice.lane
     if lane is None:
         return None
+    optimizer.begin_group_step(group)
     prepared = lane.prepare(optimizer, group)
     if prepared is None:
         choice.lane = None  # type: ignore[union-attr]
