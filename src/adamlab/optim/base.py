@@ -25,6 +25,11 @@ devices and types, the step count, the environment), never of a measured time: e
 takes the same path, and a rerun is bit-identical on a busy and an idle machine. If the compiled path
 fails, the tensors it wrote are restored before anything else happens and the group takes the
 reference path for the rest of the run (one warning; :func:`adamlab.optim.fast.fast_step`).
+Once a group's compiled step has been verified, its later steps take a fast lane
+(:func:`adamlab.optim.fast.lane_step`): every input the full path decides on is checked before anything
+is written, then one ``_foreach_add_`` of the step counters and one kernel call per tensor, bit for bit
+the full path's step. A class that overrides the step machinery (``_step_group``, ``_init_group``, ...)
+takes no lane; per-step hyperparameter updates belong in :meth:`AdamlabOptimizer.begin_group_step`.
 
 Conventions shared with ``torch.optim`` (tested against it in ``tests/optim/test_torch_generic.py``):
 
