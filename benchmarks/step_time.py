@@ -21,7 +21,7 @@ reads the parameter, the gradient and the k states and writes the parameter and 
 M-SVAG: k = 2, 28 bytes per float32 parameter; M-SSD: k = 1, 20 bytes; SSD: k = 0, 12 bytes).
 Whole runs (``--run-steps``, on by default with ``--targets``: 1,000 steps at 7,850 parameters): a fresh
 optimizer with the default ``fused=None`` takes N steps from its first, so the time includes the
-policy's fixed switch (the reference path for ``adamlab.optim.fast.compile_after_steps()`` steps, 100 by
+policy's fixed switch (the reference path for ``adamlab.optim.fast.compile_after_steps()`` steps, 10 by
 default, then the compiled kernel, loaded from a snapshot or compiled once per process), against N steps
 of a fresh torch fused Adam; the median over ``--run-reps`` runs, round-robin, and the first run apart.
 
@@ -300,7 +300,7 @@ def target_table(results: dict[str, Any]) -> str:
     A cell reads ``ratio / GB/s / % of probe`` with a mark when it misses a target (ratio above
     :data:`TARGET_RATIO`; below :data:`TARGET_PROBE_FRACTION` of the probe from 1M on). The path is
     ``compiled`` (what ``fused=None`` runs from 1M parameters on, and switches to at smaller sizes after
-    a fixed 100 steps; benchmarks/README.md; whole runs including the switch: :func:`run_table`).
+    a fixed 10 steps; benchmarks/README.md; whole runs including the switch: :func:`run_table`).
     """
     labels = [lb for lb in SIZES if lb in results["sizes"]]
     load = results.get("load_average")

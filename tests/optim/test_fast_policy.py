@@ -65,7 +65,7 @@ def test_policy_ignores_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_compile_after_steps_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(fast.COMPILE_AFTER_ENV, raising=False)
-    assert fast.compile_after_steps() == fast.DEFAULT_COMPILE_AFTER_STEPS == 100
+    assert fast.compile_after_steps() == fast.DEFAULT_COMPILE_AFTER_STEPS == 10
     monkeypatch.setenv(fast.COMPILE_AFTER_ENV, "0")
     assert fast.compile_after_steps() == 0
     for bad in ("-1", "soon"):

@@ -16,7 +16,7 @@ Path choice per parameter group:
 - ``fused=None`` (default) and ``foreach=None``: the compiled kernel when the group has at least
   :func:`adamlab.optim.fast.min_numel` elements (1M by default) and a compiler is available; a smaller
   group takes the reference path for its first :func:`adamlab.optim.fast.compile_after_steps` steps
-  (100 by default, ``ADAMLAB_FUSED_AFTER_STEPS``) and the compiled kernel from then on
+  (10 by default, ``ADAMLAB_FUSED_AFTER_STEPS``) and the compiled kernel from then on
   (:func:`adamlab.optim.fast.use_compiled`). An explicit ``foreach=True/False`` with ``fused=None``
   means the reference path.
 
@@ -25,6 +25,11 @@ devices and types, the step count, the environment), never of a measured time: e
 takes the same path, and a rerun is bit-identical on a busy and an idle machine. If the compiled path
 fails, the tensors it wrote are restored before anything else happens and the group takes the
 reference path for the rest of the run (one warning; :func:`adamlab.optim.fast.fast_step`).
+Once a group's compiled step has been verified, its later steps take a fast lane
+(:func:`adamlab.optim.fast.lane_step`): every input the full path decides on is checked before anything
+is written, then one ``_foreach_add_`` of the step counters and one kernel call per tensor, bit for bit
+the full path's step. A class that overrides the step machinery (``_step_group``, ``_init_group``, ...)
+takes no lane; per-step hyperparameter updates belong in :meth:`AdamlabOptimizer.begin_group_step`.
 
 Conventions shared with ``torch.optim`` (tested against it in ``tests/optim/test_torch_generic.py``):
 
@@ -123,6 +128,12 @@ class AdamlabOptimizer(Optimizer):
             cls._passed = tuple((h.name, h.unpack) for h in cls.hypers if h.passed)
         if cls.hypers and "__init__" not in own and any(k in own for k in ("hypers", "preset", "renamed", "options")):
             cls.__init__ = hyper.constructor(cls, AdamlabOptimizer.__init__)  # type: ignore[method-assign]
+        # The compiled path's fast lane (fast.lane_step) stands in for these methods: a class that
+        # overrides one of them always takes the full path.
+        cls._lanes = all(getattr(cls, name) is getattr(AdamlabOptimizer, name) for name in _LANE_BYPASSES)
+
+    #: Whether this class may take the compiled path's fast lane (set per class; see ``__init_subclass__``).
+    _lanes: ClassVar[bool] = True
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any], *, nonfinite: str = "propagate") -> None:
         check_choice("nonfinite", nonfinite, NONFINITE_POLICIES)
@@ -225,6 +236,11 @@ class AdamlabOptimizer(Optimizer):
         """The rule's per-step coefficients at step ``step`` (bias corrections, rho, ...); none by default."""
         return {}
 
+    def begin_group_step(self, group: dict[str, Any]) -> None:
+        """Update a group's hyperparameters before its step, in place (none by default; Dissected copies a
+        scheduler's ``momentum`` into ``beta``). Called on every path once per group and step, before
+        :meth:`rule_kwargs`; it must be idempotent (the fast lane may call it, then leave for the full path)."""
+
     def complete_defaults(self, defaults: dict[str, Any]) -> None:
         """Add derived keys to the defaults the generated constructor made, in place; none by default."""
 
@@ -245,10 +261,22 @@ class AdamlabOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         with torch.no_grad():
-            work = [(group, *self._params_with_grad(group)) for group in self.param_groups]
+            # A group whose last steps were compiled, with nothing changed since, takes its fast lane
+            # (fast.lane_step: checked here, before anything of any group is written).
+            lanes = ([fast.lane_step(self, group) for group in self.param_groups]
+                     if self._lanes and self.nonfinite == "propagate" and not torch.compiler.is_compiling() else None)
+            if lanes is not None and all(lane is not None for lane in lanes):
+                for lane in lanes:
+                    lane()  # type: ignore[misc]
+                return loss
+            work = [(group, *self._params_with_grad(group)) if lanes is None or lanes[i] is None else (group, [], [])
+                    for i, group in enumerate(self.param_groups)]
             if self.nonfinite != "propagate" and not self._grads_finite(work):
                 self.skipped_steps += 1
                 return loss
+            for lane in lanes or ():
+                if lane is not None:
+                    lane()
         for group, params, grads in work:
             if params:
                 with torch.no_grad():
@@ -316,6 +344,7 @@ class AdamlabOptimizer(Optimizer):
         return False
 
     def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+        self.begin_group_step(group)
         slots = self.state_slots(group)
         # While torch.compile traces a training step, the step counter stays a tensor (no guard on its
         # value, so no recompile per step) and every parameter is its own bucket.
@@ -349,7 +378,9 @@ class AdamlabOptimizer(Optimizer):
             grad_views = [_real(grads[i]) for i in index]
             state_views = [None if n is None else [_real(self.state[params[i]][n]) for i in index] for n in slots]
             if compiled:
-                left = fast.fast_step(type(self).rule, views, grad_views, state_views, kwargs, owner=(self, group))
+                whole = not sparse and len(buckets) == 1 and len(index) == len(group["params"])
+                left = fast.fast_step(type(self).rule, views, grad_views, state_views, kwargs, owner=(self, group),
+                                      lane_slots=slots if whole else None)
                 views, grad_views = [views[j] for j in left], [grad_views[j] for j in left]
                 state_views = [None if s is None else [s[j] for j in left] for s in state_views]
             if not views:
@@ -401,6 +432,10 @@ class AdamlabOptimizer(Optimizer):
         if foreach is None:  # PyTorch's default: multi-tensor kernels on accelerators, per tensor on CPU
             return all(p.device.type != "cpu" for p in params)
         return bool(foreach)
+
+
+#: The methods the fast lane stands in for (``AdamlabOptimizer._lanes``).
+_LANE_BYPASSES = ("step", "_step_group", "_init_group", "_params_with_grad", "_use_compiled", "_grads_finite")
 
 
 def _step_value(step: Any) -> int:

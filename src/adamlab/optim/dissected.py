@@ -5,8 +5,6 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from torch import Tensor
-
 from adamlab import functional as F
 from adamlab.functional.dissected import DIRECTIONS, PRESETS, VARIANCE_ESTIMATES
 from adamlab.optim import validation as V
@@ -113,11 +111,10 @@ class Dissected(AdamlabOptimizer):
             raise ValueError(f"Invalid momentum={value!r} in a param group with use_momentum=False: this "
                              "method has no momentum to schedule (use cycle_momentum=False in the LR scheduler)")
 
-    def _step_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+    def begin_group_step(self, group: dict[str, Any]) -> None:
         if group.get("momentum") is not None:  # set by a cyclic LR scheduler: it owns beta
             self._check_scheduled_momentum(group)
             group["beta"] = group["momentum"]
-        super()._step_group(group, params, grads)
 
     def state_slots(self, group: dict[str, Any]) -> tuple[str | None, ...]:
         va = group["variance_adaptation"]

@@ -81,7 +81,10 @@ DEFAULT_MIN_NUMEL = 1_000_000
 #: and the compiled path from the next one on (a fixed count, never a measured time: the path, and so
 #: the last bits of every result, is a function of the program alone, the same on every rank and on a
 #: busy or an idle machine). Override with ``ADAMLAB_FUSED_AFTER_STEPS`` (an integer >= 0).
-DEFAULT_COMPILE_AFTER_STEPS = 100
+#: 10, not more: at 7,850 parameters a reference step costs about 2.5 compiled ones, so 100 of them
+#: would take a quarter of a 1,000-step run's whole budget against torch's fused Adam; 10 take 2-3%.
+#: A run of at most 10 steps (a smoke test, an example) still never compiles.
+DEFAULT_COMPILE_AFTER_STEPS = 10
 
 #: Environment override of :data:`DEFAULT_COMPILE_AFTER_STEPS`.
 COMPILE_AFTER_ENV = "ADAMLAB_FUSED_AFTER_STEPS"
@@ -666,7 +669,8 @@ def hyper_tensor(values: Sequence[float], device: torch.device, kernel: Kernel |
 
 def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], grads: Sequence[Tensor],
               states: Sequence[Sequence[Tensor] | None], kwargs: dict[str, Any],
-              owner: tuple[Any, dict[str, Any]] | None = None) -> list[int]:
+              owner: tuple[Any, dict[str, Any]] | None = None,
+              lane_slots: tuple[str | None, ...] | None = None) -> list[int]:
     """Run one step of ``rule`` over a bucket with the compiled kernel, in place.
 
     Parameters
@@ -685,6 +689,10 @@ def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], gr
     owner:
         ``(optimizer, param_group)``: keep the group's :class:`_Plan` between steps (it goes with the
         optimizer); without it, everything is worked out again.
+    lane_slots:
+        The optimizer's state names of ``states`` (``state_slots``), given when this bucket is the whole
+        group (every parameter of the group, one step count, real dense plain tensors): after a verified
+        run that left nothing to the reference path, the group gets a :class:`_Lane` for later steps.
 
     Returns
     -------
@@ -702,6 +710,7 @@ def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], gr
     if not params:
         return []
     everything = list(range(len(params)))
+    plain = all(_plain(p) for p in params)
     local = _local_tensors(params, grads, states)
     if local is None:
         return everything
@@ -714,7 +723,7 @@ def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], gr
         if choice is not None:
             choice.plans[slot] = plan
     try:
-        return plan.run(grads, kwargs)
+        left = plan.run(grads, kwargs)
     except CompiledStepFailed as failure:
         if choice is None:
             warn_fallback(failure.reason)
@@ -722,6 +731,10 @@ def fast_step(rule: Callable[..., tuple[Any, ...]], params: Sequence[Tensor], gr
             choice.failed = failure.reason
             _warn_group_failed(owner[0], failure.reason)  # type: ignore[index]
         return everything
+    if (lane_slots is not None and choice is not None and owner is not None and not left and plan.verified
+            and plan.kernel.direct is not None and plain and LANES):
+        choice.lane = _Lane.build(owner[0], owner[1], plan, lane_slots)
+    return left
 
 
 class CompiledStepFailed(RuntimeError):
@@ -878,27 +891,181 @@ class _Plan:
 
 
 class _Choice:
-    """``fused=None`` bookkeeping of one parameter group: compiler availability, a failure, the plans."""
+    """``fused=None`` bookkeeping of one parameter group: compiler availability, a failure, the plans,
+    and the group's :class:`_Lane` (its fast lane, once a whole-group compiled step was verified)."""
 
-    __slots__ = ("available", "failed", "plans")
+    __slots__ = ("available", "failed", "group", "lane", "plans")
 
-    def __init__(self) -> None:
+    def __init__(self, group: dict[str, Any]) -> None:
         self.available: tuple[torch.device, bool] | None = None  # compile_available, once per group and device
         self.failed: str | None = None  # the compiled path failed once: the reference path from then on
         self.plans: dict[tuple[Any, ...], _Plan] = {}
+        self.lane: _Lane | None = None
+        self.group = group  # kept alive: its id cannot be reused by another group while this entry exists
 
 
-_CHOICES: weakref.WeakKeyDictionary[Any, dict[int, _Choice]] = weakref.WeakKeyDictionary()
+#: The attribute of an optimizer that holds ``(generation, {id(group): _Choice})``. On the optimizer, not
+#: in a global table, so that the per-step lookup is one attribute read; not pickled or copied
+#: (``Optimizer.__getstate__`` names what is), and worth nothing after :func:`reset` (a new generation).
+_ATTRIBUTE = "_adamlab_fast_choices"
+_GENERATION = [0]
+
+
+def _choices(optimizer: Any) -> dict[int, _Choice]:
+    held = optimizer.__dict__.get(_ATTRIBUTE)
+    if held is None or held[0] != _GENERATION[0]:
+        held = (_GENERATION[0], {})
+        optimizer.__dict__[_ATTRIBUTE] = held
+    return held[1]
 
 
 def _choice(optimizer: Any, group: dict[str, Any]) -> _Choice:
-    groups = _CHOICES.get(optimizer)
-    if groups is None:
-        groups = _CHOICES[optimizer] = {}
+    groups = _choices(optimizer)
     choice = groups.get(id(group))
-    if choice is None:
-        choice = groups[id(group)] = _Choice()
+    if choice is None or choice.group is not group:
+        # A new group (add_param_group, load_state_dict): forget those the optimizer no longer has,
+        # with their plans and the old state tensors these keep alive.
+        live = {id(g) for g in optimizer.param_groups}
+        for key in [k for k in groups if k not in live]:
+            del groups[key]
+        choice = groups[id(group)] = _Choice(group)
     return choice
+
+
+#: The fast lane (:class:`_Lane`) on or off; tests turn it off to compare with the full path.
+LANES = True
+
+
+class _Lane:
+    """A group's steady-state compiled step with the fewest host operations: :func:`lane_step`.
+
+    Built by :func:`fast_step` after a verified whole-group run (every parameter of the group in one
+    plan, all on the kernel, plain real dense tensors). Each step, :meth:`prepare` checks, before any
+    write, everything the full path would decide differently on: the same group dict, state dict and
+    parameter objects, each parameter's storage, shape, dtype and contiguity, each state tensor
+    (object and storage) and step counter, each gradient (present, plain, dense, contiguous, same dtype
+    and shape), the flags, the policy (:func:`use_compiled`), no failure, and the kernel's static
+    hyperparameters. Any difference returns None, and the group takes the full path (which rebuilds the
+    plan and, if it can, the lane). The lane then bumps the step counters with one ``_foreach_add_``
+    (as torch's fused Adam does) and calls the kernel once per tensor: bit for bit the full path's step.
+    """
+
+    __slots__ = ("choice", "fused", "foreach", "group", "items", "kernel", "n_kwargs", "names", "numel",
+                 "params", "state", "static", "steps", "device")
+
+    @classmethod
+    def build(cls, optimizer: Any, group: dict[str, Any], plan: _Plan, slots: tuple[str | None, ...]) -> _Lane | None:
+        params = group["params"]
+        if len(params) != len(plan.params) or any(p is not q for p, q in zip(params, plan.params, strict=True)):
+            return None  # a parameter without a gradient, or another order: the full path
+        by_index = {i: (fp, fs, True) for i, fp, fs in plan.small}
+        by_index.update({i: (fp, fs, False) for i, fp, fs in plan.large})
+        lane = cls()
+        lane.choice = _choice(optimizer, group)
+        lane.group, lane.state, lane.kernel, lane.device = group, optimizer.state, plan.kernel, plan.device
+        lane.names, lane.static, lane.n_kwargs = plan.names, plan.static, plan.n_kwargs
+        lane.fused, lane.foreach = group.get("fused"), group.get("foreach")
+        lane.numel = sum(plan.numels)
+        lane.params = []
+        lane.steps = []
+        lane.items = []
+        for i, p in enumerate(params):
+            if i not in by_index or p.is_complex():
+                return None
+            fp, fs, one = by_index[i]
+            pstate = optimizer.state[p]
+            step = pstate.get("step")
+            if not isinstance(step, Tensor) or step.dim() != 0 or step.device.type != "cpu":
+                return None
+            named = tuple((name, pstate[name], pstate[name].data_ptr()) for name in slots if name is not None)
+            lane.params.append((p, p.data_ptr(), p.numel(), p.dtype, pstate, step, named))
+            lane.steps.append(step)
+            lane.items.append((fp, fs, one))
+        return lane
+
+    def prepare(self, optimizer: Any, group: dict[str, Any]) -> tuple[list[Tensor], list[float]] | None:
+        """The flat gradients and the per-step scalars of this step, or None (the full path); writes nothing."""
+        if (group is not self.group or optimizer.state is not self.state or self.choice.failed is not None
+                or group.get("differentiable") or group.get("fused") != self.fused
+                or group.get("foreach") != self.foreach):
+            return None
+        params = group["params"]
+        if len(params) != len(self.params):
+            return None
+        grads = []
+        value = None
+        for p, (q, ptr, numel, dtype, pstate, step, named) in zip(params, self.params, strict=True):
+            g = p.grad
+            # The flat alias is this parameter's memory while storage, size, dtype and contiguity hold.
+            if (p is not q or g is None or p.data_ptr() != ptr or p.numel() != numel or p.dtype is not dtype
+                    or not p.is_contiguous() or pstate.get("step") is not step
+                    or (type(g) is not Tensor and type(g) is not torch.nn.Parameter)  # as in _Plan.run
+                    or g.layout is not torch.strided or g.dtype is not dtype or g.device != p.device
+                    or g.numel() != numel):
+                return None
+            for name, t, tptr in named:
+                if pstate.get(name) is not t or t.data_ptr() != tptr:
+                    return None
+            v = step.item()
+            if value is None:
+                value = v
+            elif v != value:
+                return None
+            grads.append(g if g.dim() == 1 and g.is_contiguous() else g.reshape(-1))  # a view when contiguous
+        step = value + 1  # what the counter holds after this step's increment (exact below 2**24)
+        if not 0 < step < 2**24:
+            return None
+        step = int(step)
+        if (self.fused is None and step <= compile_after_steps() and self.numel < min_numel()) or self.kernel.direct is None:
+            return None  # the policy: the reference path at this step
+        kwargs = optimizer.rule_kwargs(group, step)
+        if len(kwargs) != self.n_kwargs:
+            return None
+        for name, fixed in self.static:  # the kernel's constants (betas, eps, switches) unchanged
+            if name not in kwargs or not kwargs[name] == fixed:
+                return None
+        return grads, [float(kwargs[name]) for name in self.names]
+
+    def run(self, grads: list[Tensor], values: list[float]) -> None:
+        """Take the prepared step: bump the step counters, then one kernel call per tensor."""
+        steps = self.steps
+        if len(steps) == 1:
+            steps[0].add_(1)
+        else:
+            torch._foreach_add_(steps, 1)
+        hyper = hyper_tensor(values, self.device, self.kernel)
+        direct = self.kernel.direct
+        threads = torch.get_num_threads()
+        for (fp, fs, one), g in zip(self.items, grads, strict=True):
+            if one and threads > 1:
+                torch.set_num_threads(1)
+                try:
+                    direct(fp, g, hyper, *fs)  # type: ignore[misc]
+                finally:
+                    torch.set_num_threads(threads)
+            else:
+                direct(fp, g, hyper, *fs)  # type: ignore[misc]
+
+
+def lane_step(optimizer: Any, group: dict[str, Any]) -> Callable[[], None] | None:
+    """The group's fast-lane step for this step, ready to run (checked, nothing written yet), or None.
+
+    None means the full path (:func:`fast_step` through the optimizer's bucketing): no lane yet, or
+    anything changed since it was built (:class:`_Lane`).
+    """
+    held = optimizer.__dict__.get(_ATTRIBUTE)
+    if held is None or held[0] != _GENERATION[0] or not LANES:
+        return None
+    choice = held[1].get(id(group))
+    lane = None if choice is None else choice.lane
+    if lane is None:
+        return None
+    optimizer.begin_group_step(group)
+    prepared = lane.prepare(optimizer, group)
+    if prepared is None:
+        choice.lane = None  # type: ignore[union-attr]
+        return None
+    return functools.partial(lane.run, *prepared)
 
 
 def _warn_group_failed(optimizer: Any, reason: str) -> None:
@@ -978,7 +1145,7 @@ def reset() -> None:
     global _WARNED
     _KERNELS.clear()
     _BROKEN.clear()
-    _CHOICES.clear()
+    _GENERATION[0] += 1
     _have_snapshots.cache_clear()
     _UNSAFE_WARNED.clear()
     _FLAT.clear()
