@@ -2,8 +2,8 @@
 
 Problem ``cifar100.allcnnc``. Methods: M-SGD, M-SSD, M-SVAG, M-SSD-VA (beta = 0.9). Protocol (full):
 lr grid 1e-5 ... 1e0 (11 half-decade values), tune on seed 0, rerun on seeds 0 ... 4, 20 epochs,
-evaluated every 500 steps. Quick: lr grid {1e-4, 1e-3, 1e-2}, tune on seed 0, rerun on seeds 0, 1,
-100 steps, eval on 1,000 images. Selection: lowest final training loss. Needs the CIFAR-100 binary
+evaluated every 500 steps. Quick (a smoke test, at most 3 minutes on 2 idle cores; its numbers are not results): lr grid {1e-3, 1e-1}, tune on seed 0,
+rerun on seeds 0, 1, 20 steps, eval on 500 images (not timed here). Selection: lowest final training loss. Needs the CIFAR-100 binary
 files (``adamlab data fetch cifar100``); without them the command stops with the data error (exit 2).
 Claim (sec. 6): on P3 the non-sign methods (M-SGD, M-SVAG) outperform the sign-based ones.
 """
@@ -20,8 +20,8 @@ RECIPE = register(dissect_recipe(
     dataset="cifar100",
     sign_wins=False,
     full=Protocol(lr_grid=_GRID, tune_seeds=[0], seeds=[0, 1, 2, 3, 4], steps=20 * 390, eval_every=500),
-    quick=Protocol(lr_grid=[1e-4, 1e-3, 1e-2], tune_seeds=[0], seeds=[0, 1], steps=100, eval_every=50,
-                   problem_options={"eval_size": 1000}, note="eval on 1,000 images"),
+    quick=Protocol(lr_grid=[1e-3, 1e-1], tune_seeds=[0], seeds=[0, 1], steps=20, eval_every=10,
+                   problem_options={"eval_size": 500}, note="eval on 500 images"),
     cpu=Protocol(lr_grid=[1e-4, 1e-3, 1e-2, 1e-1, 1.0], tune_seeds=[0], seeds=[0, 1, 2, 3, 4], steps=300,
                  eval_every=50, problem_options={"eval_size": 1000},
                  note="CPU protocol: 300 steps = 0.77 epochs (the paper: 350 epochs), eval on 1,000 images; not run "
