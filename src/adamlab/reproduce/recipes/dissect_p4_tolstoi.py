@@ -5,7 +5,7 @@ M-SSD, M-SVAG, M-SSD-VA (beta = 0.9). Protocol (full): lr grid 1e-4 ... 1e2 (13 
 tune on seed 0, rerun on seeds 0 ... 4, 5 epochs (5,225 steps; the paper's budget is longer),
 evaluated every 500 steps on 2,000 sequences. Quick (a smoke test, at most 3 minutes on 2 idle cores; its numbers are not results): lr grid {1e-2, 10} (sign
 methods need small, gradient methods large steps: M-SGD's EMA momentum steps by lr * m with m ~ g);
-tune on seed 0; rerun on seeds 0, 1; 100 steps, evaluated every 25 steps on 200 sequences.
+tune on seed 0; rerun on seeds 0, 1; 60 steps, evaluated every 10 steps on 200 sequences.
 Selection: lowest final training loss (mean over tune seeds).
 Claim (sec. 6): on P4 the non-sign methods (M-SGD, M-SVAG) outperform the sign-based ones.
 """
@@ -22,7 +22,7 @@ RECIPE = register(dissect_recipe(
     dataset="tolstoi",
     sign_wins=False,
     full=Protocol(lr_grid=_GRID, tune_seeds=[0], seeds=[0, 1, 2, 3, 4], steps=5 * 1045, eval_every=500),
-    quick=Protocol(lr_grid=[1e-2, 10.0], tune_seeds=[0], seeds=[0, 1], steps=100, eval_every=25,
+    quick=Protocol(lr_grid=[1e-2, 10.0], tune_seeds=[0], seeds=[0, 1], steps=60, eval_every=10,
                    problem_options={"eval_size": 200}, note="eval on 200 sequences"),
     cpu=Protocol(lr_grid=[1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0], tune_seeds=[0], seeds=[0, 1, 2, 3, 4], steps=400,
                  eval_every=50, problem_options={"eval_size": 500},
