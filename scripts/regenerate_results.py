@@ -116,8 +116,11 @@ def overview(summaries: Sequence[dict[str, Any]], machine: str = "") -> str:
         rows.append(f"| `{s['recipe']}` | {s.get('protocol_name', 'full')} | {agree}/{len(s['claims'])}{note} | "
                     f"{s['n_runs']} | {seconds:.0f} | {s['training_time_s']:.0f} | {s.get('backend', '-')} |")
     runs = sum(s["n_runs"] for s in summaries)
-    rows += ["", f"Total compute of `make results` as last run: {runs} runs, {wall / 60:.0f} min of wall time "
-                 f"(the sum of each recipe's last invocation{machine})."]
+    trained = sum(s["training_time_s"] for s in summaries)
+    rows += ["", f"Total compute of `make results` as last run: {runs} runs, {trained / 60:.0f} min of training "
+                 f"summed over the runs (a batched run counts its whole block's time){machine}; the last "
+                 f"invocations took {wall / 60:.1f} min of wall time (runs found finished in a store are reused, "
+                 f"not retrained)."]
     return "\n".join(rows)
 
 
