@@ -24,7 +24,7 @@ RECIPE = register(adam_paper_recipe(
     full=Protocol(lr_grid=_GRID, tune_seeds=[0], seeds=[0, 1, 2, 3, 4], steps=160 * 195, eval_every=195),
     quick=Protocol(lr_grid=[1e-2, 1e-1, 1.0], tune_seeds=[0], seeds=[0, 1, 2], steps=600, eval_every=100,
                    problem_options={"eval_size": 2000}, note="eval on 2,000 reviews"),
-    cpu=Protocol(lr_grid=[round(10 ** (k / 2), 12) for k in range(-6, 3)], tune_seeds=[0], seeds=[0, 1, 2, 3, 4],
+    cpu=Protocol(lr_grid=[round(10 ** (k / 2), 12) for k in range(-6, 5)], tune_seeds=[0], seeds=[0, 1, 2, 3, 4],
                  steps=6 * 195, eval_every=98, problem_options={"eval_size": 5000},
                  note="CPU protocol: 6 epochs (the paper: 160), eval on 5,000 reviews"),
     doc=__doc__ or "",
