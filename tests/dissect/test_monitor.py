@@ -54,16 +54,22 @@ def _erf(z: np.ndarray) -> np.ndarray:
     return np.vectorize(math.erf)(z)
 
 
-def test_metrics_match_numpy_reference():
-    model, opt, x, y = _setup()
-    ref = _per_example(model, x, y)
-    before = {n: p.detach().numpy().copy().reshape(-1) for n, p in model.named_parameters()}
+
+def _one_monitored_step(model, opt, x, y):
+    """One training step under ``Monitor(every=1, sample=None)``; its record."""
     mon = Monitor(model, opt, every=1, sample=None)
     opt.zero_grad()
     F.cross_entropy(model(x), y).backward()
     opt.step()
-    rec = mon.history[-1]
     mon.close()
+    return mon.history[-1]
+
+
+def test_metrics_match_numpy_reference():
+    model, opt, x, y = _setup()
+    ref = _per_example(model, x, y)
+    before = {n: p.detach().numpy().copy().reshape(-1) for n, p in model.named_parameters()}
+    rec = _one_monitored_step(model, opt, x, y)
     g = np.concatenate([ref[n] for n in ref], axis=1)
     n = g.shape[0]
     mean, var = g.mean(0), g.var(0, ddof=1)
@@ -211,12 +217,7 @@ def test_medians_and_ranks_per_layer_against_numpy(seed):
     x, y = torch.randn(6 + seed, 4, generator=g, dtype=torch.float64), torch.randint(0, 3, (6 + seed,), generator=g)
     ref = _per_example(model, x, y)  # at the parameters before the step, as the monitor
     same = backward_stats(model, F.cross_entropy, x, y)  # the monitor's own numerics, for the ranks
-    mon = Monitor(model, opt, every=1, sample=None)
-    opt.zero_grad()
-    F.cross_entropy(model(x), y).backward()
-    opt.step()
-    rec = mon.history[-1]
-    mon.close()
+    rec = _one_monitored_step(model, opt, x, y)
     gamma = {p_name: piece.gamma.detach().numpy().reshape(-1)
              for p_name, piece in zip(ref, decompose(opt), strict=True)}
     for layer, names in (("0", ["0.weight", "0.bias"]), ("2", ["2.weight", "2.bias"])):

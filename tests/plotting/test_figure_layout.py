@@ -11,21 +11,14 @@ import adamlab.reproduce.figures as figures
 from adamlab.plotting import method_styles
 from adamlab.reproduce import Setting
 from adamlab.reproduce.api import reproduce
+from tests.plotting.capture import capture_figures
 from tests.reproduce.test_new_recipe import TOY
 
 
 @pytest.fixture
 def drawn(monkeypatch, tmp_path):
     """The figures ``reproduce`` draws for a two-setting toy recipe, captured before they are closed."""
-    captured = {}
-    original = figures.save_figure
-
-    def keep(fig, out_dir, name, **kwargs):
-        fig.canvas.draw()
-        captured[name] = fig
-        return original(fig, out_dir, name, **kwargs)
-
-    monkeypatch.setattr(figures, "save_figure", keep)
+    captured = capture_figures(monkeypatch, figures)
     recipe = replace(TOY, name="toy-figure", settings=[Setting("d=10", "quadratic.noisy", {"d": 10}),
                                                         Setting("d=4", "quadratic.noisy", {"d": 4})])
     reproduce(recipe, quick=True, out=tmp_path, quiet=True, backend="serial", log=lambda *a: None)

@@ -10,6 +10,7 @@ import adamlab.analysis.plots as plots
 from adamlab.analysis.plots import draw_lr_sensitivity, load_problem_runs
 from adamlab.plotting import pyplot, stacked_styles
 from adamlab.runner import Store
+from tests.plotting.capture import capture_figures
 from tests.runner.test_report import _record
 
 OPTS = ("msgd", "mssd", "msvag", "mssdva", "adam")
@@ -62,15 +63,7 @@ def test_lr_panel_curves_on_each_other_stay_distinguishable(tied):
 
 
 def _captured(monkeypatch, store, out):
-    figs = {}
-    original = plots.save_figure
-
-    def keep(fig, out_dir, stem, **kw):
-        fig.canvas.draw()
-        figs[stem] = fig
-        return original(fig, out_dir, stem, **kw)
-
-    monkeypatch.setattr(plots, "save_figure", keep)
+    figs = capture_figures(monkeypatch, plots)
     written = plots.plot_store(store, out, criterion="max:test_accuracy")
     return figs, written
 
