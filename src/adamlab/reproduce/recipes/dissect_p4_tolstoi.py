@@ -24,7 +24,7 @@ RECIPE = register(dissect_recipe(
     full=Protocol(lr_grid=_GRID, tune_seeds=[0], seeds=[0, 1, 2, 3, 4], steps=5 * 1045, eval_every=500),
     quick=Protocol(lr_grid=[1e-2, 10.0], tune_seeds=[0], seeds=[0, 1], steps=60, eval_every=10,
                    problem_options={"eval_size": 200}, note="eval on 200 sequences"),
-    cpu=Protocol(lr_grid=[1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0], tune_seeds=[0], seeds=[0, 1, 2, 3, 4], steps=400,
+    cpu=Protocol(lr_grid=[1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0], tune_seeds=[0], seeds=[0, 1, 2, 3, 4], steps=400,
                  eval_every=50, problem_options={"eval_size": 500},
                  note="CPU protocol: 400 steps = 0.38 epochs (the paper: 200 epochs), eval on 500 sequences"),
     doc=__doc__ or "",
