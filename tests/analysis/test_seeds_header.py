@@ -39,3 +39,19 @@ def test_equal_seeds_are_one_number_and_lr_grids_give_the_range(tmp_path):
     assert grp.protocol().endswith("1-3 seeds per (optimizer, lr)")
     assert grp.protocol({"A": 3}).endswith(", 3 seeds")
     assert grp.protocol({"A": 1}).endswith(", 1 seed")
+
+
+def test_report_figures_keep_their_legends_off_the_data(tmp_path):
+    """Issue #24 d5: the report page's figures put the legend outside every panel."""
+    from adamlab.analysis.report_page import problem_figure, profile_figure
+    from adamlab.plotting import pyplot
+
+    report = build_report(_store(tmp_path))
+    for fig in (profile_figure(report), problem_figure(report.problems[0])):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        (legend,) = fig.legends
+        box = legend.get_window_extent(renderer)
+        for ax in fig.axes:
+            assert not box.overlaps(ax.get_window_extent(renderer)), "legend on a panel"
+        pyplot().close(fig)

@@ -65,7 +65,7 @@ def _steps(x: float) -> str:
 def profile_figure(report: Report) -> Any:
     """rho_s(tau) against tau, a right-continuous step line per optimizer, AlgoPerf score in the legend."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = plt.subplots(figsize=(8.4, 4.0), layout="constrained")
     colors, styles = method_colors(report.optimizers), method_linestyles(report.optimizers)
     order = sorted(report.optimizers, key=lambda s: -report.scores[s])
     widths = [1.6 + 1.8 * (len(order) - 1 - i) / max(len(order) - 1, 1) for i in range(len(order))]
@@ -80,8 +80,7 @@ def profile_figure(report: Report) -> Any:
     ax.set_title(f"Performance profiles over {len(report.problems)} problem"
                  f"{'s' if len(report.problems) != 1 else ''} (time in {unit})", fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize=8, frameon=False)
     return fig
 
 
@@ -90,7 +89,7 @@ def problem_figure(prob: ProblemReport) -> Any:
     plt = pyplot()
     assert prob.group is not None
     metric = prob.criterion.metric
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.6))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12.0, 3.6), layout="constrained")
     best = {o: e.best_lr for o, e in prob.entries.items() if e.best_lr is not None}
     best_runs = [r for r in prob.group.runs if best.get(r.optimizer) == r.lr]
     draw_curves(left, type(prob.group)(prob.group.problem, prob.group.options, best_runs), metric, best)
@@ -103,9 +102,8 @@ def problem_figure(prob: ProblemReport) -> Any:
     if math.isfinite(prob.target):
         right.annotate("target", xy=(1.0, prob.target), xycoords=("axes fraction", "data"), xytext=(3, 0),
                        textcoords="offset points", va="center", fontsize=8, color="0.25")
-    left.legend(fontsize=7, loc="best")
+    fig.legend(*left.get_legend_handles_labels(), loc="outside right center", fontsize=7, frameon=False)
     fig.suptitle(prob.label, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
