@@ -393,3 +393,21 @@ def test_threads_option_is_scoped_to_the_block(tmp_path, monkeypatch):
     assert rep.finished == 2 and seen == [1] and torch.get_num_threads() == before
     with pytest.raises(ValueError, match="threads"):
         get_backend("vmap", threads=0)
+
+
+def test_a_problem_whose_runs_train_one_at_a_time_is_said_once():
+    """Issue 24 d2: a block of one is not batched; the vmap backend says so once, in one line, with the reason."""
+    import warnings
+
+    from adamlab import problems
+    from adamlab.runner import expand_grid
+
+    quad = problems.get("quadratic.noisy")
+    configs = expand_grid(quad, ["adam", "sgd"], [1e-3, 1e-2, 1e-1], 1, 5, instances=[quad])
+    backend = get_backend("vmap", memory_mb=1e-6)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        blocks = backend.plan(configs, RunContext(problems={}))
+    assert [len(b) for b in blocks] == [1] * 6
+    said = [str(w.message) for w in caught if "one at a time" in str(w.message)]
+    assert len(said) == 1 and "quadratic.noisy" in said[0] and "memory_mb" in said[0] and "\n" not in said[0]

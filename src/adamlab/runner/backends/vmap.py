@@ -198,11 +198,24 @@ class VmapBackend:
         def size(members: Sequence[RunConfig]) -> int:
             own_batch = len({c.seed for c in members}) > 1
             try:
-                return runs_per_block(context.problem_for(members[0]), members[0], self.memory_mb, own_batch)
+                k = runs_per_block(context.problem_for(members[0]), members[0], self.memory_mb, own_batch)
             except Exception:  # noqa: BLE001 - the block itself reports the problem's error
                 return DEFAULT_MAX_BLOCK
+            if k == 1 and len(members) > 1:
+                self._alone(members[0].problem)
+            return k
 
         return plan_blocks(configs, self.max_block, strict=strict, size=size)
+
+    def _alone(self, problem: str) -> None:
+        """Say once per problem that its runs train one at a time (a block of one is not batched)."""
+        said = self.__dict__.setdefault("_said_alone", set())
+        if problem in said:
+            return
+        said.add(problem)
+        warnings.warn(f"vmap backend: runs of {problem} train one at a time: two of them need more than a "
+                      f"block's memory budget of {self.memory_mb:g} MiB (option memory_mb); the serial "
+                      f"backend does the same with less overhead", RuntimeWarning, stacklevel=3)
 
     def run(self, configs: Sequence[RunConfig], context: RunContext) -> Iterator[RunResult]:
         for results in self.run_blocks(configs, context):
