@@ -29,6 +29,7 @@ import numpy as np
 from adamlab.plotting import (
     FONT_RC,
     LOG_RANGE,
+    draw_stacked_curves,
     metric_label,
     pyplot,
     save_figure,
@@ -225,14 +226,7 @@ def draw_curves(ax: Any, grp: ProblemRuns, metric: str, best: dict[str, float], 
     # drawn last-on-top by rank (the best final value on top), hollow markers larger the lower the curve
     # lies, at staggered points, so that curves lying on each other stay visible
     mode = _metric_mode(metric)
-    styles = stacked_styles(_rank_order({d[1]: d[0] for d in drawn}, mode), optimizers)
-    for _, opt, label, xs, mean, lo, hi, n in drawn:
-        style = styles[opt]
-        rank = style["zorder"] - 3
-        every = max(1, len(xs) // 8)
-        ax.plot(xs, mean, markevery=(rank % every, every), label=label, **style)
-        if n > 1:
-            ax.fill_between(xs, lo, hi, color=style["color"], alpha=0.15, lw=0, zorder=1)
+    draw_stacked_curves(ax, drawn, _rank_order({d[1]: d[0] for d in drawn}, mode), optimizers)
     if all_vals and _use_log(np.concatenate([v.ravel() for v in all_vals]), metric):
         ax.set_yscale("log")
     ax.set_xlabel("epoch" if epochs_per_step is not None else "step")

@@ -22,6 +22,7 @@ from adamlab.plotting.style import (
     METRIC_LABELS,
     QUICK,
     QUICK_PREFIX,
+    draw_stacked_curves,
     method_colors,
     method_linestyles,
     method_markers,
@@ -36,5 +37,5 @@ from adamlab.plotting.style import (
 __all__ = [
     "DEFAULT_BACKEND", "FONT_RC", "FORMATS", "LINESTYLES", "LOG_FLOOR", "LOG_RANGE", "METRIC_LABELS", "QUICK",
     "QUICK_PREFIX", "method_colors", "method_linestyles", "method_markers", "method_styles", "metric_label", "pyplot", "quick_prefix", "quick_stamp",
-    "save_figure", "seed_band", "stacked_styles", "use_backend", "write_figure",
+    "save_figure", "seed_band", "stacked_styles", "draw_stacked_curves", "use_backend", "write_figure",
 ]

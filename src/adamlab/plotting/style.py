@@ -137,6 +137,24 @@ def stacked_styles(order: Sequence[str], names: Sequence[str] | None = None) -> 
     return out
 
 
+
+def draw_stacked_curves(ax: Any, curves: Sequence[tuple[Any, ...]], order: Sequence[str],
+                        names: Sequence[str] | None = None) -> None:
+    """Plot seed-averaged curves that may lie on each other with :func:`stacked_styles` of ``order``.
+
+    ``curves`` holds ``(final, name, label, xs, mean, lo, hi, n_seeds)`` in legend order. Each curve
+    gets its stacked style, markers at about 8 points, staggered by rank so that markers of curves on
+    top of each other do not coincide, and a min-max band over its seeds when it has more than one.
+    """
+    styles = stacked_styles(order, names)
+    for _, name, label, xs, mean, lo, hi, n in curves:
+        style = styles[name]
+        rank = style["zorder"] - 3
+        every = max(1, len(xs) // 8)
+        ax.plot(xs, mean, markevery=(rank % every, every), label=label, **style)
+        if n > 1:
+            ax.fill_between(xs, lo, hi, color=style["color"], alpha=0.15, lw=0, zorder=1)
+
 def seed_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean, min and max over seeds (axis 0) of a ``[seeds, points]`` array, NaN (no value) left out.
 

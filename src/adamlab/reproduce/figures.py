@@ -20,6 +20,7 @@ import numpy as np
 from adamlab.plotting import (
     LOG_FLOOR,
     LOG_RANGE,
+    draw_stacked_curves,
     method_styles,
     metric_label,
     pyplot,
@@ -127,14 +128,7 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
             mode = "max" if "accuracy" in metric else "min"
             ranked = sorted(drawn, key=lambda d: (bool(np.isfinite(d[0])),
                                                   (d[0] if mode == "max" else -d[0]) if np.isfinite(d[0]) else 0.0))
-            stacked = stacked_styles([d[1] for d in ranked], variants)
-            for _, variant, label, steps, mean, lo, hi, n in ranked:
-                style = stacked[variant]
-                rank = style["zorder"] - 3
-                every = max(1, len(steps) // 8)
-                ax.plot(steps, mean, markevery=(rank % every, every), label=label, **style)
-                if n > 1:
-                    ax.fill_between(steps, lo, hi, color=style["color"], alpha=0.15, lw=0, zorder=1)
+            draw_stacked_curves(ax, ranked, [d[1] for d in ranked], variants)
             if log_scale:
                 ax.set_yscale("log")
             ax.set_title(setting if len(metrics) == 1 or k < cols else "", fontsize=9)
