@@ -20,8 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from adamlab.dissect.decompose import decompose
-from adamlab.dissect.monitor import summarise
 from adamlab.dissect.stats import GradientStats, gradient_stats
+from adamlab.dissect.summary import summarise
 
 
 @contextmanager
