@@ -62,7 +62,7 @@ from adamlab.functional.common import (
 
 T = TypeVar("T")
 
-__all__ = ["DIRECTIONS", "PRESETS", "VARIANCE_ESTIMATES", "direction_variance", "dissected",
+__all__ = ["DIRECTIONS", "PRESETS", "VARIANCE_ESTIMATES", "corrected", "direction_variance", "dissected",
            "dissected_coefficients", "dissected_pieces", "dissected_step_pieces", "mssd", "mssdva", "msvag",
            "ssd", "svag", "variance_adaptation_factor"]
 Direction = Literal["grad", "sign"]
@@ -76,6 +76,16 @@ def dissected_coefficients(step: int, beta: float) -> dict[str, float]:
     return {"bias_correction": bias_correction(beta, step), "rho": msvag_rho(beta, step)}
 
 
+def corrected(ema_value: T, bias_correction: Any) -> T:
+    r"""The bias-corrected EMA :math:`\tilde m_t/(1-\beta^t)`, as a product with the scalar's reciprocal.
+
+    A vector division costs several multiplications; with M-SVAG's four of them the compiled step was
+    compute-bound on a 2-core AVX2 CPU (1.17x torch's fused Adam at 50M parameters). The reciprocal is
+    one scalar computed once per step, so the eager and compiled paths round alike; the product
+    differs from the quotient by at most about one unit in the last place."""
+    return ema_value * (1 / bias_correction)
+
+
 def direction_variance(m: T, v: T, *, rho: Any, momentum: bool, variance_estimate: str = "unbiased") -> T:
     r"""Estimated variance of the update direction: :math:`\rho s` (momentum) or :math:`s` (none).
 
@@ -85,8 +95,8 @@ def direction_variance(m: T, v: T, *, rho: Any, momentum: bool, variance_estimat
     excess = (v - m * m).clamp_min(0.0)
     if variance_estimate == "naive":
         return excess
-    s = excess / (1 - rho)
-    return rho * s if momentum else s
+    # rho s = (v - m^2) rho/(1 - rho): one scalar factor (computed once, not per coordinate), no division
+    return excess * (rho / (1 - rho) if momentum else 1 / (1 - rho))
 
 
 def variance_adaptation_factor(
@@ -165,10 +175,10 @@ def dissected(
     m = v = None
     if use_momentum or variance_adaptation:
         exp_avg = ema(exp_avg, grad, beta)
-        m = exp_avg / bias_correction
+        m = corrected(exp_avg, bias_correction)
     if variance_adaptation:
         exp_avg_sq = ema(exp_avg_sq, grad * grad, beta)
-        v = exp_avg_sq / bias_correction
+        v = corrected(exp_avg_sq, bias_correction)
     d, gamma = dissected_pieces(
         grad, m, v, direction=direction, variance_adaptation=variance_adaptation, momentum=use_momentum,
         rho=rho, variance_estimate=variance_estimate,
@@ -201,8 +211,8 @@ def dissected_step_pieces(
     :math:`\hat\eta^2 = (v - m^2)/m^2` and the :math:`\rho`-unbiased :math:`\operatorname{Var}[d]/m^2`
     (:func:`direction_variance`), for which :math:`\gamma = 1/(1+\hat\eta^2)` (or its square root).
     """
-    m = exp_avg / bias_correction if (use_momentum or variance_adaptation) else None
-    v = exp_avg_sq / bias_correction if variance_adaptation else None
+    m = corrected(exp_avg, bias_correction) if (use_momentum or variance_adaptation) else None
+    v = corrected(exp_avg_sq, bias_correction) if variance_adaptation else None
     g = m if use_momentum else rule_grad(param, grad, weight_decay=weight_decay, maximize=maximize, who="Dissected")
     d, gamma = dissected_pieces(g, m, v, direction=direction, variance_adaptation=variance_adaptation,
                                 momentum=use_momentum, rho=rho, variance_estimate=variance_estimate)
