@@ -77,3 +77,18 @@ def test_all_dead_row_is_nan_not_an_error():
     assert math.isnan(got["eta2_median/A"]) and math.isnan(got["gamma_measured_median/A"])
     assert got["frac_zero_grad/A"] == 1.0 and got["frac_zero_grad"] == 0.5
     assert got["eta2_median/B"] == pytest.approx(np.median([1.0, 0.125]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_nonzero_counts_are_exact_in_chunks_and_count_nan(monkeypatch, dtype):
+    import adamlab.dissect.monitor as monitor
+
+    monkeypatch.setattr(monitor, "_EXACT_FLOAT32", 7)  # force several chunks and a short last one
+    g = torch.Generator().manual_seed(0)
+    values = [torch.rand(5, 9, generator=g).to(dtype), torch.zeros(0, dtype=dtype), torch.rand(3, generator=g).to(dtype)]
+    values[0][values[0] < 0.4] = 0
+    values[2][1] = float("nan")
+    want = [float(torch.count_nonzero(v)) for v in values]
+    nan_sums = torch.tensor([False, False, True])  # the third one's gradient sum is NaN: recounted
+    assert monitor._nonzero_counts(values, recount=nan_sums).tolist() == want
+    assert monitor._nonzero_counts(values[:2], recount=nan_sums[:2]).tolist() == want[:2]

@@ -67,6 +67,28 @@ QUANTITIES = ("eta2_median", "rho_gaussian_mean", "gamma_grad_ideal_median", "ga
 OVERALL = "all"
 
 
+_EXACT_FLOAT32 = 1 << 24  # float32 holds every integer up to 2**24 exactly
+
+
+def _nonzero_counts(values: list[Tensor], recount: Tensor) -> Tensor:
+    """How many entries of each non-negative tensor are not 0 (float64, on the CPU).
+
+    As sums of ``sign`` in float32, over chunks of at most 2**24 entries, where every partial sum is an
+    exact integer: 4-5x faster than ``count_nonzero`` or ``bool().sum()`` on the CPU (torch 2.13, a 3.2M
+    parameter CNN: 1.7 ms against 6-8.5 ms a step). ``sign`` maps NaN to 0, so the tensors flagged in
+    ``recount`` (those whose gradient sum is not finite: a NaN squared sum has a NaN plain sum) are
+    counted with ``bool().sum()`` instead (NaN is not 0)."""
+    sums = []
+    for v, again in zip(values, recount.tolist(), strict=True):
+        flat = v.detach().reshape(-1)
+        if again:
+            sums.append(flat.bool().sum().double())
+            continue
+        parts = [c.sign().sum(dtype=torch.float32) for c in flat.split(_EXACT_FLOAT32)] if flat.numel() else []
+        sums.append(torch.stack(parts).double().sum() if parts else flat.new_zeros((), dtype=torch.float64))
+    return torch.stack(sums).cpu()
+
+
 class Monitor:
     """Record the Dissecting Adam statistics of ``model`` trained by ``optimizer`` every ``every`` steps.
 
@@ -229,9 +251,8 @@ class Monitor:
     def _exact(self, names: list[str], s1: list[Tensor], s2: list[Tensor], counts: list[int]) -> Tensor:
         """Per parameter ``[numel, zero-gradient count, |g|^2, |step|^2]`` over every coordinate (P, 4)."""
         numel = torch.tensor([float(v.numel()) for v in s1], dtype=torch.float64)
-        # bool().sum(): 3-4x faster than count_nonzero on the CPU (torch 2.13)
-        zero = numel - torch.stack([v.bool().sum() for v in s2]).double().cpu()
         grad = torch.stack(torch._foreach_norm(s1)).double().cpu() / torch.tensor(counts, dtype=torch.float64)
+        zero = numel - _nonzero_counts(s2, recount=~torch.isfinite(grad))
         step = torch.full((len(names),), math.nan, dtype=torch.float64)
         have = [i for i, k in enumerate(names) if k in self._copied]
         if have:
