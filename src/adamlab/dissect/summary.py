@@ -212,7 +212,9 @@ def summarise_flat(fields: dict[str, Tensor], layout: Layout, *, measured: Tenso
         order = np.argsort(both, axis=-1)  # for the ranks (and the measured median)
         ordered = np.take_along_axis(both, order, -1)
         ranks = _ranks(ordered[0], order[0]), _ranks(ordered[1], order[1])
-        m_lo, m_hi = _middles(ordered[0], count_live)  # O(width) on a sorted row
+        middle = np.stack([(count_live - 1) // 2, count_live // 2], -1).clip(0, ordered.shape[-1] - 1)
+        m_lo, m_hi = np.moveaxis(np.take_along_axis(ordered[0], middle, -1), -1, 0)  # already sorted
+        m_lo, m_hi = np.where(count_live > 0, m_lo, _NAN), np.where(count_live > 0, m_hi, _NAN)
         out += [0.5 * (m_lo + m_hi), 0.5 * np.add(*_middles(np.where(valid, err_rows, np.inf), count_live)),
                 _pearson(m_rows, i_rows, valid), _pearson(*ranks, valid)]
         keys += ["gamma_measured_median", "gamma_abs_error_median", "gamma_corr", "gamma_rank_corr"]
