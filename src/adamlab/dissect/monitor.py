@@ -82,11 +82,14 @@ def _nonzero_counts(values: list[Tensor], recount: Tensor) -> Tensor:
     for v, again in zip(values, recount.tolist(), strict=True):
         flat = v.detach().reshape(-1)
         if again:
-            sums.append(flat.bool().sum().double())
+            sums.append(flat.bool().sum())
             continue
-        parts = [c.sign().sum(dtype=torch.float32) for c in flat.split(_EXACT_FLOAT32)] if flat.numel() else []
-        sums.append(torch.stack(parts).double().sum() if parts else flat.new_zeros((), dtype=torch.float64))
-    return torch.stack(sums).cpu()
+        if flat.numel() <= _EXACT_FLOAT32:
+            sums.append(flat.sign().sum(dtype=torch.float32))
+        else:
+            sums.append(torch.stack([c.sign().sum(dtype=torch.float32) for c in flat.split(_EXACT_FLOAT32)])
+                        .double().sum())
+    return torch.stack([v.double() for v in sums]).cpu()
 
 
 class Monitor:
