@@ -177,6 +177,23 @@ def test_monitor_hook_in_the_runner():
         MonitorHook(every=0)
 
 
+def test_monitor_hook_leaves_the_run_as_it_would_be_unmonitored():
+    """The hook's extra first pass restores the random state (dropout) and the buffers (BatchNorm's
+    running statistics): every training and evaluation number is the unmonitored run's, bit for bit."""
+    runner = pytest.importorskip("adamlab.runner")
+    problem = TinyClassification()  # dropout and BatchNorm in training mode
+    hook = MonitorHook(every=3)
+    monitored = runner.run(problem, "adam", {"lr": 0.01}, seed=0, budget=9, eval_every=3, hooks=[hook])
+    hook.close()
+    plain = runner.run(TinyClassification(), "adam", {"lr": 0.01}, seed=0, budget=9, eval_every=3)
+
+    def numbers(result):
+        return [{k: v for k, v in r.items() if not k.startswith("dx_") and "time" not in k} for r in result.records]
+
+    assert any("dx_eta2_median" in r for r in monitored.records)
+    assert numbers(monitored) == numbers(plain)
+
+
 def test_lightning_callback():
     pytest.importorskip("lightning")
     assert hasattr(lightning_callback(every=2), "on_fit_start")

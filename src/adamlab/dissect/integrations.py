@@ -28,7 +28,8 @@ class MonitorHook:
     The runner calls it after optimizer step ``step`` when ``step % every == 0``. On its first call for a
     model it attaches a :class:`Monitor` (from then on the statistics come from each sampled step's own
     backward pass) and measures that first point with one extra forward and backward pass on the step's
-    batch (at the parameters after the step; no step norm). Metric names are the monitor's, prefixed
+    batch (at the parameters after the step; no step norm), which leaves the random state and the
+    buffers as they were, so the run trains as it would unmonitored. Metric names are the monitor's, prefixed
     ``dx_`` (``dx_eta2_median``, ``dx_gamma_corr/0``, ...).
 
     Parameters
@@ -74,12 +75,20 @@ class MonitorHook:
 
     @staticmethod
     def _first(mon: Monitor, model: nn.Module, problem: Any, batch: Any) -> dict[str, float]:
+        """The first point, from an extra forward and backward pass that leaves no trace in the run: the
+        random state (dropout draws) and the buffers (BatchNorm's running statistics) are restored, so
+        a monitored run trains bit for bit like an unmonitored one."""
         params = [p for p in model.parameters() if p.requires_grad]
+        buffers = [(b, b.detach().clone()) for b in model.buffers()]
+        devices = sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
         mon.recorder.reset()
         mon.recorder.enabled = True
-        with torch.enable_grad():
+        with torch.random.fork_rng(devices=devices), torch.enable_grad():
             loss = problem.loss(model, batch)
             torch.autograd.grad(loss, params, allow_unused=True)  # .grad stays the step's
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
         metrics = mon.record()
         return metrics
 
