@@ -243,3 +243,35 @@ def test_a_lane_step_costs_few_python_calls(monkeypatch: pytest.MonkeyPatch) -> 
     stats: Any = pstats.Stats(profile).stats
     ours = sum(calls for (path, _, _), (_, calls, *_) in stats.items() if "adamlab" in path) / 10
     assert ours <= 40, ours
+
+
+def test_the_lane_calls_the_kernel_without_inductors_size_asserts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lane checks every tensor itself before a step, so it calls the kernel without Inductor's
+    per-call asserts (the full path keeps them); the same bits as with the asserts."""
+    runs = [_steady(monkeypatch), _steady(monkeypatch)]
+    kernel = runs[0][0].__dict__[fast._ATTRIBUTE][1][id(runs[0][0].param_groups[0])].lane.kernel
+    assert kernel.unchecked is not None
+    unchecked = kernel.unchecked
+    calls: list[int] = []
+    monkeypatch.setattr(kernel, "unchecked", lambda *a: calls.append(1) or unchecked(*a))
+    for _ in range(3):
+        runs[0][0].step()  # the lane, unchecked
+        monkeypatch.setattr(kernel, "unchecked", None)
+        runs[1][0].step()  # the lane, through Inductor's asserts
+        monkeypatch.setattr(kernel, "unchecked", lambda *a: calls.append(1) or unchecked(*a))
+    assert len(calls) == 3 * len(SHAPES)
+    for p, q in zip(runs[0][1], runs[1][1], strict=True):
+        assert torch.equal(p, q)
+
+
+def test_unchecked_call_strips_only_the_asserts() -> None:
+    source = ("def call(self, args):\n    a, = args\n    args.clear()\n"
+              "    assert_size_stride(a, (3, ), (1, ), 'input')\n    assert_alignment(a, 16, 'input')\n"
+              "    kernel(a)\n    return ()\n")
+    seen = []
+    call = fast.unchecked_call(source, {"kernel": seen.append})
+    assert call is not None
+    call([7])
+    assert seen == [7]
+    assert fast.unchecked_call("def other(args):\n    return ()\n", {}) is None
+    assert fast.unchecked_call("def call(self, args):\n    return ()\n", {}) is None  # no asserts: keep direct

@@ -233,6 +233,9 @@ class Kernel:
         self.broken: str | None = None
         self.compile_seconds: float | None = None
         self.direct: Callable[..., Any] | None = None
+        #: The direct call without Inductor's per-call size and stride asserts, for the fast lane only,
+        #: which checks every tensor itself before each step (:func:`unchecked_call`); None: use direct.
+        self.unchecked: Callable[..., Any] | None = None
         self.direct_level = ""
         self.hyper_buffer: tuple[Tensor, Any] | None = None
         self._snapshot_tried = False
@@ -335,6 +338,10 @@ class Kernel:
         self.direct = eval(body, {"run": runner if boxed else compiled})  # noqa: S307
         self.direct_level = "inductor" if boxed else "aot"
         if boxed:
+            func = getattr(runner, "__func__", None)
+            source = _source_of(func)
+            lean = None if func is None or source is None else unchecked_call(source, func.__globals__)
+            self.unchecked = None if lean is None else eval(body, {"run": lean})  # noqa: S307
             _save_snapshot(self.key, runner, exprs)
 
     def _load_snapshot(self) -> bool:
@@ -345,9 +352,10 @@ class Kernel:
         loaded = _load_snapshot(self.key)
         if loaded is None:
             return False
-        run, exprs = loaded
+        run, exprs, lean = loaded
         body = f"lambda param, grad, hyper, *states: run([{', '.join(exprs)}])"
         self.direct = eval(body, {"run": run})  # noqa: S307 - the snapshot's own input sources
+        self.unchecked = None if lean is None else eval(body, {"run": lean})  # noqa: S307
         self.direct_level = "snapshot"
         self.compile_seconds = 0.0
         COMPILE_SECONDS[self.key] = 0.0
@@ -465,6 +473,38 @@ def _snapshot_file(key: KernelKey, create: bool = False) -> str | None:
     return os.path.join(folder, f"{name}.json")
 
 
+_ASSERT_LINE = re.compile(r"\s*assert_(size_stride|alignment)\(.*\)\s*")
+
+
+def _source_of(func: Any) -> str | None:
+    """The dedented source of Inductor's wrapper function ``func``, or None."""
+    try:
+        return textwrap.dedent(inspect.getsource(func))
+    except (OSError, TypeError):
+        return None
+
+
+def unchecked_call(source: str, namespace: dict[str, Any]) -> Callable[..., Any] | None:
+    """Inductor's wrapper ``call(self, args)`` from ``source`` without its ``assert_size_stride`` and
+    ``assert_alignment`` lines, bound to ``self=None``; None when the source is not of that form.
+
+    Only the fast lane (:class:`_Lane`) calls it: before every step it checks that each parameter,
+    gradient and state is the contiguous tensor of the size and dtype the plan was built and verified
+    on (the first calls went through the asserts), so the asserts -- five per tensor, about 1.6 us of a
+    7,850-parameter step of about 40 us -- can only pass there.
+    """
+    lines = source.splitlines()
+    kept = [line for line in lines if not _ASSERT_LINE.fullmatch(line)]
+    if not lines or not lines[0].startswith("def call(") or len(kept) == len(lines):
+        return None
+    scope = dict(namespace)
+    try:
+        exec(compile("\n".join(kept) + "\n", "<adamlab unchecked call>", "exec"), scope)  # noqa: S102
+    except SyntaxError:
+        return None
+    return functools.partial(scope["call"], None)
+
+
 def _save_snapshot(key: KernelKey, runner: Callable[..., Any], exprs: list[str]) -> None:
     """Record where Inductor put this kernel (its C++ extension and the wrapper's ``call``), best effort.
 
@@ -489,8 +529,9 @@ def _save_snapshot(key: KernelKey, runner: Callable[..., Any], exprs: list[str])
         return
 
 
-def _load_snapshot(key: KernelKey) -> tuple[Callable[..., Any], list[str]] | None:
-    """The kernel of :func:`_save_snapshot` as ``(call, exprs)``, or None (no snapshot, or it is stale)."""
+def _load_snapshot(key: KernelKey) -> tuple[Callable[..., Any], list[str], Callable[..., Any] | None] | None:
+    """The kernel of :func:`_save_snapshot` as ``(call, exprs, unchecked call)``, or None (no snapshot, or it
+    is stale)."""
     path = _snapshot_file(key)
     if path is None or key[7] != "cpu" or not os.path.exists(path):
         return None
@@ -520,9 +561,10 @@ def _load_snapshot(key: KernelKey) -> tuple[Callable[..., Any], list[str]] | Non
                 spec.loader.exec_module(module)
                 sys.modules[module_name] = module
             namespace[name] = module.kernel
+        lean = unchecked_call(data["call"], namespace)
         exec(compile(data["call"], path, "exec"), namespace)  # noqa: S102 - Inductor's own wrapper code
         call = namespace["call"]
-        return functools.partial(call, None), list(data["exprs"])
+        return functools.partial(call, None), list(data["exprs"]), lean
     except Exception:  # noqa: BLE001 - any problem with a snapshot: compile as if there were none
         return None
 
@@ -1034,7 +1076,7 @@ class _Lane:
         else:
             torch._foreach_add_(steps, 1)
         hyper = hyper_tensor(values, self.device, self.kernel)
-        direct = self.kernel.direct
+        direct = self.kernel.unchecked or self.kernel.direct  # checked by prepare()
         threads = torch.get_num_threads()
         for (fp, fs, one), g in zip(self.items, grads, strict=True):
             if one and threads > 1:
