@@ -491,7 +491,9 @@ def unchecked_call(source: str, namespace: dict[str, Any]) -> Callable[..., Any]
     Only the fast lane (:class:`_Lane`) calls it: before every step it checks that each parameter,
     gradient and state is the contiguous tensor of the size and dtype the plan was built and verified
     on (the first calls went through the asserts), so the asserts -- five per tensor, about 1.6 us of a
-    7,850-parameter step of about 40 us -- can only pass there.
+    7,850-parameter step of about 40 us -- can only pass there. The generated code reads only the
+    tensors' data pointers (sizes come from the flat state views), so the lane also passes a contiguous
+    gradient as it is, without a flat view.
     """
     lines = source.splitlines()
     kept = [line for line in lines if not _ASSERT_LINE.fullmatch(line)]
@@ -1025,8 +1027,10 @@ class _Lane:
             lane.items.append((fp, fs, one))
         return lane
 
-    def prepare(self, optimizer: Any, group: dict[str, Any]) -> tuple[list[Tensor], list[float]] | None:
-        """The flat gradients and the per-step scalars of this step, or None (the full path); writes nothing."""
+    def prepare(self, optimizer: Any, group: dict[str, Any]
+                ) -> tuple[list[Tensor], list[float], Callable[..., Any]] | None:
+        """The gradients, the per-step scalars and the kernel call of this step, or None (the full path);
+        writes nothing."""
         if (group is not self.group or optimizer.state is not self.state or self.choice.failed is not None
                 or group.get("differentiable") or group.get("fused") != self.fused
                 or group.get("foreach") != self.foreach):
@@ -1036,6 +1040,10 @@ class _Lane:
             return None
         grads = []
         value = None
+        # The unchecked call reads only each tensor's data pointer (its sizes come from the state views):
+        # a contiguous gradient of the right numel needs no flat view (about 0.7 us each).
+        call = self.kernel.unchecked
+        as_is = call is not None
         for p, (q, ptr, numel, dtype, pstate, step, named) in zip(params, self.params, strict=True):
             g = p.grad
             # The flat alias is this parameter's memory while storage, size, dtype and contiguity hold.
@@ -1053,7 +1061,7 @@ class _Lane:
                 value = v
             elif v != value:
                 return None
-            grads.append(g if g.dim() == 1 and g.is_contiguous() else g.reshape(-1))  # a view when contiguous
+            grads.append(g if (as_is or g.dim() == 1) and g.is_contiguous() else g.reshape(-1))  # a view when contiguous
         step = value + 1  # what the counter holds after this step's increment (exact below 2**24)
         if not 0 < step < 2**24:
             return None
@@ -1066,17 +1074,17 @@ class _Lane:
         for name, fixed in self.static:  # the kernel's constants (betas, eps, switches) unchanged
             if name not in kwargs or not kwargs[name] == fixed:
                 return None
-        return grads, [float(kwargs[name]) for name in self.names]
+        return grads, [float(kwargs[name]) for name in self.names], call or self.kernel.direct
 
-    def run(self, grads: list[Tensor], values: list[float]) -> None:
-        """Take the prepared step: bump the step counters, then one kernel call per tensor."""
+    def run(self, grads: list[Tensor], values: list[float], direct: Callable[..., Any]) -> None:
+        """Take the prepared step: bump the step counters, then one kernel call per tensor (``direct``:
+        the call :meth:`prepare` chose, the unchecked one where it has one)."""
         steps = self.steps
         if len(steps) == 1:
             steps[0].add_(1)
         else:
             torch._foreach_add_(steps, 1)
         hyper = hyper_tensor(values, self.device, self.kernel)
-        direct = self.kernel.unchecked or self.kernel.direct  # checked by prepare()
         threads = torch.get_num_threads()
         for (fp, fs, one), g in zip(self.items, grads, strict=True):
             if one and threads > 1:
