@@ -223,8 +223,9 @@ class Kernel:
     tensor argument, or one of its sizes), and :meth:`__call__` calls it directly. That bypasses Dynamo's
     guards, which is safe because everything they check is fixed by the cache key (rule, static
     kwargs, present states, dtype, device, layout) or checked by the callers (contiguous
-    tensors of equal shapes, same dtype); Inductor's own size asserts stay on. One call costs about 4 us
-    (Inductor's runner) or 8 us (the AOT wrapper, off the CPU) instead of 22 us through Dynamo (idle host).
+    tensors of equal shapes, same dtype); Inductor's own size asserts stay on, except in the fast
+    lane's calls (:func:`unchecked_call`). One call costs about 4 us (Inductor's runner) or 8 us (the
+    AOT wrapper, off the CPU) instead of 22 us through Dynamo (idle host).
     """
 
     def __init__(self, key: KernelKey, rule: Callable[..., tuple[Any, ...]], static: dict[str, Any],
