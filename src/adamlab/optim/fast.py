@@ -639,8 +639,11 @@ def scalar_division_to_reciprocal(gm: torch.fx.GraphModule) -> int:
     three of them make the step compute-bound on a 2-core AVX2 CPU; torch's fused Adam likewise
     multiplies by precomputed reciprocals. The quotients move by at most about one unit in the last
     place, which the tests bound against the reference path. Only rules marked
-    ``@update_rule(reciprocal_division=True)`` get this (:data:`RECIPROCAL_RULES`): in M-SVAG, :math:`s = (v - m^2)/(1-\rho)` amplifies the last-place round-off of ``m`` and ``v``
-    by up to :math:`10^4` in the first steps, so there every division stays a division.
+    ``@update_rule(reciprocal_division=True)`` (:data:`RECIPROCAL_RULES`) get this rewrite, which makes
+    the compiled path round differently from the eager one. M-SVAG's :math:`\rho s` amplifies the
+    last-place round-off of ``m`` and ``v`` by up to :math:`10^4` in the first steps, so its rule is
+    not rewritten here; instead it multiplies by its per-step reciprocals itself
+    (:func:`adamlab.functional.dissected.corrected`), the same expression on every path.
     """
     count = 0
     for node in list(gm.graph.nodes):
