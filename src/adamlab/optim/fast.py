@@ -237,6 +237,9 @@ class Kernel:
         #: The direct call without Inductor's per-call size and stride asserts, for the fast lane only,
         #: which checks every tensor itself before each step (:func:`unchecked_call`); None: use direct.
         self.unchecked: Callable[..., Any] | None = None
+        #: Whether the kernel takes a size from the gradient (a rule without state: SGD): then the lane
+        #: must pass the gradient flat, as the full path does.
+        self.sizes_from_grad = True
         self.direct_level = ""
         self.hyper_buffer: tuple[Tensor, Any] | None = None
         self._snapshot_tried = False
@@ -343,6 +346,7 @@ class Kernel:
             source = _source_of(func)
             lean = None if func is None or source is None else unchecked_call(source, func.__globals__)
             self.unchecked = None if lean is None else eval(body, {"run": lean})  # noqa: S307
+            self.sizes_from_grad = any(e.startswith("grad.") for e in exprs)
             _save_snapshot(self.key, runner, exprs)
 
     def _load_snapshot(self) -> bool:
@@ -357,6 +361,7 @@ class Kernel:
         body = f"lambda param, grad, hyper, *states: run([{', '.join(exprs)}])"
         self.direct = eval(body, {"run": run})  # noqa: S307 - the snapshot's own input sources
         self.unchecked = None if lean is None else eval(body, {"run": lean})  # noqa: S307
+        self.sizes_from_grad = any(e.startswith("grad.") for e in exprs)
         self.direct_level = "snapshot"
         self.compile_seconds = 0.0
         COMPILE_SECONDS[self.key] = 0.0
@@ -493,8 +498,8 @@ def unchecked_call(source: str, namespace: dict[str, Any]) -> Callable[..., Any]
     gradient and state is the contiguous tensor of the size and dtype the plan was built and verified
     on (the first calls went through the asserts), so the asserts -- five per tensor, about 1.6 us of a
     7,850-parameter step of about 40 us -- can only pass there. The generated code reads only the
-    tensors' data pointers (sizes come from the flat state views), so the lane also passes a contiguous
-    gradient as it is, without a flat view.
+    tensors' data pointers, so where the kernel's sizes come from the flat parameter or state views
+    (``Kernel.sizes_from_grad`` is False) the lane also passes a contiguous gradient as it is.
     """
     lines = source.splitlines()
     kept = [line for line in lines if not _ASSERT_LINE.fullmatch(line)]
@@ -1044,10 +1049,11 @@ class _Lane:
             return None
         grads = []
         value = None
-        # The unchecked call reads only each tensor's data pointer (its sizes come from the state views):
-        # a contiguous gradient of the right numel needs no flat view (about 0.7 us each).
+        # The unchecked call reads only each tensor's data pointer; where its sizes come from the flat
+        # parameter or state views (not from the gradient), a contiguous gradient of the right numel
+        # needs no flat view (about 0.7 us each).
         call = self.kernel.unchecked
-        as_is = call is not None
+        as_is = call is not None and not self.kernel.sizes_from_grad
         for p, (q, ptr, numel, dtype, pstate, step, named) in zip(params, self.params, strict=True):
             g = p.grad
             # The flat alias is this parameter's memory while storage, size, dtype and contiguity hold.
