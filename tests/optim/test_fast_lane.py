@@ -281,16 +281,11 @@ def test_unchecked_call_strips_only_the_asserts() -> None:
 def test_the_lane_equals_the_full_path_for_a_rule_without_state(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Plain SGD keeps no state, so its kernel takes its size from the gradient: the lane must pass that
     flat (a 2-D gradient as it is would step only its first row's worth of elements)."""
-    out = []
-    for lanes in (True, False):
-        monkeypatch.setattr(fast, "LANES", lanes)
-        torch.manual_seed(0)
-        params = [torch.randn(s, requires_grad=True) for s in SHAPES]
-        opt = make_optimizer(method, params, lr=1e-2, fused=True)
-        gen = torch.Generator().manual_seed(1)
-        for _ in range(5):
-            _grads(gen, params)
-            opt.step()
-        out.append([p.detach().clone() for p in params])
-    for a, b in zip(*out, strict=True):
+    def unchanged(opt: torch.optim.Optimizer, params: list[torch.Tensor]) -> None:
+        return None
+
+    with_lane = _run(method, unchanged, True, monkeypatch)
+    without = _run(method, unchanged, False, monkeypatch)
+    assert len(with_lane) == len(without)
+    for a, b in zip(with_lane, without, strict=True):
         assert torch.equal(a, b)
