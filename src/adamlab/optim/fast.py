@@ -335,19 +335,28 @@ class Kernel:
         runner = getattr(inner, "current_callable", None)
         boxed = (self.key[7] == "cpu" and runner is not None and getattr(inner, "_boxed_call", False)
                  and not getattr(inner, "inputs_to_check", None) and type(inner).__name__ == "CompiledFxGraph")
-        args = ", ".join(exprs)
-        body = (f"lambda param, grad, hyper, *states: run([{args}])" if boxed
-                else f"lambda param, grad, hyper, *states: run({args})")
-        # Built from Dynamo's own source names (``param``, ``states[1].size()[0]``, ...), nothing else.
-        self.direct = eval(body, {"run": runner if boxed else compiled})  # noqa: S307
-        self.direct_level = "inductor" if boxed else "aot"
         if boxed:
             func = getattr(runner, "__func__", None)
             source = _source_of(func)
             lean = None if func is None or source is None else unchecked_call(source, func.__globals__)
-            self.unchecked = None if lean is None else eval(body, {"run": lean})  # noqa: S307
-            self.sizes_from_grad = any(e.startswith("grad.") for e in exprs)
+            self._use_boxed(runner, lean, exprs, "inductor")
             _save_snapshot(self.key, runner, exprs)
+        else:
+            # Built from Dynamo's own source names (``param``, ``states[1].size()[0]``, ...), nothing else.
+            body = f"lambda param, grad, hyper, *states: run({', '.join(exprs)})"
+            self.direct = eval(body, {"run": compiled})  # noqa: S307
+            self.direct_level = "aot"
+
+    def _use_boxed(self, run: Callable[..., Any], lean: Callable[..., Any] | None, exprs: list[str],
+                   level: str) -> None:
+        """Call Inductor's boxed runner ``run`` (and ``lean``, its :func:`unchecked_call`) directly, with
+        the inputs rebuilt from Dynamo's own source names ``exprs`` (``param``, ``states[1].size()[0]``,
+        ...), nothing else."""
+        body = f"lambda param, grad, hyper, *states: run([{', '.join(exprs)}])"
+        self.direct = eval(body, {"run": run})  # noqa: S307
+        self.unchecked = None if lean is None else eval(body, {"run": lean})  # noqa: S307
+        self.sizes_from_grad = any(e.startswith("grad.") for e in exprs)
+        self.direct_level = level
 
     def _load_snapshot(self) -> bool:
         """Arm from the on-disk snapshot of an earlier process (:func:`_save_snapshot`), if there is one."""
@@ -358,11 +367,7 @@ class Kernel:
         if loaded is None:
             return False
         run, exprs, lean = loaded
-        body = f"lambda param, grad, hyper, *states: run([{', '.join(exprs)}])"
-        self.direct = eval(body, {"run": run})  # noqa: S307 - the snapshot's own input sources
-        self.unchecked = None if lean is None else eval(body, {"run": lean})  # noqa: S307
-        self.sizes_from_grad = any(e.startswith("grad.") for e in exprs)
-        self.direct_level = "snapshot"
+        self._use_boxed(run, lean, exprs, "snapshot")  # the snapshot's own input sources
         self.compile_seconds = 0.0
         COMPILE_SECONDS[self.key] = 0.0
         return True
@@ -528,8 +533,8 @@ def _save_snapshot(key: KernelKey, runner: Callable[..., Any], exprs: list[str])
     try:
         extensions = {name: value.__self__.__file__ for name, value in func.__globals__.items()
                       if name.startswith("cpp_fused_") and hasattr(getattr(value, "__self__", None), "__file__")}
-        source = textwrap.dedent(inspect.getsource(func))
-        if not extensions or not all(os.path.exists(f) for f in extensions.values()):
+        source = _source_of(func)
+        if source is None or not extensions or not all(os.path.exists(f) for f in extensions.values()):
             return
         write_json(path, {"version": 2, **snapshot_identity(key), "extensions": extensions,
                           "call": source, "exprs": exprs}, indent=None)
