@@ -91,7 +91,7 @@ def test_zero_gradient_gives_zero_step_never_nan(cls, dtype) -> None:
 def test_gamma_is_clipped_when_roundoff_makes_variance_negative() -> None:
     m = torch.tensor([1.0, 2.0, 0.0])
     v = torch.tensor([1.0 - 1e-7, 3.0, 0.0])  # v < m^2 in the first coordinate
-    gamma = F.variance_adaptation_factor(m, v, rho=0.5, momentum=True)
+    gamma = F.variance_adaptation_factor(m, v, variance_factor=F.variance_factor(0.5, momentum=True))
     assert torch.all((gamma >= 0) & (gamma <= 1))
     assert gamma[0] == 1.0 and gamma[2] == 0.0
     expected = 4.0 / (4.0 + 0.5 * (3.0 - 4.0) / (1 - 0.5))  # negative s clamped -> 1
@@ -119,7 +119,8 @@ def test_foreach_tensorlist_matches_per_tensor_rule() -> None:
     grads = [torch.randn(s, generator=gen) for s in shapes]
     ms = [torch.randn(s, generator=gen) for s in shapes]
     vs = [torch.rand(s, generator=gen) for s in shapes]
-    kw = dict(lr=0.1, beta=0.9, bias_correction=0.19, rho=0.5, direction="sign", variance_adaptation=True)
+    kw = dict(lr=0.1, beta=0.9, inv_bias_correction=1 / 0.19, variance_factor=1.0, direction="sign",
+              variance_adaptation=True)
     lists = F.dissected(F.TensorList(params), F.TensorList(grads), F.TensorList(ms), F.TensorList(vs), **kw)
     for i in range(len(shapes)):
         single = F.dissected(params[i], grads[i], ms[i], vs[i], **kw)

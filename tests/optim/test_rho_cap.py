@@ -42,7 +42,8 @@ def _reference(grads, lr, beta, momentum):
 
 def test_first_step_rho_is_capped_at_0999_and_later_steps_are_not():
     assert F.RHO_MAX == 0.999
-    assert F.dissected_coefficients(1, 0.9)["rho"] == 0.999
+    assert F.dissected_coefficients(1, 0.9)["variance_factor"] == 0.999 / (1 - 0.999)
+    assert F.dissected_coefficients(1, 0.9, use_momentum=False)["variance_factor"] == 1 / (1 - 0.999)
     assert F.msvag_rho(0.9, 1) == 0.999
     rho2 = 0.1 * (1 + 0.81) / (1.9 * (1 - 0.81))  # 0.5014: rho_t < 0.999 from t = 2 on for beta = 0.9
     assert F.msvag_rho(0.9, 2) == pytest.approx(rho2, rel=1e-15)

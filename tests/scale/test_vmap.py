@@ -279,8 +279,8 @@ def test_per_step_scalars_come_from_one_rule_kwargs_call(monkeypatch):
         kw = ms.stacked_kwargs(step)
         for i, group in enumerate(ms.groups):
             ref = MSVAG.rule_kwargs(ms.optimizers[i], group, step)
-            assert float(kw["rho"][i]) == pytest.approx(ref["rho"], rel=1e-14)
-            assert float(kw["bias_correction"][i]) == pytest.approx(ref["bias_correction"], rel=1e-14)
+            assert float(kw["variance_factor"][i]) == pytest.approx(ref["variance_factor"], rel=1e-14)
+            assert float(kw["inv_bias_correction"][i]) == pytest.approx(ref["inv_bias_correction"], rel=1e-14)
 
 
 def test_blocks_are_sized_by_memory_not_capped_at_64(tiny_data_root):

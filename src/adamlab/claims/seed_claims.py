@@ -153,7 +153,8 @@ def idealized_svag_step(theta: Tensor, g: Tensor, true_grad: Tensor, sigma2: Ten
     :math:`m = \nabla\mathcal L`, :math:`v = \nabla\mathcal L^2 + \sigma^2` and :math:`\rho = 0`.
     """
     svag = F.PRESETS["svag"]
-    d, gamma = F.dissected_pieces(g, true_grad, true_grad * true_grad + sigma2, rho=0.0,
+    d, gamma = F.dissected_pieces(g, true_grad, true_grad * true_grad + sigma2,
+                                  variance_factor=F.variance_factor(0.0, momentum=False),
                                   direction=svag["direction"], variance_adaptation=svag["variance_adaptation"],
                                   momentum=svag["use_momentum"])
     return theta - lr * (d * gamma)

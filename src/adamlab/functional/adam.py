@@ -8,7 +8,7 @@ from adamlab.functional.common import bias_correction, ema, prepare_grad, safe_r
 
 T = TypeVar("T")
 
-__all__ = ["adam", "adam_coefficients", "adam_direction", "adam_step_pieces", "decoupled_decay"]
+__all__ = ["adam", "adam_coefficients", "adam_direction", "adam_step_pieces", "adam_terms", "decoupled_decay"]
 
 
 def adam_coefficients(step: int, beta1: float, beta2: float, correct_bias: bool = True) -> dict[str, float]:
@@ -40,10 +40,27 @@ def adam_direction(
     (a sign flip and :math:`|a|/b = |a/b|` are exact in IEEE arithmetic). For :math:`\epsilon = 0`,
     :math:`\gamma = (1 + \hat\eta^2)^{-1/2}` with :math:`\hat\eta^2 = (\hat v - \hat m^2)/\hat m^2`.
     """
+    m_hat, denom = adam_terms(exp_avg, second_moment, eps=eps, eps_inside_sqrt=eps_inside_sqrt,
+                              bias_correction1=bias_correction1, bias_correction2=bias_correction2)
+    return m_hat.sign(), m_hat.abs() / denom
+
+
+def adam_terms(
+    exp_avg: T,
+    second_moment: T,
+    *,
+    eps: Any,
+    eps_inside_sqrt: bool = False,
+    bias_correction1: Any = 1.0,
+    bias_correction2: Any = 1.0,
+) -> tuple[T, T]:
+    r"""The numerator and denominator of Adam's direction, :math:`\hat m` and :math:`\sqrt{\hat v} + \epsilon`
+    (or :math:`\sqrt{\hat v + \epsilon}`): the step is their quotient, its pieces (:func:`adam_direction`)
+    are :math:`\operatorname{sign}(\hat m)` and :math:`|\hat m|` over the same denominator."""
     m_hat = exp_avg / bias_correction1
     v_hat = second_moment / bias_correction2
     denom = (v_hat + eps).sqrt() if eps_inside_sqrt else v_hat.sqrt() + eps
-    return m_hat.sign(), m_hat.abs() / denom
+    return m_hat, denom
 
 
 def decoupled_decay(param: T, *, lr: Any, weight_decay: Any) -> T:
@@ -100,7 +117,9 @@ def adam(
     if amsgrad:
         max_exp_avg_sq = max_exp_avg_sq.maximum(exp_avg_sq)
         second_moment = max_exp_avg_sq
-    sign, gamma = adam_direction(
+    # sign(m_hat) * gamma = m_hat / denom exactly (adam_direction); the quotient saves the sign and
+    # absolute-value passes (the compiled step at 50M parameters moves no more bytes, but computes less)
+    m_hat, denom = adam_terms(
         exp_avg,
         second_moment,
         eps=eps,
@@ -108,7 +127,7 @@ def adam(
         bias_correction1=bias_correction1,
         bias_correction2=bias_correction2,
     )
-    return param - lr * (sign * gamma), exp_avg, exp_avg_sq, max_exp_avg_sq
+    return param - lr * (m_hat / denom), exp_avg, exp_avg_sq, max_exp_avg_sq
 
 
 def adam_step_pieces(

@@ -121,7 +121,7 @@ class Dissected(AdamlabOptimizer):
         return ("exp_avg" if (group["use_momentum"] or va) else None, "exp_avg_sq" if va else None)
 
     def step_kwargs(self, group: dict[str, Any], step: int) -> dict[str, Any]:
-        return F.dissected_coefficients(step, group["beta"])
+        return F.dissected_coefficients(step, group["beta"], use_momentum=group["use_momentum"])
 
 
 def _renamed_switch(value: Any, stacklevel: int = 3) -> bool:
