@@ -208,3 +208,36 @@ def test_skipped_step_is_reported():
     with StepRecorder(opt) as rec:
         opt.step()
     assert not rec.skipped and rec.pieces[0].max_error() <= 1e-15
+
+
+@pytest.mark.parametrize(("name", "extra"), VARIANTS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(VARIANTS)])
+def test_pieces_at_coords_equal_the_whole_parameters_pieces_there(name, extra):
+    """``decompose(coords=...)`` runs the rule once per group on the gathered values of all its
+    parameters; each parameter's values must equal those of the whole-tensor call at the same
+    coordinates, bit for bit, in two groups with different hyperparameters and with a parameter left
+    out of ``coords``."""
+    g = torch.Generator().manual_seed(3)
+    params = [torch.randn(s, generator=g, dtype=torch.float64).requires_grad_(True)
+              for s in [(6, 4), (7,), (3, 5), (9,)]]
+    groups = [{"params": params[:2]}, {"params": params[2:], "lr": 0.05}]
+    opt = make_optimizer(name, groups, lr=0.01, **extra)
+    for _ in range(3):
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=g, dtype=p.dtype)
+        previous = {i: p.detach().clone() for i, p in enumerate(params)}
+        opt.step()
+    picks = {0: torch.tensor([5, 0, 17, 3]), 1: torch.tensor([6, 1]), 3: torch.tensor([8, 2, 4])}
+    whole = {piece.index: piece for piece in decompose(opt, previous)}
+    some = decompose(opt, previous, coords=picks)
+    assert [piece.index for piece in some] == [0, 1, 2, 3]
+    for piece in some:
+        full = whole[piece.index]
+        pick = picks.get(piece.index)
+        for key in ("direction", "gamma", "decay", "update", "eta2"):
+            mine, ref = getattr(piece, key, None), getattr(full, key, None)
+            if isinstance(ref, torch.Tensor) and ref.shape == params[piece.index].shape:
+                ref = ref.reshape(-1)[pick] if pick is not None else ref
+                assert isinstance(mine, torch.Tensor) and torch.equal(mine, ref), (name, piece.index, key)
+            else:
+                assert mine == ref or (mine is None and ref is None), (name, piece.index, key)
+        assert piece.magnitude == full.magnitude and piece.kind == full.kind

@@ -43,7 +43,7 @@ Use :class:`StepRecorder` around ``optimizer.step()`` to also get the applied up
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -161,7 +161,8 @@ def decompose(optimizer: Optimizer, previous: Mapping[int, Tensor] | None = None
     if not isinstance(opt, AdamlabOptimizer) or pieces_of is None:
         raise ValueError(f"optimizer must be an adamlab.optim optimizer with a decomposition (a class "
                          f"attribute 'pieces'), got {type(opt).__name__}")
-    out: list[StepPieces] = []
+    out: list[StepPieces | _Slot] = []
+    gathered: dict[tuple[Any, ...], list[_Job]] = {}  # rule calls shared by parameters taken apart at coords
     index = -1
     with torch.no_grad():
         for g_index, group in enumerate(opt.param_groups):
@@ -174,25 +175,70 @@ def decompose(optimizer: Optimizer, previous: Mapping[int, Tensor] | None = None
                 step = int(state["step"])
                 states = [None if name is None else state[name] for name in opt.state_slots(group)]
                 pick = None if coords is None else coords.get(index)
-                grad, param = p.grad, prev
+                update = None if prev is None else p.detach() - prev
                 late = pick is not None and not all(
                     s is None or (isinstance(s, Tensor) and s.shape == p.shape) for s in states)
                 if pick is not None and not late:
-                    grad = grad.reshape(-1)[pick]
-                    param = None if prev is None else prev.reshape(-1)[pick]
-                    states = [s if s is None else s.reshape(-1)[pick] for s in states]
-                pieces = pieces_of(param, grad, *states, **opt.rule_kwargs(group, step))
+                    job = _Job(index, g_index, step, p.grad.reshape(-1)[pick],
+                               None if prev is None else prev.reshape(-1)[pick],
+                               [s if s is None else s.reshape(-1)[pick] for s in states],
+                               None if update is None else update.reshape(-1)[pick])
+                    key = (g_index, step, prev is None, tuple(s is None for s in states), p.dtype, p.device)
+                    gathered.setdefault(key, []).append(job)
+                    out.append(job.record)  # filled in below, in parameter order
+                    continue
+                pieces = pieces_of(prev, p.grad, *states, **opt.rule_kwargs(group, step))
                 if late:
                     pieces = {k: v.reshape(-1)[pick] if isinstance(v, Tensor) and v.shape == p.shape else v
                               for k, v in pieces.items()}
+                    update = None if update is None else update.reshape(-1)[pick]
                 # Pieces may alias optimizer state (e.g. SGD's momentum buffer), which the next step
                 # changes in place: keep a snapshot.
                 pieces = {k: v.detach().clone() if isinstance(v, Tensor) else v for k, v in pieces.items()}
-                update = None if prev is None else p.detach() - prev
-                if update is not None and pick is not None:
-                    update = update.reshape(-1)[pick]
                 out.append(StepPieces(index=index, group=g_index, update=update, step=step, **pieces))
-    return out
+        for (g_index, step, *_), jobs in gathered.items():
+            _run_gathered(pieces_of, jobs, opt.rule_kwargs(opt.param_groups[g_index], step))
+    return [piece.value if isinstance(piece, _Slot) else piece for piece in out]
+
+
+class _Slot:
+    """A place in :func:`decompose`'s output, filled once the shared rule call has run."""
+
+    value: StepPieces
+
+
+@dataclass
+class _Job:
+    """One parameter taken apart at coordinates: its gathered gradient, parameter and state."""
+
+    index: int
+    group: int
+    step: int
+    grad: Tensor
+    param: Tensor | None
+    states: list[Tensor | None]
+    update: Tensor | None
+    record: _Slot = field(default_factory=_Slot)
+
+
+def _run_gathered(pieces_of: Any, jobs: list[_Job], kwargs: dict[str, Any]) -> None:
+    """One call of the rule's pieces function on the concatenated gathered values of ``jobs`` (the same
+    group, step and state layout, so the same scalars), split back per parameter. The rules act
+    coordinate by coordinate, so this gives each parameter's values exactly as a call of its own;
+    the gathered tensors are copies, so nothing aliases the optimizer's state."""
+    sizes = [job.grad.numel() for job in jobs]
+
+    def cat(values: list[Tensor | None]) -> Tensor | None:
+        return None if values[0] is None else torch.cat(values)  # type: ignore[arg-type]
+
+    states = [cat([job.states[i] for job in jobs]) for i in range(len(jobs[0].states))]
+    pieces = pieces_of(cat([job.param for job in jobs]), cat([job.grad for job in jobs]), *states, **kwargs)
+    total = sum(sizes)
+    split = {k: v.split(sizes) if isinstance(v, Tensor) and v.dim() == 1 and v.numel() == total else None
+             for k, v in pieces.items()}
+    for i, job in enumerate(jobs):
+        own = {k: (split[k][i] if split[k] is not None else v) for k, v in pieces.items()}
+        job.record.value = StepPieces(index=job.index, group=job.group, update=job.update, step=job.step, **own)
 
 
 class StepRecorder:
