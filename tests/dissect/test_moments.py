@@ -259,3 +259,31 @@ def test_float64_accumulation_of_a_float32_model():
     m = rec.moments()
     assert m["emb.weight"].s1.dtype == torch.float64
     np.testing.assert_allclose(m["emb.weight"].mean().numpy(), ref["emb.weight"].mean(0), rtol=1e-5, atol=1e-6)
+
+
+def test_the_statistics_leave_their_inputs_as_they_were():
+    """The statistics work in place on fresh tensors (to spare page faults): a float64 S1, where
+    ``.double()`` would be the same tensor, and every input of ``stats_from_moments`` stay unchanged."""
+    from adamlab.dissect.moments import Moments
+    from adamlab.dissect.stats import (
+        gaussian_sign_agreement,
+        ideal_gamma_grad,
+        ideal_gamma_sign,
+        stats_from_moments,
+    )
+
+    g = torch.Generator().manual_seed(0)
+    s1 = torch.randn(50, generator=g, dtype=torch.float64)
+    s2 = s1.square() + torch.rand(50, generator=g, dtype=torch.float64)
+    s1[:5] = 0.0
+    saved = s1.clone(), s2.clone()
+    mo = Moments(s1, s2, 4)
+    mean, variance = mo.mean(), mo.variance()
+    kept = mean.clone(), variance.clone()
+    stats = stats_from_moments({"w": mean}, {"w": variance}, 4, 2)
+    gaussian_sign_agreement(mean, variance.sqrt())
+    ideal_gamma_grad(stats.eta2["w"])
+    ideal_gamma_sign(stats.rho_gaussian["w"])
+    assert torch.equal(s1, saved[0]) and torch.equal(s2, saved[1])
+    assert torch.equal(mean, kept[0]) and torch.equal(variance, kept[1])
+    assert stats.mean["w"] is not s1 and torch.equal(stats.mean["w"], s1 / 4)

@@ -77,12 +77,13 @@ class Moments:
 
     def mean(self) -> Tensor:
         """:math:`\\bar g = S_1/n` (float64)."""
-        return self.s1.double() / self.n
+        return self.s1.to(torch.float64, copy=True).div_(self.n)
 
     def variance(self) -> Tensor:
-        """Unbiased per-example variance :math:`(S_2 - S_1^2/n)/(n-1)`, clamped at 0 (float64)."""
-        s1 = self.s1.double()
-        return ((self.s2.double() - s1.square() / self.n) / (self.n - 1)).clamp_(min=0.0)
+        """Unbiased per-example variance :math:`(S_2 - S_1^2/n)/(n-1)`, clamped at 0 (float64; two
+        fresh tensors, the operations in place: see :mod:`adamlab.dissect.stats`)."""
+        s1_sq = self.s1.to(torch.float64, copy=True).square_().div_(self.n)
+        return self.s2.to(torch.float64, copy=True).sub_(s1_sq).div_(self.n - 1).clamp_(min=0.0)
 
 
 def _supported(module: nn.Module) -> str | None:

@@ -39,14 +39,22 @@ from torch.func import functional_call, grad, vmap
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
+# The statistics below run over every coordinate of a network at every sampled step. Each builds its
+# result in one fresh tensor and works on it in place: a float64 temporary of a 200k-parameter layer is
+# 1.6 MB, which the allocator maps fresh from the OS, and the page faults of some twenty of them were
+# two thirds of stats_from_moments' time (6.8 ms against 2.2 ms with the allocator keeping its memory,
+# measured 2026-12-02). The operations and their order are those of the formulas, so the values are
+# the same bits. Inputs are not modified.
+
+
 def ideal_gamma_grad(eta2: Tensor) -> Tensor:
     r"""The lemma's optimal factor for a gradient direction, :math:`1/(1+\eta^2)` (seed 002)."""
-    return 1.0 / (1.0 + eta2)
+    return eta2.add(1.0).reciprocal_()
 
 
 def ideal_gamma_sign(rho: Tensor) -> Tensor:
     r"""The lemma's optimal factor for a sign direction, :math:`2\rho - 1` (seed 002)."""
-    return 2.0 * rho - 1.0
+    return rho.mul(2.0).sub_(1.0)
 
 
 def gaussian_sign_agreement(mean: Tensor, std: Tensor) -> Tensor:
@@ -54,9 +62,9 @@ def gaussian_sign_agreement(mean: Tensor, std: Tensor) -> Tensor:
 
     :math:`\sigma = 0` gives 1 for :math:`\mu \ne 0`; :math:`\mu = 0` gives 1/2.
     """
-    z = mean.abs() / (math.sqrt(2.0) * std)
-    z = torch.where(mean == 0, torch.zeros_like(z), z)  # 0/0 -> 0
-    return 0.5 * (1.0 + torch.erf(z))
+    z = mean.abs().div_(std.mul(math.sqrt(2.0)))
+    z.masked_fill_(mean == 0, 0.0)  # 0/0 -> 0
+    return z.erf_().add_(1.0).mul_(0.5)
 
 
 @dataclass
@@ -297,7 +305,8 @@ def stats_from_moments(mean: dict[str, Tensor], variance: dict[str, Tensor], n: 
     for name in names:
         m, var = mean[name].to(torch.float64), variance[name].to(torch.float64)
         sigma2 = var / batch_size
-        eta2 = torch.where(sigma2 == 0, torch.zeros_like(sigma2), sigma2 / m.square())
+        eta2 = m.square()
+        torch.div(sigma2, eta2, out=eta2).masked_fill_(sigma2 == 0, 0.0)
         rho_gauss = gaussian_sign_agreement(m, sigma2.sqrt())
         for key, value in (("mean", m), ("variance", var), ("sigma2", sigma2), ("eta2", eta2),
                            ("rho_gaussian", rho_gauss), ("gamma_grad", ideal_gamma_grad(eta2)),
