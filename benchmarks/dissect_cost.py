@@ -13,6 +13,9 @@ with these methods:
 - ``plain``: the step alone;
 - ``moments``: the step with :class:`~adamlab.dissect.moments.MomentRecorder` accumulating the per-example
   first and second moments in the backward pass;
+- ``statistics``: the step, its moments and every coordinate's statistics from them (mean, variance,
+  eta^2, Gaussian rho, both ideal gammas: :func:`~adamlab.dissect.stats.stats_from_moments`, float64), what
+  :func:`~adamlab.dissect.moments.backward_stats` computes without the empirical sign agreement;
 - ``monitor``: the step with :class:`~adamlab.dissect.monitor.Monitor` (``every=1``): moments, eta^2, rho,
   ideal and measured gamma, per layer and overall, every step;
 - ``torch.func``: the step plus :func:`~adamlab.dissect.stats.gradient_stats` (per-example gradients
@@ -20,8 +23,11 @@ with these methods:
 - ``backpack.Variance``, ``backpack.SumGradSquared``: the step with BackPACK 1.7.1's extension in the
   backward pass (when ``backpack`` imports: ``pip install backpack-for-pytorch==1.7.1 --no-deps einops
   unfoldNd``);
-- ``cockpit``: Cockpit's gradient-noise instruments (when ``cockpit`` imports; it did not with torch 2.13
-  when this was written, and the table then says so).
+- ``cockpit``: Cockpit 1.0.2's gradient-noise instruments (``GradNorm``, ``InnerTest``, ``NormTest``,
+  ``OrthoTest``, ``GradHist1d``, every step), when ``cockpit`` imports. With torch 2.13 it needs
+  ``pip install cockpit-for-pytorch==1.0.2 --no-deps json_tricks scipy seaborn "setuptools>=77.0.3,<81"``
+  (it imports ``pkg_resources``, which setuptools 81 removed; torch 2.13 wants setuptools >= 77.0.3).
+  Otherwise the table says why it is missing.
 
 It prints, per network, the median milliseconds per step and the ratio to the plain step (and, on CUDA,
 peak memory). Synthetic data; the same seed for every method. ``--quick`` runs tiny sizes and few
@@ -44,7 +50,7 @@ from torch.nn import functional as F
 from adamlab.dissect.hooks import GradientStatsHook
 from adamlab.dissect.moments import MomentRecorder
 from adamlab.dissect.monitor import Monitor
-from adamlab.dissect.stats import gradient_stats
+from adamlab.dissect.stats import gradient_stats, stats_from_moments
 from adamlab.optim.registry import make_optimizer
 
 
@@ -104,6 +110,17 @@ def methods(name: str, x: torch.Tensor, y: torch.Tensor, quick: bool, with_func:
     MomentRecorder(model).attach()
     steps["moments"] = plain_step(model, opt)
     model, opt = fresh()
+    recorder = MomentRecorder(model).attach()
+    inner_plain = plain_step(model, opt)
+
+    def stats_step(recorder: MomentRecorder = recorder, inner: Callable[[], None] = inner_plain) -> None:
+        recorder.reset()
+        inner()
+        moments = recorder.moments()
+        stats_from_moments({k: m.mean() for k, m in moments.items()}, {k: m.variance() for k, m in moments.items()},
+                           x.shape[0], x.shape[0])
+    steps["statistics"] = stats_step
+    model, opt = fresh()
     Monitor(model, opt, every=1)
     steps["monitor"] = plain_step(model, opt)
     if with_func:
@@ -141,7 +158,10 @@ def methods(name: str, x: torch.Tensor, y: torch.Tensor, quick: bool, with_func:
         model = bp[1](model) if not isinstance(bp, str) else model
         lossfunc = bp[1](nn.CrossEntropyLoss()) if not isinstance(bp, str) else nn.CrossEntropyLoss()
         per_example = bp[1](nn.CrossEntropyLoss(reduction="none")) if not isinstance(bp, str) else None
-        track = [q.GradNorm(), q.InnerTest(), q.NormTest(), q.OrthoTest(), q.GradHist1d()]
+        from cockpit.utils.schedules import linear
+
+        every = linear(1)  # every step, as the monitor here
+        track = [q.GradNorm(every), q.InnerTest(every), q.NormTest(every), q.OrthoTest(every), q.GradHist1d(every)]
         cp = cockpit_cls(model.parameters(), quantities=track)
         state = {"t": 0}
 

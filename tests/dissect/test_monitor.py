@@ -218,9 +218,10 @@ def test_cost_benchmark_smoke():
     from benchmarks.dissect_cost import run
 
     med, _, missing, params = run("mlp", batch=4, rounds=1, warmup=0, quick=True, with_func=False, device="cpu")
-    assert {"plain", "moments", "monitor"} <= set(med) and params == 784 * 16 + 16 + 16 * 10 + 10
+    assert {"plain", "moments", "statistics", "monitor"} <= set(med) and params == 784 * 16 + 16 + 16 * 10 + 10
     assert all(t > 0 for t in med.values())
     assert ("backpack.Variance" in med) != ("backpack" in missing)
+    assert ("cockpit" in med) != ("cockpit" in missing)
 
 
 @pytest.mark.parametrize("seed", range(4))
