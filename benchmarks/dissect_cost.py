@@ -180,14 +180,16 @@ def methods(name: str, x: torch.Tensor, y: torch.Tensor, quick: bool, with_func:
 
 
 def run(name: str, *, batch: int, rounds: int, warmup: int, quick: bool, with_func: bool,
-        device: str) -> tuple[dict[str, float], dict[str, float], dict[str, str], int]:
-    """Median seconds per step of each method, peak CUDA memory (bytes; empty on CPU), what was missing,
-    and the number of parameters."""
+        device: str, skip: frozenset[str] = frozenset()) -> tuple[dict[str, float], dict[str, float],
+                                                               dict[str, str], int]:
+    """Median seconds per step of each method (those in ``skip`` left out), peak CUDA memory (bytes; empty
+    on CPU), what was missing, and the number of parameters."""
     shape = build(name, quick)[1]
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, *shape, generator=g).to(device)
     y = torch.randint(0, 10, (batch,), generator=g).to(device)
     steps, missing = methods(name, x, y, quick, with_func)
+    steps = {k: v for k, v in steps.items() if k not in skip}
     params = sum(p.numel() for p in build(name, quick)[0].parameters())
     times: dict[str, list[float]] = {k: [] for k in steps}
     memory: dict[str, float] = {}
@@ -250,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-func", action="store_true", help="leave out the torch.func path (slow)")
+    parser.add_argument("--skip", default="", help="comma-separated methods to leave out, e.g. cockpit "
+                        "(its memory traffic slows the methods interleaved with it)")
     parser.add_argument("--quick", action="store_true", help="smoke test: batch 8, tiny MLP, 2 rounds")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message="Full backward hook is firing")  # BackPACK, inputs without grad
@@ -265,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{torch.get_num_threads()} threads, torch {torch.__version__}; median ms per training step")
     for m in models:
         med, memory, missing, params = run(m, batch=args.batch, rounds=args.rounds, warmup=args.warmup,
-                                           quick=args.quick, with_func=not args.no_func, device=args.device)
+                                           quick=args.quick, with_func=not args.no_func, device=args.device,
+                                           skip=frozenset(k.strip() for k in args.skip.split(",") if k.strip()))
         plain = med["plain"]
         print(f"\n{m} ({params:,} parameters)")
         print(f"  {'method':<26}{'ms/step':>10}{'x plain':>10}" + (f"{'peak MiB':>10}" if memory else ""))
