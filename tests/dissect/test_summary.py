@@ -92,3 +92,22 @@ def test_nonzero_counts_are_exact_in_chunks_and_count_nan(monkeypatch, dtype):
     nan_sums = torch.tensor([False, False, True])  # the third one's gradient sum is NaN: recounted
     assert monitor._nonzero_counts(values, recount=nan_sums).tolist() == want
     assert monitor._nonzero_counts(values[:2], recount=nan_sums[:2]).tolist() == want[:2]
+
+
+def test_nonzero_counts_reuse_their_scratch_and_stay_exact():
+    """The sign buffers kept between records are reused when the shapes match and replaced when not;
+    the counts stay those of ``count_nonzero`` each time."""
+    import adamlab.dissect.monitor as monitor
+
+    g = torch.Generator().manual_seed(1)
+    scratch: dict[int, torch.Tensor] = {}
+    for shapes in ([(4, 6), (5,)], [(4, 6), (5,)], [(3, 2), (5,)]):
+        values = [torch.rand(s, generator=g) for s in shapes]
+        for v in values:
+            v[v < 0.5] = 0
+        before = dict(scratch)
+        counts = monitor._nonzero_counts(values, recount=torch.tensor([False, False]), scratch=scratch)
+        assert counts.tolist() == [float(torch.count_nonzero(v)) for v in values]
+        assert all(scratch[i].numel() == v.numel() for i, v in enumerate(values))
+        if shapes == [(4, 6), (5,)] and before:
+            assert all(scratch[i] is before[i] for i in before)  # reused, not reallocated

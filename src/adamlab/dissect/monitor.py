@@ -70,22 +70,31 @@ OVERALL = "all"
 _EXACT_FLOAT32 = 1 << 24  # float32 holds every integer up to 2**24 exactly
 
 
-def _nonzero_counts(values: list[Tensor], recount: Tensor) -> Tensor:
+def _nonzero_counts(values: list[Tensor], recount: Tensor, scratch: dict[int, Tensor] | None = None) -> Tensor:
     """How many entries of each non-negative tensor are not 0 (float64, on the CPU).
 
     As sums of ``sign`` in float32, over chunks of at most 2**24 entries, where every partial sum is an
     exact integer: 4-5x faster than ``count_nonzero`` or ``bool().sum()`` on the CPU (torch 2.13, a 3.2M
     parameter CNN: 1.7 ms against 6-8.5 ms a step). ``sign`` maps NaN to 0, so the tensors flagged in
     ``recount`` (those whose gradient sum is not finite: a NaN squared sum has a NaN plain sum) are
-    counted with ``bool().sum()`` instead (NaN is not 0)."""
+    counted with ``bool().sum()`` instead (NaN is not 0).
+
+    ``scratch`` (``{index: tensor}``, kept by the caller across calls) holds the signs: a fresh 0.8 MB
+    tensor per step costs its page faults again every time (about 0.25 ms of a 0.3 ms count on a 200k
+    parameter layer, measured 2026-12-02)."""
     sums = []
-    for v, again in zip(values, recount.tolist(), strict=True):
+    for i, (v, again) in enumerate(zip(values, recount.tolist(), strict=True)):
         flat = v.detach().reshape(-1)
         if again:
             sums.append(flat.bool().sum())
             continue
         if flat.numel() <= _EXACT_FLOAT32:
-            sums.append(flat.sign().sum(dtype=torch.float32))
+            out = None if scratch is None else scratch.get(i)
+            if out is None or out.shape != flat.shape or out.dtype != flat.dtype or out.device != flat.device:
+                out = torch.empty_like(flat)
+                if scratch is not None:
+                    scratch[i] = out
+            sums.append(torch.sign(flat, out=out).sum(dtype=torch.float32))
         else:
             sums.append(torch.stack([c.sign().sum(dtype=torch.float32) for c in flat.split(_EXACT_FLOAT32)])
                         .double().sum())
@@ -152,6 +161,8 @@ class Monitor:
         self._before: dict[str, Tensor] = {}  # parameters before a sampled step (buffers reused)
         self._copied: set[str] = set()
         self._plan_cache: tuple[Any, tuple[list[Tensor | None], list[int], Layout]] | None = None
+        self._signs: dict[int, Tensor] = {}  # scratch of _nonzero_counts, reused across records
+        self._kinds: tuple[Any, Tensor] | None = None  # (key, where the direction is a sign), cached
         self._handles = [optimizer.register_step_pre_hook(self._pre), optimizer.register_step_post_hook(self._post)]
         self.recorder.enabled = self._sampled(1)
         self.recorder.reset()
@@ -255,7 +266,7 @@ class Monitor:
         """Per parameter ``[numel, zero-gradient count, |g|^2, |step|^2]`` over every coordinate (P, 4)."""
         numel = torch.tensor([float(v.numel()) for v in s1], dtype=torch.float64)
         grad = torch.stack(torch._foreach_norm(s1)).double().cpu() / torch.tensor(counts, dtype=torch.float64)
-        zero = numel - _nonzero_counts(s2, recount=~torch.isfinite(grad))
+        zero = numel - _nonzero_counts(s2, recount=~torch.isfinite(grad), scratch=self._signs)
         step = torch.full((len(names),), math.nan, dtype=torch.float64)
         have = [i for i, k in enumerate(names) if k in self._copied]
         if have:
@@ -291,8 +302,10 @@ class Monitor:
             gammas.append(gamma.detach().reshape(-1).double() if isinstance(gamma, Tensor)
                           else torch.full((size,), float(gamma), dtype=torch.float64))
             sign.append(piece.kind == "sign")
-        kinds = torch.tensor(sign).repeat_interleave(torch.tensor(kept))
-        ideal = torch.where(kinds, fields["gamma_sign_gaussian"], fields["gamma_grad"])
+        key = (tuple(sign), tuple(kept))
+        if self._kinds is None or self._kinds[0] != key:
+            self._kinds = (key, torch.tensor(sign).repeat_interleave(torch.tensor(kept)))
+        ideal = torch.where(self._kinds[1], fields["gamma_sign_gaussian"], fields["gamma_grad"])
         return torch.cat(gammas), ideal
 
     def rows(self) -> list[tuple[int, str, str, float]]:
