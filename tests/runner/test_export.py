@@ -107,3 +107,18 @@ def test_cli_export_and_errors(swept, tmp_path, capsys):
     assert not (tmp_path / "nope.sqlite").exists()  # not created by looking
     with pytest.raises(SystemExit):
         cli.main(["export", str(swept), "--format", "xlsx"])
+
+
+@pytest.mark.parametrize("command", ["export", "plot", "report"])
+def test_the_reading_commands_take_the_store_as_run_writes_it(command, swept, tmp_path, capsys):
+    """``run`` and ``sweep`` write ``--store PATH``; ``export``, ``plot`` and ``report`` read ``STORE`` or
+    ``--store PATH``, exactly one of them (each error one line, exit code 2)."""
+    out = ["--out", str(tmp_path / command)]
+    assert cli.main([command, "--store", str(swept), *out, "-q"] if command != "export"
+                    else [command, "--store", str(swept), *out]) == 0
+    capsys.readouterr()
+    assert cli.main([command]) == 2
+    assert capsys.readouterr().err.strip() == f"adamlab {command}: error: no results store given: give STORE or --store PATH"
+    with pytest.raises(SystemExit):
+        cli.main([command, str(swept), "--store", str(swept)])
+    assert "given twice" in capsys.readouterr().err

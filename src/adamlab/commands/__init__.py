@@ -35,4 +35,33 @@ class UsageError(Exception):
     """Bad user input: printed as one line by :func:`adamlab.cli.main`, exit code 2."""
 
 
-__all__ = ["COMMANDS", "AddCommands", "UsageError"]
+class _StoreOnce(argparse.Action):
+    """Sets ``store``; refuses a second one (``STORE`` and ``--store PATH`` together)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        if values is None or values == []:  # the positional left out
+            return
+        if getattr(namespace, "store", None) is not None:
+            parser.error("the results store is given twice: give STORE or --store PATH, not both")
+        namespace.store = values
+
+
+def add_store_argument(parser: argparse.ArgumentParser) -> None:
+    """A results store to read, as ``STORE`` or as ``--store PATH`` (the option ``run`` and ``sweep``
+    write with), exactly one of them: :func:`store_argument` reads it back."""
+    parser.set_defaults(store=None)
+    parser.add_argument("store_path", metavar="STORE", nargs="?", action=_StoreOnce, default=None,
+                        help="an SQLite results store (or --store PATH)")
+    parser.add_argument("--store", dest="store_path", metavar="PATH", action=_StoreOnce, default=None,
+                        help="the same, as an option (as run and sweep take it)")
+
+
+def store_argument(args: argparse.Namespace) -> str:
+    """The store given to a command of :func:`add_store_argument`; :class:`UsageError` when none was."""
+    if args.store is None:
+        raise UsageError("no results store given: give STORE or --store PATH")
+    return str(args.store)
+
+
+__all__ = ["COMMANDS", "AddCommands", "UsageError", "add_store_argument", "store_argument"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from adamlab.analysis.export import FORMATS, export_store
-from adamlab.commands import COMMANDS
+from adamlab.commands import COMMANDS, add_store_argument, store_argument
 
 EXPORT_EPILOG = """examples:
   adamlab export results/adamlab.sqlite                      CSV next to the store
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="a results store as tidy CSV or Parquet tables",
                               description="Export STORE as a runs table (one row per run) and a long metrics "
                               "table.", epilog=EXPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("store", metavar="STORE", help="an SQLite results store")
+    add_store_argument(p)
     p.add_argument("--format", choices=FORMATS, default="csv", help="file format (default: csv)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: the store's folder)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    args.store = store_argument(args)
     paths = export_store(args.store, args.out, args.format)
     if not args.quiet:
         for p in paths:

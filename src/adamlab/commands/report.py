@@ -6,7 +6,7 @@ import argparse
 
 from adamlab.analysis.report import TARGET_FRACTION, TAU_MAX, TIMES, build_report
 from adamlab.analysis.report_page import write_report
-from adamlab.commands import COMMANDS
+from adamlab.commands import COMMANDS, add_store_argument, store_argument
 from adamlab.runs.parsing import number_type
 from adamlab.selection.lr import Criterion
 
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="DeepOBS-style performance / speed / tunability tables and "
                               "AlgoPerf-style performance profiles for the runs in STORE.",
                               epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("store", metavar="STORE", help="an SQLite results store")
+    add_store_argument(p)
     p.add_argument("--out", default="results/report", metavar="DIR", help="output folder (default: results/report)")
     p.add_argument("--problem", metavar="P", help="only this problem (default: all in the store)")
     p.add_argument("--metric", metavar="MODE:METRIC",
@@ -50,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    args.store = store_argument(args)
     if args.metric is not None:
         try:
             Criterion.parse(args.metric)

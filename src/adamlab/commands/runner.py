@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from adamlab.commands import COMMANDS
+from adamlab.commands import COMMANDS, add_store_argument, store_argument
 from adamlab.runs.parsing import parse_assignments, parse_lr_grid, positive_float, positive_int
 from adamlab.runs.result import RunStatus
 from adamlab.runs.schedules import SCHEDULES
@@ -166,7 +166,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("plot", help="figures from a results store (PNG and PDF)",
                               description="Plot learning curves and lr-sensitivity curves from STORE.",
                               epilog=PLOT_EPILOG, formatter_class=_formatter)
-    p.add_argument("store", metavar="STORE", help="an SQLite results store")
+    add_store_argument(p)
     p.add_argument("--problem", metavar="P", help="only this problem (default: all in the store)")
     p.add_argument("--out", default="results/figures", metavar="DIR", help="output folder (default: results/figures)")
     p.add_argument("--criterion", default="min:train_loss", metavar="MODE:METRIC",
@@ -555,6 +555,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    args.store = store_argument(args)
     from adamlab.analysis.plots import plot_store
 
     # plots only read: opened read-only, so that they work on a read-only file system

@@ -11,11 +11,11 @@ from typing import Any
 
 from adamlab.claims.properties import PROPERTIES, Record, verify
 from adamlab.commands import COMMANDS
-from adamlab.runs.parsing import MAX_INT, number_type
+from adamlab.runs.parsing import MAX_INT, integer_range, number_type
 from adamlab.util import files
 
 #: ``--seed``: an integer torch can seed with (a signed 64-bit integer >= 0).
-SEED = number_type(int, lambda v: 0 <= v <= MAX_INT, f"an integer in 0 .. {MAX_INT}")
+SEED = number_type(int, lambda v: 0 <= v <= MAX_INT, integer_range(0))
 
 EPILOG = """\
 examples:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adamlab.problems import Problem
-from adamlab.runs.parsing import MAX_INT
+from adamlab.runs.parsing import MAX_INT, integer_range
 from adamlab.runs.schedules import make_schedule
 
 ProblemSpec = str | tuple[str, Mapping[str, Any]] | Problem
@@ -57,16 +57,16 @@ def check_count(name: str, value: Any, low: int = 1) -> int:
     """``value`` as an ``int`` in ``low`` .. :data:`MAX_INT`, else ``ValueError`` naming ``name`` (a bool, a
     float such as ``10.5`` -- never truncated -- or a huge integer is refused)."""
     if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer in {low} .. {MAX_INT}; got {value!r}")
+        raise ValueError(f"{name} must be {integer_range(low)}; got {value!r}")
     try:
         number = operator.index(value)
     except TypeError:
         if isinstance(value, float) and math.isfinite(value) and value == int(value):
             number = int(value)
         else:
-            raise ValueError(f"{name} must be an integer in {low} .. {MAX_INT}; got {value!r}") from None
+            raise ValueError(f"{name} must be {integer_range(low)}; got {value!r}") from None
     if not low <= number <= MAX_INT:
-        raise ValueError(f"{name} must be an integer in {low} .. {MAX_INT}; got {_digits(number)}")
+        raise ValueError(f"{name} must be {integer_range(low)}; got {_digits(number)}")
     return number
 
 
@@ -268,7 +268,7 @@ def make_config(
             raise ValueError
         check_count("seed", seed, 0)
     except (ValueError, TypeError, OverflowError):
-        raise ValueError(f"seed must be an integer in 0 .. {MAX_INT}; got "
+        raise ValueError(f"seed must be {integer_range(0)}; got "
                          f"{_digits(seed) if isinstance(seed, int) else repr(seed)}") from None
     protocol = problem.protocol
     bs = check_count("batch_size", batch_size if batch_size is not None else protocol.batch_size)

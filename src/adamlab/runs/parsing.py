@@ -93,6 +93,12 @@ def parse_assignments(items: list[str] | None, what: str = "option") -> dict[str
 #: The largest integer a run config may hold: SQLite's INTEGER (a signed 64-bit integer).
 MAX_INT = 2**63 - 1
 
+
+def integer_range(low: int) -> str:
+    """``"an integer in {low} .. 2**63 - 1"``: the allowed range of a count, with :data:`MAX_INT` written so
+    that a reader sees it at once (not as its 19 digits)."""
+    return f"an integer in {low} .. 2**63 - 1"
+
 #: How deeply a command-line value may nest lists and objects.
 MAX_DEPTH = 32
 
@@ -139,6 +145,6 @@ def number_type(cast: Callable[[str], float], accept: Callable[[float], bool],
 
 
 #: ``--steps``, ``--seeds``, ``--batch-size`` and the like (at most :data:`MAX_INT`: SQLite's INTEGER).
-positive_int = number_type(int, lambda v: 1 <= v <= MAX_INT, f"an integer in 1 .. {MAX_INT}")
+positive_int = number_type(int, lambda v: 1 <= v <= MAX_INT, integer_range(1))
 #: ``--epochs``, ``--decay-gamma``.
 positive_float = number_type(float, lambda v: v > 0, "a finite number > 0")
