@@ -30,6 +30,7 @@ from adamlab.plotting import (
     FONT_RC,
     LOG_RANGE,
     draw_stacked_curves,
+    log_scale,
     metric_label,
     pyplot,
     save_figure,
@@ -228,7 +229,7 @@ def draw_curves(ax: Any, grp: ProblemRuns, metric: str, best: dict[str, float], 
     mode = _metric_mode(metric)
     draw_stacked_curves(ax, drawn, _rank_order({d[1]: d[0] for d in drawn}, mode), optimizers)
     if all_vals and _use_log(np.concatenate([v.ravel() for v in all_vals]), metric):
-        ax.set_yscale("log")
+        log_scale(ax)
     ax.set_xlabel("epoch" if epochs_per_step is not None else "step")
     ax.set_ylabel(metric_label(metric))
     ax.grid(True, alpha=0.3)
@@ -303,7 +304,7 @@ def draw_lr_sensitivity(ax: Any, grp: ProblemRuns, metric: str, mode: str | None
                     transform=top, clip_on=False)
     ax.set_xscale("log")
     if _use_log(np.asarray(finals, dtype=float), metric):
-        ax.set_yscale("log")
+        log_scale(ax)
     ax.set_xlabel("learning rate")
     ax.set_ylabel(f"final {metric_label(metric)}")
     ax.grid(True, alpha=0.3)

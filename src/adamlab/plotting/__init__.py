@@ -7,7 +7,8 @@ Its one job: every figure adamlab draws starts, looks and is saved the same way.
 - :data:`METRIC_LABELS` / :func:`metric_label`, :func:`method_styles` (a fixed colour, line style and
   marker per method in every figure: :func:`method_colors`, :func:`method_linestyles`, :func:`method_markers`),
   :func:`stacked_styles` (curves that may overlap: hollow markers, drawn last-on-top by rank),
-  :data:`LOG_FLOOR`, :data:`LOG_RANGE`, :func:`seed_band` (mean and min-max band over seeds), and the
+  :data:`LOG_FLOOR`, :data:`LOG_RANGE`, :func:`log_scale` (plain tick labels on a narrow log axis),
+  :func:`seed_band` (mean and min-max band over seeds), and the
   QUICK stamp of reduced-budget runs (:func:`quick_stamp`, :func:`quick_prefix`).
 
 Matplotlib is imported only when a figure is drawn, so importing this package stays cheap.
@@ -23,6 +24,7 @@ from adamlab.plotting.style import (
     QUICK,
     QUICK_PREFIX,
     draw_stacked_curves,
+    log_scale,
     method_colors,
     method_linestyles,
     method_markers,
@@ -36,6 +38,6 @@ from adamlab.plotting.style import (
 
 __all__ = [
     "DEFAULT_BACKEND", "FONT_RC", "FORMATS", "LINESTYLES", "LOG_FLOOR", "LOG_RANGE", "METRIC_LABELS", "QUICK",
-    "QUICK_PREFIX", "method_colors", "method_linestyles", "method_markers", "method_styles", "metric_label", "pyplot", "quick_prefix", "quick_stamp",
+    "QUICK_PREFIX", "log_scale", "method_colors", "method_linestyles", "method_markers", "method_styles", "metric_label", "pyplot", "quick_prefix", "quick_stamp",
     "save_figure", "seed_band", "stacked_styles", "draw_stacked_curves", "use_backend", "write_figure",
 ]

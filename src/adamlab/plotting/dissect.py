@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from adamlab.plotting.backend import pyplot
+from adamlab.plotting.style import log_scale
 
 Curve = tuple[Sequence[float], Sequence[float]]
 
@@ -81,7 +82,7 @@ def layer_dashboard(curves: Mapping[str, Curve], *, title: str = "", prefix: str
                     ax.plot(np.asarray(ref[0], dtype=float), np.asarray(ref[1], dtype=float), color=colors[layer],
                             lw=width, ls="--")
         if log and positive:
-            ax.set_yscale("log")
+            log_scale(ax)
         if not drawn:
             ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes, fontsize=8)
         ax.set_title(label, fontsize=8)

@@ -180,3 +180,34 @@ def quick_stamp(fig: Any, quick: bool) -> None:
     if quick:
         fig.text(0.99, 0.01, QUICK, color="red", fontsize=14, ha="right", va="bottom", alpha=0.6,
                  fontweight="bold")
+
+
+def log_scale(ax: Any, axis: str = "y") -> None:
+    """Put ``ax``'s ``axis`` ("x" or "y") on a log scale whose tick labels stay plain numbers ("1.05",
+    not matplotlib's "1.05x10^0") when the view spans less than a decade; wider views keep matplotlib's
+    labels (powers of ten)."""
+    import matplotlib.ticker as mticker
+
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+
+    class PlainWhenNarrow(mticker.Formatter):
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def set_axis(self, axis: Any) -> None:
+            super().set_axis(axis)
+            self.inner.set_axis(axis)
+
+        def set_locs(self, locs: Any) -> None:
+            super().set_locs(locs)
+            self.inner.set_locs(locs)
+
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            low, high = sorted(self.axis.get_view_interval())
+            if low > 0 and high < 10 * low:
+                return f"{x:.3g}"
+            return self.inner(x, pos)
+
+    target.set_major_formatter(PlainWhenNarrow(target.get_major_formatter()))
+    target.set_minor_formatter(PlainWhenNarrow(target.get_minor_formatter()))

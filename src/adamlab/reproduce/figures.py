@@ -21,6 +21,7 @@ from adamlab.plotting import (
     LOG_FLOOR,
     LOG_RANGE,
     draw_stacked_curves,
+    log_scale,
     method_styles,
     metric_label,
     pyplot,
@@ -130,7 +131,7 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
                                                   (d[0] if mode == "max" else -d[0]) if np.isfinite(d[0]) else 0.0))
             draw_stacked_curves(ax, ranked, [d[1] for d in ranked], variants)
             if log_scale:
-                ax.set_yscale("log")
+                log_scale(ax)
             ax.set_title(setting if len(metrics) == 1 or k < cols else "", fontsize=9)
             ax.set_xlabel("step", fontsize=8)
             ax.set_ylabel(metric_label(metric), fontsize=8)
@@ -212,7 +213,7 @@ def plot_lr_sensitivity(execution: Execution, summary: dict[str, Any],
             ax.axvline(info["selected_lr"], color=style["color"], lw=0.6, ls=":", zorder=2)
         ax.set_xscale("log")
         if log_y:
-            ax.set_yscale("log")
+            log_scale(ax)
             cap = float(np.median(positive)) * 1e4  # blown-up finite losses would squash the rest
             if max(positive) > cap:
                 capped = True
@@ -291,7 +292,7 @@ def plot_dissection(execution: Execution, summary: dict[str, Any], out_dir: str 
         axes[2].bar(pos, [value(lab, v, measured) for lab in labels], bar, color=color, alpha=0.85)
         axes[2].plot(pos, [value(lab, v, ideal) for lab in labels], ls="", marker="_", color="k",
                      ms=max(4.0, 48 * bar * width_in / len(labels)), mew=2.0, zorder=5)
-    axes[0].set_yscale("log")
+    log_scale(axes[0])
     axes[0].set_ylabel("eta^2 (median)", fontsize=8)
     axes[1].axhline(0.5, color="k", lw=0.8, ls="--")
     axes[1].set_ylim(0.4, 1.02)

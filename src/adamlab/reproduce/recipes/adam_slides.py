@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from adamlab.plotting import LOG_FLOOR, pyplot, quick_stamp, save_figure
+from adamlab.plotting import LOG_FLOOR, log_scale, pyplot, quick_stamp, save_figure
 from adamlab.reproduce.base import Claim, Protocol, Setting, Variant, register
 from adamlab.reproduce.recipes.standalone import StandaloneRecipe
 
@@ -314,7 +314,7 @@ def _trajectory_figure(results: dict[str, Any], key: str, out_dir: Path, quick: 
     for m in MOMENTUM_METHODS:
         curve = np.asarray(data[m]["loss"] if key == "acceleration" else data[m]["loss_mean"])
         axes[3].plot(np.arange(curve.size), np.maximum(curve, 1e-16), color=COLORS[m], label=NAMES[m])
-    axes[3].set_yscale("log")
+    log_scale(axes[3])
     axes[3].set_xlabel("step", fontsize=8)
     axes[3].set_ylabel("loss L(theta)" + ("" if key == "acceleration" else " (mean over seeds)"), fontsize=8)
     axes[3].legend(fontsize=7)
@@ -339,7 +339,7 @@ def _sparsity_figure(results: dict[str, Any], out_dir: Path, quick: bool, subtit
                     label=f"{NAMES[m]} (lr {sp[m]['lr']:.3g}): "
                           f"{_fmt_steps(sp[m]['steps_' + part], results['sparse_steps'])} steps to 10%")
         ax.axhline(0.1, color="k", ls=":", lw=0.8)
-        ax.set_yscale("log")
+        log_scale(ax)
         ax.set_title(f"{part} features (present with probability {p:g})", fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.legend(fontsize=7)

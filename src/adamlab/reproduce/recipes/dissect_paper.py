@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from adamlab.dissect.integrations import MonitorHook
-from adamlab.plotting import pyplot, quick_stamp, save_figure
+from adamlab.plotting import log_scale, pyplot, quick_stamp, save_figure
 from adamlab.plotting.dissect import layer_dashboard
 from adamlab.reproduce.base import Claim, Protocol, Recipe, Setting, Variant
 from adamlab.reproduce.recipes.common import group_wins
@@ -70,7 +70,7 @@ def dissection_figures(execution: Any, summary: dict[str, Any], out_dir: Path) -
         eta2 = [value(v, "dx_eta2_median") for v in order]
         axes[0].bar(x, eta2, color="0.5")
         if any(e > 0 for e in eta2):
-            axes[0].set_yscale("log")
+            log_scale(axes[0])
         axes[0].set_title("eta^2 (median over coordinates)", fontsize=8)
         axes[1].bar(x, [value(v, "dx_rho_gaussian_mean") for v in order], color="0.5")
         axes[1].axhline(0.5, color="k", lw=0.8, ls="--")
