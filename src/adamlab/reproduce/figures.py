@@ -107,7 +107,7 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
         log_metric = {m: "loss" in m and _wide_range(db, list(execution.runs), m) for m in metrics}
         for k, (setting, metric) in enumerate(panels):
             ax = axes[k // cols][k % cols]
-            log_scale = log_metric[metric]
+            use_log = log_metric[metric]
             drawn = []
             for entry in (r for r in execution.runs if r.setting.label == setting):
                 steps, arr = _curves(db, entry.final_ids, metric)
@@ -118,7 +118,7 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
                 label = f"{entry.variant.label} (lr {entry.selected_lr:.2g})"
                 if info["n_diverged"]:
                     label += " [diverged]"
-                if log_scale:
+                if use_log:
                     clipped = clipped or bool(np.nanmin(lo, initial=np.inf) < LOG_FLOOR)
                     mean, lo, hi = (np.maximum(a, LOG_FLOOR) for a in (mean, lo, hi))
                 final = mean[np.isfinite(mean)]
@@ -130,7 +130,7 @@ def plot_recipe(execution: Execution, summary: dict[str, Any], out_dir: str | os
             ranked = sorted(drawn, key=lambda d: (bool(np.isfinite(d[0])),
                                                   (d[0] if mode == "max" else -d[0]) if np.isfinite(d[0]) else 0.0))
             draw_stacked_curves(ax, ranked, [d[1] for d in ranked], variants)
-            if log_scale:
+            if use_log:
                 log_scale(ax)
             ax.set_title(setting if len(metrics) == 1 or k < cols else "", fontsize=9)
             ax.set_xlabel("step", fontsize=8)
