@@ -17,7 +17,11 @@ def test_quick_recipe_shows_the_papers_orderings(tmp_path, name):
     summary = json.loads((out / "summary.json").read_text())
     failed = [(c["claim"], c["measured"]) for c in summary["claims"] if not c["agree"]]
     assert not failed, failed
-    assert summary["all_claims_agree"] is True
+    # --quick runs fewer than 5 seeds: every claim is measured (``agree`` above) but carries no verdict
+    # (reproduce.api.withhold_verdicts), so the summary's overall verdict is None, not True
+    assert summary["all_claims_agree"] in (True, None)
+    if summary["all_claims_agree"] is None:
+        assert all(not c["judged"] and c["verdict"].startswith("too few seeds") for c in summary["claims"])
     if name == "wilson":
         (setting,) = summary["settings"].values()
         # non-adaptive methods generalise best
