@@ -14,8 +14,11 @@ with these methods:
 - ``moments``: the step with :class:`~adamlab.dissect.moments.MomentRecorder` accumulating the per-example
   first and second moments in the backward pass;
 - ``statistics``: the step, its moments and every coordinate's statistics from them (mean, variance,
-  eta^2, Gaussian rho, both ideal gammas: :func:`~adamlab.dissect.stats.stats_from_moments`, float64), what
-  :func:`~adamlab.dissect.moments.backward_stats` computes without the empirical sign agreement;
+  eta^2, Gaussian rho, both ideal gammas) by :class:`~adamlab.dissect.step_stats.StepStats` (one fused
+  compiled pass into kept buffers, in the moments' dtype: float32); ``statistics float64``: the same in
+  float64; ``stats_from_moments``: the same by :func:`~adamlab.dissect.stats.stats_from_moments` (float64,
+  fresh tensors, eager: what :func:`~adamlab.dissect.moments.backward_stats` computes without the
+  empirical sign agreement);
 - ``monitor``: the step with :class:`~adamlab.dissect.monitor.Monitor` (``every=1``): moments, eta^2, rho,
   ideal and measured gamma, per layer and overall, every step;
 - ``torch.func``: the step plus :func:`~adamlab.dissect.stats.gradient_stats` (per-example gradients
@@ -51,6 +54,7 @@ from adamlab.dissect.hooks import GradientStatsHook
 from adamlab.dissect.moments import MomentRecorder
 from adamlab.dissect.monitor import Monitor
 from adamlab.dissect.stats import gradient_stats, stats_from_moments
+from adamlab.dissect.step_stats import StepStats
 from adamlab.optim.registry import make_optimizer
 
 
@@ -109,17 +113,26 @@ def methods(name: str, x: torch.Tensor, y: torch.Tensor, quick: bool, with_func:
     model, opt = fresh()
     MomentRecorder(model).attach()
     steps["moments"] = plain_step(model, opt)
-    model, opt = fresh()
-    recorder = MomentRecorder(model).attach()
-    inner_plain = plain_step(model, opt)
 
-    def stats_step(recorder: MomentRecorder = recorder, inner: Callable[[], None] = inner_plain) -> None:
-        recorder.reset()
-        inner()
-        moments = recorder.moments()
-        stats_from_moments({k: m.mean() for k, m in moments.items()}, {k: m.variance() for k, m in moments.items()},
-                           x.shape[0], x.shape[0])
-    steps["statistics"] = stats_step
+    def with_stats(compute: Callable[[dict[str, Any]], object]) -> Callable[[], None]:
+        """The step, its moments and ``compute(moments)`` (a fresh network, recorder and optimizer)."""
+        model, opt = fresh()
+        recorder = MomentRecorder(model).attach()
+        inner = plain_step(model, opt)
+
+        def step() -> None:
+            recorder.reset()
+            inner()
+            compute(recorder.moments())
+        return step
+
+    def eager(moments: dict[str, Any]) -> object:
+        return stats_from_moments({k: m.mean() for k, m in moments.items()},
+                                  {k: m.variance() for k, m in moments.items()}, x.shape[0], x.shape[0])
+
+    steps["statistics"] = with_stats(StepStats())
+    steps["statistics float64"] = with_stats(StepStats(dtype=torch.float64))
+    steps["stats_from_moments"] = with_stats(eager)
     model, opt = fresh()
     Monitor(model, opt, every=1)
     steps["monitor"] = plain_step(model, opt)

@@ -6,12 +6,12 @@ import math
 
 import pytest
 import torch
-from adamlab.runs.device import set_deterministic
 
 from adamlab import problems
 from adamlab.runner.sweep import sweep
 from adamlab.runner.train import execute
 from adamlab.runs.config import make_config
+from adamlab.runs.device import set_deterministic
 from adamlab.store import Store
 from tests.devices.conftest import has_mps
 

@@ -7,6 +7,7 @@ One job: the measuring instruments, usable in any training loop.
   per-example gradients materialised; the reference).
 - :class:`MomentRecorder` / :func:`backward_stats`: the same statistics from per-example moments accumulated
   by module hooks in one backward pass (memory O(parameters)); the empirical sign agreement only where asked.
+- :class:`StepStats`: every coordinate's statistics at every step, one fused compiled pass into kept buffers.
 - :class:`Monitor`: eta^2, rho, ideal and measured gamma per layer, live in any training loop (CSV,
   TensorBoard); :class:`MonitorHook` for the runner, Lightning / Hugging Face callbacks in ``integrations``.
 - :class:`GradientStatsHook`: record the statistics every k steps during training (torch.func path).
@@ -25,8 +26,9 @@ from adamlab.dissect.integrations import MonitorHook
 from adamlab.dissect.moments import MomentRecorder, backward_stats
 from adamlab.dissect.monitor import Monitor
 from adamlab.dissect.stats import GradientStats, gradient_stats, per_example_grads
+from adamlab.dissect.step_stats import StepStats
 
 __all__ = [
-    "GradientStats", "GradientStatsHook", "MomentRecorder", "Monitor", "MonitorHook", "StepPieces", "StepRecorder",
+    "GradientStats", "GradientStatsHook", "MomentRecorder", "Monitor", "MonitorHook", "StepPieces", "StepRecorder", "StepStats",
     "backward_stats", "decompose", "gradient_stats", "per_example_grads",
 ]

@@ -63,6 +63,9 @@ from adamlab.dissect.stats import (
 REDUCTIONS = ("mean", "sum")
 CHUNK_ELEMENTS = 1 << 22  # at most this many numbers of per-example gradients at a time
 _BATCHNORM = nn.modules.batchnorm._BatchNorm
+#: The autograd nodes of ``nn.Linear`` on a 2-d input (with and without bias), whose weight (and bias)
+#: gradients give S_1 (the Linear rule reads them instead of a second matrix product).
+_LINEAR_NODES = ("AddmmBackward0", "MmBackward0")
 BATCHNORM_TRAINING = ("BatchNorm in training mode couples the examples (no per-example gradient); "
                       "call .eval() on it")
 
@@ -75,15 +78,28 @@ class Moments:
     s2: Tensor
     n: int = 0
 
-    def mean(self) -> Tensor:
-        """:math:`\\bar g = S_1/n` (float64)."""
-        return self.s1.to(torch.float64, copy=True).div_(self.n)
+    def mean(self, dtype: torch.dtype = torch.float64) -> Tensor:
+        """:math:`\\bar g = S_1/n` (:func:`moment_mean`; float64 unless ``dtype`` says otherwise)."""
+        return moment_mean(self.s1, self.n, dtype)
 
-    def variance(self) -> Tensor:
-        """Unbiased per-example variance :math:`(S_2 - S_1^2/n)/(n-1)`, clamped at 0 (float64; two
-        fresh tensors, the operations in place: see :mod:`adamlab.dissect.stats`)."""
-        s1_sq = self.s1.to(torch.float64, copy=True).square_().div_(self.n)
-        return self.s2.to(torch.float64, copy=True).sub_(s1_sq).div_(self.n - 1).clamp_(min=0.0)
+    def variance(self, dtype: torch.dtype = torch.float64) -> Tensor:
+        """Unbiased per-example variance (:func:`moment_variance`; float64 unless ``dtype`` says otherwise)."""
+        return moment_variance(self.s1, self.s2, self.n, dtype)
+
+
+def moment_mean(s1: Tensor, n: int, dtype: torch.dtype) -> Tensor:
+    """The per-example mean :math:`\\bar g = S_1/n`, in ``dtype`` (a fresh tensor)."""
+    return s1.to(dtype, copy=True).div_(n)
+
+
+def moment_variance(s1: Tensor, s2: Tensor, n: int, dtype: torch.dtype) -> Tensor:
+    """The unbiased per-example variance :math:`(S_2 - S_1^2/n)/(n-1)`, clamped at 0, in ``dtype``.
+
+    Two fresh tensors, the operations in place (see :mod:`adamlab.dissect.stats`). With the mean, the
+    one place the moments become statistics: :class:`Moments` and the fused kernel of
+    :class:`adamlab.dissect.step_stats.StepStats` both call it."""
+    s1_sq = s1.to(dtype, copy=True).square_().div_(n)
+    return s2.to(dtype, copy=True).sub_(s1_sq).div_(n - 1).clamp_(min=0.0)
 
 
 def _supported(module: nn.Module) -> str | None:
@@ -237,6 +253,17 @@ class MomentRecorder:
             if not output.requires_grad:
                 return
             a = inputs[0].detach()
+            node = output.grad_fn
+            if (isinstance(module, nn.Linear) and a.dim() == 2 and type(node).__name__ in _LINEAR_NODES
+                    and (self.dtype is None or self.dtype == module.weight.dtype)):
+                # After the node has run: its gradients for the weight (and bias) are S_1 / n, so S_1
+                # costs no second matrix product (grad_inputs: (bias,) input, weight.t()).
+                def on_node(grad_inputs: tuple[Tensor | None, ...], grad_outputs: tuple[Tensor, ...]) -> None:
+                    self._calls[mname] = 0
+                    self._accumulate(mname, module, a, grad_outputs[0].detach(), grad_inputs)
+
+                node.register_hook(on_node)
+                return
 
             def on_grad(d: Tensor) -> None:
                 self._calls[mname] = 0
@@ -265,8 +292,10 @@ class MomentRecorder:
         s1 = g.sum(0)
         self._add(mname, local, s1, (g.square_() if scratch else g.square()).sum(0), 0)
 
-    def _accumulate(self, mname: str, module: nn.Module, a: Tensor, d: Tensor) -> None:
+    def _accumulate(self, mname: str, module: nn.Module, a: Tensor, d: Tensor,
+                    node_grads: tuple[Tensor | None, ...] = ()) -> None:
         n = int(a.shape[0])
+        scale = n if self.reduction == "mean" else 1
         if self.reduction == "mean":
             d = d * n
         if self.dtype is not None:
@@ -276,7 +305,7 @@ class MomentRecorder:
             self._pending.append((mname, module, a, d))
             return
         if isinstance(module, nn.Linear):
-            self._linear(mname, module, a, d)
+            self._linear(mname, module, a, d, node_grads, scale)
         elif isinstance(module, (nn.Conv1d, nn.Conv2d)):
             self._conv(mname, module, a, d)
         elif isinstance(module, nn.Embedding):
@@ -298,12 +327,19 @@ class MomentRecorder:
     def _locals(self, mname: str) -> list[str]:
         return [local for full, (m, _, local) in self._params.items() if m == mname]
 
-    def _linear(self, mname: str, module: nn.Linear, a: Tensor, d: Tensor) -> None:
+    def _linear(self, mname: str, module: nn.Linear, a: Tensor, d: Tensor,
+                node_grads: tuple[Tensor | None, ...] = (), scale: int = 1) -> None:
+        """``node_grads``: the gradients autograd's addmm/mm node computed ((bias,) input, weight.t()),
+        the reduced loss's, so ``scale`` times them is S_1 (recomputed where one is missing)."""
         n = a.shape[0]
         if a.dim() == 2:
-            self._add(mname, "weight", d.t() @ a, d.square().t() @ a.square(), 0)
+            gw = node_grads[-1] if node_grads else None
+            s1 = gw.t().mul(scale) if gw is not None and gw.dtype == d.dtype else d.t() @ a
+            self._add(mname, "weight", s1, d.square().t() @ a.square(), 0)
             if module.bias is not None:
-                self._add(mname, "bias", d.sum(0), d.square().sum(0), 0)
+                gb = node_grads[0] if len(node_grads) == 3 else None
+                s1 = gb.mul(scale) if gb is not None and gb.dtype == d.dtype else d.sum(0)
+                self._add(mname, "bias", s1, d.square().sum(0), 0)
             return
         a3, d3 = a.reshape(n, -1, a.shape[-1]), d.reshape(n, -1, d.shape[-1])
         for c in _chunks(n, module.weight.numel()):

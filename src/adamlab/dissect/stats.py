@@ -300,18 +300,34 @@ def stats_from_moments(mean: dict[str, Tensor], variance: dict[str, Tensor], n: 
     for both the ``torch.func`` path and the backward-pass moments."""
     names = list(mean)
     rho_empirical = dict(rho_empirical or {})
-    fields: dict[str, dict[str, Tensor]] = {k: {} for k in (
-        "mean", "variance", "sigma2", "eta2", "rho_gaussian", "gamma_grad", "gamma_sign_gaussian")}
+    fields: dict[str, dict[str, Tensor]] = {k: {} for k in ("mean", "variance", *COORDINATE_STATS)}
     for name in names:
         m, var = mean[name].to(torch.float64), variance[name].to(torch.float64)
-        sigma2 = var / batch_size
-        eta2 = m.square()
-        torch.div(sigma2, eta2, out=eta2).masked_fill_(sigma2 == 0, 0.0)
-        rho_gauss = gaussian_sign_agreement(m, sigma2.sqrt())
-        for key, value in (("mean", m), ("variance", var), ("sigma2", sigma2), ("eta2", eta2),
-                           ("rho_gaussian", rho_gauss), ("gamma_grad", ideal_gamma_grad(eta2)),
-                           ("gamma_sign_gaussian", ideal_gamma_sign(rho_gauss))):
+        fields["mean"][name], fields["variance"][name] = m, var
+        for key, value in zip(COORDINATE_STATS, coordinate_stats(m, var, batch_size), strict=True):
             fields[key][name] = value
     gamma_sign = {k: ideal_gamma_sign(v) for k, v in rho_empirical.items()}
     return GradientStats(**fields, rho_empirical=rho_empirical, gamma_sign=gamma_sign, n_examples=n,
                          batch_size=batch_size, names=names, fell_back=dict(fell_back or {}))
+
+
+#: What :func:`coordinate_stats` returns, in order (the :class:`GradientStats` fields of the same names).
+COORDINATE_STATS = ("sigma2", "eta2", "rho_gaussian", "gamma_grad", "gamma_sign_gaussian")
+
+
+def coordinate_stats(mean: Tensor, variance: Tensor, batch_size: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    r"""Every coordinate's statistics from the per-example mean and unbiased variance (one parameter).
+
+    .. math::
+        \sigma^2 = v/b, \quad \eta^2 = \sigma^2/\bar g^2 \ (0 \text{ where } \sigma = 0), \quad
+        \rho^{Gauss} = \tfrac12\big(1 + \operatorname{erf}(|\bar g|/(\sqrt2\sigma))\big), \quad
+        \frac{1}{1+\eta^2}, \quad 2\rho^{Gauss} - 1,
+
+    in the dtype of ``mean`` (fresh tensors; the inputs are not modified), returned in the order of
+    :data:`COORDINATE_STATS`. The one place these equations live: :func:`stats_from_moments` and the
+    fused kernel of :class:`adamlab.dissect.step_stats.StepStats` both call it."""
+    sigma2 = variance / batch_size
+    eta2 = mean.square()
+    torch.div(sigma2, eta2, out=eta2).masked_fill_(sigma2 == 0, 0.0)
+    rho = gaussian_sign_agreement(mean, sigma2.sqrt())
+    return sigma2, eta2, rho, ideal_gamma_grad(eta2), ideal_gamma_sign(rho)

@@ -1,0 +1,178 @@
+r"""Every coordinate's statistics at every step: one fused pass into buffers kept between steps.
+
+:func:`~adamlab.dissect.stats.stats_from_moments` builds each statistic in fresh float64 tensors, one
+operation at a time. That is right for a single call, but at every step of a training loop it costs
+more than the step itself on a small network (2026-12-03, 200k-parameter MLP, 2 threads: 3.4-3.9 ms
+against a 0.9 ms step): some twenty passes over the parameters, and a fresh 1.6 MB tensor per
+statistic whose page faults the CPU pays again at every call. :class:`StepStats` computes the same
+statistics, from the same functions (:func:`~adamlab.dissect.moments.moment_mean`,
+:func:`~adamlab.dissect.moments.moment_variance`, :func:`~adamlab.dissect.stats.coordinate_stats`), as
+one ``torch.compile`` kernel that reads :math:`S_1, S_2` once and writes the seven statistics into
+buffers it keeps, by default in the moments' own dtype (float32 for a float32 model, as BackPACK's
+``Variance``). Measured on the same MLP: 0.30 ms (float32) and 0.99 ms (float64), against 0.61 ms and
+1.21 ms for the same operations run eagerly in place.
+
+Which path runs is a function of the program alone (``compiled``, the sizes and ``ADAMLAB_NO_COMPILE``),
+never of a measured time. The compiled and the eager path agree to the last bits or close to them
+(both round the same operations; the compiler may contract or reorder them). When compiling fails, one
+warning is emitted and the eager path is used for the rest of the process.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from adamlab.dissect.moments import Moments, moment_mean, moment_variance
+from adamlab.dissect.stats import COORDINATE_STATS, GradientStats, coordinate_stats
+
+#: The per-coordinate fields :class:`StepStats` writes, in the kernel's order.
+FIELDS = ("mean", "variance", *COORDINATE_STATS)
+
+#: ``compiled=None`` compiles for a group of moments with at least this many coordinates: below it the
+#: eager pass takes well under 0.2 ms and a compile (seconds) would not pay.
+COMPILE_MIN_NUMEL = 1 << 16
+
+_COMPILED: Callable[..., Any] | None = None
+_BROKEN: str | None = None
+
+
+def _stats_into(s1: Tensor, s2: Tensor, n: int, batch_size: int, *outs: Tensor) -> None:
+    """Write :data:`FIELDS` of flat moments ``s1``, ``s2`` of ``n`` examples into ``outs`` (their dtype)."""
+    mean = moment_mean(s1, n, outs[0].dtype)
+    variance = moment_variance(s1, s2, n, outs[0].dtype)
+    for out, value in zip(outs, (mean, variance, *coordinate_stats(mean, variance, batch_size)), strict=True):
+        out.copy_(value)
+
+
+def _compiled_kernel() -> Callable[..., Any]:
+    global _COMPILED
+    if _COMPILED is None:
+        # Dynamic shapes: one compile per dtype and device serves every model size.
+        _COMPILED = torch.compile(_stats_into, dynamic=True, fullgraph=True)
+    return _COMPILED
+
+
+class StepStats:
+    """Per-coordinate statistics of a :class:`~adamlab.dissect.moments.MomentRecorder`'s moments, every step.
+
+    ``stats = StepStats()(recorder.moments())`` gives what
+    :func:`~adamlab.dissect.stats.stats_from_moments` gives for the same moments (mean, variance,
+    :math:`\\sigma^2`, :math:`\\eta^2`, Gaussian :math:`\\rho`, both ideal gammas; no empirical
+    :math:`\\rho`), computed in one pass per group of parameters that share a dtype, a device and an
+    example count.
+
+    Parameters
+    ----------
+    dtype:
+        Dtype of the statistics (default: that of the moments, float32 for a float32 model). float64
+        gives the values of :func:`~adamlab.dissect.stats.stats_from_moments` (to rounding); in float32
+        :math:`\\eta^2` overflows to inf where :math:`\\bar g^2` underflows (:math:`|\\bar g| < 10^{-19}`).
+    compiled:
+        True: the fused ``torch.compile`` kernel (the first call compiles, a few seconds); False: the same
+        functions run eagerly; None (default): compiled for groups of at least :data:`COMPILE_MIN_NUMEL`
+        coordinates when a compiler is available (:func:`adamlab.optim.fast.compile_available`).
+
+    The returned :class:`~adamlab.dissect.stats.GradientStats` holds views of buffers this object keeps:
+    the next call overwrites them (clone what you keep). Memory: the moments' flat copies (for a group
+    of several parameters) and seven statistics, O(parameters).
+
+    Raises
+    ------
+    ValueError
+        ``dtype`` not a floating dtype; at call time, ``batch_size`` < 1 or fewer than 2 examples.
+    """
+
+    def __init__(self, *, dtype: torch.dtype | None = None, compiled: bool | None = None) -> None:
+        if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+            raise ValueError(f"dtype must be a floating torch.dtype or None, got {dtype!r}")
+        self.dtype = dtype
+        self.compiled = compiled
+        self._buffers: dict[tuple[Any, ...], tuple[Tensor, Tensor, tuple[Tensor, ...]]] = {}
+
+    def _use_compiled(self, numel: int, device: torch.device) -> bool:
+        if _BROKEN is not None or self.compiled is False:
+            return False
+        from adamlab.optim.fast import compile_available
+
+        available, reason = compile_available(device)
+        if self.compiled is True and not available:
+            _warn_eager(reason)
+        return available and (self.compiled is True or numel >= COMPILE_MIN_NUMEL)
+
+    def _run(self, s1: Tensor, s2: Tensor, n: int, b: int, outs: tuple[Tensor, ...]) -> None:
+        global _BROKEN
+        if self._use_compiled(s1.numel(), s1.device):
+            try:
+                _compiled_kernel()(s1, s2, n, b, *outs)
+                return
+            except Exception as exc:  # no compiler, an Inductor error: the eager pass writes every output
+                _BROKEN = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                _warn_eager(_BROKEN)
+        _stats_into(s1, s2, n, b, *outs)
+
+    def __call__(self, moments: Mapping[str, Moments], batch_size: int | None = None, *,
+                 fell_back: Mapping[str, str] | None = None) -> GradientStats:
+        """The statistics of ``moments`` (``{parameter name: Moments}``) for mini-batches of ``batch_size``
+        examples (default: each parameter's example count, the optimizer's mini-batch)."""
+        if batch_size is not None and int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        groups: dict[tuple[Any, ...], list[str]] = {}
+        for name, m in moments.items():
+            if m.n < 2:
+                raise ValueError(f"moments[{name!r}]: need at least 2 examples to estimate a variance, got {m.n}")
+            groups.setdefault((m.s1.dtype, m.s2.dtype, m.s1.device, m.n), []).append(name)
+        fields: dict[str, dict[str, Tensor]] = {k: {} for k in FIELDS}
+        counts = []
+        for key, names in groups.items():
+            n = key[3]
+            counts.append(n)
+            b = n if batch_size is None else int(batch_size)
+            s1, s2, outs = self._flat(key, [moments[k] for k in names])
+            self._run(s1, s2, n, b, outs)
+            start = 0
+            for name in names:
+                shape, size = moments[name].s1.shape, moments[name].s1.numel()
+                for field, out in zip(FIELDS, outs, strict=True):
+                    fields[field][name] = out[start:start + size].view(shape)
+                start += size
+        n_examples = min(counts) if counts else 0
+        return GradientStats(**fields, rho_empirical={}, gamma_sign={}, n_examples=n_examples,
+                             batch_size=n_examples if batch_size is None else int(batch_size),
+                             names=list(moments), fell_back=dict(fell_back or {}))
+
+    def _flat(self, key: tuple[Any, ...], parts: list[Moments]) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+        """The group's moments as flat vectors (the tensors themselves for one contiguous parameter, else
+        copied into kept buffers) and its kept output buffers."""
+        numel = sum(m.s1.numel() for m in parts)
+        dtype = self.dtype or key[0]
+        buffers = self._buffers.get(key)
+        if buffers is None or buffers[2][0].numel() != numel or buffers[2][0].dtype != dtype:
+            like = parts[0].s1
+            flat_in = (torch.empty(numel, dtype=key[0], device=like.device),
+                       torch.empty(numel, dtype=key[1], device=like.device))
+            outs = tuple(torch.empty(numel, dtype=dtype, device=like.device) for _ in FIELDS)
+            buffers = (*flat_in, outs)
+            self._buffers[key] = buffers
+        s1_buf, s2_buf, outs = buffers
+        if len(parts) == 1 and parts[0].s1.is_contiguous() and parts[0].s2.is_contiguous():
+            return parts[0].s1.reshape(-1), parts[0].s2.reshape(-1), outs
+        torch.cat([m.s1.reshape(-1) for m in parts], out=s1_buf)
+        torch.cat([m.s2.reshape(-1) for m in parts], out=s2_buf)
+        return s1_buf, s2_buf, outs
+
+
+_WARNED = False
+
+
+def _warn_eager(reason: str) -> None:
+    global _WARNED
+    if _WARNED:
+        return
+    _WARNED = True
+    warnings.warn(f"adamlab: compiled gradient statistics unavailable ({reason}); computing them eagerly "
+                  "(same functions, slower; the last bits may differ)", RuntimeWarning, stacklevel=4)
