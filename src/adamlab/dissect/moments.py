@@ -180,6 +180,7 @@ class MomentRecorder:
                 self.fell_back[mname] = reason
             for local, _ in own:
                 self._params[f"{mname}.{local}" if mname else local] = (mname, module, local)
+        self._locals_of: dict[str, list[str]] = {}  # module name -> its recorded parameters' local names
         self._handles: list[Any] = []
         self._calls: dict[str, int] = {}
         self._moments: dict[str, Moments] = {}
@@ -325,7 +326,10 @@ class MomentRecorder:
                 self._moments[full].n += n
 
     def _locals(self, mname: str) -> list[str]:
-        return [local for full, (m, _, local) in self._params.items() if m == mname]
+        cached = self._locals_of.get(mname)
+        if cached is None:
+            cached = self._locals_of[mname] = [local for m, _, local in self._params.values() if m == mname]
+        return cached
 
     def _linear(self, mname: str, module: nn.Linear, a: Tensor, d: Tensor,
                 node_grads: tuple[Tensor | None, ...] = (), scale: int = 1) -> None:
@@ -335,11 +339,12 @@ class MomentRecorder:
         if a.dim() == 2:
             gw = node_grads[-1] if node_grads else None
             s1 = gw.t().mul(scale) if gw is not None and gw.dtype == d.dtype else d.t() @ a
-            self._add(mname, "weight", s1, d.square().t() @ a.square(), 0)
+            d_sq = d.square()
+            self._add(mname, "weight", s1, d_sq.t() @ a.square(), 0)
             if module.bias is not None:
                 gb = node_grads[0] if len(node_grads) == 3 else None
                 s1 = gb.mul(scale) if gb is not None and gb.dtype == d.dtype else d.sum(0)
-                self._add(mname, "bias", s1, d.square().sum(0), 0)
+                self._add(mname, "bias", s1, d_sq.sum(0), 0)
             return
         a3, d3 = a.reshape(n, -1, a.shape[-1]), d.reshape(n, -1, d.shape[-1])
         for c in _chunks(n, module.weight.numel()):

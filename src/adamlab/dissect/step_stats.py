@@ -93,6 +93,7 @@ class StepStats:
         self.dtype = dtype
         self.compiled = compiled
         self._buffers: dict[tuple[Any, ...], tuple[Tensor, Tensor, tuple[Tensor, ...]]] = {}
+        self._views: dict[tuple[Any, ...], tuple[Any, dict[str, dict[str, Tensor]]]] = {}
 
     def _use_compiled(self, numel: int, device: torch.device) -> bool:
         if _BROKEN is not None or self.compiled is False:
@@ -134,16 +135,29 @@ class StepStats:
             b = n if batch_size is None else int(batch_size)
             s1, s2, outs = self._flat(key, [moments[k] for k in names])
             self._run(s1, s2, n, b, outs)
-            start = 0
-            for name in names:
-                shape, size = moments[name].s1.shape, moments[name].s1.numel()
-                for field, out in zip(FIELDS, outs, strict=True):
-                    fields[field][name] = out[start:start + size].view(shape)
-                start += size
+            for field, views in self._views_of(key, names, [moments[k].s1.shape for k in names], outs).items():
+                fields[field].update(views)
         n_examples = min(counts) if counts else 0
         return GradientStats(**fields, rho_empirical={}, gamma_sign={}, n_examples=n_examples,
                              batch_size=n_examples if batch_size is None else int(batch_size),
                              names=list(moments), fell_back=dict(fell_back or {}))
+
+    def _views_of(self, key: tuple[Any, ...], names: list[str], shapes: list[torch.Size],
+                  outs: tuple[Tensor, ...]) -> dict[str, dict[str, Tensor]]:
+        """Each parameter's view of the group's output buffers (kept while names, shapes and buffers stay)."""
+        ident = (tuple(names), tuple(shapes), outs[0].data_ptr())
+        cached = self._views.get(key)
+        if cached is not None and cached[0] == ident:
+            return cached[1]
+        views: dict[str, dict[str, Tensor]] = {field: {} for field in FIELDS}
+        start = 0
+        for name, shape in zip(names, shapes, strict=True):
+            size = shape.numel()
+            for field, out in zip(FIELDS, outs, strict=True):
+                views[field][name] = out[start:start + size].view(shape)
+            start += size
+        self._views[key] = (ident, views)
+        return views
 
     def _flat(self, key: tuple[Any, ...], parts: list[Moments]) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
         """The group's moments as flat vectors (the tensors themselves for one contiguous parameter, else
