@@ -117,7 +117,7 @@ def methods(name: str, x: torch.Tensor, y: torch.Tensor, quick: bool, with_func:
     def with_stats(compute: Callable[[dict[str, Any]], object]) -> Callable[[], None]:
         """The step, its moments and ``compute(moments)`` (a fresh network, recorder and optimizer)."""
         model, opt = fresh()
-        recorder = MomentRecorder(model).attach()
+        recorder = MomentRecorder(model, keep_buffers=True).attach()
         inner = plain_step(model, opt)
 
         def step() -> None:

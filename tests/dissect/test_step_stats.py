@@ -218,3 +218,68 @@ def test_linear_followed_by_an_in_place_activation():
     for name, g in ref.items():
         _close(rec.moments()[name].mean(), g.mean(0))
         _close(rec.moments()[name].variance(), g.var(0, ddof=1))
+
+
+# -- MomentRecorder(keep_buffers=True) ------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["linear", "conv2d", "embedding", "seq_layernorm", "fallback"])
+def test_kept_buffers_hold_the_same_moments_and_are_reused(kind):
+    model, x, y = _model(kind)
+    fresh = MomentRecorder(model).attach()
+    kept = MomentRecorder(model, keep_buffers=True).attach()
+    pointers = None
+    for scale in (1.0, 0.5):
+        fresh.reset()
+        kept.reset()
+        F.cross_entropy(model(x * scale if x.is_floating_point() else x), y).backward()
+        a, b = fresh.moments(), kept.moments()
+        assert list(a) == list(b)
+        for name in a:
+            assert a[name].n == b[name].n
+            assert torch.equal(a[name].s1, b[name].s1) and torch.equal(a[name].s2, b[name].s2), name
+        now = {k: (m.s1.data_ptr(), m.s2.data_ptr()) for k, m in b.items()}
+        assert pointers is None or now == pointers  # the same memory at every step
+        pointers = now
+    fresh.detach()
+    kept.detach()
+
+
+def test_kept_buffers_accumulate_without_reset_and_step_stats_reads_the_block(monkeypatch):
+    model, x, y = _model("linear")
+    ref = MomentRecorder(model).attach()
+    kept = MomentRecorder(model, keep_buffers=True).attach()
+    for _ in range(2):  # two backward passes, no reset: the sums add up
+        F.cross_entropy(model(x), y).backward()
+    a, b = ref.moments(), kept.moments()
+    for name in a:
+        assert b[name].n == 2 * x.shape[0]
+        assert torch.equal(a[name].s1, b[name].s1) and torch.equal(a[name].s2, b[name].s2)
+    cats = []
+    real_cat = torch.cat
+    monkeypatch.setattr(torch, "cat", lambda *args, **kw: cats.append(1) or real_cat(*args, **kw))
+    got = StepStats(dtype=torch.float64, compiled=False)(b)
+    assert cats == []  # one block of the recorder: read in place, not copied
+    ref_stats = _reference(a)
+    for field in FIELDS:
+        for name in a:
+            assert torch.equal(getattr(got, field)[name], getattr(ref_stats, field)[name]), (field, name)
+    StepStats(dtype=torch.float64, compiled=False)(a)
+    assert cats  # separate tensors: copied into one
+
+
+def test_monitor_with_a_module_that_falls_back_to_torch_func():
+    """The monitor's recorder stays attached while it reads the moments: the fallback's own calls of the
+    module (under torch.func) must not be recorded as a forward pass."""
+    from adamlab.dissect.monitor import Monitor
+    from adamlab.optim.registry import make_optimizer
+
+    model, x, y = _model("fallback")
+    opt = make_optimizer("adam", model.parameters(), lr=1e-3)
+    monitor = Monitor(model, opt, every=1, sample=None)
+    for _ in range(3):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    monitor.close()
+    assert [r["step"] for r in monitor.history] == [1.0, 2.0, 3.0]
+    assert set(monitor.fell_back) == {"1", "2"} and math.isfinite(monitor.history[-1]["eta2_median/1"])

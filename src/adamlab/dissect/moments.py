@@ -42,6 +42,7 @@ keeps its own mask, exactly as in the step.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +120,12 @@ def _supported(module: nn.Module) -> str | None:
     return f"no rule for {type(module).__name__}"
 
 
+#: Set while a recorder runs a module under torch.func (:meth:`MomentRecorder._fallback`): every
+#: recorder's forward hooks then stand aside (those calls are not the model's forward pass).
+_FALLBACK = threading.local()
+_FALLBACK.active = False
+
+
 def _chunks(n: int, size: int) -> Iterable[slice]:
     step = max(1, min(n, CHUNK_ELEMENTS // max(1, size)))
     for start in range(0, n, step):
@@ -141,6 +148,12 @@ class MomentRecorder:
         cancellation in :math:`S_2 - S_1^2/n` when :math:`\\eta^2` is tiny (below about 1e-4 in float32).
     names:
         Only these parameter names (default: all trainable parameters).
+    keep_buffers:
+        Write :math:`S_1, S_2` into buffers kept across :meth:`reset` (one flat block per dtype and
+        device, the parameters in model order) instead of fresh tensors at every step: no allocation
+        per step, and :class:`~adamlab.dissect.step_stats.StepStats` reads a block without copying it.
+        :meth:`moments` then returns views that the next step after a :meth:`reset` overwrites (as
+        ``.grad`` is overwritten); default False.
 
     Use ``with MomentRecorder(model) as rec: loss.backward()`` or :meth:`attach` / :meth:`detach`;
     :attr:`enabled` switches recording off between sampled steps at almost no cost; :meth:`moments`
@@ -148,12 +161,14 @@ class MomentRecorder:
     """
 
     def __init__(self, model: nn.Module, *, reduction: str = "mean", dtype: torch.dtype | None = None,
-                 names: Iterable[str] | None = None) -> None:
+                 names: Iterable[str] | None = None, keep_buffers: bool = False) -> None:
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.model = model
         self.reduction = reduction
         self.dtype = dtype
+        self.keep_buffers = bool(keep_buffers)
+        self._slots: dict[str, tuple[Tensor, Tensor]] = {}  # keep_buffers: parameter -> (S_1, S_2) views
         self.enabled = True
         wanted = set(names) if names is not None else None
         self._params: dict[str, tuple[str, nn.Module, str]] = {}  # full name -> (module name, module, local)
@@ -233,8 +248,8 @@ class MomentRecorder:
     # -- hooks -------------------------------------------------------------------------------------
     def _forward_hook(self, mname: str) -> Callable[..., None]:
         def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
-            if not self.enabled or not torch.is_grad_enabled():
-                return
+            if not self.enabled or not torch.is_grad_enabled() or getattr(_FALLBACK, "active", False):
+                return  # (a recorder's torch.func fallback calls modules again: not the model's forward)
             if isinstance(module, _BATCHNORM):
                 if module.training or module.running_mean is None:
                     self.skipped[mname] = BATCHNORM_TRAINING
@@ -274,14 +289,43 @@ class MomentRecorder:
 
         return hook
 
+    def _slot(self, mname: str, local: str, dtype: torch.dtype) -> tuple[Tensor, Tensor] | None:
+        """With ``keep_buffers``: the kept (S_1, S_2) of a parameter that has no moments yet since the last
+        reset, when they hold ``dtype`` (the block of its dtype and device is made at first use)."""
+        full = f"{mname}.{local}" if mname else local
+        if not self.keep_buffers or full in self._moments or full not in self._params:
+            return None
+        if full not in self._slots:
+            def key(name: str) -> tuple[torch.dtype, torch.device]:
+                p = getattr(self._params[name][1], self._params[name][2])
+                return self.dtype or p.dtype, p.device
+
+            block = [k for k in self._params if key(k) == key(full)]  # model order
+            sizes = [getattr(self._params[k][1], self._params[k][2]).shape for k in block]
+            total = sum(s.numel() for s in sizes)
+            flat = [torch.empty(total, dtype=key(full)[0], device=key(full)[1]) for _ in range(2)]
+            start = 0
+            for k, shape in zip(block, sizes, strict=True):
+                self._slots[k] = tuple(f[start:start + shape.numel()].view(shape) for f in flat)  # type: ignore[assignment]
+                start += shape.numel()
+        slot = self._slots[full]
+        return slot if slot[0].dtype == dtype else None
+
     def _add(self, mname: str, local: str, per_sum: Tensor, per_sq: Tensor, n: int) -> None:
         full = f"{mname}.{local}" if mname else local
         if full not in self._params:
             return
         dtype = self.dtype or per_sum.dtype
         m = self._moments.get(full)
-        if m is None:  # every caller passes freshly computed sums: no copy needed
-            self._moments[full] = Moments(per_sum.to(dtype), per_sq.to(dtype), n)
+        if m is None:
+            slot = self._slot(mname, local, dtype)
+            if slot is None:  # every caller passes freshly computed sums: no copy needed
+                self._moments[full] = Moments(per_sum.to(dtype), per_sq.to(dtype), n)
+                return
+            for kept, value in zip(slot, (per_sum, per_sq), strict=True):
+                if value is not kept:  # the Linear rule writes into the slot itself
+                    kept.copy_(value)
+            self._moments[full] = Moments(slot[0], slot[1], n)
         else:
             m.s1 += per_sum.to(dtype)
             m.s2 += per_sq.to(dtype)
@@ -338,13 +382,19 @@ class MomentRecorder:
         n = a.shape[0]
         if a.dim() == 2:
             gw = node_grads[-1] if node_grads else None
-            s1 = gw.t().mul(scale) if gw is not None and gw.dtype == d.dtype else d.t() @ a
             d_sq = d.square()
-            self._add(mname, "weight", s1, d_sq.t() @ a.square(), 0)
+            slot = self._slot(mname, "weight", d.dtype) if a.dtype == d.dtype else None
+            out1, out2 = slot if slot is not None else (None, None)
+            s1 = (torch.mul(gw.t(), scale, out=out1) if gw is not None and gw.dtype == d.dtype
+                  else torch.mm(d.t(), a, out=out1))
+            self._add(mname, "weight", s1, torch.mm(d_sq.t(), a.square(), out=out2), 0)
             if module.bias is not None:
                 gb = node_grads[0] if len(node_grads) == 3 else None
-                s1 = gb.mul(scale) if gb is not None and gb.dtype == d.dtype else d.sum(0)
-                self._add(mname, "bias", s1, d_sq.sum(0), 0)
+                slot = self._slot(mname, "bias", d.dtype)
+                out1, out2 = slot if slot is not None else (None, None)
+                s1 = (torch.mul(gb, scale, out=out1) if gb is not None and gb.dtype == d.dtype
+                      else torch.sum(d, 0, out=out1))
+                self._add(mname, "bias", s1, torch.sum(d_sq, 0, out=out2), 0)
             return
         a3, d3 = a.reshape(n, -1, a.shape[-1]), d.reshape(n, -1, d.shape[-1])
         for c in _chunks(n, module.weight.numel()):
@@ -421,7 +471,11 @@ class MomentRecorder:
 
         per_example = vmap(grad(inner), in_dims=(None, 0, 0), randomness="different")
         for c in _chunks(a.shape[0], size):
-            g = per_example(params, a[c], d[c])
+            _FALLBACK.active = True
+            try:
+                g = per_example(params, a[c], d[c])
+            finally:
+                _FALLBACK.active = False
             for local, value in g.items():
                 self._add_per_example(mname, local, value)
 

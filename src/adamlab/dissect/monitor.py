@@ -142,7 +142,7 @@ class Monitor:
         if int(every) < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.model, self.optimizer, self.every = model, optimizer, int(every)
-        self.recorder = MomentRecorder(model, reduction=reduction, dtype=dtype).attach()
+        self.recorder = MomentRecorder(model, reduction=reduction, dtype=dtype, keep_buffers=True).attach()
         if sample is not None and int(sample) < 1:
             raise ValueError(f"sample must be >= 1 or None (every coordinate), got {sample}")
         self.sample = None if sample is None else int(sample)

@@ -133,6 +133,7 @@ class StepStats:
             n = key[3]
             counts.append(n)
             b = n if batch_size is None else int(batch_size)
+            names = _storage_order(names, moments)
             s1, s2, outs = self._flat(key, [moments[k] for k in names])
             self._run(s1, s2, n, b, outs)
             for field, views in self._views_of(key, names, [moments[k].s1.shape for k in names], outs).items():
@@ -173,11 +174,35 @@ class StepStats:
             buffers = (*flat_in, outs)
             self._buffers[key] = buffers
         s1_buf, s2_buf, outs = buffers
-        if len(parts) == 1 and parts[0].s1.is_contiguous() and parts[0].s2.is_contiguous():
-            return parts[0].s1.reshape(-1), parts[0].s2.reshape(-1), outs
+        spans = [_span(parts, "s1"), _span(parts, "s2")]
+        if spans[0] is not None and spans[1] is not None:  # one block already (MomentRecorder(keep_buffers=True))
+            return spans[0], spans[1], outs
         torch.cat([m.s1.reshape(-1) for m in parts], out=s1_buf)
         torch.cat([m.s2.reshape(-1) for m in parts], out=s2_buf)
         return s1_buf, s2_buf, outs
+
+
+def _span(parts: list[Moments], field: str) -> Tensor | None:
+    """The flat run of memory ``parts``' ``field`` tensors fill one after the other, contiguous and in
+    order (a single contiguous tensor, or consecutive views of one block); None otherwise."""
+    tensors = [getattr(m, field) for m in parts]
+    first = tensors[0]
+    at = first.storage_offset()
+    for t in tensors:
+        if not t.is_contiguous() or t.storage_offset() != at or t.untyped_storage().data_ptr() != \
+                first.untyped_storage().data_ptr():
+            return None
+        at += t.numel()
+    return first.as_strided((at - first.storage_offset(),), (1,), first.storage_offset())
+
+
+def _storage_order(names: list[str], moments: Mapping[str, Moments]) -> list[str]:
+    """``names`` by where their S_1 sits in memory (a recorder's block in model order), so that views of
+    one block line up for :func:`_span`; the given order where they are not all in one storage."""
+    storages = {moments[k].s1.untyped_storage().data_ptr() for k in names}
+    if len(storages) != 1:
+        return names
+    return sorted(names, key=lambda k: moments[k].s1.storage_offset())
 
 
 _WARNED = False
