@@ -287,3 +287,17 @@ def test_the_statistics_leave_their_inputs_as_they_were():
     assert torch.equal(s1, saved[0]) and torch.equal(s2, saved[1])
     assert torch.equal(mean, kept[0]) and torch.equal(variance, kept[1])
     assert stats.mean["w"] is not s1 and torch.equal(stats.mean["w"], s1 / 4)
+
+
+@pytest.mark.parametrize("kind", ["conv2d", "conv1d"])
+def test_convolutions_in_chunks_of_examples(kind, monkeypatch):
+    """The Conv rule's grouped convolutions over chunks of 2 examples (9 examples: 5 chunks, the last of
+    one) add up to the float64 loop's moments."""
+    monkeypatch.setattr(moments_mod, "CONV_CHUNK_EXAMPLES", 2)
+    model, x, y = _model(kind)
+    ref = _loop(model, x, y)
+    with MomentRecorder(model) as rec:
+        F.cross_entropy(model(x), y).backward()
+    for name, g in ref.items():
+        _close(rec.moments()[name].mean(), g.mean(0))
+        _close(rec.moments()[name].variance(), g.var(0, ddof=1))
