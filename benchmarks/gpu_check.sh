@@ -14,6 +14,7 @@
 #      torch.optim.Adam(fused=True) on the same tensors (benchmarks/step_time.py --device cuda);
 #   3. a batched (vmap) sweep of dissect-p1-fmnist's problem (fmnist.cnn, batch 64) at a few lrs for
 #      M-SGD, M-SSD, M-SVAG and M-SSD-VA, on the GPU, with its wall time, then `adamlab export`;
+#   3b. benchmarks/dissect_cost.py on the GPU (statistics per step, peak memory) and StepStats' CUDA test;
 #   4. with FULL=1 only: `adamlab reproduce dissect-p1-fmnist --protocol deepobs --device cuda`, timed
 #      (hours on 2 CPU cores; bounded by FULL_TIMEOUT seconds, default 3000).
 # Each part has its own timeout, so one that hangs does not take the rest with it; the exit code is the
@@ -88,6 +89,12 @@ part "3. vmap sweep fmnist.cnn (dissect-p1-fmnist) x 4 methods x lrs $SWEEP_LRS,
   --store "$OUT/p1.sqlite" -q
 "$PY" -m adamlab.cli export "$OUT/p1.sqlite" --format csv --out "$OUT" >/dev/null 2>&1 \
   && echo "runs table: $OUT/p1.runs.csv (backend, device, device_name, cuda_version columns)"
+
+# 3b. What the dissection statistics cost per step on the GPU (moments, StepStats, Monitor, BackPACK when
+# installed), with peak memory, and StepStats' CUDA test.
+part "3b. dissect cost on $DEVICE (mlp, 2c2d, 3c3d)" 300 \
+  "$PY" -W ignore -m benchmarks.dissect_cost --device "$DEVICE" --no-func --rounds 20 --skip cockpit
+part "3c. StepStats on CUDA" 120 "$PY" -m pytest -p no:cacheprovider -q -rs tests/dissect/test_step_stats.py -k cuda
 
 # 4. The whole reproduction, only when asked for.
 if [ "${FULL:-0}" = "1" ]; then

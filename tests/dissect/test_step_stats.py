@@ -283,3 +283,16 @@ def test_monitor_with_a_module_that_falls_back_to_torch_func():
     monitor.close()
     assert [r["step"] for r in monitor.history] == [1.0, 2.0, 3.0]
     assert set(monitor.fell_back) == {"1", "2"} and math.isfinite(monitor.history[-1]["eta2_median/1"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_check.sh runs it)")
+@pytest.mark.parametrize("compiled", [False, True])
+def test_cuda_statistics_match_the_cpu(compiled):
+    _, moments, _ = _recorded("linear")
+    ref = _reference(moments)
+    on_gpu = {k: Moments(m.s1.cuda(), m.s2.cuda(), m.n) for k, m in moments.items()}
+    got = StepStats(dtype=torch.float64, compiled=compiled)(on_gpu)
+    for field in FIELDS:
+        a, b = got.flat(field).cpu(), ref.flat(field)
+        ok = torch.isfinite(b) & (b.abs() < 1e8)
+        np.testing.assert_allclose(a[ok].numpy(), b[ok].numpy(), rtol=1e-12, atol=1e-14, err_msg=field)
