@@ -172,7 +172,18 @@ def test_slides_claims_can_fail():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["reddi-counterexample", "adam-slides"])
-def test_full_protocol_claims_agree(tmp_path, name):
-    summary = reproduce(name, quick=False, out=tmp_path, log=lambda s: None)
+def test_full_protocol_claims_agree(tmp_path):
+    summary = reproduce("reddi-counterexample", quick=False, out=tmp_path, log=lambda s: None)
     assert summary["all_claims_agree"], summary["claims"]
+
+
+@pytest.mark.slow
+def test_adam_slides_full_protocol_as_documented(tmp_path):
+    """docs/seed_claims.md: under the full protocol acceleration and noise cancelling agree, and the
+    sparsity claim does not, because Adam (at its tuned lr) is slower than SGD on the rare weights while
+    AdaGrad is about twice as fast."""
+    summary = reproduce("adam-slides", quick=False, out=tmp_path, log=lambda s: None)
+    assert [c["agree"] for c in summary["claims"]] == [True, True, False], summary["claims"]
+    sparsity = summary["results"]["sparsity"]
+    assert sparsity["adagrad"]["speedup_rare_vs_sgd"] > 1.5
+    assert sparsity["adam"]["speedup_rare_vs_sgd"] < 1.0
