@@ -296,3 +296,25 @@ def test_cuda_statistics_match_the_cpu(compiled):
         a, b = got.flat(field).cpu(), ref.flat(field)
         ok = torch.isfinite(b) & (b.abs() < 1e8)
         np.testing.assert_allclose(a[ok].numpy(), b[ok].numpy(), rtol=1e-12, atol=1e-14, err_msg=field)
+
+
+def test_a_recorders_kept_block_is_planned_once_and_read_fresh_every_step(monkeypatch):
+    model, x, y = _model("conv2d")
+    recorder = MomentRecorder(model, keep_buffers=True).attach()
+    stats = StepStats(dtype=torch.float64, compiled=False)
+    plans = []
+    real = stats._make_plan
+    monkeypatch.setattr(stats, "_make_plan", lambda *a: plans.append(1) or real(*a))
+    for scale in (1.0, 0.3, 2.0):
+        recorder.reset()
+        F.cross_entropy(model(x * scale), y).backward()
+        got = stats(recorder.moments())
+        ref = _reference(recorder.moments())
+        for field in FIELDS:
+            assert torch.equal(got.flat(field), ref.flat(field)), (scale, field)
+    assert plans == [1]  # same tensors every step: planned once
+    F.cross_entropy(model(x), y).backward()  # no reset: n doubles, a new plan
+    got = stats(recorder.moments())
+    assert plans == [1, 1] and got.n_examples == 2 * x.shape[0]
+    assert torch.equal(got.flat("variance"), _reference(recorder.moments()).flat("variance"))
+    recorder.detach()

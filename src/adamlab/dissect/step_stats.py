@@ -94,6 +94,7 @@ class StepStats:
         self.compiled = compiled
         self._buffers: dict[tuple[Any, ...], tuple[Tensor, Tensor, tuple[Tensor, ...]]] = {}
         self._views: dict[tuple[Any, ...], tuple[Any, dict[str, dict[str, Tensor]]]] = {}
+        self._plan: tuple[Any, ...] | None = None  # the last call's plan, when it read the moments in place
 
     def _use_compiled(self, numel: int, device: torch.device) -> bool:
         if _BROKEN is not None or self.compiled is False:
@@ -105,9 +106,9 @@ class StepStats:
             _warn_eager(reason)
         return available and (self.compiled is True or numel >= COMPILE_MIN_NUMEL)
 
-    def _run(self, s1: Tensor, s2: Tensor, n: int, b: int, outs: tuple[Tensor, ...]) -> None:
+    def _run(self, s1: Tensor, s2: Tensor, n: int, b: int, outs: tuple[Tensor, ...], compiled: bool) -> None:
         global _BROKEN
-        if self._use_compiled(s1.numel(), s1.device):
+        if compiled and _BROKEN is None:
             try:
                 _compiled_kernel()(s1, s2, n, b, *outs)
                 return
@@ -122,26 +123,44 @@ class StepStats:
         examples (default: each parameter's example count, the optimizer's mini-batch)."""
         if batch_size is not None and int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        # The same tensors as last time (a recorder with keep_buffers, step after step): the same plan.
+        signature = (batch_size, tuple((k, m.n, m.s1.data_ptr(), m.s2.data_ptr(), m.s1.shape, m.s1.dtype,
+                                        m.s2.dtype) for k, m in moments.items()))
+        plan = self._plan
+        if plan is None or plan[0] != signature:
+            plan = self._make_plan(moments, batch_size, signature)
+        for s1, s2, n, b, outs, compiled in plan[1]:
+            self._run(s1, s2, n, b, outs, compiled)
+        fields, n_examples = plan[2], plan[3]
+        return GradientStats(**{k: dict(v) for k, v in fields.items()}, rho_empirical={}, gamma_sign={},
+                             n_examples=n_examples, batch_size=n_examples if batch_size is None else int(batch_size),
+                             names=list(moments), fell_back=dict(fell_back or {}))
+
+    def _make_plan(self, moments: Mapping[str, Moments], batch_size: int | None,
+                   signature: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Group the moments, flatten each group (copying it where it is not one block already) and find
+        each parameter's views of the outputs. Kept for the next call when no group needed a copy."""
         groups: dict[tuple[Any, ...], list[str]] = {}
         for name, m in moments.items():
             if m.n < 2:
                 raise ValueError(f"moments[{name!r}]: need at least 2 examples to estimate a variance, got {m.n}")
             groups.setdefault((m.s1.dtype, m.s2.dtype, m.s1.device, m.n), []).append(name)
         fields: dict[str, dict[str, Tensor]] = {k: {} for k in FIELDS}
-        counts = []
+        counts, runs, copied = [], [], False
         for key, names in groups.items():
             n = key[3]
             counts.append(n)
             b = n if batch_size is None else int(batch_size)
             names = _storage_order(names, moments)
-            s1, s2, outs = self._flat(key, [moments[k] for k in names])
-            self._run(s1, s2, n, b, outs)
-            for field, views in self._views_of(key, names, [moments[k].s1.shape for k in names], outs).items():
+            parts = [moments[k] for k in names]
+            s1, s2, outs = self._flat(key, parts)
+            copied = copied or s1.untyped_storage().data_ptr() != parts[0].s1.untyped_storage().data_ptr()
+            runs.append((s1, s2, n, b, outs, self._use_compiled(s1.numel(), s1.device)))
+            for field, views in self._views_of(key, names, [m.s1.shape for m in parts], outs).items():
                 fields[field].update(views)
-        n_examples = min(counts) if counts else 0
-        return GradientStats(**fields, rho_empirical={}, gamma_sign={}, n_examples=n_examples,
-                             batch_size=n_examples if batch_size is None else int(batch_size),
-                             names=list(moments), fell_back=dict(fell_back or {}))
+        plan = (signature, runs, fields, min(counts) if counts else 0)
+        self._plan = None if copied else plan
+        return plan
 
     def _views_of(self, key: tuple[Any, ...], names: list[str], shapes: list[torch.Size],
                   outs: tuple[Tensor, ...]) -> dict[str, dict[str, Tensor]]:
