@@ -1,7 +1,8 @@
 """Fast steps: the functional rule compiled into one in-place pass over each tensor.
 
-The math is not here. :func:`get_kernel`, the one builder of compiled kernels in the package (the
-optimizers' and the vectorised backend's), wraps a rule of :mod:`adamlab.functional` as
+The math is not here. :func:`get_kernel`, the one builder of the update rules' compiled kernels (the
+optimizers' and the vectorised backend's; :class:`adamlab.dissect.step_stats.StepStats` compiles its
+statistics, which are not an update rule, itself), wraps a rule of :mod:`adamlab.functional` as
 
 .. code-block:: python
 
@@ -606,7 +607,7 @@ def describe_error(exc: BaseException) -> str:
 def get_kernel(rule: Callable[..., tuple[Any, ...]], static: tuple[tuple[str, Any], ...], names: tuple[str, ...],
                present: tuple[bool, ...], dtype: torch.dtype, device: torch.device, layout: str = "N",
                hyper_dtype: torch.dtype = torch.float64) -> Kernel:
-    """The compiled in-place kernel of ``rule`` (cached per process): the one builder of the package.
+    """The compiled in-place kernel of ``rule`` (cached per process): the one builder of the update rules' kernels.
 
     ``static``: the rule's keyword arguments baked into the kernel (part of the key); ``names``: those
     passed at run time in ``hyper``; ``present``: which state slots of the rule get a tensor (the
