@@ -317,3 +317,23 @@ def test_a_recorders_kept_block_is_planned_once_and_read_fresh_every_step(monkey
     assert plans == [1, 1] and got.n_examples == 2 * x.shape[0]
     assert torch.equal(got.flat("variance"), _reference(recorder.moments()).flat("variance"))
     recorder.detach()
+
+
+def test_kept_buffers_follow_the_model_when_it_is_cast():
+    """A model cast (or moved) after the first step gets new blocks in its new dtype (or device)."""
+    model, x, y = _model("linear")
+    model = model.float()
+    recorder = MomentRecorder(model, keep_buffers=True).attach()
+    F.cross_entropy(model(x.float()), y).backward()
+    assert recorder.moments()["0.weight"].s1.dtype == torch.float32
+    model.double()
+    recorder.enabled = False  # the reference's own passes are not recorded
+    ref = _loop(model, x, y)
+    recorder.enabled = True
+    recorder.reset()
+    F.cross_entropy(model(x), y).backward()
+    moments = recorder.moments()
+    assert {m.s1.dtype for m in moments.values()} == {torch.float64}
+    assert len({m.s1.untyped_storage().data_ptr() for m in moments.values()}) == 1  # one new block
+    _assert_moments_match(moments, ref)
+    recorder.detach()

@@ -296,11 +296,16 @@ class MomentRecorder:
         full = f"{mname}.{local}" if mname else local
         if not self.keep_buffers or full in self._moments or full not in self._params:
             return None
-        if full not in self._slots:
-            def key(name: str) -> tuple[torch.dtype, torch.device]:
-                p = getattr(self._params[name][1], self._params[name][2])
-                return self.dtype or p.dtype, p.device
 
+        def key(name: str) -> tuple[torch.dtype, torch.device]:
+            p = getattr(self._params[name][1], self._params[name][2])
+            return self.dtype or p.dtype, p.device
+
+        kept = self._slots.get(full)
+        param = getattr(self._params[full][1], self._params[full][2])
+        if kept is not None and (kept[0].shape != param.shape or (kept[0].dtype, kept[0].device) != key(full)):
+            self._slots.clear()  # the model was moved, cast or rebuilt since: new blocks
+        if full not in self._slots:
             block = [k for k in self._params if key(k) == key(full)]  # model order
             sizes = [getattr(self._params[k][1], self._params[k][2]).shape for k in block]
             total = sum(s.numel() for s in sizes)
