@@ -337,3 +337,20 @@ def test_kept_buffers_follow_the_model_when_it_is_cast():
     assert len({m.s1.untyped_storage().data_ptr() for m in moments.values()}) == 1  # one new block
     _assert_moments_match(moments, ref)
     recorder.detach()
+
+
+def test_torch_func_over_the_model_leaves_an_attached_recorder_alone():
+    """gradient_stats (vmap over the whole model) while a recorder is attached: its hooks stand aside, so
+    the torch.func pass works and the recorded moments stay those of the real backward pass."""
+    from adamlab.dissect.stats import gradient_stats
+
+    model, x, y = _model("linear")
+    recorder = MomentRecorder(model).attach()
+    F.cross_entropy(model(x), y).backward()
+    before = {k: (m.s1.clone(), m.s2.clone(), m.n) for k, m in recorder.moments().items()}
+    stats = gradient_stats(model, F.cross_entropy, x, y)
+    after = recorder.moments()
+    for name, (s1, s2, n) in before.items():
+        assert after[name].n == n and torch.equal(after[name].s1, s1) and torch.equal(after[name].s2, s2)
+    _close(stats.mean["0.weight"], before["0.weight"][0] / n)
+    recorder.detach()

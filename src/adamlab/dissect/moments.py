@@ -42,7 +42,6 @@ keeps its own mask, exactly as in the step.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -121,10 +120,11 @@ def _supported(module: nn.Module) -> str | None:
     return f"no rule for {type(module).__name__}"
 
 
-#: Set while a recorder runs a module under torch.func (:meth:`MomentRecorder._fallback`): every
-#: recorder's forward hooks then stand aside (those calls are not the model's forward pass).
-_FALLBACK = threading.local()
-_FALLBACK.active = False
+def _in_func_transform() -> bool:
+    """Whether a ``torch.func`` transform (vmap, grad, ...) is running: the modules it calls (a recorder's
+    fallback, :func:`~adamlab.dissect.stats.per_example_grads`, a user's vmap) are not the model's forward
+    pass, so every recorder's hooks stand aside."""
+    return torch._C._functorch.peek_interpreter_stack() is not None
 
 
 def _chunks(n: int, size: int, most: int | None = None) -> Iterable[slice]:
@@ -249,8 +249,8 @@ class MomentRecorder:
     # -- hooks -------------------------------------------------------------------------------------
     def _forward_hook(self, mname: str) -> Callable[..., None]:
         def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
-            if not self.enabled or not torch.is_grad_enabled() or getattr(_FALLBACK, "active", False):
-                return  # (a recorder's torch.func fallback calls modules again: not the model's forward)
+            if not self.enabled or not torch.is_grad_enabled() or _in_func_transform():
+                return
             if isinstance(module, _BATCHNORM):
                 if module.training or module.running_mean is None:
                     self.skipped[mname] = BATCHNORM_TRAINING
@@ -482,11 +482,7 @@ class MomentRecorder:
 
         per_example = vmap(grad(inner), in_dims=(None, 0, 0), randomness="different")
         for c in _chunks(a.shape[0], size):
-            _FALLBACK.active = True
-            try:
-                g = per_example(params, a[c], d[c])
-            finally:
-                _FALLBACK.active = False
+            g = per_example(params, a[c], d[c])
             for local, value in g.items():
                 self._add_per_example(mname, local, value)
 
