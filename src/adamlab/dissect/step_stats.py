@@ -92,8 +92,8 @@ class StepStats:
             raise ValueError(f"dtype must be a floating torch.dtype or None, got {dtype!r}")
         self.dtype = dtype
         self.compiled = compiled
-        self._buffers: dict[tuple[Any, ...], tuple[Tensor, Tensor, tuple[Tensor, ...]]] = {}
-        self._views: dict[tuple[Any, ...], tuple[Any, dict[str, dict[str, Tensor]]]] = {}
+        self._outputs: dict[tuple[Any, ...], tuple[Tensor, ...]] = {}  # per group: the seven statistics
+        self._inputs: dict[tuple[Any, ...], tuple[Tensor, Tensor]] = {}  # per group: S_1, S_2 copied into one
         self._plan: tuple[Any, ...] | None = None  # the last call's plan, when it read the moments in place
 
     def _use_compiled(self, numel: int, device: torch.device) -> bool:
@@ -156,49 +156,35 @@ class StepStats:
             s1, s2, outs = self._flat(key, parts)
             copied = copied or s1.untyped_storage().data_ptr() != parts[0].s1.untyped_storage().data_ptr()
             runs.append((s1, s2, n, b, outs, self._use_compiled(s1.numel(), s1.device)))
-            for field, views in self._views_of(key, names, [m.s1.shape for m in parts], outs).items():
-                fields[field].update(views)
+            start = 0
+            for name, m in zip(names, parts, strict=True):  # each parameter's views of the outputs
+                size = m.s1.numel()
+                for field, out in zip(FIELDS, outs, strict=True):
+                    fields[field][name] = out[start:start + size].view(m.s1.shape)
+                start += size
         plan = (signature, runs, fields, min(counts) if counts else 0)
         self._plan = None if copied else plan
         return plan
 
-    def _views_of(self, key: tuple[Any, ...], names: list[str], shapes: list[torch.Size],
-                  outs: tuple[Tensor, ...]) -> dict[str, dict[str, Tensor]]:
-        """Each parameter's view of the group's output buffers (kept while names, shapes and buffers stay)."""
-        ident = (tuple(names), tuple(shapes), outs[0].data_ptr())
-        cached = self._views.get(key)
-        if cached is not None and cached[0] == ident:
-            return cached[1]
-        views: dict[str, dict[str, Tensor]] = {field: {} for field in FIELDS}
-        start = 0
-        for name, shape in zip(names, shapes, strict=True):
-            size = shape.numel()
-            for field, out in zip(FIELDS, outs, strict=True):
-                views[field][name] = out[start:start + size].view(shape)
-            start += size
-        self._views[key] = (ident, views)
-        return views
-
     def _flat(self, key: tuple[Any, ...], parts: list[Moments]) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
-        """The group's moments as flat vectors (the tensors themselves for one contiguous parameter, else
-        copied into kept buffers) and its kept output buffers."""
+        """The group's moments as flat vectors (the tensors themselves when they fill one block in order,
+        else copied into kept buffers) and its kept output buffers."""
         numel = sum(m.s1.numel() for m in parts)
         dtype = self.dtype or key[0]
-        buffers = self._buffers.get(key)
-        if buffers is None or buffers[2][0].numel() != numel or buffers[2][0].dtype != dtype:
-            like = parts[0].s1
-            flat_in = (torch.empty(numel, dtype=key[0], device=like.device),
-                       torch.empty(numel, dtype=key[1], device=like.device))
-            outs = tuple(torch.empty(numel, dtype=dtype, device=like.device) for _ in FIELDS)
-            buffers = (*flat_in, outs)
-            self._buffers[key] = buffers
-        s1_buf, s2_buf, outs = buffers
-        spans = [_span(parts, "s1"), _span(parts, "s2")]
+        device = parts[0].s1.device
+        outs = self._outputs.get(key)
+        if outs is None or outs[0].numel() != numel or outs[0].dtype != dtype:
+            outs = self._outputs[key] = tuple(torch.empty(numel, dtype=dtype, device=device) for _ in FIELDS)
+        spans = _span(parts, "s1"), _span(parts, "s2")
         if spans[0] is not None and spans[1] is not None:  # one block already (MomentRecorder(keep_buffers=True))
             return spans[0], spans[1], outs
-        torch.cat([m.s1.reshape(-1) for m in parts], out=s1_buf)
-        torch.cat([m.s2.reshape(-1) for m in parts], out=s2_buf)
-        return s1_buf, s2_buf, outs
+        inputs = self._inputs.get(key)
+        if inputs is None or inputs[0].numel() != numel:
+            inputs = self._inputs[key] = (torch.empty(numel, dtype=key[0], device=device),
+                                          torch.empty(numel, dtype=key[1], device=device))
+        torch.cat([m.s1.reshape(-1) for m in parts], out=inputs[0])
+        torch.cat([m.s2.reshape(-1) for m in parts], out=inputs[1])
+        return inputs[0], inputs[1], outs
 
 
 def _span(parts: list[Moments], field: str) -> Tensor | None:
